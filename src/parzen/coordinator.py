@@ -1,0 +1,199 @@
+"""The fmin loop: suggest, insert, dispatch, refresh, decide whether to stop.
+
+Decisions (how many points to ask for, when to stop) are pure functions of the counts and the
+settings; the loop does the I/O around them. Every exit logs its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from parzen.domain import Domain
+from parzen.exceptions import AllTrialsFailed, InvalidTrial
+from parzen.progress import Progress
+from parzen.runners import Runner
+from parzen.trial import TrialState
+from parzen.trials import Trials
+
+log = logging.getLogger("parzen.fmin")
+
+# Consecutive ERROR trials (objective raised) with no success at all after which the run
+# stops instead of burning the rest of max_evals on a broken objective.
+FAIL_FAST_AFTER = 10
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The validated stopping and queueing settings of one fmin call."""
+
+    max_evals: int
+    timeout: float | None
+    loss_threshold: float | None
+    max_queue_len: int
+    early_stop_fn: Callable[..., Any] | None
+    poll_interval_s: float = 0.05
+    save_file: str = ""
+    show_progressbar: bool = True
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What the loop knows of the experiment after a refresh."""
+
+    new: int
+    running: int
+    done: int
+    error: int
+    failed_ok: int  # DONE with status fail
+    best: float | None
+
+    @property
+    def in_flight(self) -> int:
+        return self.new + self.running
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.error
+
+    @property
+    def counted(self) -> int:
+        """Trials that use up max_evals: everything but cancelled ones."""
+        return self.in_flight + self.finished
+
+
+def count(trials: Trials) -> Counts:
+    """The loop's view of ``trials`` after a refresh; O(1), kept incrementally by Trials."""
+    by = trials.state_counts()
+    return Counts(by[TrialState.NEW], by[TrialState.RUNNING], by[TrialState.DONE],
+                  by[TrialState.ERROR], trials._n_fail_status, trials.best_loss)
+
+
+def stop_reason(c: Counts, s: RunSettings, elapsed: float) -> str | None:
+    """Why the run should stop now, or None to go on."""
+    if c.finished >= s.max_evals and c.in_flight == 0:
+        return f"max_evals={s.max_evals} reached"
+    if s.loss_threshold is not None and c.best is not None and c.best <= s.loss_threshold:
+        return f"loss_threshold={s.loss_threshold} reached (best loss {c.best:.6g})"
+    if s.timeout is not None and elapsed >= s.timeout:
+        return f"timeout={s.timeout}s reached"
+    if c.error >= FAIL_FAST_AFTER and c.done == 0:
+        return "all trials failed"
+    return None
+
+
+def n_to_suggest(c: Counts, s: RunSettings) -> int:
+    """How many new points to ask the algorithm for."""
+    return max(0, min(s.max_queue_len - c.in_flight, s.max_evals - c.counted))
+
+
+def insert_points(trials: Trials, domain: Domain, points: Sequence[Mapping[str, Any]]
+                  ) -> list[int]:
+    """Validate user-given points against the space and insert them as NEW trials."""
+    checked = []
+    for i, p in enumerate(points):
+        try:
+            checked.append(domain.space.check_assignment(p))
+        except InvalidTrial as exc:
+            raise InvalidTrial(f"points_to_evaluate[{i}]: {exc}") from None
+    tids = trials.new_trial_ids(len(checked))
+    return trials.insert_trial_docs(trials.docs_for_points(tids, checked,
+                                                           origin="points_to_evaluate"))
+
+
+def save_trials(trials: Trials, path: str) -> None:
+    """Pickle ``trials`` to ``path`` atomically (write a temp file, then rename)."""
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".parzen-", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(trials, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def run(domain: Domain, trials: Trials, algo: Callable[..., Any], runner: Runner,
+        rstate: np.random.Generator, settings: RunSettings,
+        points_to_evaluate: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """Run the optimisation loop until a stopping condition holds.
+
+    Returns:
+        The reason the loop stopped.
+    Raises:
+        AllTrialsFailed: the first trials all raised; the message carries the first traceback.
+    """
+    start = time.monotonic()
+    trials.refresh()
+    if points_to_evaluate and len(trials) == 0:
+        runner.dispatch(insert_points(trials, domain, points_to_evaluate))
+    c = count(trials)
+    progress = Progress(settings.max_evals if settings.max_evals < 2**62 else None,
+                        c.finished, settings.show_progressbar)
+    early_state: list[Any] = []
+    exhausted = False
+    last_save = 0.0
+    reason: str | None = None
+    cancelled = True
+    try:
+        while True:
+            runner.maintain()
+            trials.refresh()
+            c = count(trials)
+            progress.update(c.finished, c.running, c.error, c.best)
+            reason = stop_reason(c, settings, time.monotonic() - start)
+            if reason is None and settings.early_stop_fn is not None and c.finished:
+                stop, early_state = settings.early_stop_fn(trials, *early_state)
+                if stop:
+                    reason = "early_stop_fn asked to stop"
+            if reason is not None:
+                break
+            n = 0 if exhausted else n_to_suggest(c, settings)
+            if n > 0:
+                new_ids = trials.new_trial_ids(n)
+                seed = int(rstate.integers(2**31 - 1))
+                docs = algo(new_ids, domain, trials, seed)
+                if len(docs) < n:
+                    exhausted = True
+                    log.info("the algorithm returned %d of %d requested points: the search "
+                             "space is exhausted", len(docs), n)
+                if docs:
+                    runner.dispatch(trials.insert_trial_docs(docs))
+            if exhausted and c.in_flight == 0 and n == 0:
+                reason = "search space exhausted"
+                break
+            if settings.save_file and time.monotonic() - last_save > 1.0:
+                save_trials(trials, settings.save_file)
+                last_save = time.monotonic()
+            runner.wait(settings.poll_interval_s)
+        cancelled = c.in_flight > 0
+    finally:
+        runner.close(cancelled)
+        n_cancelled = trials.store.cancel(trials.exp_key, (TrialState.NEW,))
+        if n_cancelled:
+            log.info("cancelled %d queued trials", n_cancelled)
+        trials.refresh()
+        c = count(trials)
+        progress.update(c.finished, c.running, c.error, c.best)
+        progress.close()
+        if settings.save_file:
+            save_trials(trials, settings.save_file)
+    log.info("fmin stopped: %s (%d done, %d failed)", reason, c.done, c.error)
+    if reason == "all trials failed":
+        errs = trials.errors()
+        first = errs[0][1] if errs else None
+        detail = (f"; the first (trial {errs[0][0]}) raised {first.type}: {first.message}\n"
+                  f"{first.traceback}") if first is not None else ""
+        raise AllTrialsFailed(f"{c.error} of {c.finished} trials failed and none succeeded; "
+                              f"stopping{detail}")
+    return reason or "stopped"

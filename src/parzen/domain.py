@@ -1,0 +1,106 @@
+"""``Domain``: the objective bound to its space, and validation of what the objective returns."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from parzen.exceptions import InvalidLoss, InvalidResult, InvalidResultStatus
+from parzen.space import Space, compile_space, space_eval
+from parzen.trial import STATUS_FAIL, STATUS_OK
+
+Objective = Callable[[Any], Any]
+
+
+class Domain:
+    """An objective and its search space (hyperopt's ``Domain``).
+
+    Attributes:
+        fn: the user's objective, called with ``space_eval(space, params)``.
+        expr: the user's space, as given.
+        space: the compiled, validated ``Space``.
+    """
+
+    def __init__(self, fn: Objective, expr: Any) -> None:
+        if not callable(fn):
+            raise TypeError(f"the objective must be callable, got {fn!r}")
+        self.fn = fn
+        self.expr = expr
+        self.space: Space = compile_space(expr)
+
+    def evaluate(self, params: Mapping[str, Any], tid: int | None = None) -> dict[str, Any]:
+        """Call the objective at ``params`` and return its validated result dict."""
+        value = self.fn(space_eval(self.space, params))
+        return normalize_result(value, tid)
+
+    def memo_from_config(self, config: Mapping[str, Any]) -> Any:
+        """The objective's argument for ``config`` (hyperopt-compatible helper)."""
+        return space_eval(self.space, config)
+
+
+def _trial_name(tid: int | None) -> str:
+    return f"trial {tid}" if tid is not None else "the trial"
+
+
+def normalize_result(value: Any, tid: int | None = None) -> dict[str, Any]:
+    """Turn an objective's return value into a result dict with a float ``loss``.
+
+    A bare number means ``{"loss": value, "status": "ok"}``. A dict must carry ``status``
+    (``STATUS_OK`` or ``STATUS_FAIL``); with status ok it must carry a finite ``loss``.
+    Extra keys are kept; numpy scalars become Python numbers.
+
+    Raises:
+        InvalidResult: the value is neither a number nor a dict.
+        InvalidResultStatus: the dict's status is missing or unknown.
+        InvalidLoss: status ok with a missing or non-finite loss.
+    """
+    who = _trial_name(tid)
+    if isinstance(value, (bool, np.bool_)):
+        raise InvalidResult(
+            f"the objective returned {value!r} for {who}; return a float loss or a dict "
+            "like {'loss': 0.12, 'status': STATUS_OK}"
+        )
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        loss = float(value)
+        if not math.isfinite(loss):
+            raise InvalidLoss(
+                f"the objective returned a non-finite loss {loss!r} for {who}; return "
+                "{'status': STATUS_FAIL} to mark a failed evaluation instead"
+            )
+        return {"loss": loss, "status": STATUS_OK}
+    if not isinstance(value, Mapping):
+        raise InvalidResult(
+            f"the objective returned {type(value).__name__} {value!r:.80} for {who}; return a "
+            "float loss or a dict like {'loss': 0.12, 'status': STATUS_OK}"
+        )
+    result = {str(k): _plain(v) for k, v in value.items()}
+    status = result.get("status")
+    if status not in (STATUS_OK, STATUS_FAIL):
+        raise InvalidResultStatus(
+            f"the objective's result for {who} has status {status!r}; use 'status': STATUS_OK "
+            "or STATUS_FAIL (from parzen import STATUS_OK, STATUS_FAIL)"
+        )
+    if status == STATUS_OK:
+        raw_loss = result.get("loss")
+        if raw_loss is None:
+            raise InvalidLoss(
+                f"the objective's result for {who} has status ok but no 'loss' key: "
+                f"{sorted(result)}; add 'loss': <float>"
+            )
+        if isinstance(raw_loss, bool) or not isinstance(raw_loss, (int, float)) \
+                or not math.isfinite(float(raw_loss)):
+            raise InvalidLoss(
+                f"the objective's result for {who} has status ok and loss={raw_loss!r}; the loss "
+                "must be a finite number (use 'status': STATUS_FAIL for a failed evaluation)"
+            )
+        result["loss"] = float(raw_loss)
+    return result
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    return v

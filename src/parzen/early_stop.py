@@ -1,0 +1,52 @@
+"""Early-stopping helpers for ``fmin(early_stop_fn=...)``, with hyperopt's protocol:
+``early_stop_fn(trials, *state) -> (stop, state)``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from parzen.exceptions import ConfigError
+
+EarlyStopFn = Callable[..., tuple[bool, list[Any]]]
+
+
+def no_progress_loss(iteration_stop_count: int = 20,
+                     percent_increase: float = 0.0) -> EarlyStopFn:
+    """Stop when the best loss has not improved for ``iteration_stop_count`` trials.
+
+    Args:
+        iteration_stop_count: how many finished trials without improvement end the run.
+        percent_increase: an improvement must beat the best loss by this percentage of its
+            magnitude to count.
+
+    Returns:
+        A function for ``fmin(early_stop_fn=...)``.
+    """
+    if isinstance(iteration_stop_count, bool) or not isinstance(iteration_stop_count, int) \
+            or iteration_stop_count < 1:
+        raise ConfigError(
+            f"no_progress_loss: iteration_stop_count must be an int >= 1, got "
+            f"{iteration_stop_count!r}"
+        )
+
+    def stop_fn(trials: Any, best_loss: float | None = None,
+                iteration_no_progress: int = 0, seen: int = 0) -> tuple[bool, list[Any]]:
+        losses = [r.get("loss") for r in trials.results[seen:]
+                  if r.get("status") == "ok" and r.get("loss") is not None]
+        new_seen = len(trials.results)
+        for loss in losses:
+            if best_loss is None:
+                best_loss = loss
+                iteration_no_progress = 0
+                continue
+            threshold = best_loss - abs(best_loss * percent_increase / 100.0)
+            if loss < threshold:
+                best_loss = loss
+                iteration_no_progress = 0
+            else:
+                iteration_no_progress += 1
+        return (iteration_no_progress >= iteration_stop_count,
+                [best_loss, iteration_no_progress, new_seen])
+
+    return stop_fn

@@ -1,0 +1,117 @@
+"""The parzen error tree.
+
+::
+
+    ParzenError
+    ├── SpaceError ── DuplicateLabel, InvalidDistribution, UnsupportedExpression
+    ├── TrialError ── InvalidTrial, InvalidResultStatus, InvalidLoss, InvalidResult
+    ├── StoreError ── StoreUnavailable, TrialNotFound, LeaseLost, ExperimentLocked,
+    │                 SpaceChanged
+    ├── PayloadError ── PayloadSignatureError, PayloadTooLarge, ObjectiveNotPicklable,
+    │                   ObjectiveUnloadable
+    ├── ConfigError
+    ├── GridExhausted
+    └── AllTrialsFailed
+
+Every error is a ``ParzenError``; the ones a user can cause by passing a wrong value are also
+``ValueError`` or ``TypeError`` so that code written against hyperopt keeps catching them.
+Messages name the offending value and say how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class ParzenError(Exception):
+    """Base class of every error parzen raises on purpose."""
+
+
+class SpaceError(ParzenError, ValueError):
+    """A search space is malformed; raised when the space is built."""
+
+
+class DuplicateLabel(SpaceError):
+    """Two different distributions in one space share a label."""
+
+
+class InvalidDistribution(SpaceError):
+    """A distribution's arguments are out of range or of the wrong type."""
+
+
+class UnsupportedExpression(SpaceError):
+    """The space uses a pyll feature parzen deliberately does not interpret."""
+
+
+class TrialError(ParzenError, ValueError):
+    """A trial or its result is malformed."""
+
+
+class InvalidTrial(TrialError):
+    """A trial document or assignment does not match the space."""
+
+
+class InvalidResultStatus(TrialError):
+    """An objective returned a status other than STATUS_OK or STATUS_FAIL."""
+
+
+class InvalidLoss(TrialError):
+    """An objective reported status ok with a missing or non-finite loss."""
+
+
+class InvalidResult(TrialError):
+    """An objective returned something that is neither a number nor a result dict."""
+
+
+class StoreError(ParzenError):
+    """The trial store failed or refused an operation."""
+
+
+class StoreUnavailable(StoreError):
+    """The store's backend (MongoDB) could not be reached."""
+
+
+class TrialNotFound(StoreError, KeyError):
+    """No trial with that tid exists in the experiment."""
+
+
+class LeaseLost(StoreError):
+    """A worker's lease on a trial expired and another attempt owns it now."""
+
+
+class ExperimentLocked(StoreError):
+    """Another live coordinator holds the experiment's driver lease."""
+
+
+class SpaceChanged(StoreError):
+    """A resumed experiment's space or objective differs from the stored one."""
+
+
+class PayloadError(ParzenError):
+    """The pickled objective payload cannot be built, verified or loaded."""
+
+
+class PayloadSignatureError(PayloadError):
+    """A payload's HMAC signature does not match: it was not written by a key holder."""
+
+
+class PayloadTooLarge(PayloadError, ValueError):
+    """The pickled objective is larger than the configured limit."""
+
+
+class ObjectiveNotPicklable(PayloadError, TypeError):
+    """cloudpickle could not serialise the objective or the space."""
+
+
+class ObjectiveUnloadable(PayloadError):
+    """A worker's environment cannot load the objective (missing module, version skew)."""
+
+
+class ConfigError(ParzenError, ValueError):
+    """An argument to fmin, a trials object or a worker is of the wrong type or range."""
+
+
+class GridExhausted(ParzenError):
+    """Grid search has proposed every point of its finite space."""
+
+
+class AllTrialsFailed(ParzenError):
+    """No trial finished with status ok, so there is no best trial to report."""

@@ -1,0 +1,185 @@
+"""``fmin``: hyperopt's entry point, with its arguments validated before anything runs."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pickle
+import sys
+import types
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from parzen.coordinator import RunSettings, run
+from parzen.domain import Domain
+from parzen.exceptions import ConfigError, UnsupportedExpression
+from parzen.trials import Trials
+
+log = logging.getLogger("parzen.fmin")
+
+
+def _check_rstate(rstate: Any) -> np.random.Generator:
+    if rstate is None:
+        seed = os.environ.get("HYPEROPT_FMIN_SEED", "")
+        return np.random.default_rng(int(seed) if seed.strip() else None)
+    if isinstance(rstate, np.random.Generator):
+        return rstate
+    if isinstance(rstate, np.random.RandomState):
+        raise ConfigError(
+            "rstate is a legacy numpy RandomState; pass a Generator instead: "
+            "rstate=np.random.default_rng(42)"
+        )
+    if isinstance(rstate, (int, np.integer)) and not isinstance(rstate, bool):
+        raise ConfigError(
+            f"rstate={rstate!r} is an int; pass a Generator instead: "
+            f"rstate=np.random.default_rng({int(rstate)})"
+        )
+    raise ConfigError(
+        f"rstate must be a numpy Generator (np.random.default_rng(seed)), got {rstate!r}"
+    )
+
+
+def _check_algo(algo: Any) -> Callable[..., Any]:
+    if algo is None:
+        from parzen.samplers import tpe
+
+        return tpe.suggest
+    if isinstance(algo, types.ModuleType):
+        short = algo.__name__.rsplit(".", 1)[-1]
+        raise ConfigError(
+            f"algo is the module {algo.__name__!r}; pass its suggest function: "
+            f"algo={short}.suggest"
+        )
+    if not callable(algo):
+        raise ConfigError(f"algo must be callable like tpe.suggest, got {algo!r}")
+    return algo  # type: ignore[no-any-return]
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if int(value) < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {name}={value!r}")
+    return int(value)
+
+
+def _check_number(name: str, value: Any, positive: bool) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{name} must be a number or None, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v) or (positive and v <= 0):
+        what = "a finite number > 0" if positive else "a finite number"
+        raise ConfigError(f"{name} must be {what} or None, got {name}={value!r}")
+    return v
+
+
+def fmin(
+    fn: Callable[[Any], Any],
+    space: Any,
+    algo: Callable[..., Any] | None = None,
+    max_evals: int | None = None,
+    timeout: float | None = None,
+    loss_threshold: float | None = None,
+    trials: Trials | None = None,
+    rstate: np.random.Generator | None = None,
+    allow_trials_fmin: bool = True,
+    pass_expr_memo_ctrl: bool | None = None,
+    catch_eval_exceptions: bool = False,
+    verbose: bool = True,
+    return_argmin: bool = True,
+    points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
+    max_queue_len: int = 1,
+    show_progressbar: bool = True,
+    early_stop_fn: Callable[..., Any] | None = None,
+    trials_save_file: str = "",
+) -> Any:
+    """Minimise ``fn`` over ``space``; hyperopt's ``fmin`` with the same semantics.
+
+    Args:
+        fn: the objective. Called with a point of ``space``; returns a float loss or a dict
+            with ``loss`` and ``status`` (``STATUS_OK``/``STATUS_FAIL``) and any extra keys.
+        space: the search space, built with ``parzen.hp``.
+        algo: ``tpe.suggest`` (default), ``rand.suggest``, ``anneal.suggest`` or
+            ``grid.suggest``, or a ``functools.partial`` of one with settings.
+        max_evals: stop once this many trials (including earlier ones in ``trials``) finish.
+        timeout: stop after this many seconds.
+        loss_threshold: stop once a loss <= this is found.
+        trials: where trials are kept: ``Trials()`` (default), ``ParallelTrials`` or
+            ``MongoTrials``.
+        rstate: a ``numpy.random.Generator``; the same one gives the same trials.
+        catch_eval_exceptions: record objective exceptions as ERROR trials and go on,
+            instead of raising.
+        return_argmin: return the best point (choice indices); else return ``trials``.
+        points_to_evaluate: points (``{label: value}``, choice indices) to try first.
+        max_queue_len: how many points are suggested before their results are known.
+        show_progressbar: show a tqdm bar with the best loss.
+        early_stop_fn: ``early_stop_fn(trials, *state) -> (stop, state)``.
+        trials_save_file: pickle ``trials`` here as the run goes, and resume from it.
+
+    Returns:
+        The best trial's parameters (``space_eval(space, best)`` gives values), or ``trials``
+        when ``return_argmin`` is False.
+
+    Raises:
+        ConfigError: an argument is of the wrong type or range.
+        SpaceError: the space is malformed.
+        AllTrialsFailed: no trial succeeded.
+    """
+    if pass_expr_memo_ctrl:
+        raise UnsupportedExpression(
+            "pass_expr_memo_ctrl is not supported: parzen calls the objective with the "
+            "point's value only"
+        )
+    algo_fn = _check_algo(algo)
+    rng = _check_rstate(rstate)
+    if max_evals is None:
+        if timeout is None and loss_threshold is None and early_stop_fn is None:
+            raise ConfigError(
+                "fmin needs a stopping condition: pass max_evals=<int> (or timeout, "
+                "loss_threshold or early_stop_fn)"
+            )
+        evals = sys.maxsize
+    else:
+        evals = _check_int("max_evals", max_evals, 0)
+    settings = RunSettings(
+        max_evals=evals,
+        timeout=_check_number("timeout", timeout, positive=True),
+        loss_threshold=_check_number("loss_threshold", loss_threshold, positive=False),
+        max_queue_len=_check_int("max_queue_len", max_queue_len, 1),
+        early_stop_fn=early_stop_fn,
+        save_file=str(trials_save_file or ""),
+        show_progressbar=bool(show_progressbar),
+    )
+    if early_stop_fn is not None and not callable(early_stop_fn):
+        raise ConfigError(f"early_stop_fn must be callable, got {early_stop_fn!r}")
+    if points_to_evaluate is not None and (
+            isinstance(points_to_evaluate, Mapping) or not isinstance(points_to_evaluate,
+                                                                      Sequence)):
+        raise ConfigError(
+            "points_to_evaluate must be a list of dicts like [{'x': 0.5, 'kind': 1}], got "
+            f"{points_to_evaluate!r:.100}"
+        )
+    domain = Domain(fn, space)
+    if trials is None:
+        if settings.save_file and os.path.exists(settings.save_file):
+            with open(settings.save_file, "rb") as f:
+                trials = pickle.load(f)  # the user's own file, written by a previous run
+            log.info("resuming from %s (%d trials)", settings.save_file, len(trials))
+        else:
+            trials = Trials()
+    elif not isinstance(trials, Trials):
+        raise ConfigError(
+            f"trials must be a parzen Trials, ParallelTrials or MongoTrials, got {trials!r}"
+        )
+    runner = trials._make_runner(domain, catch_eval_exceptions=catch_eval_exceptions,
+                                 settings=settings)
+    run(domain, trials, algo_fn, runner, rng, settings, points_to_evaluate)
+    if not return_argmin:
+        return trials
+    return trials.argmin
+

@@ -1,0 +1,67 @@
+"""Runners get NEW trials evaluated. The coordinator loop is the same for all of them.
+
+``InlineRunner`` evaluates in the calling process, one trial after another, as hyperopt's
+``Trials`` does. Distributed and multi-process runners implement the same protocol.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from typing import Protocol
+
+from parzen.domain import Domain
+from parzen.execution import run_trial
+from parzen.trial import Owner
+from parzen.trials import Trials
+
+
+class Runner(Protocol):
+    """Evaluates dispatched trials; owned by one coordinator loop."""
+
+    def dispatch(self, tids: Sequence[int]) -> None:
+        """Hand NEW trials over for evaluation (publish them, queue them, ...)."""
+
+    def wait(self, timeout_s: float) -> None:
+        """Block until some trial may have changed state, or ``timeout_s`` passed."""
+
+    def maintain(self) -> None:
+        """Periodic housekeeping: reap expired leases, republish lost messages."""
+
+    def close(self, cancelled: bool) -> None:
+        """Release resources; ``cancelled`` says the run ended before its trials did."""
+
+
+class InlineRunner:
+    """Evaluates each dispatched trial in this process, in tid order.
+
+    Args:
+        catch_eval_exceptions: when False, the objective's exception propagates out of
+            ``wait`` (after the trial is recorded as ERROR), as in hyperopt.
+    """
+
+    def __init__(self, domain: Domain, trials: Trials, catch_eval_exceptions: bool) -> None:
+        self._domain = domain
+        self._trials = trials
+        self._catch = catch_eval_exceptions
+        self._queue: list[int] = []
+        self._owner = Owner(worker="inline", host=socket.gethostname(), pid=os.getpid())
+
+    def dispatch(self, tids: Sequence[int]) -> None:
+        self._queue.extend(tids)
+
+    def wait(self, timeout_s: float) -> None:
+        queue, self._queue = self._queue, []
+        store, exp_key = self._trials.store, self._trials.exp_key
+        for i, tid in enumerate(queue):
+            outcome = run_trial(store, exp_key, tid, self._owner, self._domain.evaluate)
+            if outcome.exception is not None and not self._catch:
+                self._queue = queue[i + 1:]
+                raise outcome.exception
+
+    def maintain(self) -> None:
+        return None
+
+    def close(self, cancelled: bool) -> None:
+        self._queue.clear()

@@ -1,0 +1,1 @@
+"""Samplers: pure functions from (space, history, rng) to new points."""

@@ -1,0 +1,131 @@
+"""A columnar view of trial history for samplers, maintained incrementally.
+
+Samplers need, per parameter, the values of every trial (NaN where inactive) and the losses,
+as numpy arrays. Rebuilding them from trial objects on every suggestion costs O(n) Python work;
+``HistoryBuilder`` appends and updates rows in amortised O(1) and hands out read-only views.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from parzen.space import Space
+from parzen.trial import Trial, TrialState
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class History:
+    """What a sampler may know about past and pending trials.
+
+    Attributes:
+        values: per label, float64 array of shape (n,); NaN where the parameter was inactive.
+            Choices and randint hold their index/integer as a float.
+        losses: shape (n,); the loss of trials finished with status ok, NaN otherwise.
+        pending: shape (n,); True for trials queued or running (no result yet).
+    """
+
+    values: Mapping[str, FloatArray]
+    losses: FloatArray
+    pending: BoolArray
+
+    @property
+    def n(self) -> int:
+        return int(self.losses.shape[0])
+
+    @property
+    def completed(self) -> BoolArray:
+        """Trials with a finite loss (status ok)."""
+        return np.isfinite(self.losses)
+
+    @property
+    def n_completed(self) -> int:
+        return int(np.count_nonzero(self.completed))
+
+    @classmethod
+    def empty(cls, space: Space) -> History:
+        return cls({lab: np.empty(0) for lab in space.labels}, np.empty(0),
+                   np.empty(0, dtype=bool))
+
+    @classmethod
+    def from_rows(cls, space: Space, rows: list[tuple[Mapping[str, Any], float | None, bool]]
+                  ) -> History:
+        """Build from ``(params, loss or None, pending)`` rows; convenient in tests."""
+        b = HistoryBuilder(space)
+        for i, (params, loss, pending) in enumerate(rows):
+            b.set_row(i, params, loss, pending)
+        return b.view()
+
+
+class HistoryBuilder:
+    """Growable columns keyed by tid. Not thread-safe; owned by one coordinator."""
+
+    def __init__(self, space: Space, capacity: int = 64) -> None:
+        self._space = space
+        self._labels = space.labels
+        self._cap = capacity
+        self._n = 0
+        self._values = {lab: np.full(capacity, np.nan) for lab in self._labels}
+        self._losses = np.full(capacity, np.nan)
+        self._pending = np.zeros(capacity, dtype=bool)
+        self._row_of: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _grow(self) -> None:
+        cap = self._cap * 2
+        for lab in self._labels:
+            self._values[lab] = _grown(self._values[lab], cap, np.nan)
+        self._losses = _grown(self._losses, cap, np.nan)
+        self._pending = _grown(self._pending, cap, False)
+        self._cap = cap
+
+    def set_row(self, key: int, params: Mapping[str, Any], loss: float | None,
+                pending: bool) -> None:
+        """Insert or overwrite the row for ``key`` (a tid)."""
+        row = self._row_of.get(key)
+        if row is None:
+            if self._n == self._cap:
+                self._grow()
+            row = self._n
+            self._row_of[key] = row
+            self._n += 1
+            for lab in self._labels:
+                v = params.get(lab)
+                self._values[lab][row] = np.nan if v is None else float(v)
+        self._losses[row] = np.nan if loss is None else float(loss)
+        self._pending[row] = pending
+
+    def add(self, trial: Trial) -> None:
+        """Insert or update the row for ``trial``."""
+        loss = trial.loss
+        if loss is not None and not np.isfinite(loss):
+            loss = None
+        self.set_row(trial.tid, trial.params, loss, trial.state in
+                     (TrialState.NEW, TrialState.RUNNING))
+
+    def view(self) -> History:
+        """Read-only views of the first n rows; valid until the next ``add``."""
+        n = self._n
+
+        def ro(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            v = a[:n]
+            v.flags.writeable = False
+            return v
+
+        return History({lab: ro(a) for lab, a in self._values.items()}, ro(self._losses),
+                       ro(self._pending))
+
+
+def _grown(a: npt.NDArray[Any], cap: int, fill: Any) -> npt.NDArray[Any]:
+    out = np.full(cap, fill, dtype=a.dtype)
+    out[: a.shape[0]] = a
+    return out

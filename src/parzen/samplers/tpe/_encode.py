@@ -1,0 +1,190 @@
+"""The TPE's internal coordinates: every parameter mapped to a numeric or categorical column.
+
+Numeric parameters are modelled in a unit-free coordinate ``u``:
+
+* ``uniform``-family: ``u = (t - low) / (high - low)`` with ``t = log(x)`` for log kinds, so the
+  prior is uniform on ``[0, 1]`` and bandwidths are fractions of the range;
+* ``normal``-family: ``u = (t - mu) / (4 sigma)``, unbounded, prior ``N(0, 1/4^2)``; ``4 sigma``
+  plays the role of the range (about 95% of the prior mass).
+
+Categorical parameters (``choice``, ``pchoice``, ``randint``) are integer codes with a prior
+probability vector. Quantisation is applied in the value's natural scale when decoding, as
+hyperopt does, and candidates are re-encoded after it so densities are evaluated exactly where
+the point will be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from parzen.samplers._prior import quantize
+from parzen.space import Choice, Normal, Param, RandInt, Space, Uniform
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+
+# Normal-family parameters: this many sigmas make one unit of ``u``.
+NORMAL_UNIT_SIGMAS = 4.0
+# Encoded values of log-normal zeros (log(0) = -inf) are clipped here, far in the prior's tail.
+_U_FLOOR = -8.0
+
+
+@dataclass(frozen=True)
+class NumericDim:
+    """One numeric column of a group. ``lo``/``hi`` are ``u`` bounds (infinite if unbounded)."""
+
+    label: str
+    param: Uniform | Normal
+    lo: float
+    hi: float
+    q_u: float  # the quantisation step measured in ``u`` (0 when continuous), a bandwidth floor
+
+    @property
+    def bounded(self) -> bool:
+        return bool(np.isfinite(self.lo))
+
+    def encode(self, x: FloatArray) -> FloatArray:
+        p = self.param
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.log(np.maximum(x, 0.0)) if p.log else x
+        if isinstance(p, Uniform):
+            u = (t - p.low) / (p.high - p.low)
+        else:
+            u = (t - p.mu) / (NORMAL_UNIT_SIGMAS * p.sigma)
+        # Quantised values may round just past a bound; log of a zero is -inf.
+        lo = self.lo if self.bounded else _U_FLOOR
+        hi = self.hi if self.bounded else np.inf
+        return np.clip(np.nan_to_num(u, nan=lo, neginf=lo), lo, hi)
+
+    def decode(self, u: FloatArray) -> FloatArray:
+        """Raw trial values (natural scale, quantised) for ``u``."""
+        p = self.param
+        if isinstance(p, Uniform):
+            t = p.low + np.clip(u, 0.0, 1.0) * (p.high - p.low)
+        else:
+            t = p.mu + u * (NORMAL_UNIT_SIGMAS * p.sigma)
+        x = np.exp(t) if p.log else t
+        return quantize(x, p.q)
+
+    def prior_logpdf(self, u: FloatArray) -> FloatArray:
+        if self.bounded:
+            return np.zeros_like(u)
+        s = 1.0 / NORMAL_UNIT_SIGMAS
+        return -0.5 * (u / s) ** 2 - np.log(s * np.sqrt(2.0 * np.pi))
+
+    def prior_sample(self, n: int, rng: np.random.Generator) -> FloatArray:
+        if self.bounded:
+            return rng.uniform(0.0, 1.0, size=n)
+        return rng.normal(0.0, 1.0 / NORMAL_UNIT_SIGMAS, size=n)
+
+
+@dataclass(frozen=True)
+class CategoricalDim:
+    """One categorical column: codes ``0..k-1`` and the prior probability of each."""
+
+    label: str
+    param: Choice | RandInt
+    prior: FloatArray
+
+    @property
+    def k(self) -> int:
+        return int(self.prior.shape[0])
+
+    @property
+    def offset(self) -> int:
+        return self.param.low if isinstance(self.param, RandInt) else 0
+
+    def encode(self, x: FloatArray) -> IntArray:
+        return np.clip(np.nan_to_num(x - self.offset), 0, self.k - 1).astype(np.intp)
+
+    def decode(self, c: IntArray) -> FloatArray:
+        return (c + self.offset).astype(np.float64)
+
+
+def numeric_dim(p: Uniform | Normal) -> NumericDim:
+    if isinstance(p, Uniform):
+        q_u = 0.0
+        if p.q is not None:
+            # Step in u near the lower end; for log kinds the grid is finer there than above,
+            # so this is the smallest (safest) floor.
+            if p.log:
+                lo_x = max(np.exp(p.low), p.q)
+                q_u = float(np.log1p(p.q / lo_x) / (p.high - p.low))
+            else:
+                q_u = p.q / (p.high - p.low)
+        return NumericDim(p.label, p, 0.0, 1.0, min(q_u, 1.0))
+    q_u = 0.0
+    if p.q is not None and not p.log:
+        q_u = p.q / (NORMAL_UNIT_SIGMAS * p.sigma)
+    return NumericDim(p.label, p, -np.inf, np.inf, q_u)
+
+
+def categorical_dim(p: Choice | RandInt) -> CategoricalDim:
+    if isinstance(p, Choice):
+        w = np.asarray(p.weights, dtype=np.float64)
+    else:
+        w = np.full(p.high - p.low, 1.0 / (p.high - p.low))
+    return CategoricalDim(p.label, p, w / w.sum())
+
+
+@dataclass(frozen=True)
+class Group:
+    """Parameters active under the same conditions; modelled jointly by one product kernel."""
+
+    labels: tuple[str, ...]
+    numeric: tuple[NumericDim, ...]
+    categorical: tuple[CategoricalDim, ...]
+
+    @property
+    def dim(self) -> int:
+        return len(self.numeric) + len(self.categorical)
+
+
+def build_groups(space: Space, multivariate: bool) -> list[Group]:
+    """Split the space into groups, parents' groups first.
+
+    With ``multivariate`` every set of parameters sharing a condition set is one group;
+    otherwise each parameter is its own group (the independent TPE of Bergstra et al.).
+    """
+    buckets: dict[object, list[Param]] = {}
+    for p in space.params:
+        key: object = space.conditions[p.label] if multivariate else p.label
+        buckets.setdefault(key, []).append(p)
+    groups = []
+    for params in buckets.values():
+        num = tuple(numeric_dim(p) for p in params if isinstance(p, (Uniform, Normal)))
+        cat = tuple(categorical_dim(p) for p in params if isinstance(p, (Choice, RandInt)))
+        groups.append(Group(tuple(p.label for p in params), num, cat))
+    return groups
+
+
+def encode_group(group: Group, values: Mapping[str, FloatArray], rows: IntArray | slice
+                 ) -> tuple[FloatArray, IntArray]:
+    """The group's rows as ``(numeric (m, dn), categorical (m, dc))`` arrays."""
+    m = len(values[group.labels[0]][rows])
+    xn = np.empty((m, len(group.numeric)))
+    for j, d in enumerate(group.numeric):
+        xn[:, j] = d.encode(np.asarray(values[d.label][rows], dtype=np.float64))
+    xc = np.empty((m, len(group.categorical)), dtype=np.intp)
+    for j, c in enumerate(group.categorical):
+        xc[:, j] = c.encode(np.asarray(values[c.label][rows], dtype=np.float64))
+    return xn, xc
+
+
+def snap(group: Group, un: FloatArray) -> tuple[FloatArray, list[FloatArray]]:
+    """Decode numeric candidates to raw values and re-encode them (quantised, clipped)."""
+    raw: list[FloatArray] = []
+    out = np.empty_like(un)
+    for j, d in enumerate(group.numeric):
+        x = d.decode(un[:, j])
+        raw.append(x)
+        out[:, j] = d.encode(x)
+    return out, raw
+
+
+def group_labels(groups: Sequence[Group]) -> list[str]:
+    return [lab for g in groups for lab in g.labels]

@@ -1,0 +1,199 @@
+"""The TPE sampler: settings, validation and the suggestion loop."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from parzen.exceptions import ConfigError
+from parzen.samplers._base import Point
+from parzen.samplers._history import History
+from parzen.samplers._prior import sample_prior, to_points
+from parzen.samplers.tpe._encode import Group, build_groups, snap
+from parzen.samplers.tpe._parzen import Bandwidth, ParzenEstimator, fit
+from parzen.samplers.tpe._split import Split, n_below, split
+from parzen.space import Space
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def _int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ConfigError(f"tpe: {name} must be an integer >= {low}, got {name}={value!r}")
+    return int(value)
+
+
+def _float(name: str, value: Any, low: float, high: float, *, low_open: bool = False,
+           high_open: bool = False) -> float:
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.floating))
+          and math.isfinite(float(value)))
+    if ok:
+        v = float(value)
+        ok = (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+    if not ok:
+        lb = "(" if low_open else "["
+        rb = ")" if high_open else "]"
+        raise ConfigError(f"tpe: {name} must be a number in {lb}{low}, {high}{rb}, "
+                          f"got {name}={value!r}")
+    return float(value)
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"tpe: {name} must be True or False, got {name}={value!r}")
+    return bool(value)
+
+
+@dataclass(frozen=True)
+class _Work:
+    """Mutable per-call state: the history plus the points of the batch handed out so far."""
+
+    values: dict[str, FloatArray]
+    losses: FloatArray
+    pending: BoolArray
+
+
+class TPESampler:
+    """Tree-structured Parzen Estimator (Bergstra et al., 2011) with multivariate kernels.
+
+    Completed trials are split by loss into a good group (the best
+    ``min(ceil(below_fraction * n), below_cap)``) and the rest. Each group of parameters that
+    are active together gets one product-kernel density per side, ``l`` (good) and ``g``
+    (rest), each mixed with the prior. Candidates are drawn from ``l`` and the one maximising
+    ``l / g`` is proposed. Conditional parameters are modelled only on the trials where they
+    were active; groups are chosen parents-first, so a child's model is the one of the branch
+    just picked.
+
+    Pending trials count as bad (constant liar with the worst loss). A batch of ``n`` points is
+    built one point at a time, each added as pending before the next is chosen, and candidates
+    closer than ``min_distance`` to a pending point are discarded.
+
+    Args:
+        n_startup_jobs: completed trials drawn from the prior before modelling starts.
+        n_EI_candidates: candidates drawn from ``l`` per group and point.
+        gamma: if given, hyperopt's split rule ``ceil(gamma * sqrt(n))`` good trials, for
+            compatibility; by default the linear rule above is used, which is stronger.
+        prior_weight: weight of the prior in each mixture, relative to one trial.
+        linear_forgetting: the most recent trials of the bad group keep full weight, older ones
+            are down-weighted linearly (hyperopt's rule); 0 disables.
+        below_fraction: fraction of completed trials counted as good (linear rule).
+        below_cap: maximum number of good trials (linear rule).
+        multivariate: model parameters active together jointly (else one by one).
+        constant_liar: count pending trials as bad.
+        min_distance: normalised distance under which a candidate counts as a duplicate of a
+            pending point (0 disables).
+        bandwidth_factor: Scott-rule factor of the kernel width, relative to the range.
+        min_bandwidth: smallest kernel width, relative to the range.
+        verbose: accepted for hyperopt compatibility; ignored.
+    """
+
+    def __init__(self, *, n_startup_jobs: int = 10, n_EI_candidates: int = 128,  # noqa: N803
+                 gamma: float | None = None, prior_weight: float = 1.0,
+                 linear_forgetting: int = 25, below_fraction: float = 0.1,
+                 below_cap: int = 25, multivariate: bool = True, constant_liar: bool = True,
+                 min_distance: float = 0.02, bandwidth_factor: float = 0.2,
+                 min_bandwidth: float = 0.01, scott: bool = False,
+                 verbose: bool = False) -> None:
+        self.n_startup_jobs = _int("n_startup_jobs", n_startup_jobs, 0)
+        self.n_EI_candidates = _int("n_EI_candidates", n_EI_candidates, 1)
+        self.gamma = None if gamma is None else _float("gamma", gamma, 0.0, 1.0,
+                                                       low_open=True)
+        self.prior_weight = _float("prior_weight", prior_weight, 0.0, math.inf)
+        self.linear_forgetting = _int("linear_forgetting", linear_forgetting, 0)
+        self.below_fraction = _float("below_fraction", below_fraction, 0.0, 1.0,
+                                     low_open=True)
+        self.below_cap = _int("below_cap", below_cap, 1)
+        self.multivariate = _bool("multivariate", multivariate)
+        self.constant_liar = _bool("constant_liar", constant_liar)
+        self.min_distance = _float("min_distance", min_distance, 0.0, 1.0)
+        self.bandwidth = Bandwidth(
+            factor=_float("bandwidth_factor", bandwidth_factor, 0.0, 10.0, low_open=True),
+            min_width=_float("min_bandwidth", min_bandwidth, 0.0, 1.0, low_open=True),
+            scott=_bool("scott", scott),
+        )
+
+    def suggest(self, space: Space, history: History, n: int,
+                rng: np.random.Generator) -> list[Point]:
+        """Propose ``n`` points; see the class docstring."""
+        if n <= 0:
+            return []
+        n_done = history.n_completed
+        if n_done < self.n_startup_jobs or not space.params:
+            return to_points(space, sample_prior(space, n, rng))
+        groups = build_groups(space, self.multivariate)
+        n0 = history.n
+        work = _Work(
+            {lab: np.concatenate([np.asarray(history.values[lab], dtype=np.float64),
+                                  np.full(n, np.nan)]) for lab in space.labels},
+            np.concatenate([np.asarray(history.losses, dtype=np.float64), np.full(n, np.nan)]),
+            np.concatenate([np.asarray(history.pending, dtype=bool), np.zeros(n, bool)]),
+        )
+        k_below = n_below(n_done, self.below_fraction, self.below_cap, self.gamma)
+        points: list[Point] = []
+        for i in range(n):
+            rows = n0 + i
+            pending = work.pending[:rows] if self.constant_liar else np.zeros(rows, bool)
+            sp = split(work.losses[:rows], pending, k_below, self.linear_forgetting)
+            point: Point = {}
+            for g in groups:
+                if not space.is_active(g.labels[0], point):
+                    continue
+                self._choose(g, work, rows, sp, rng, point)
+            for lab, v in point.items():
+                work.values[lab][rows] = float(v)
+            work.pending[rows] = True
+            points.append(point)
+        return points
+
+    def _choose(self, g: Group, work: _Work, rows: int, sp: Split, rng: np.random.Generator,
+                point: Point) -> None:
+        """Pick the values of group ``g`` for ``point`` (in place)."""
+        active = ~np.isnan(work.values[g.labels[0]][:rows])
+        keep_b = active[sp.below]
+        keep_a = active[sp.above]
+        below, above = sp.below[keep_b], sp.above[keep_a]
+        l_est = self._fit(g, work, below, sp.w_below[keep_b])
+        g_est = self._fit(g, work, above, sp.w_above[keep_a])
+        cn, cc = l_est.sample(self.n_EI_candidates, rng)
+        cn, raw = snap(g, cn)
+        score = l_est.logpdf(cn, cc) - g_est.logpdf(cn, cc)
+        if self.min_distance > 0 and g.numeric:
+            near = self._near_pending(g, work, rows, active, cn, cc)
+            if not near.all():
+                score = np.where(near, -np.inf, score)
+        best = int(np.argmax(score))
+        for j, d in enumerate(g.numeric):
+            point[d.label] = float(raw[j][best])
+        for j, c in enumerate(g.categorical):
+            point[c.label] = int(c.decode(cc[best:best + 1, j])[0])
+
+    def _fit(self, g: Group, work: _Work, rows: IntArray, weights: FloatArray
+             ) -> ParzenEstimator:
+        xn = np.empty((rows.shape[0], len(g.numeric)))
+        for j, d in enumerate(g.numeric):
+            xn[:, j] = d.encode(work.values[d.label][rows])
+        xc = np.empty((rows.shape[0], len(g.categorical)), dtype=np.intp)
+        for j, c in enumerate(g.categorical):
+            xc[:, j] = c.encode(work.values[c.label][rows])
+        return fit(g, xn, xc, weights, self.prior_weight, self.bandwidth)
+
+    def _near_pending(self, g: Group, work: _Work, rows: int, active: BoolArray,
+                      cn: FloatArray, cc: IntArray) -> BoolArray:
+        """Candidates closer than ``min_distance`` to a pending point active in ``g``."""
+        pend = np.flatnonzero(work.pending[:rows] & active)
+        if pend.shape[0] == 0:
+            return np.zeros(cn.shape[0], dtype=bool)
+        d2 = np.zeros((cn.shape[0], pend.shape[0]))
+        for j, d in enumerate(g.numeric):
+            pu = d.encode(work.values[d.label][pend])
+            d2 += (cn[:, j:j + 1] - pu[None, :]) ** 2
+        for j, c in enumerate(g.categorical):
+            pc = c.encode(work.values[c.label][pend])
+            d2 += cc[:, j:j + 1] != pc[None, :]
+        return np.asarray((d2 < self.min_distance ** 2 * g.dim).any(axis=1))

@@ -1,0 +1,8 @@
+"""Trial stores: the contract (``TrialStore``) and its implementations."""
+
+from __future__ import annotations
+
+from parzen.store._base import Experiment, TrialStore
+from parzen.store._memory import InMemoryTrialStore
+
+__all__ = ["Experiment", "InMemoryTrialStore", "TrialStore"]

@@ -1,0 +1,195 @@
+"""The trial store contract: one interface, with memory and MongoDB implementations.
+
+The store is the single source of truth shared by the coordinator and every worker. All
+coordination (who runs a trial, whether a result counts) is decided by atomic store operations,
+never by the message broker, so a message delivered twice, or a worker that dies, can never
+produce a second result.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from parzen.trial import ErrorInfo, Owner, Trial, TrialState
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """What a store keeps about one experiment (one ``exp_key``).
+
+    Attributes:
+        exp_key: the experiment's name.
+        space_fingerprint: hash of the space's structure; a resume with another space is refused.
+        space: JSON description of the space (``parzen.space.describe``).
+        objective: how workers load the objective: ``{"kind": "pickle", "payload_id": ...}``
+            or ``{"kind": "import", "path": "pkg.mod:fn"}``, plus its fingerprint.
+        algo: the algorithm's name and settings.
+        settings: run settings the workers need (lease, heartbeat, trial timeout, max_attempts).
+        driver: the coordinator holding the driver lease: ``{"holder", "host", "pid",
+            "expires"}``, or None.
+        next_tid: the next tid the counter will hand out.
+    """
+
+    exp_key: str
+    space_fingerprint: str = ""
+    space: Mapping[str, Any] = field(default_factory=dict)
+    objective: Mapping[str, Any] = field(default_factory=dict)
+    algo: Mapping[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    driver: Mapping[str, Any] | None = None
+    next_tid: int = 0
+    created: datetime | None = None
+    max_evals: int | None = None
+
+
+class TrialStore(abc.ABC):
+    """History of trials, shared by the coordinator and all workers.
+
+    Ownership: a RUNNING trial belongs to the attempt named by its ``claim_token``; only that
+    attempt may heartbeat, finish or release it. Finished trials (DONE, ERROR, CANCEL) never
+    change, except through an explicit operator ``requeue``. Losing an expected race returns
+    None/False; breaking the contract raises. Times come from the store's clock (``now``), so
+    workers with skewed clocks agree on lease expiry.
+    """
+
+    # ---- experiments -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def now(self) -> datetime:
+        """The store's clock (timezone-aware UTC)."""
+
+    @abc.abstractmethod
+    def get_experiment(self, exp_key: str) -> Experiment | None:
+        """The experiment document, or None if ``exp_key`` is unknown."""
+
+    @abc.abstractmethod
+    def put_experiment(self, experiment: Experiment) -> Experiment:
+        """Create the experiment, or update its descriptive fields if it exists.
+
+        The tid counter and the driver lease are never overwritten by this call.
+        """
+
+    @abc.abstractmethod
+    def list_experiments(self) -> list[Experiment]:
+        """Every experiment in the store."""
+
+    @abc.abstractmethod
+    def acquire_driver(self, exp_key: str, holder: Mapping[str, Any], lease_s: float) -> bool:
+        """Take or renew the driver lease for ``holder["holder"]``.
+
+        Returns:
+            True if ``holder`` now holds the lease; False if another holder's lease is live.
+        """
+
+    @abc.abstractmethod
+    def release_driver(self, exp_key: str, holder_id: str) -> None:
+        """Give up the driver lease if ``holder_id`` holds it."""
+
+    @abc.abstractmethod
+    def allocate_tids(self, exp_key: str, n: int) -> list[int]:
+        """Atomically reserve ``n`` consecutive, never-reused tids."""
+
+    @abc.abstractmethod
+    def delete_experiment(self, exp_key: str) -> int:
+        """Remove the experiment and all its trials; returns the number of trials removed."""
+
+    # ---- trial lifecycle ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    def insert_new(self, trials: Sequence[Trial]) -> None:
+        """Insert trials in state NEW. Re-inserting an existing (exp_key, tid) is a no-op,
+        so a coordinator that crashed mid-insert can safely retry.
+        """
+
+    @abc.abstractmethod
+    def claim(self, exp_key: str, tid: int, owner: Owner, lease_s: float) -> Trial | None:
+        """Atomically move a trial from NEW to RUNNING for ``owner``.
+
+        Sets a fresh claim token, counts the attempt, and sets the lease expiry to
+        ``now() + lease_s``.
+
+        Returns:
+            The claimed trial, or None if it was not NEW (claimed elsewhere, finished,
+            cancelled).
+        Raises:
+            TrialNotFound: no trial ``tid`` in experiment ``exp_key``.
+            StoreUnavailable: the backend could not be reached.
+        """
+
+    @abc.abstractmethod
+    def heartbeat(self, exp_key: str, tid: int, claim_token: str, lease_s: float) -> bool:
+        """Extend the lease of the attempt holding ``claim_token``.
+
+        Returns:
+            False if the lease was lost (the trial was requeued or finished by someone else).
+        """
+
+    @abc.abstractmethod
+    def finish(self, exp_key: str, tid: int, claim_token: str, state: TrialState,
+               result: Mapping[str, Any], error: ErrorInfo | None = None) -> bool:
+        """Record the outcome (DONE or ERROR) of the attempt holding ``claim_token``.
+
+        Returns:
+            False if the lease was lost; the result is then discarded, never stored twice.
+        """
+
+    @abc.abstractmethod
+    def release(self, exp_key: str, tid: int, claim_token: str, reason: str,
+                count_attempt: bool = False) -> bool:
+        """Put a RUNNING trial back to NEW on the worker's own initiative (shutdown, or an
+        environment that cannot load the objective). The attempt is recorded in the history;
+        it counts towards ``max_attempts`` only if ``count_attempt``.
+
+        Returns:
+            False if the lease was already lost.
+        """
+
+    @abc.abstractmethod
+    def requeue_expired(self, exp_key: str, max_attempts: int) -> list[Trial]:
+        """Put RUNNING trials whose lease expired back to NEW, or to ERROR (``LeaseExpired``)
+        once they have used ``max_attempts`` attempts, so a poison trial cannot loop.
+
+        Returns:
+            The trials changed, in their new state.
+        """
+
+    @abc.abstractmethod
+    def cancel(self, exp_key: str, states: Iterable[TrialState] = (TrialState.NEW,)) -> int:
+        """Move trials in ``states`` to CANCEL; returns how many."""
+
+    @abc.abstractmethod
+    def requeue(self, exp_key: str, states: Iterable[TrialState]) -> int:
+        """Operator action: put finished trials in ``states`` back to NEW for another try.
+
+        The previous outcome is kept in the history. Returns how many were requeued.
+        """
+
+    # ---- reads -------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def get(self, exp_key: str, tid: int) -> Trial:
+        """One trial.
+
+        Raises:
+            TrialNotFound: no such trial.
+        """
+
+    @abc.abstractmethod
+    def get_many(self, exp_key: str, tids: Iterable[int]) -> list[Trial]:
+        """The trials among ``tids`` that exist, in tid order. Cost grows with ``len(tids)``
+        only, which keeps the coordinator's refresh independent of the experiment's size."""
+
+    @abc.abstractmethod
+    def find(self, exp_key: str, states: Iterable[TrialState] | None = None,
+             limit: int | None = None, sort: str = "tid", descending: bool = False
+             ) -> list[Trial]:
+        """Trials of ``exp_key``, optionally only in ``states``; ``sort`` is ``"tid"`` or
+        ``"loss"``."""
+
+    @abc.abstractmethod
+    def count_by_state(self, exp_key: str) -> dict[TrialState, int]:
+        """How many trials are in each state (every state present, zero included)."""

@@ -1,0 +1,395 @@
+"""hyperopt's ``Trials`` facade over a ``TrialStore``.
+
+Every hyperopt attribute name (``tid``, ``misc``, ``vals``, ``idxs``) lives here. The facade
+keeps what it has read from the store and refreshes incrementally: only trials it knows to be
+queued or running are read again, so a refresh costs O(in flight), not O(all trials).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from parzen.exceptions import AllTrialsFailed
+from parzen.samplers._history import History, HistoryBuilder
+from parzen.space import Space
+from parzen.store import InMemoryTrialStore, TrialStore
+from parzen.trial import STATUS_NEW, ErrorInfo, Trial, TrialState
+
+JOB_STATE_NEW = int(TrialState.NEW)
+JOB_STATE_RUNNING = int(TrialState.RUNNING)
+JOB_STATE_DONE = int(TrialState.DONE)
+JOB_STATE_ERROR = int(TrialState.ERROR)
+JOB_STATE_CANCEL = int(TrialState.CANCEL)
+JOB_STATES = [JOB_STATE_NEW, JOB_STATE_RUNNING, JOB_STATE_DONE, JOB_STATE_ERROR,
+              JOB_STATE_CANCEL]
+JOB_VALID_STATES = {JOB_STATE_NEW, JOB_STATE_RUNNING, JOB_STATE_DONE}
+
+
+def trial_to_doc(t: Trial) -> dict[str, Any]:
+    """A trial as hyperopt's trial document (``misc.idxs``/``misc.vals`` per label)."""
+    idxs = {lab: [t.tid] for lab in t.params}
+    vals = {lab: [v] for lab, v in t.params.items()}
+    doc: dict[str, Any] = {
+        "state": int(t.state),
+        "tid": t.tid,
+        "spec": None,
+        "result": dict(t.result),
+        "misc": {"tid": t.tid, "cmd": ("domain_attachment", "FMinIter_Domain"),
+                 "workdir": None, "idxs": idxs, "vals": vals},
+        "exp_key": t.exp_key,
+        "owner": None if t.owner is None else (t.owner.host, t.owner.pid),
+        "version": 0,
+        "book_time": t.book_time,
+        "refresh_time": t.end_time or t.heartbeat_time or t.book_time or t.created,
+        "attempts": t.attempts,
+    }
+    if t.error is not None:
+        doc["misc"]["error"] = (t.error.type, t.error.message)
+        doc["error"] = {"type": t.error.type, "message": t.error.message,
+                        "traceback": t.error.traceback}
+    if t.origin:
+        doc["misc"]["origin"] = t.origin
+    return doc
+
+
+def params_from_misc(misc: Mapping[str, Any]) -> dict[str, Any]:
+    """The active ``{label: value}`` of a hyperopt ``misc`` (labels with an empty list are
+    inactive)."""
+    out: dict[str, Any] = {}
+    for lab, vs in misc.get("vals", {}).items():
+        if len(vs) > 0:
+            out[lab] = vs[0]
+    return out
+
+
+class Trials:
+    """The history of one experiment, with hyperopt's attributes.
+
+    Args:
+        exp_key: the experiment's name; trials of other experiments in the same store are
+            invisible.
+        refresh: accepted for hyperopt compatibility; the facade always refreshes lazily.
+        store: the backing store; an in-memory store by default.
+    """
+
+    asynchronous = False
+
+    def __init__(self, exp_key: str | None = None, refresh: bool = True,
+                 store: TrialStore | None = None) -> None:
+        self._exp_key = exp_key if exp_key is not None else "default"
+        self._store: TrialStore = store if store is not None else InMemoryTrialStore()
+        self._reset_cache()
+        self.attachments: dict[str, Any] = {}
+
+    def _reset_cache(self) -> None:
+        self._known: dict[int, Trial] = {}
+        self._in_flight: set[int] = set()
+        self._loaded = False
+        self._docs: list[dict[str, Any]] | None = None
+        self._builder: HistoryBuilder | None = None
+        self._builder_space: Space | None = None
+        self._state_counts: dict[TrialState, int] = dict.fromkeys(TrialState, 0)
+        self._n_fail_status = 0
+        self._best: float | None = None
+
+    # ---- pickling (``trials_save_file``) ------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        self.refresh()
+        exp = self._store.get_experiment(self._exp_key)
+        return {"exp_key": self._exp_key, "trials": list(self._known.values()),
+                "experiment": exp, "attachments": self.attachments}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._exp_key = state["exp_key"]
+        self._store = InMemoryTrialStore()
+        self._reset_cache()
+        self.attachments = state.get("attachments", {})
+        if state.get("experiment") is not None:
+            self._store.put_experiment(state["experiment"])
+        trials: list[Trial] = state["trials"]
+        self._store.insert_new([dataclasses.replace(t, state=TrialState.NEW) for t in trials])
+        # insert_new creates NEW trials; put back the finished ones exactly as they were.
+        mem = self._store
+        assert isinstance(mem, InMemoryTrialStore)
+        for t in trials:
+            mem._trials[t.exp_key][t.tid] = t  # restoring a snapshot, not a lifecycle step
+
+    # ---- store access ------------------------------------------------------------------
+
+    @property
+    def exp_key(self) -> str:
+        return self._exp_key
+
+    @property
+    def store(self) -> TrialStore:
+        return self._store
+
+    def refresh(self) -> None:
+        """Read what changed since the last refresh."""
+        if not self._loaded:
+            self._loaded = True
+            self._absorb(self._store.find(self._exp_key))
+        elif self._in_flight:
+            self._absorb(self._store.get_many(self._exp_key, self._in_flight))
+
+    def _absorb(self, trials: Iterable[Trial]) -> None:
+        for t in trials:
+            old = self._known.get(t.tid)
+            if old is not None and old == t:
+                continue
+            self._known[t.tid] = t
+            self._docs = None
+            self._count(old, -1)
+            self._count(t, +1)
+            if old is not None and old.loss is not None and t.loss != old.loss:
+                # Only an operator's requeue takes a loss away; recompute from scratch.
+                losses = [k.loss for k in self._known.values() if k.loss is not None]
+                self._best = min(losses, default=None)
+            if t.state.is_pending():
+                self._in_flight.add(t.tid)
+            else:
+                self._in_flight.discard(t.tid)
+            if self._builder is not None:
+                self._builder.add(t)
+
+    def _count(self, t: Trial | None, sign: int) -> None:
+        if t is None:
+            return
+        self._state_counts[t.state] += sign
+        loss = t.loss
+        if t.state is TrialState.DONE and (loss is None or not math.isfinite(loss)):
+            self._n_fail_status += sign
+        elif sign > 0 and loss is not None and (self._best is None or loss < self._best):
+            self._best = loss
+
+    def state_counts(self) -> dict[TrialState, int]:
+        """Trials per state as of the last refresh (O(1))."""
+        if not self._loaded:
+            self.refresh()
+        return dict(self._state_counts)
+
+    @property
+    def best_loss(self) -> float | None:
+        """The lowest finite loss with status ok, as of the last refresh (O(1))."""
+        if not self._loaded:
+            self.refresh()
+        return self._best
+
+    def _sorted(self) -> list[Trial]:
+        if not self._loaded:
+            self.refresh()
+        return [self._known[k] for k in sorted(self._known)]
+
+    def history(self, space: Space) -> History:
+        """Columnar history for samplers, maintained incrementally across calls."""
+        if not self._loaded:
+            self.refresh()
+        if self._builder is None or self._builder_space is not space:
+            self._builder = HistoryBuilder(space, capacity=max(64, len(self._known)))
+            self._builder_space = space
+            for t in self._sorted():
+                self._builder.add(t)
+        return self._builder.view()
+
+    @property
+    def in_flight(self) -> set[int]:
+        """tids of trials queued or running, as of the last refresh."""
+        return set(self._in_flight)
+
+    def known(self, tid: int) -> Trial:
+        """The trial ``tid`` as of the last refresh."""
+        return self._known[tid]
+
+    def all_trials(self) -> list[Trial]:
+        """Every trial, as ``Trial`` objects, in tid order."""
+        return self._sorted()
+
+    # ---- inserting (hyperopt's algorithm protocol) ---------------------------------------
+
+    def new_trial_ids(self, n: int) -> list[int]:
+        return self._store.allocate_tids(self._exp_key, n)
+
+    def new_trial_docs(self, tids: Sequence[int], specs: Sequence[Any],
+                       results: Sequence[Any], miscs: Sequence[Mapping[str, Any]]
+                       ) -> list[dict[str, Any]]:
+        """hyperopt's constructor of NEW trial documents."""
+        docs = []
+        for tid, spec, result, misc in zip(tids, specs, results, miscs, strict=True):
+            docs.append({"state": JOB_STATE_NEW, "tid": tid, "spec": spec,
+                         "result": result, "misc": dict(misc), "exp_key": self._exp_key,
+                         "owner": None, "version": 0, "book_time": None,
+                         "refresh_time": None})
+        return docs
+
+    def docs_for_points(self, tids: Sequence[int], points: Sequence[Mapping[str, Any]],
+                        origin: str = "") -> list[dict[str, Any]]:
+        """NEW trial documents for ``points`` (``{label: raw value}``, active labels only)."""
+        miscs = [{"tid": tid, "cmd": ("domain_attachment", "FMinIter_Domain"),
+                  "workdir": None, "idxs": {k: [tid] for k in p},
+                  "vals": {k: [v] for k, v in p.items()}, "origin": origin}
+                 for tid, p in zip(tids, points, strict=True)]
+        return self.new_trial_docs(tids, [None] * len(tids),
+                                   [{"status": STATUS_NEW}] * len(tids), miscs)
+
+    def insert_trial_docs(self, docs: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Insert NEW trial documents; returns their tids."""
+        now = datetime.now(timezone.utc)
+        trials = [Trial(exp_key=self._exp_key, tid=int(d["tid"]), state=TrialState.NEW,
+                        params=params_from_misc(d["misc"]), created=now,
+                        origin=str(d["misc"].get("origin", "")))
+                  for d in docs]
+        self._store.insert_new(trials)
+        self._absorb(trials)
+        return [t.tid for t in trials]
+
+    def insert_trial_doc(self, doc: Mapping[str, Any]) -> int:
+        return self.insert_trial_docs([doc])[0]
+
+    def delete_all(self) -> None:
+        """Remove every trial of this experiment."""
+        self._store.delete_experiment(self._exp_key)
+        self._reset_cache()
+
+    # ---- hyperopt's read API -----------------------------------------------------------
+
+    @property
+    def trials(self) -> list[dict[str, Any]]:
+        """Every trial as a hyperopt document, in tid order. ERROR trials stay visible with
+        ``doc["error"]`` holding the exception type, message and traceback."""
+        if self._docs is None or not self._loaded:
+            self._docs = [trial_to_doc(t) for t in self._sorted()]
+        return self._docs
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.trials)
+
+    def __len__(self) -> int:
+        return len(self.trials)
+
+    def __getitem__(self, item: int) -> dict[str, Any]:
+        return self.trials[item]
+
+    @property
+    def tids(self) -> list[int]:
+        return [d["tid"] for d in self.trials]
+
+    @property
+    def specs(self) -> list[Any]:
+        return [d["spec"] for d in self.trials]
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        return [d["result"] for d in self.trials]
+
+    @property
+    def miscs(self) -> list[dict[str, Any]]:
+        return [d["misc"] for d in self.trials]
+
+    @property
+    def idxs_vals(self) -> tuple[dict[str, list[int]], dict[str, list[Any]]]:
+        idxs: dict[str, list[int]] = {}
+        vals: dict[str, list[Any]] = {}
+        for misc in self.miscs:
+            for lab, ids in misc["idxs"].items():
+                idxs.setdefault(lab, []).extend(ids)
+                vals.setdefault(lab, []).extend(misc["vals"][lab])
+        return idxs, vals
+
+    @property
+    def idxs(self) -> dict[str, list[int]]:
+        return self.idxs_vals[0]
+
+    @property
+    def vals(self) -> dict[str, list[Any]]:
+        return self.idxs_vals[1]
+
+    def losses(self, bandit: Any = None) -> list[float | None]:
+        """Each trial's loss (None where it has none)."""
+        return [r.get("loss") for r in self.results]
+
+    def statuses(self, bandit: Any = None) -> list[str]:
+        return [r.get("status", STATUS_NEW) for r in self.results]
+
+    def count_by_state_synced(self, arg: int | Iterable[int],
+                              trials: Sequence[Mapping[str, Any]] | None = None) -> int:
+        """How many trials are in state ``arg`` (a state or a list of states)."""
+        wanted = {arg} if isinstance(arg, int) else set(arg)
+        docs = self.trials if trials is None else trials
+        return sum(1 for d in docs if d["state"] in wanted)
+
+    def count_by_state_unsynced(self, arg: int | Iterable[int]) -> int:
+        self.refresh()
+        return self.count_by_state_synced(arg)
+
+    def _ok(self) -> list[Trial]:
+        return [t for t in self._sorted() if t.loss is not None and math.isfinite(t.loss)]
+
+    @property
+    def best_trial(self) -> dict[str, Any]:
+        """The trial with the lowest loss among those with status ok.
+
+        Raises:
+            AllTrialsFailed: no trial finished with status ok.
+        """
+        ok = self._ok()
+        if not ok:
+            failed = [t for t in self._sorted() if t.state is TrialState.ERROR]
+            msg = f"no trial of {len(self._known)} finished with status ok"
+            if failed and failed[0].error is not None:
+                e = failed[0].error
+                msg += (f"; {len(failed)} raised, the first (trial {failed[0].tid}) with "
+                        f"{e.type}: {e.message}\n{e.traceback}")
+            raise AllTrialsFailed(msg)
+        best = min(ok, key=lambda t: (t.loss, t.tid))
+        return trial_to_doc(best)
+
+    @property
+    def argmin(self) -> dict[str, Any]:
+        """The best trial's active parameters (choice *indices*, as in hyperopt)."""
+        return params_from_misc(self.best_trial["misc"])
+
+    def average_best_error(self, bandit: Any = None) -> float:
+        """The loss of the best trial (hyperopt also averages over ties with ``true_loss``;
+        without ``true_loss`` this is the best loss)."""
+        ok = [(float(t.loss or 0.0), t.result.get("true_loss", t.loss)) for t in self._ok()]
+        if not ok:
+            raise AllTrialsFailed("no trial finished with status ok")
+        best = min(loss for loss, _ in ok)
+        ties = [float(tl) for loss, tl in ok if loss == best]
+        return sum(ties) / len(ties)
+
+    def errors(self) -> list[tuple[int, ErrorInfo]]:
+        """``(tid, ErrorInfo)`` of every ERROR trial."""
+        return [(t.tid, t.error) for t in self._sorted() if t.error is not None]
+
+    def _make_runner(self, domain: Any, *, catch_eval_exceptions: bool, settings: Any) -> Any:
+        """The runner that evaluates this facade's trials: in this process, one by one."""
+        from parzen.runners import InlineRunner
+
+        return InlineRunner(domain, self, catch_eval_exceptions)
+
+    def fmin(self, fn: Any, space: Any, algo: Any = None, max_evals: int | None = None,
+             **kwargs: Any) -> Any:
+        """``fmin(fn, space, algo, max_evals, trials=self, ...)``."""
+        from parzen.fmin import fmin
+
+        return fmin(fn, space, algo=algo, max_evals=max_evals, trials=self, **kwargs)
+
+    def __repr__(self) -> str:
+        counts = self._store.count_by_state(self._exp_key)
+        parts = ", ".join(f"{s.name.lower()}={n}" for s, n in counts.items() if n)
+        return f"<{type(self).__name__} {self._exp_key!r}: {parts or 'empty'}>"
+
+
+def generate_trials_to_calculate(points: Sequence[Mapping[str, Any]]) -> Trials:
+    """hyperopt's helper: a ``Trials`` pre-filled with NEW trials at ``points``."""
+    trials = Trials()
+    tids = trials.new_trial_ids(len(points))
+    trials.insert_trial_docs(trials.docs_for_points(tids, points, origin="points_to_evaluate"))
+    return trials
+
