@@ -13,7 +13,6 @@ parzen dev venv and in the separate anchor venv.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,14 +70,32 @@ class Problem:
     argmin: Mapping[str, Any] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
-        """Short hash of space + objective source + optimum.
+        """Short hash of the space, the optimum and objective values at probe points.
 
-        Used as part of the anchor-cache key so that editing a problem
+        Used as part of the anchor-cache key so that changing a problem
         invalidates cached anchor runs instead of silently reusing them.
+        Hashing values (not source text) keeps the key stable under
+        reformatting while still catching any change to the function.
         """
-        src = inspect.getsource(self.objective)
-        blob = repr((self.params, self.optimum)) + src
+        rng = np.random.default_rng(20240601)
+        probes = [dict(self.argmin)] + [_random_point(self.params, rng) for _ in range(32)]
+        values = [f"{self.objective(pt):.12g}" for pt in probes]
+        blob = repr((self.params, self.optimum, values))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _random_point(params: Sequence[Param], rng: np.random.Generator) -> dict[str, Any]:
+    pt: dict[str, Any] = {}
+    for p in params:
+        if p.kind == "choice":
+            pt[p.name] = p.options[int(rng.integers(len(p.options)))]
+        elif p.kind == "loguniform":
+            pt[p.name] = float(np.exp(rng.uniform(math.log(p.low), math.log(p.high))))
+        elif p.kind == "quniform":
+            pt[p.name] = int(round(float(rng.uniform(p.low, p.high)) / p.q) * p.q)
+        else:
+            pt[p.name] = float(rng.uniform(p.low, p.high))
+    return pt
 
 
 def _box(prefix: str, dim: int, low: float, high: float) -> tuple[Param, ...]:
@@ -221,7 +238,10 @@ PROBLEMS: dict[str, Problem] = {
             hartmann6,
             -3.3223680114155147,
             "Hartmann-6 on [0, 1]^6",
-            {f"x{i}": v for i, v in enumerate((0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573))},
+            {
+                f"x{i}": v
+                for i, v in enumerate((0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573))
+            },
         ),
         Problem(
             "rosenbrock5",
@@ -332,7 +352,9 @@ def native_point(params: Sequence[Param], point: Mapping[str, Any]) -> dict[str,
     return out
 
 
-def normalise_point(params: Sequence[Param], point: Mapping[str, Any]) -> tuple[np.ndarray, list[Any]]:
+def normalise_point(
+    params: Sequence[Param], point: Mapping[str, Any]
+) -> tuple[np.ndarray, list[Any]]:
     """Numeric dims mapped to [0, 1] (log scale for log params) + categorical labels."""
     num: list[float] = []
     cat: list[Any] = []
@@ -341,7 +363,9 @@ def normalise_point(params: Sequence[Param], point: Mapping[str, Any]) -> tuple[
         if p.kind == "choice":
             cat.append(v)
         elif p.kind == "loguniform":
-            num.append((math.log(float(v)) - math.log(p.low)) / (math.log(p.high) - math.log(p.low)))
+            num.append(
+                (math.log(float(v)) - math.log(p.low)) / (math.log(p.high) - math.log(p.low))
+            )
         else:
             num.append((float(v) - p.low) / (p.high - p.low))
     return np.array(num), cat
@@ -359,11 +383,14 @@ def point_distance(params: Sequence[Param], a: Mapping[str, Any], b: Mapping[str
     """
     na, ca = normalise_point(params, a)
     nb, cb = normalise_point(params, b)
-    sq = float(np.sum((na - nb) ** 2)) + sum(0.0 if x == y else 1.0 for x, y in zip(ca, cb))
+    mismatches = sum(0.0 if x == y else 1.0 for x, y in zip(ca, cb, strict=True))
+    sq = float(np.sum((na - nb) ** 2)) + mismatches
     return math.sqrt(sq / len(params))
 
 
-def near_duplicate_fraction(params: Sequence[Param], points: Sequence[Mapping[str, Any]], batch: int) -> float | None:
+def near_duplicate_fraction(
+    params: Sequence[Param], points: Sequence[Mapping[str, Any]], batch: int
+) -> float | None:
     """Mean over batches of the fraction of within-batch pairs closer than 0.01.
 
     Batches are consecutive groups of ``batch`` evaluated points; a trailing

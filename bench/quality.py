@@ -15,9 +15,7 @@ that this really happened.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import platform
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -30,6 +28,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
 from _anchors import anchor_versions, ensure_anchor_venv  # noqa: E402
+from _meta import base_meta, git_revision  # noqa: E402
 from _pool import current_python, run_jobs  # noqa: E402
 from problems import PROBLEMS, get_problem  # noqa: E402
 
@@ -85,9 +84,12 @@ def load_cache() -> dict[str, Any]:
 
 
 def save_cache(cache: Mapping[str, Any]) -> None:
+    # Drop runs of problems whose definition changed since (stale fingerprint).
+    live = {f"|{p.name}@{p.fingerprint()}|" for p in PROBLEMS.values()}
+    kept = {k: v for k, v in cache.items() if any(tag in k for tag in live)}
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     tmp = CACHE_PATH.with_suffix(".tmp")
-    tmp.write_text(json.dumps(cache, separators=(",", ":")))
+    tmp.write_text(json.dumps(kept, separators=(",", ":")))
     tmp.replace(CACHE_PATH)
 
 
@@ -123,8 +125,14 @@ def run_all(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     for algo in args.algos:
         for prob in args.problems:
             for seed in range(args.seeds):
-                job = {"kind": "quality", "algo": algo, "problem": prob, "seed": seed,
-                       "evals": args.evals, "batch": args.batch}
+                job = {
+                    "kind": "quality",
+                    "algo": algo,
+                    "problem": prob,
+                    "seed": seed,
+                    "evals": args.evals,
+                    "batch": args.batch,
+                }
                 key = cache_key(algo, prob, seed, args.evals, args.batch)
                 if algo in ANCHORS and args.reuse_anchors and key in cache:
                     runs[algo].append({**job, **cache[key], "cached": True})
@@ -172,8 +180,12 @@ def build_summary(
     summary: dict[str, Any] = {}
     for prob_name in args.problems:
         prob = get_problem(prob_name)
-        entry: dict[str, Any] = {"optimum": prob.optimum, "description": prob.description,
-                                 "algos": {}, "verdicts": {}}
+        entry: dict[str, Any] = {
+            "optimum": prob.optimum,
+            "description": prob.description,
+            "algos": {},
+            "verdicts": {},
+        }
         per_algo: dict[str, dict[str, list[float]]] = {}
         for algo, recs in runs.items():
             mine = sorted((r for r in recs if r["problem"] == prob_name), key=lambda r: r["seed"])
@@ -240,18 +252,17 @@ def render_table(args: argparse.Namespace, summary: Mapping[str, Any]) -> str:
         lines.append("")
         last = str(cps[-1])
         for name in verdict_names:
-            held = [p for p, e in summary.items() if e["verdicts"].get(name, {}).get(last, {})
-                    .get("holds")]
+            held = [
+                p
+                for p, e in summary.items()
+                if e["verdicts"].get(name, {}).get(last, {}).get("holds")
+            ]
             lines.append(f"{name}? @{last}: holds on {len(held)}/{len(summary)} problems")
     return "\n".join(lines)
 
 
 def gather_meta(args: argparse.Namespace) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "argv": sys.argv[1:],
+    meta: dict[str, Any] = base_meta() | {
         "seeds": list(range(args.seeds)),
         "evals": args.evals,
         "batch": args.batch,
@@ -281,6 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = run_all(args)
     summary = build_summary(args, runs)
     table = render_table(args, summary)
+    if "parzen" in args.algos:
+        table = f"parzen from git {git_revision()}; anchors hyperopt 0.3.0, optuna 5.0.0\n" + table
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -288,10 +301,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "summary": summary,
         "runs": {
             algo: [
-                {k: r[k] for k in ("problem", "seed", "seconds", "near_dup", "batch_check",
-                                   "cached") if k in r}
-                | {"regret": regrets(r["losses"], get_problem(r["problem"]).optimum,
-                                     checkpoints(args.evals))}
+                {
+                    k: r[k]
+                    for k in ("problem", "seed", "seconds", "near_dup", "batch_check", "cached")
+                    if k in r
+                }
+                | {
+                    "regret": regrets(
+                        r["losses"], get_problem(r["problem"]).optimum, checkpoints(args.evals)
+                    )
+                }
                 for r in recs
             ]
             for algo, recs in runs.items()

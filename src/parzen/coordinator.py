@@ -38,7 +38,7 @@ class RunSettings:
     max_evals: int
     timeout: float | None
     loss_threshold: float | None
-    max_queue_len: int
+    max_queue_len: int  # the in-flight target: max(fmin's max_queue_len, parallelism)
     early_stop_fn: Callable[..., Any] | None
     poll_interval_s: float = 0.05
     save_file: str = ""
@@ -135,6 +135,11 @@ def run(domain: Domain, trials: Trials, algo: Callable[..., Any], runner: Runner
     """
     start = time.monotonic()
     trials.refresh()
+    # NEW trials already in `trials` (generate_trials_to_calculate, a resumed experiment)
+    # belong to this run too; without a dispatch the inline runner would never see them.
+    queued = sorted(t for t in trials.in_flight if trials.known(t).state is TrialState.NEW)
+    if queued:
+        runner.dispatch(queued)
     if points_to_evaluate and len(trials) == 0:
         runner.dispatch(insert_points(trials, domain, points_to_evaluate))
     c = count(trials)

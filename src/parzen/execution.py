@@ -11,12 +11,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from parzen.exceptions import ObjectiveUnloadable
+from parzen.sandbox import (
+    EvaluationAborted,
+    EvaluationCrashed,
+    EvaluationTimeout,
+    ObjectiveFailed,
+)
 from parzen.store import TrialStore
 from parzen.trial import ErrorInfo, Owner, Trial, TrialState
 
 log = logging.getLogger("parzen.execution")
 
-Evaluate = Callable[[Mapping[str, Any], int], dict[str, Any]]
+# evaluate(params, tid, abort) -> result; ``abort()`` returns a reason to stop early, or None.
+Evaluate = Callable[[Mapping[str, Any], int, Callable[[], "str | None"]], dict[str, Any]]
+
+# The history outcome prefix that tells the coordinator a worker could not load the objective.
+UNLOADABLE = "objective unloadable"
 
 
 @dataclass(frozen=True)
@@ -86,35 +97,90 @@ class Heartbeat:
 
 
 def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate: Evaluate,
-              *, lease_s: float = 3600.0, heartbeat_s: float | None = None) -> Outcome:
-    """Claim trial ``tid``, evaluate it, and record DONE or ERROR.
+              *, lease_s: float = 3600.0, heartbeat_s: float | None = None,
+              max_attempts: int = 3, shutdown: threading.Event | None = None) -> Outcome:
+    """Claim trial ``tid``, evaluate it, and record its outcome.
 
     Safe to call twice for the same trial: the claim decides who runs it, so a second
     delivery returns ``Outcome("not claimed")`` without calling the objective.
 
-    The one broad ``except Exception`` in parzen is here: it records the objective's
-    failure on the trial. ``KeyboardInterrupt`` and ``SystemExit`` propagate.
+    Outcomes by what the evaluation does:
+
+    - returns a result: DONE.
+    - the objective raises (or returns an invalid result): ERROR with its traceback.
+    - hits the hard time limit: ERROR("timeout after N s").
+    - its process dies (signal, exit, OOM): released to NEW with the attempt counted, or ERROR
+      naming the signal once ``max_attempts`` is used up.
+    - the worker shuts down: released to NEW, attempt not counted; never ERROR.
+    - the objective cannot be loaded here: released, attempt not counted, and the reason is
+      kept in the trial's history so the coordinator can fail fast with it.
+    - the lease is lost: nothing is written; the attempt that owns the trial now decides.
+
+    The one broad ``except Exception`` in parzen is here: it records the objective's failure
+    on the trial. ``KeyboardInterrupt`` and ``SystemExit`` propagate.
     """
     trial = store.claim(exp_key, tid, owner, lease_s)
     if trial is None:
         return Outcome("not claimed")
-    assert trial.claim_token is not None
+    token = trial.claim_token
+    assert token is not None
     hb = Heartbeat(store, trial, lease_s, heartbeat_s) if heartbeat_s else None
-    exc_seen: BaseException | None = None
+
+    def abort() -> str | None:
+        if hb is not None and hb.lost.is_set():
+            return "lease lost"
+        if shutdown is not None and shutdown.is_set():
+            return "worker shutting down"
+        return None
+
+    def finish(state: TrialState, result: Mapping[str, Any], error: ErrorInfo | None,
+               exc: BaseException | None) -> Outcome:
+        if not store.finish(exp_key, tid, token, state, result, error):
+            log.warning("lease lost on trial %s of %r: result discarded (another attempt owns "
+                        "the trial now)", tid, exp_key)
+            return Outcome("lease lost", trial)
+        return Outcome("done" if state is TrialState.DONE else "error", trial, exc)
+
     try:
         if hb is not None:
             with hb:
-                result = evaluate(trial.params, tid)
+                result = evaluate(trial.params, tid, abort)
         else:
-            result = evaluate(trial.params, tid)
-        state, error = TrialState.DONE, None
+            result = evaluate(trial.params, tid, abort)
+    except EvaluationAborted as exc:
+        if str(exc) == "lease lost":
+            return Outcome("lease lost", trial)
+        store.release(exp_key, tid, token, f"released: {exc}", count_attempt=False)
+        log.info("released trial %s of %r: %s", tid, exp_key, exc)
+        return Outcome("released", trial)
+    except ObjectiveUnloadable as exc:
+        store.release(exp_key, tid, token, f"{UNLOADABLE}: {exc}", count_attempt=False)
+        log.error("trial %s of %r released: %s", tid, exp_key, exc)
+        return Outcome("unloadable", trial, exc)
+    except EvaluationCrashed as exc:
+        if trial.attempts >= max_attempts:
+            info = ErrorInfo("WorkerCrashed", f"{exc} on attempt {trial.attempts} of "
+                             f"{max_attempts}; giving up")
+            log.error("trial %s of %r: %s", tid, exp_key, info.message)
+            return finish(TrialState.ERROR, {"status": "fail"}, info, exc)
+        store.release(exp_key, tid, token, f"crashed: {exc}", count_attempt=True)
+        log.warning("trial %s of %r: %s (attempt %d of %d); it will be retried", tid, exp_key,
+                    exc, trial.attempts, max_attempts)
+        return Outcome("crashed", trial, exc)
+    except EvaluationTimeout as exc:
+        log.warning("trial %s of %r: %s", tid, exp_key, exc)
+        return finish(TrialState.ERROR, {"status": "fail"}, ErrorInfo("TrialTimeout", str(exc)),
+                      exc)
+    except ObjectiveFailed as exc:
+        log.info("trial %s of %r raised %s", tid, exp_key, exc)
+        return finish(TrialState.ERROR, {"status": "fail"}, exc.info, exc)
     except Exception as exc:
-        exc_seen = exc
-        state, error = TrialState.ERROR, error_info(exc)
-        result = {"status": "fail"}
         log.info("trial %s of %r raised %s: %s", tid, exp_key, type(exc).__name__, exc)
-    if not store.finish(exp_key, tid, trial.claim_token, state, result, error):
-        log.warning("lease lost on trial %s of %r: result discarded (another attempt owns "
-                    "the trial)", tid, exp_key)
-        return Outcome("lease lost", trial)
-    return Outcome("done" if state is TrialState.DONE else "error", trial, exc_seen)
+        return finish(TrialState.ERROR, {"status": "fail"}, error_info(exc), exc)
+    except BaseException as exc:
+        # KeyboardInterrupt / SystemExit: give the trial back instead of leaving it RUNNING
+        # with no one to finish it (a resumed run would wait for it forever), then propagate.
+        store.release(exp_key, tid, token, f"released: {type(exc).__name__}",
+                      count_attempt=False)
+        raise
+    return finish(TrialState.DONE, result, None, None)

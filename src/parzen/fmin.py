@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -16,6 +17,7 @@ import numpy as np
 from parzen.coordinator import RunSettings, run
 from parzen.domain import Domain
 from parzen.exceptions import ConfigError, UnsupportedExpression
+from parzen.space import space_eval
 from parzen.trials import Trials
 
 log = logging.getLogger("parzen.fmin")
@@ -114,7 +116,8 @@ def fmin(
         rstate: a ``numpy.random.Generator``; the same one gives the same trials.
         catch_eval_exceptions: record objective exceptions as ERROR trials and go on,
             instead of raising.
-        return_argmin: return the best point (choice indices); else return ``trials``.
+        return_argmin: return the best point (choice indices); else, as hyperopt does,
+            its value ``space_eval(space, argmin)`` (None when no trial ran).
         points_to_evaluate: points (``{label: value}``, choice indices) to try first.
         max_queue_len: how many points are suggested before their results are known.
         show_progressbar: show a tqdm bar with the best loss.
@@ -122,8 +125,8 @@ def fmin(
         trials_save_file: pickle ``trials`` here as the run goes, and resume from it.
 
     Returns:
-        The best trial's parameters (``space_eval(space, best)`` gives values), or ``trials``
-        when ``return_argmin`` is False.
+        The best trial's parameters (``space_eval(space, best)`` gives values), or, when
+        ``return_argmin`` is False, that value itself (None if no trial ran).
 
     Raises:
         ConfigError: an argument is of the wrong type or range.
@@ -150,7 +153,7 @@ def fmin(
         max_evals=evals,
         timeout=_check_number("timeout", timeout, positive=True),
         loss_threshold=_check_number("loss_threshold", loss_threshold, positive=False),
-        max_queue_len=_check_int("max_queue_len", max_queue_len, 1),
+        max_queue_len=_check_int("max_queue_len", max_queue_len, 1),  # raised below
         early_stop_fn=early_stop_fn,
         save_file=str(trials_save_file or ""),
         show_progressbar=bool(show_progressbar),
@@ -158,8 +161,9 @@ def fmin(
     if early_stop_fn is not None and not callable(early_stop_fn):
         raise ConfigError(f"early_stop_fn must be callable, got {early_stop_fn!r}")
     if points_to_evaluate is not None and (
-            isinstance(points_to_evaluate, Mapping) or not isinstance(points_to_evaluate,
-                                                                      Sequence)):
+            isinstance(points_to_evaluate, (Mapping, str, bytes))
+            or not isinstance(points_to_evaluate, Sequence)
+            or not all(isinstance(p, Mapping) for p in points_to_evaluate)):
         raise ConfigError(
             "points_to_evaluate must be a list of dicts like [{'x': 0.5, 'kind': 1}], got "
             f"{points_to_evaluate!r:.100}"
@@ -176,10 +180,15 @@ def fmin(
         raise ConfigError(
             f"trials must be a parzen Trials, ParallelTrials or MongoTrials, got {trials!r}"
         )
+    parallelism = int(getattr(trials, "parallelism", 1))
+    if parallelism > settings.max_queue_len:
+        settings = dataclasses.replace(settings, max_queue_len=parallelism)
     runner = trials._make_runner(domain, catch_eval_exceptions=catch_eval_exceptions,
                                  settings=settings)
     run(domain, trials, algo_fn, runner, rng, settings, points_to_evaluate)
     if not return_argmin:
-        return trials
+        # hyperopt returns the best point's value (space_eval of the argmin), or None when
+        # no trial ran.
+        return space_eval(space, trials.argmin) if len(trials) > 0 else None
     return trials.argmin
 

@@ -6,8 +6,11 @@ Every argument problem is reported here, when the space is built, with the label
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from parzen.exceptions import InvalidDistribution
 from parzen.space._nodes import Cast, Choice, Normal, RandInt, Uniform, is_finite_number
@@ -155,7 +158,7 @@ def randint(label: str, *args: int) -> RandInt:
             f"{len(args)} bounds {args!r}"
         )
     for name, v in (("low", low), ("high", high)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not is_finite_number(v) \
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not is_finite_number(v) \
                 or float(v) != int(v):
             raise InvalidDistribution(
                 f"hp.randint({lab!r}): {name} must be an integer, got {name}={v!r}"
@@ -178,6 +181,9 @@ def uniformint(label: str, low: int, high: int, q: float = 1.0) -> Cast:
 def choice(label: str, options: Sequence[Any]) -> Choice:
     """One of ``options``; trials record the chosen index. Options may hold nested spaces."""
     lab = _label("choice", label)
+    if isinstance(options, np.ndarray) and options.ndim == 1:
+        # hp.choice('n', np.arange(10, 100, 10)) is common hyperopt code; keep Python scalars.
+        options = options.tolist()
     if isinstance(options, (str, bytes)) or not isinstance(options, Sequence):
         raise InvalidDistribution(
             f"hp.choice({lab!r}): options must be a list or tuple, got {options!r}"

@@ -55,7 +55,8 @@ class InlineRunner:
         queue, self._queue = self._queue, []
         store, exp_key = self._trials.store, self._trials.exp_key
         for i, tid in enumerate(queue):
-            outcome = run_trial(store, exp_key, tid, self._owner, self._domain.evaluate)
+            outcome = run_trial(store, exp_key, tid, self._owner,
+                                lambda params, tid, _abort: self._domain.evaluate(params, tid))
             if outcome.exception is not None and not self._catch:
                 self._queue = queue[i + 1:]
                 raise outcome.exception

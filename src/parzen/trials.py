@@ -342,7 +342,8 @@ class Trials:
             msg = f"no trial of {len(self._known)} finished with status ok"
             if failed and failed[0].error is not None:
                 e = failed[0].error
-                msg += (f"; {len(failed)} raised, the first (trial {failed[0].tid}) with "
+                msg += (f"; {len(failed)} of {len(self._known)} raised, the first (trial "
+                        f"{failed[0].tid}) with "
                         f"{e.type}: {e.message}\n{e.traceback}")
             raise AllTrialsFailed(msg)
         best = min(ok, key=lambda t: (t.loss, t.tid))

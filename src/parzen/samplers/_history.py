@@ -81,7 +81,7 @@ class HistoryBuilder:
         return self._n
 
     def _grow(self) -> None:
-        cap = self._cap * 2
+        cap = max(1, self._cap * 2)  # capacity 0 must grow too
         for lab in self._labels:
             self._values[lab] = _grown(self._values[lab], cap, np.nan)
         self._losses = _grown(self._losses, cap, np.nan)

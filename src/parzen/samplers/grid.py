@@ -3,6 +3,7 @@
 A space is finite when every parameter is a choice, a randint or a quantised uniform
 (``quniform``, ``qloguniform``, ``uniformint``). Conditional spaces enumerate only the active
 combinations. Points already in the history (finished or pending) are never proposed again.
+``functools.partial(grid.suggest, grid_seed=3, shuffle=False)`` sets the visiting order.
 """
 
 from __future__ import annotations
@@ -118,11 +119,13 @@ class GridSampler:
 _shared: dict[tuple[int, bool], GridSampler] = {}
 
 
-def _grid_sampler(seed: int = 0, shuffle: bool = True) -> GridSampler:
-    # One sampler per setting keeps the enumerated grid cached across fmin iterations.
-    key = (seed, shuffle)
+def _grid_sampler(grid_seed: int = 0, shuffle: bool = True) -> GridSampler:
+    # The setting is not called ``seed``: that name is the per-call argument of hyperopt's
+    # ``suggest(new_ids, domain, trials, seed)``, so ``partial(grid.suggest, seed=3)`` could
+    # never be called. One sampler per setting keeps the enumerated grid cached across calls.
+    key = (grid_seed, shuffle)
     if key not in _shared:
-        _shared[key] = GridSampler(seed, shuffle)
+        _shared[key] = GridSampler(grid_seed, shuffle)
     return _shared[key]
 
 

@@ -9,6 +9,7 @@ is valid. Values follow hyperopt's conventions so that stored trials stay interc
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,8 +152,8 @@ class Cast(Node):
 
 def is_finite_number(x: Any) -> bool:
     """True for a real, finite int or float (bools excluded: ``True`` is not a bound)."""
-    if isinstance(x, bool):
-        return False
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        return False  # a string such as "0" converts with float() but is not a bound
     try:
         return math.isfinite(float(x))
     except (TypeError, ValueError):

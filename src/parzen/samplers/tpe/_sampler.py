@@ -14,7 +14,7 @@ from parzen.samplers._base import Point
 from parzen.samplers._history import History
 from parzen.samplers._prior import sample_prior, to_points
 from parzen.samplers.tpe._encode import Group, build_groups, snap
-from parzen.samplers.tpe._parzen import Bandwidth, ParzenEstimator, fit
+from parzen.samplers.tpe._parzen import Bandwidth, fit
 from parzen.samplers.tpe._split import Split, n_below, split
 from parzen.space import Space
 
@@ -99,7 +99,10 @@ class TPESampler:
                  below_cap: int = 25, multivariate: bool = True, constant_liar: bool = True,
                  min_distance: float = 0.02, bandwidth_factor: float = 0.2,
                  min_bandwidth: float = 0.01, scott: bool = False,
-                 verbose: bool = False) -> None:
+                 startup_counts_pending: bool = True,
+                 pending_weight: float = 1.0, verbose: bool = False) -> None:
+        self.startup_counts_pending = startup_counts_pending
+        self.pending_weight = pending_weight
         self.n_startup_jobs = _int("n_startup_jobs", n_startup_jobs, 0)
         self.n_EI_candidates = _int("n_EI_candidates", n_EI_candidates, 1)
         self.gamma = None if gamma is None else _float("gamma", gamma, 0.0, 1.0,
@@ -124,8 +127,12 @@ class TPESampler:
         if n <= 0:
             return []
         n_done = history.n_completed
-        if n_done < self.n_startup_jobs or not space.params:
+        n_pend = int(np.count_nonzero(history.pending & ~history.completed))
+        handed = n_done + (n_pend if self.startup_counts_pending else 0)
+        n_random = n if n_done == 0 else min(max(self.n_startup_jobs - handed, 0), n)
+        if n_random == n or not space.params:
             return to_points(space, sample_prior(space, n, rng))
+        head = to_points(space, sample_prior(space, n_random, rng)) if n_random else []
         groups = build_groups(space, self.multivariate)
         n0 = history.n
         work = _Work(
@@ -136,10 +143,16 @@ class TPESampler:
         )
         k_below = n_below(n_done, self.below_fraction, self.below_cap, self.gamma)
         points: list[Point] = []
-        for i in range(n):
+        for i, point in enumerate(head):
+            for lab, v in point.items():
+                work.values[lab][n0 + i] = float(v)
+            work.pending[n0 + i] = True
+            points.append(point)
+        for i in range(n_random, n):
             rows = n0 + i
             pending = work.pending[:rows] if self.constant_liar else np.zeros(rows, bool)
-            sp = split(work.losses[:rows], pending, k_below, self.linear_forgetting)
+            sp = split(work.losses[:rows], pending, k_below, self.linear_forgetting,
+                       self.pending_weight)
             point: Point = {}
             for g in groups:
                 if not space.is_active(g.labels[0], point):
@@ -158,8 +171,10 @@ class TPESampler:
         keep_b = active[sp.below]
         keep_a = active[sp.above]
         below, above = sp.below[keep_b], sp.above[keep_a]
-        l_est = self._fit(g, work, below, sp.w_below[keep_b])
-        g_est = self._fit(g, work, above, sp.w_above[keep_a])
+        xn, xc = self._encode(g, work, np.concatenate([below, above]))
+        nb = below.shape[0]
+        l_est = fit(g, xn[:nb], xc[:nb], sp.w_below[keep_b], self.prior_weight, self.bandwidth)
+        g_est = fit(g, xn[nb:], xc[nb:], sp.w_above[keep_a], self.prior_weight, self.bandwidth)
         cn, cc = l_est.sample(self.n_EI_candidates, rng)
         cn, raw = snap(g, cn)
         score = l_est.logpdf(cn, cc) - g_est.logpdf(cn, cc)
@@ -173,15 +188,15 @@ class TPESampler:
         for j, c in enumerate(g.categorical):
             point[c.label] = int(c.decode(cc[best:best + 1, j])[0])
 
-    def _fit(self, g: Group, work: _Work, rows: IntArray, weights: FloatArray
-             ) -> ParzenEstimator:
+    @staticmethod
+    def _encode(g: Group, work: _Work, rows: IntArray) -> tuple[FloatArray, IntArray]:
         xn = np.empty((rows.shape[0], len(g.numeric)))
         for j, d in enumerate(g.numeric):
             xn[:, j] = d.encode(work.values[d.label][rows])
         xc = np.empty((rows.shape[0], len(g.categorical)), dtype=np.intp)
         for j, c in enumerate(g.categorical):
             xc[:, j] = c.encode(work.values[c.label][rows])
-        return fit(g, xn, xc, weights, self.prior_weight, self.bandwidth)
+        return xn, xc
 
     def _near_pending(self, g: Group, work: _Work, rows: int, active: BoolArray,
                       cn: FloatArray, cc: IntArray) -> BoolArray:

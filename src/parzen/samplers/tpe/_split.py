@@ -43,18 +43,28 @@ class Split:
     w_above: FloatArray
 
 
-def split(losses: FloatArray, pending: BoolArray, k_below: int, forgetting: int) -> Split:
+def split(losses: FloatArray, pending: BoolArray, k_below: int, forgetting: int,
+          pending_weight: float = 1.0) -> Split:
     """Rank completed rows by loss (ties: earlier first) and put pending rows above.
 
     Rows that failed (no loss, not pending) are ignored, as hyperopt does.
     """
     done = np.flatnonzero(np.isfinite(losses))
-    order = done[np.argsort(losses[done], kind="stable")]
-    below = np.sort(order[:k_below])
-    above = np.sort(np.concatenate([order[k_below:], np.flatnonzero(pending
-                                                                    & ~np.isfinite(losses))]))
-    return Split(below, above, np.ones(below.shape[0]),
-                 recency_weights(above, losses.shape[0], forgetting))
+    k = min(k_below, done.shape[0])
+    if k < done.shape[0]:
+        # O(n) selection; ties at the boundary go to the earlier row (lexsort on loss, row).
+        part = done[np.argpartition(losses[done], k - 1)[:k]] if k else done[:0]
+        cut = losses[part].max() if k else -np.inf
+        cand = done[losses[done] <= cut]
+        below = np.sort(cand[np.lexsort((cand, losses[cand]))][:k])
+    else:
+        below = done
+    is_below = np.zeros(losses.shape[0], dtype=bool)
+    is_below[below] = True
+    above = np.flatnonzero((np.isfinite(losses) | pending) & ~is_below)
+    w_above = recency_weights(above, losses.shape[0], forgetting)
+    w_above[~np.isfinite(losses[above])] *= pending_weight
+    return Split(below, above, np.ones(below.shape[0]), w_above)
 
 
 def recency_weights(rows: IntArray, n_rows: int, forgetting: int) -> FloatArray:

@@ -1,0 +1,69 @@
+"""Argument parsing and dispatch for the ``parzen`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from parzen.exceptions import ParzenError
+
+Command = Callable[[argparse.Namespace], int]
+
+# Each command module registers itself here: name -> (configure parser, run).
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command, str]] = {}
+
+
+def command(name: str, help_text: str) -> Callable[[Callable[[argparse.ArgumentParser], None]],
+                                                    Callable[[argparse.ArgumentParser], None]]:
+    """Register ``configure(parser)``; it sets ``parser.set_defaults(run=...)``."""
+
+    def deco(configure: Callable[[argparse.ArgumentParser], None]
+             ) -> Callable[[argparse.ArgumentParser], None]:
+        COMMANDS[name] = (configure, lambda a: 0, help_text)
+        return configure
+
+    return deco
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    for name in ("worker", "tools"):  # importing a command module registers its commands
+        try:
+            importlib.import_module(f"parzen.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"parzen.cli.{name}":
+                raise
+    parser = argparse.ArgumentParser(
+        prog="parzen",
+        description="Distributed hyperparameter optimisation: run workers and inspect "
+                    "experiments.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (configure, _, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        configure(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``parzen`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        code: int = args.run(args)
+        return code
+    except ParzenError as exc:
+        print(f"parzen {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

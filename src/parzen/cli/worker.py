@@ -1,0 +1,62 @@
+"""``parzen worker``: start a Celery worker that evaluates parzen trials."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from parzen.cli._main import command
+from parzen.exceptions import ConfigError
+
+
+@command("worker", "start a worker that evaluates trials (a Celery worker, threads pool)")
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mongo", default=os.environ.get("PARZEN_MONGO_URL"),
+                   help="MongoDB URL (default $PARZEN_MONGO_URL)")
+    p.add_argument("--broker", default=os.environ.get("PARZEN_BROKER_URL"),
+                   help="Celery broker URL, e.g. redis://host:6379/0 (default "
+                        "$PARZEN_BROKER_URL)")
+    p.add_argument("--concurrency", type=int,
+                   default=int(os.environ.get("PARZEN_CONCURRENCY", os.cpu_count() or 1)),
+                   help="trials evaluated at once (default: CPUs)")
+    p.add_argument("--queue", default=os.environ.get("PARZEN_QUEUE", "parzen"))
+    p.add_argument("--name", default=os.environ.get("PARZEN_WORKER_NAME", ""),
+                   help="worker name shown in trial owners (default: host-pid)")
+    p.add_argument("--secret-file", default=os.environ.get("PARZEN_SECRET_FILE"),
+                   help="file holding the signing key (or set $PARZEN_SECRET)")
+    p.add_argument("--loglevel", default="INFO")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.concurrency < 1:
+        raise ConfigError(f"--concurrency must be >= 1, got {args.concurrency}")
+    if not args.mongo:
+        raise ConfigError("--mongo (or $PARZEN_MONGO_URL) is required")
+    if not args.broker:
+        raise ConfigError("--broker (or $PARZEN_BROKER_URL) is required")
+    from parzen.store._uri import parse_mongo_url, redact
+
+    parse_mongo_url(args.mongo)  # malformed URLs fail here, before Celery starts
+    if not args.broker.startswith(("redis://", "rediss://", "amqp://", "amqps://")):
+        raise ConfigError(
+            f"--broker {redact(args.broker)} is not a redis:// (or amqp://) URL"
+        )
+    os.environ["PARZEN_MONGO_URL"] = args.mongo
+    os.environ["PARZEN_BROKER_URL"] = args.broker
+    os.environ["PARZEN_CONCURRENCY"] = str(args.concurrency)
+    os.environ["PARZEN_QUEUE"] = args.queue
+    if args.name:
+        os.environ["PARZEN_WORKER_NAME"] = args.name
+    if args.secret_file:
+        os.environ["PARZEN_SECRET_FILE"] = args.secret_file
+    from parzen.worker.app import app  # reads and validates the environment
+
+    app.worker_main([
+        "worker", "--pool=threads", f"--concurrency={args.concurrency}",
+        f"--queues={args.queue}", f"--loglevel={args.loglevel}",
+        # Gossip, mingle and worker heartbeats are Celery's cluster chatter; parzen's
+        # liveness is the trial lease, so they only cost broker traffic.
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ])
+    return 0

@@ -1,0 +1,361 @@
+"""``MongoTrials``: trials stored in MongoDB and evaluated by Celery workers over Redis.
+
+The coordinator (the user's fmin) writes NEW trials, publishes ``evaluate_trial(exp_key,
+tid)`` messages, and reads back only the trials it has in flight. Each loop it also reaps
+expired leases, republishes NEW trials whose message may have been lost, and renews its
+driver lease, which keeps a second coordinator off the same experiment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from parzen import payload
+from parzen.domain import Domain
+from parzen.exceptions import (
+    ConfigError,
+    ExperimentLocked,
+    ObjectiveUnloadable,
+    SpaceChanged,
+    StoreUnavailable,
+)
+from parzen.execution import UNLOADABLE
+from parzen.settings import TrialSettings
+from parzen.space import describe
+from parzen.store import Experiment, TrialStore
+from parzen.store._uri import redact
+from parzen.trial import TrialState
+from parzen.trials import Trials
+
+log = logging.getLogger("parzen.distributed")
+
+DRIVER_LEASE_S = 30.0
+
+
+def objective_fingerprint(fn: Any) -> str:
+    """A hash of the objective's code, stable across runs of the same source."""
+    code = getattr(fn, "__code__", None)
+    if code is None and callable(fn):
+        code = getattr(fn.__call__, "__code__", None)
+    if code is None:
+        return hashlib.sha256(repr(fn).encode()).hexdigest()[:16]
+    h = hashlib.sha256()
+    h.update(getattr(fn, "__qualname__", "").encode())
+    h.update(code.co_code)
+    h.update(repr(code.co_consts).encode())
+    h.update(repr(code.co_names).encode())
+    return h.hexdigest()[:16]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class MongoTrials(Trials):
+    """Trials in MongoDB, evaluated by ``parzen worker`` processes on any number of machines.
+
+    Args:
+        url: ``mongodb://``/``mongodb+srv://`` URI (TLS, authSource, replicaSet pass through)
+            or hyperopt's ``mongo://host:port/db/jobs``.
+        exp_key: the experiment's name; rerunning with the same name resumes it.
+        broker: the Celery broker, e.g. ``redis://host:6379/0`` (default
+            ``$PARZEN_BROKER_URL``).
+        parallelism: how many trials are queued or running at once.
+        secret: the signing key shared with the workers (default ``$PARZEN_SECRET`` or the
+            file named by ``$PARZEN_SECRET_FILE``).
+        objective: ``"package.module:function"`` to have workers import the objective
+            instead of unpickling it; the function given to fmin must be the same one.
+        lease: seconds without a heartbeat after which a trial's worker is presumed dead.
+        heartbeat: seconds between a worker's heartbeats (at most ``lease / 3``).
+        trial_timeout: hard time limit of one evaluation, in seconds.
+        max_attempts: attempts per trial before a crashing trial fails for good.
+        dispatch_timeout: republish a NEW trial's message after this many seconds.
+        poll_interval: seconds between the coordinator's refreshes.
+        allow_space_change: resume even if the space or objective changed.
+        queue: the Celery queue to publish to.
+        max_payload_bytes: refuse objectives that pickle to more than this.
+        store: an existing store (tests); ``url`` is then only used in messages.
+    """
+
+    asynchronous = True
+
+    def __init__(self, url: str, exp_key: str | None = None, *, broker: str | None = None,
+                 parallelism: int = 8, secret: str | bytes | None = None,
+                 objective: str | None = None, lease: float = 60.0, heartbeat: float = 10.0,
+                 trial_timeout: float | None = None, max_attempts: int = 3,
+                 dispatch_timeout: float = 60.0, poll_interval: float = 0.1,
+                 allow_space_change: bool = False, queue: str = "parzen",
+                 max_payload_bytes: int = payload.DEFAULT_MAX_BYTES,
+                 store: TrialStore | None = None, connect_timeout: float = 5.0) -> None:
+        from parzen.parallel import check_positive_int, check_timeout
+
+        self.parallelism = check_positive_int("parallelism", parallelism)
+        self.trial_settings = TrialSettings(lease, heartbeat, trial_timeout, max_attempts)
+        self.dispatch_timeout = check_timeout("dispatch_timeout", dispatch_timeout) or 60.0
+        self.poll_interval = check_timeout("poll_interval", poll_interval) or 0.1
+        self.max_payload_bytes = check_positive_int("max_payload_bytes", max_payload_bytes)
+        self.broker = broker or os.environ.get("PARZEN_BROKER_URL") or None
+        self.secret = secret
+        self.objective = objective
+        self.allow_space_change = bool(allow_space_change)
+        self.queue = queue
+        self.url = url
+        if store is None:
+            from parzen.store._mongo import MongoTrialStore
+
+            store = MongoTrialStore.from_url(url, connect_timeout_s=connect_timeout)
+        super().__init__(exp_key=exp_key, store=store)
+
+    def __getstate__(self) -> dict[str, Any]:
+        raise TypeError("MongoTrials lives in MongoDB and cannot be pickled; reconnect with "
+                        "MongoTrials(url, exp_key) instead of using trials_save_file")
+
+    def _make_runner(self, domain: Domain, *, catch_eval_exceptions: bool,
+                     settings: Any) -> CeleryRunner:
+        return CeleryRunner(self, domain, settings)
+
+
+class CeleryRunner:
+    """Publishes trials to Celery and keeps the experiment healthy while fmin runs."""
+
+    def __init__(self, trials: MongoTrials, domain: Domain, run_settings: Any) -> None:
+        if not trials.broker:
+            raise ConfigError(
+                "MongoTrials needs a broker to reach the workers: pass "
+                "broker='redis://host:6379/0' or set PARZEN_BROKER_URL"
+            )
+        self._trials = trials
+        self._store = trials.store
+        self._exp_key = trials.exp_key
+        self._settings = trials.trial_settings
+        key = payload.load_secret(trials.secret)
+        assert key is not None
+        objective = self._build_objective(domain, key)
+        self._holder: dict[str, Any] = {"holder": uuid.uuid4().hex, "host": socket.gethostname(),
+                        "pid": os.getpid(),
+                        "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        self._prepare_experiment(domain, objective, run_settings)
+        from parzen.worker.celery_app import TASK_NAME, make_app
+
+        self._task = TASK_NAME
+        self._app = make_app(trials.broker, queue=trials.queue)
+        self._check_broker()
+        self._dispatched: dict[int, float] = {}
+        self._last_reap = 0.0
+        self._last_renew = time.monotonic()
+        self._republished = 0
+        self._requeued = 0
+
+    # ---- setup -------------------------------------------------------------------------
+
+    def _build_objective(self, domain: Domain, key: bytes) -> dict[str, Any]:
+        trials = self._trials
+        if trials.objective is not None:
+            fn = payload.import_objective(trials.objective)
+            if fn is not domain.fn:
+                raise ConfigError(
+                    f"objective={trials.objective!r} imports {fn!r}, but fmin was given "
+                    f"{domain.fn!r}; pass the imported function to fmin"
+                )
+            space = payload.build(domain.expr, key, max_bytes=trials.max_payload_bytes)
+            return {"kind": "import", "path": trials.objective, "space_inline": space.data,
+                    "sha256": space.sha256 + ":" + trials.objective,
+                    "fingerprint": trials.objective}
+        built = payload.build((domain.fn, domain.expr), key,
+                              max_bytes=trials.max_payload_bytes)
+        mb = built.size / 1e6
+        where = "inline" if built.size <= payload.INLINE_MAX_BYTES else "GridFS"
+        (log.warning if built.size > 1e6 else log.info)(
+            "objective payload for %r: %.2f MB, stored %s%s", self._exp_key, mb, where,
+            "; large payloads slow every worker's start, consider loading data inside the "
+            "objective" if built.size > 1e6 else "")
+        doc: dict[str, Any] = {"kind": "pickle", "sha256": built.sha256, "size": built.size,
+                               "fingerprint": objective_fingerprint(domain.fn),
+                               "versions": payload.stamp()}
+        if where == "inline":
+            doc["inline"] = built.data
+        else:
+            doc["payload_id"] = self._store.put_payload(  # type: ignore[attr-defined]
+                self._exp_key, built.data)
+        return doc
+
+    def _prepare_experiment(self, domain: Domain, objective: dict[str, Any],
+                            run_settings: Any) -> None:
+        store, exp_key = self._store, self._exp_key
+        space_fp = domain.space.fingerprint()
+        old = store.get_experiment(exp_key)
+        if old is not None and old.space_fingerprint and not self._trials.allow_space_change:
+            has_trials = sum(store.count_by_state(exp_key).values()) > 0
+            if has_trials:
+                _refuse_changes(exp_key, old, space_fp, domain, objective)
+        self._acquire_driver(old)
+        exp = Experiment(
+            exp_key=exp_key, space_fingerprint=space_fp, space=describe(domain.expr),
+            objective=objective, algo={},
+            settings=self._settings.to_dict(),
+            max_evals=run_settings.max_evals if run_settings.max_evals < 2**62 else None,
+        )
+        store.put_experiment(exp)
+        old_id = old.objective.get("payload_id") if old is not None else None
+        if old_id and old_id != objective.get("payload_id"):
+            store.delete_payload(str(old_id))  # type: ignore[attr-defined]
+
+    def _acquire_driver(self, old: Experiment | None) -> None:
+        store, exp_key = self._store, self._exp_key
+        if store.acquire_driver(exp_key, self._holder, DRIVER_LEASE_S):
+            return
+        exp = store.get_experiment(exp_key)
+        cur = dict(exp.driver or {}) if exp is not None else {}
+        if cur.get("host") == self._holder["host"] and isinstance(cur.get("pid"), int) \
+                and not _pid_alive(cur["pid"]):
+            # The holder was a coordinator on this machine that died without releasing.
+            log.warning("taking over %r from dead coordinator pid %s on this host", exp_key,
+                        cur["pid"])
+            store.release_driver(exp_key, str(cur.get("holder")))
+            if store.acquire_driver(exp_key, self._holder, DRIVER_LEASE_S):
+                return
+        raise ExperimentLocked(
+            f"experiment {exp_key!r} is being driven by another coordinator: pid "
+            f"{cur.get('pid')} on host {cur.get('host')!r} (started {cur.get('started')}, "
+            f"lease until {cur.get('expires')}). Stop it first, or wait for its lease to "
+            f"expire ({DRIVER_LEASE_S:g} s after it stops renewing)"
+        )
+
+    def _check_broker(self) -> None:
+        try:
+            with self._app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=2, interval_start=0.2, interval_step=0.5,
+                                       timeout=5)
+        except Exception as exc:  # kombu raises transport-specific errors
+            self._store.release_driver(self._exp_key, str(self._holder["holder"]))
+            raise ConfigError(
+                f"cannot reach the broker at {redact(str(self._trials.broker))}: "
+                f"{type(exc).__name__}: {exc}. Is Redis running and the URL right?"
+            ) from None
+
+    # ---- the Runner protocol -----------------------------------------------------------
+
+    def dispatch(self, tids: Sequence[int]) -> None:
+        now = time.monotonic()
+        for tid in tids:
+            self._publish(tid)
+            self._dispatched[tid] = now
+
+    def _publish(self, tid: int) -> None:
+        try:
+            self._app.send_task(self._task, args=[self._exp_key, tid],
+                                queue=self._trials.queue)
+        except Exception as exc:  # kombu/redis errors; the trial is republished later
+            log.warning("could not publish trial %s to %s: %s; it will be republished",
+                        tid, redact(str(self._trials.broker)), exc)
+
+    def wait(self, timeout_s: float) -> None:
+        time.sleep(self._trials.poll_interval)
+
+    def maintain(self) -> None:
+        now = time.monotonic()
+        try:
+            if now - self._last_renew > DRIVER_LEASE_S / 3:
+                if not self._store.acquire_driver(self._exp_key, self._holder,
+                                                  DRIVER_LEASE_S):
+                    raise ExperimentLocked(
+                        f"lost the driver lease on {self._exp_key!r} to another coordinator "
+                        "(this one stalled for longer than the lease); stopping"
+                    )
+                self._last_renew = now
+            if now - self._last_reap > min(1.0, self._settings.heartbeat_s):
+                self._last_reap = now
+                for t in self._store.requeue_expired(self._exp_key,
+                                                     self._settings.max_attempts):
+                    if t.state is TrialState.NEW:
+                        self._requeued += 1
+                        log.warning("trial %s of %r: lease expired (worker died or stalled), "
+                                    "requeued for attempt %d", t.tid, self._exp_key,
+                                    t.attempts + 1)
+                        self._publish(t.tid)
+                        self._dispatched[t.tid] = now
+        except StoreUnavailable as exc:
+            log.warning("%s; retrying", exc)
+            return
+        for tid in self._trials.in_flight:
+            t = self._trials.known(tid)
+            if t.state is TrialState.NEW and t.history \
+                    and t.history[-1].outcome.startswith(UNLOADABLE):
+                raise ObjectiveUnloadable(
+                    f"trial {tid} of {self._exp_key!r}: worker {t.history[-1].owner} reported "
+                    f"{t.history[-1].outcome}"
+                )
+            if t.state is TrialState.NEW and \
+                    now - self._dispatched.get(tid, -1e18) > self._trials.dispatch_timeout:
+                self._republished += 1
+                self._publish(tid)
+                self._dispatched[tid] = now
+
+    def close(self, cancelled: bool) -> None:
+        try:
+            if cancelled:
+                n = self._store.cancel(self._exp_key, (TrialState.NEW, TrialState.RUNNING))
+                if n:
+                    log.info("cancelled %d queued or running trials of %r", n, self._exp_key)
+        finally:
+            self._store.release_driver(self._exp_key, str(self._holder["holder"]))
+            log.info("coordinator for %r: %d trials requeued after lease expiry, %d messages "
+                     "republished", self._exp_key, self._requeued, self._republished)
+
+
+def _refuse_changes(exp_key: str, old: Experiment, space_fp: str, domain: Domain,
+                    objective: dict[str, Any]) -> None:
+    problems = []
+    if old.space_fingerprint != space_fp:
+        old_labels = _labels(old.space)
+        new_labels = set(domain.space.labels)
+        diff = []
+        if old_labels - new_labels:
+            diff.append(f"removed {sorted(old_labels - new_labels)}")
+        if new_labels - old_labels:
+            diff.append(f"added {sorted(new_labels - old_labels)}")
+        if not diff:
+            diff.append("same labels, different distributions or options")
+        problems.append(f"space fingerprint {old.space_fingerprint} -> {space_fp} "
+                        f"({'; '.join(diff)})")
+    old_obj = old.objective.get("fingerprint")
+    if old_obj and old_obj != objective.get("fingerprint"):
+        problems.append(f"objective fingerprint {old_obj} -> {objective.get('fingerprint')}")
+    if problems:
+        raise SpaceChanged(
+            f"experiment {exp_key!r} already has trials from a different setup: "
+            + "; ".join(problems)
+            + ". Use a new exp_key, or pass MongoTrials(..., allow_space_change=True) to "
+            "resume anyway"
+        )
+
+
+def _labels(desc: Any) -> set[str]:
+    out: set[str] = set()
+
+    def walk(d: Any) -> None:
+        if isinstance(d, dict):
+            if "label" in d and "kind" in d:
+                out.add(str(d["label"]))
+            for v in d.values():
+                walk(v)
+        elif isinstance(d, list):
+            for v in d:
+                walk(v)
+
+    walk(desc)
+    return out

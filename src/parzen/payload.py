@@ -1,0 +1,216 @@
+"""Objective payloads: cloudpickled, stamped with versions, signed with HMAC-SHA256.
+
+A payload is what a worker needs to evaluate trials: the objective and the space. It travels
+through MongoDB, which workers must not trust blindly: anyone who can write to the database
+could otherwise make every worker unpickle (that is, run) arbitrary code. So the coordinator
+signs the bytes with a key shared only with the workers, and a worker verifies the signature
+*before* it unpickles anything. The alternative for production code is an import path
+(``"package.module:function"``), which loads code the worker already has.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib
+import json
+import os
+import platform
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import cloudpickle
+
+from parzen.exceptions import (
+    ConfigError,
+    ObjectiveNotPicklable,
+    ObjectiveUnloadable,
+    PayloadSignatureError,
+    PayloadTooLarge,
+)
+
+MAGIC = b"PZN1"
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+INLINE_MAX_BYTES = 4 * 1024 * 1024  # larger payloads go to GridFS
+SECRET_ENV = "PARZEN_SECRET"
+SECRET_FILE_ENV = "PARZEN_SECRET_FILE"
+
+
+def _version() -> str:
+    from parzen import __version__
+
+    return __version__
+
+
+def stamp() -> dict[str, str]:
+    """The versions a payload was built with; a worker reports skew against its own."""
+    return {"python": platform.python_version(), "cloudpickle": cloudpickle.__version__,
+            "parzen": _version()}
+
+
+def load_secret(secret: str | bytes | None = None, *, required: bool = True,
+                environ: Mapping[str, str] | None = None) -> bytes | None:
+    """The signing key: ``secret`` if given, else ``$PARZEN_SECRET``, else the file named by
+    ``$PARZEN_SECRET_FILE`` (read from ``environ``, by default the process environment).
+
+    Raises:
+        ConfigError: no key is configured and ``required``, or the key is too short.
+    """
+    environ = os.environ if environ is None else environ
+    if secret is None:
+        env = environ.get(SECRET_ENV, "")
+        path = environ.get(SECRET_FILE_ENV, "")
+        if env:
+            secret = env
+        elif path:
+            try:
+                with open(path, "rb") as f:
+                    secret = f.read().strip()
+            except OSError as exc:
+                raise ConfigError(f"{SECRET_FILE_ENV}={path!r} cannot be read: {exc}") from exc
+    if secret is None or len(secret) == 0:
+        if not required:
+            return None
+        raise ConfigError(
+            "no signing key: distributed runs sign the pickled objective so workers can check "
+            f"it before unpickling. Set the same key on the coordinator and every worker: "
+            f"export {SECRET_ENV}=$(python -c 'import secrets; print(secrets.token_hex(32))') "
+            f"or put it in a file and set {SECRET_FILE_ENV}=/path/to/key"
+        )
+    key = secret.encode() if isinstance(secret, str) else bytes(secret)
+    if len(key) < 16:
+        raise ConfigError(
+            f"the signing key is {len(key)} bytes; use at least 16 (32 random bytes as hex is "
+            "a good choice)"
+        )
+    return key
+
+
+def generate_secret() -> bytes:
+    """A fresh random key, for runs that never leave this machine."""
+    return secrets.token_hex(32).encode()
+
+
+def _mac(key: bytes, header: bytes, body: bytes) -> bytes:
+    return hmac.new(key, header + b"\0" + body, hashlib.sha256).digest()
+
+
+@dataclass(frozen=True)
+class Payload:
+    """A signed, versioned blob. ``data`` is what gets stored."""
+
+    data: bytes
+    sha256: str
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+def build(obj: Any, key: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Payload:
+    """Cloudpickle ``obj``, stamp and sign it.
+
+    Raises:
+        ObjectiveNotPicklable: cloudpickle failed; the message names what it could not pickle.
+        PayloadTooLarge: the pickle is over ``max_bytes``.
+    """
+    try:
+        body = cloudpickle.dumps(obj)
+    except Exception as exc:  # cloudpickle raises many types (TypeError, PicklingError, ...)
+        raise ObjectiveNotPicklable(
+            f"the objective or the space cannot be pickled for the workers: "
+            f"{type(exc).__name__}: {exc}. Objects such as open files, locks, sockets and "
+            "database clients cannot travel; create them inside the objective, or pass an "
+            "import path ('package.module:function') instead of a function"
+        ) from exc
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(
+            f"the pickled objective is {len(body) / 1e6:.1f} MB, over the "
+            f"{max_bytes / 1e6:.0f} MB limit; it probably captures a large array or data set. "
+            "Load large data inside the objective (from a file or URL the workers can reach) "
+            "instead of capturing it, or raise the limit with max_payload_bytes"
+        )
+    header = json.dumps(stamp(), sort_keys=True).encode()
+    mac = _mac(key, header, body)
+    data = MAGIC + len(header).to_bytes(4, "big") + header + mac + body
+    return Payload(data, hashlib.sha256(data).hexdigest())
+
+
+def verify(data: bytes, key: bytes) -> tuple[dict[str, str], bytes]:
+    """Check ``data``'s signature and return its stamp and the *unopened* pickle bytes.
+
+    Raises:
+        PayloadSignatureError: the payload is malformed or was not signed with ``key``.
+    """
+    if len(data) < 4 + 4 + 32 or not data.startswith(MAGIC):
+        raise PayloadSignatureError(
+            "the objective payload is not a parzen payload (bad header); it was not written by "
+            "a parzen coordinator, or it is corrupted. Nothing was unpickled"
+        )
+    n = int.from_bytes(data[4:8], "big")
+    header = data[8:8 + n]
+    mac = data[8 + n:8 + n + 32]
+    body = data[8 + n + 32:]
+    if not hmac.compare_digest(mac, _mac(key, header, body)):
+        raise PayloadSignatureError(
+            "the objective payload's signature does not match this worker's key; either the "
+            f"coordinator and the worker use different {SECRET_ENV} values, or the payload in "
+            "the database was tampered with. Nothing was unpickled"
+        )
+    return json.loads(header), body
+
+
+def load(data: bytes, key: bytes) -> Any:
+    """Verify, then unpickle.
+
+    Raises:
+        PayloadSignatureError: see ``verify``; raised before any unpickling.
+        ObjectiveUnloadable: unpickling failed (missing module, version skew); the message
+            names the module and the version differences.
+    """
+    header, body = verify(data, key)
+    try:
+        return cloudpickle.loads(body)
+    except Exception as exc:
+        raise ObjectiveUnloadable(_unloadable_message(exc, header)) from exc
+
+
+def _unloadable_message(exc: BaseException, header: dict[str, str]) -> str:
+    mine = stamp()
+    skew = [f"{k} {header.get(k)} on the coordinator vs {mine[k]} here"
+            for k in sorted(mine) if header.get(k) != mine[k]]
+    msg = f"this worker cannot load the objective: {type(exc).__name__}: {exc}"
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        msg += (f". Install module {exc.name!r} on the workers (or add it to the worker image) "
+                "so that the objective's imports resolve")
+    if skew:
+        msg += ". Version skew: " + "; ".join(skew)
+    return msg
+
+
+def import_objective(path: str) -> Any:
+    """Load ``"package.module:function"``.
+
+    Raises:
+        ConfigError: the path is not of that form.
+        ObjectiveUnloadable: the module or attribute cannot be imported here.
+    """
+    if not isinstance(path, str) or path.count(":") != 1 or not all(path.split(":")):
+        raise ConfigError(
+            f"objective import path {path!r} must look like 'package.module:function'"
+        )
+    mod_name, attr = path.split(":")
+    try:
+        obj: Any = importlib.import_module(mod_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except ModuleNotFoundError as exc:
+        raise ObjectiveUnloadable(
+            f"cannot import the objective {path!r}: module {exc.name!r} is not installed here; "
+            "install it on the workers"
+        ) from exc
+    except (ImportError, AttributeError) as exc:
+        raise ObjectiveUnloadable(f"cannot import the objective {path!r}: {exc}") from exc
+    return obj

@@ -1,0 +1,215 @@
+"""A child process per worker slot that evaluates the objective.
+
+Running the objective in a child keeps the worker alive when the objective segfaults, calls
+``os._exit``, is killed by the OOM killer or hangs past its time limit: the supervisor sees the
+child's exit code or kills it, records why, and starts a fresh child for the next trial. The
+child is long-lived, so a loaded objective is reused across trials and the per-trial cost is
+one pipe round trip.
+
+The supervisor verifies a payload's signature *before* sending its bytes; the child only ever
+unpickles verified bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing.connection
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from parzen.exceptions import ObjectiveUnloadable
+from parzen.trial import ErrorInfo
+
+log = logging.getLogger("parzen.sandbox")
+
+
+@dataclass(frozen=True)
+class ObjectiveRef:
+    """How the child obtains the objective: verified pickle bytes or an import path.
+
+    Attributes:
+        key: identifies the objective (payload hash or path) for the child's cache.
+        pickle: verified ``cloudpickle`` bytes of ``(fn, space)``, or None.
+        import_path: ``"package.module:function"`` plus ``space`` for the import form.
+        space: the space when ``import_path`` is used (the space always travels pickled with
+            a pickle payload).
+    """
+
+    key: str
+    pickle: bytes | None = None
+    import_path: str | None = None
+    space_pickle: bytes | None = None
+
+
+class ObjectiveFailed(Exception):
+    """The objective raised; ``info`` carries the child's type, message and traceback."""
+
+    def __init__(self, info: ErrorInfo) -> None:
+        super().__init__(f"{info.type}: {info.message}")
+        self.info = info
+
+
+class EvaluationCrashed(Exception):
+    """The child died during the evaluation (signal, exit, OOM kill)."""
+
+
+class EvaluationTimeout(Exception):
+    """The evaluation ran past the trial's hard time limit and was killed."""
+
+
+class EvaluationAborted(Exception):
+    """The supervisor stopped the evaluation (worker shutdown or lease lost)."""
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """A human description of a child's exit code, naming the signal."""
+    if exitcode is None:
+        return "still running"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (the out-of-memory killer sends SIGKILL)" if name == "SIGKILL" else ""
+        return f"killed by {name}{hint}"
+    return f"exited with code {exitcode}"
+
+
+class Sandbox:
+    """One evaluation child, restarted after it dies or is killed.
+
+    The child is a fresh interpreter (``python -m parzen._sandbox_child FD``) rather than a
+    multiprocessing child: the supervisor is multi-threaded, so forking could deadlock, and
+    multiprocessing's spawn re-imports the user's ``__main__``, which breaks scripts written
+    without an ``if __name__ == "__main__"`` guard, as most hyperopt scripts are.
+    """
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._conn: multiprocessing.connection.Connection | None = None
+        self._loaded: str | None = None
+
+    def _alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def _ensure(self) -> multiprocessing.connection.Connection:
+        if not self._alive():
+            self._discard()
+            ours, theirs = socket.socketpair()
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "parzen._sandbox_child", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                # A new session keeps a terminal's Ctrl-C for the supervisor, which then
+                # stops the child itself.
+                start_new_session=True,
+            )
+            theirs.close()
+            self._conn = multiprocessing.connection.Connection(ours.detach())
+            self._loaded = None
+        assert self._conn is not None
+        return self._conn
+
+    def _discard(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+        self._proc = None
+        self._loaded = None
+
+    def kill(self) -> None:
+        """Kill the child now (timeout, shutdown, lost lease)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(5)
+        self._discard()
+
+    def close(self) -> None:
+        """Stop the child; the sandbox can be used again afterwards."""
+        if self._alive():
+            assert self._conn is not None and self._proc is not None
+            self._conn.close()
+            self._conn = None
+            try:
+                self._proc.wait(1)  # EOF on its socket makes the child exit
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id, while it runs."""
+        return self._proc.pid if self._alive() and self._proc is not None else None
+
+    def _await(self, timeout_s: float | None, abort: Callable[[], str | None],
+               started: float) -> Any:
+        conn = self._conn
+        proc = self._proc
+        assert conn is not None and proc is not None
+        while True:
+            try:
+                if conn.poll(0.02):
+                    return conn.recv()
+            except (EOFError, OSError):
+                pass  # the child died mid-message; reported below
+            else:
+                if proc.poll() is None:
+                    self._check_deadlines(timeout_s, abort, started)
+                    continue
+            try:
+                proc.wait(2)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+            why = describe_exit(proc.returncode)
+            self._discard()
+            raise EvaluationCrashed(f"the objective's process {why}")
+
+    def _check_deadlines(self, timeout_s: float | None, abort: Callable[[], str | None],
+                         started: float) -> None:
+        if timeout_s is not None and time.monotonic() - started > timeout_s:
+            self.kill()
+            raise EvaluationTimeout(f"timeout after {timeout_s:g} s")
+        reason = abort()
+        if reason is not None:
+            self.kill()
+            raise EvaluationAborted(reason)
+
+    def evaluate(self, ref: ObjectiveRef, params: Mapping[str, Any], tid: int, *,
+                 timeout_s: float | None = None,
+                 abort: Callable[[], str | None] = lambda: None) -> dict[str, Any]:
+        """Evaluate the objective at ``params`` in the child.
+
+        Raises:
+            ObjectiveUnloadable: the child cannot load the objective (missing module, ...).
+            ObjectiveFailed: the objective raised (or returned an invalid result).
+            EvaluationCrashed: the child died.
+            EvaluationTimeout: ``timeout_s`` passed; the child was killed.
+            EvaluationAborted: ``abort()`` returned a reason; the child was killed.
+        """
+        started = time.monotonic()
+        conn = self._ensure()
+        if self._loaded != ref.key:
+            conn.send(("load", ref))
+            reply = self._await(timeout_s, abort, started)
+            if reply[0] == "unloadable":
+                _, etype, msg, missing = reply
+                self._loaded = None
+                text = f"this worker cannot load the objective: {etype}: {msg}"
+                if missing:
+                    text += (f". Install module {missing!r} on the workers so that the "
+                             "objective's imports resolve")
+                raise ObjectiveUnloadable(text)
+            self._loaded = ref.key
+        conn.send(("eval", ref.key, tid, dict(params)))
+        reply = self._await(timeout_s, abort, started)
+        if reply[0] == "ok":
+            result: dict[str, Any] = reply[1]
+            return result
+        _, etype, msg, tb = reply
+        raise ObjectiveFailed(ErrorInfo(etype, msg, tb))

@@ -1,0 +1,321 @@
+"""Trial and experiment <-> BSON documents: the only module that knows their raw shape.
+
+Every document carries ``schema_version: 1``. Values are plain BSON so the collections can be
+read with mongosh or any driver::
+
+    db.trials.find({exp_key: "rf", state: "done"}).sort({"result.loss": 1})
+
+Trial document (collection ``trials``, one per ``(exp_key, tid)``)::
+
+    exp_key, tid            identity (unique index)
+    state                   "new" | "running" | "done" | "error" | "cancel"
+    params                  {label: value}; a choice's value is its index
+    misc                    {tid, idxs: {label: [tid]}, vals: {label: [value]}} (hyperopt's
+                            layout, active labels only; derived from params, never read back)
+    result                  the objective's dict: status, loss and any extra keys
+    attempts                claims counted towards max_attempts
+    owner                   {worker, host, pid} or null
+    claim_token             fences heartbeat/finish/release to the current attempt
+    lease_expires           store clock; null unless RUNNING
+    created, book_time, heartbeat_time, end_time     store clock, UTC
+    duration_s              end_time - book_time for DONE/ERROR, else null (for queries only)
+    error                   {type, message, traceback} or null
+    history                 [{attempt, owner, book_time, end_time, outcome}]
+    origin                  which sampler or caller proposed the point
+
+``state`` is stored as a word, not as hyperopt's integer: a filter like ``state: "done"`` reads
+the same in mongosh and in code, and keeping one field means the word and a number can never
+disagree. The integer is ``TrialState[word.upper()]`` (equal to hyperopt's ``JOB_STATE_*``);
+documents written with an integer state are still read.
+
+Experiment document (collection ``experiments``, ``_id`` = exp_key): the fields of
+``Experiment`` plus the ``next_tid`` counter and the ``driver`` lease
+``{holder, host, pid, expires}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+from bson import Binary, Decimal128, ObjectId
+
+from parzen.exceptions import (
+    ConfigError,
+    InvalidResult,
+    InvalidTrial,
+    ParzenError,
+    StoreError,
+)
+from parzen.store._base import Experiment
+from parzen.trial import Attempt, ErrorInfo, Owner, Trial, TrialState
+
+SCHEMA_VERSION = 1
+
+_WORDS = {state: state.name.lower() for state in TrialState}
+_BY_WORD = {word: state for state, word in _WORDS.items()}
+_INT64 = (-(2**63), 2**63 - 1)
+# Types pymongo encodes natively and that need no conversion.
+_SCALARS = (str, bool, float, bytes, type(None), ObjectId, Binary, Decimal128)
+
+
+# ---- values ------------------------------------------------------------------------------
+
+def state_word(state: TrialState) -> str:
+    """The stored form of ``state``: ``"new"``, ``"running"``, ..."""
+    return _WORDS[state]
+
+
+def state_from_doc(value: Any) -> TrialState:
+    """The state stored as a word (parzen) or an integer (hyperopt)."""
+    if isinstance(value, str) and value in _BY_WORD:
+        return _BY_WORD[value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return TrialState(value)
+    raise StoreError(f"unknown trial state {value!r} in the store; expected one of "
+                     f"{sorted(_BY_WORD)}")
+
+
+def to_bson(value: Any, path: str, error: type[ParzenError] = InvalidResult) -> Any:
+    """``value`` converted to plain BSON-encodable Python.
+
+    numpy scalars become Python numbers, numpy arrays become (nested) lists, tuples become
+    lists, and naive datetimes are taken as UTC.
+
+    Args:
+        value: what to convert.
+        path: how to name ``value`` in an error, e.g. ``result["metrics"]``.
+        error: the exception class to raise.
+    Raises:
+        error: a value (named by its key path) cannot be stored, e.g.
+            ``result["metrics"]["model"]: cannot store a RandomForestClassifier``.
+    """
+    if isinstance(value, np.generic):
+        # .item() also maps np.str_/np.bool_/np.datetime64; convert its result in turn.
+        return to_bson(value.item(), path, error)
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, int):
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise error(f"{path}: {value} does not fit in a 64-bit integer; store it as a "
+                        "float or a string")
+        return int(value)  # plain int: drops IntEnum and other subclasses
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+    if isinstance(value, np.ndarray):
+        return to_bson(value.tolist(), path, error)
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise error(f"{path}: key {key!r} is a {type(key).__name__}; MongoDB document "
+                            "keys must be strings")
+            if key.startswith("$") or "\x00" in key:
+                raise error(f"{path}: key {key!r} cannot be stored (no leading '$' or NUL "
+                            "character)")
+            out[key] = to_bson(item, f"{path}[{json.dumps(key, ensure_ascii=False)}]", error)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [to_bson(item, f"{path}[{i}]", error) for i, item in enumerate(value)]
+    raise error(
+        f"{path}: cannot store a {type(value).__module__}.{type(value).__qualname__} in "
+        "MongoDB; results may hold numbers, strings, bytes, datetimes, lists, dicts and numpy "
+        "values (store large objects elsewhere and keep a reference)"
+    )
+
+
+def encode_result(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The objective's result dict as BSON; raises ``InvalidResult`` naming the bad key."""
+    encoded: dict[str, Any] = to_bson(result, "result")
+    return encoded
+
+
+def utc(value: Any) -> datetime | None:
+    """A stored datetime as timezone-aware UTC (drivers may return naive or fixed-offset)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise StoreError(f"expected a datetime in the store, got {value!r}")
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def to_millis(value: datetime) -> datetime:
+    """``value`` truncated to BSON's millisecond precision, so what a store returns equals
+    what it stored."""
+    return value.replace(microsecond=value.microsecond - value.microsecond % 1000)
+
+
+# ---- parts of a trial --------------------------------------------------------------------
+
+def owner_to_doc(owner: Owner | None) -> dict[str, Any] | None:
+    """``{worker, host, pid}`` or None."""
+    if owner is None:
+        return None
+    return {"worker": owner.worker, "host": owner.host, "pid": int(owner.pid)}
+
+
+def owner_from_doc(doc: Any) -> Owner | None:
+    """Inverse of ``owner_to_doc``; a bare string (hyperopt's owner) becomes the worker name."""
+    if doc is None:
+        return None
+    if isinstance(doc, str):
+        return Owner(worker=doc, host="", pid=0)
+    return Owner(worker=str(doc.get("worker", "")), host=str(doc.get("host", "")),
+                 pid=int(doc.get("pid", 0)))
+
+
+def error_to_doc(error: ErrorInfo | None) -> dict[str, Any] | None:
+    """``{type, message, traceback}`` or None."""
+    if error is None:
+        return None
+    return {"type": error.type, "message": error.message, "traceback": error.traceback}
+
+
+def error_from_doc(doc: Any) -> ErrorInfo | None:
+    """Inverse of ``error_to_doc``."""
+    if doc is None:
+        return None
+    return ErrorInfo(type=str(doc.get("type", "")), message=str(doc.get("message", "")),
+                     traceback=str(doc.get("traceback", "")))
+
+
+def attempt_to_doc(attempt: Attempt) -> dict[str, Any]:
+    """One history entry."""
+    return {"attempt": attempt.attempt, "owner": owner_to_doc(attempt.owner),
+            "book_time": attempt.book_time, "end_time": attempt.end_time,
+            "outcome": attempt.outcome}
+
+
+def attempt_from_doc(doc: Mapping[str, Any]) -> Attempt:
+    """Inverse of ``attempt_to_doc``."""
+    return Attempt(attempt=int(doc.get("attempt", 0)), owner=owner_from_doc(doc.get("owner")),
+                   book_time=utc(doc.get("book_time")), end_time=utc(doc.get("end_time")),
+                   outcome=str(doc.get("outcome", "")))
+
+
+# ---- trials ------------------------------------------------------------------------------
+
+def trial_to_doc(trial: Trial) -> dict[str, Any]:
+    """The full document for ``trial`` (without ``_id``).
+
+    Raises:
+        InvalidTrial: a parameter value cannot be stored.
+        InvalidResult: a result value cannot be stored.
+    """
+    params: dict[str, Any] = to_bson(trial.params, "params", InvalidTrial)
+    duration = trial.duration if trial.state in (TrialState.DONE, TrialState.ERROR) else None
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "exp_key": trial.exp_key,
+        "tid": int(trial.tid),
+        "state": state_word(trial.state),
+        "params": params,
+        "misc": {
+            "tid": int(trial.tid),
+            "idxs": {label: [int(trial.tid)] for label in params},
+            "vals": {label: [value] for label, value in params.items()},
+        },
+        "result": encode_result(trial.result),
+        "attempts": int(trial.attempts),
+        "owner": owner_to_doc(trial.owner),
+        "claim_token": trial.claim_token,
+        "lease_expires": trial.lease_expires,
+        "created": trial.created,
+        "book_time": trial.book_time,
+        "heartbeat_time": trial.heartbeat_time,
+        "end_time": trial.end_time,
+        "duration_s": duration,
+        "error": error_to_doc(trial.error),
+        "history": [attempt_to_doc(a) for a in trial.history],
+        "origin": trial.origin,
+    }
+
+
+def trial_from_doc(doc: Mapping[str, Any]) -> Trial:
+    """The ``Trial`` stored in ``doc``; ``misc`` and ``duration_s`` are derived and ignored.
+
+    Raises:
+        StoreError: the document was written by a newer schema or is malformed.
+    """
+    _check_schema(doc, "trial")
+    return Trial(
+        exp_key=str(doc["exp_key"]),
+        tid=int(doc["tid"]),
+        state=state_from_doc(doc["state"]),
+        params=dict(doc.get("params") or {}),
+        result=dict(doc.get("result") or {"status": "new"}),
+        attempts=int(doc.get("attempts", 0)),
+        owner=owner_from_doc(doc.get("owner")),
+        claim_token=doc.get("claim_token"),
+        lease_expires=utc(doc.get("lease_expires")),
+        created=utc(doc.get("created")),
+        book_time=utc(doc.get("book_time")),
+        heartbeat_time=utc(doc.get("heartbeat_time")),
+        end_time=utc(doc.get("end_time")),
+        error=error_from_doc(doc.get("error")),
+        history=tuple(attempt_from_doc(a) for a in doc.get("history") or ()),
+        origin=str(doc.get("origin", "")),
+    )
+
+
+# ---- experiments -------------------------------------------------------------------------
+
+def experiment_fields(experiment: Experiment) -> dict[str, Any]:
+    """The descriptive fields of ``experiment``: what ``put_experiment`` may overwrite.
+
+    Raises:
+        ConfigError: a value in the space, objective, algo or settings cannot be stored.
+    """
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "exp_key": experiment.exp_key,
+        "space_fingerprint": experiment.space_fingerprint,
+        "space": to_bson(experiment.space, "space", ConfigError),
+        "objective": to_bson(experiment.objective, "objective", ConfigError),
+        "algo": to_bson(experiment.algo, "algo", ConfigError),
+        "settings": to_bson(experiment.settings, "settings", ConfigError),
+        "max_evals": experiment.max_evals,
+    }
+
+
+def driver_to_doc(driver: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The driver lease ``{holder, host, pid, expires, ...}`` or None."""
+    if driver is None:
+        return None
+    encoded: dict[str, Any] = to_bson(driver, "driver", ConfigError)
+    return encoded
+
+
+def experiment_from_doc(doc: Mapping[str, Any]) -> Experiment:
+    """The ``Experiment`` stored in ``doc``."""
+    _check_schema(doc, "experiment")
+    driver = doc.get("driver")
+    if driver is not None:
+        driver = {**driver, "expires": utc(driver.get("expires"))}
+    max_evals = doc.get("max_evals")
+    return Experiment(
+        exp_key=str(doc["_id"]),
+        space_fingerprint=str(doc.get("space_fingerprint", "")),
+        space=dict(doc.get("space") or {}),
+        objective=dict(doc.get("objective") or {}),
+        algo=dict(doc.get("algo") or {}),
+        settings=dict(doc.get("settings") or {}),
+        driver=driver,
+        next_tid=int(doc.get("next_tid", 0)),
+        created=utc(doc.get("created")),
+        max_evals=None if max_evals is None else int(max_evals),
+    )
+
+
+def _check_schema(doc: Mapping[str, Any], kind: str) -> None:
+    version = doc.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise StoreError(
+            f"{kind} document {doc.get('_id')!r} has schema_version={version!r}; this parzen "
+            f"reads version {SCHEMA_VERSION} only (upgrade parzen to read newer stores)"
+        )

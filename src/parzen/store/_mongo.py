@@ -1,0 +1,633 @@
+"""``MongoTrialStore``: the store contract on MongoDB, shared by one coordinator and many workers.
+
+Atomicity: every state change is one single-document MongoDB operation whose filter fences
+it. ``claim`` matches ``state: "new"``; ``heartbeat`` matches the attempt's ``claim_token``
+while RUNNING. Transitions that need the current document (``finish``, ``release``,
+``requeue_expired``, ``requeue``) read it and then replace it with a filter on what they read
+(compare-and-swap): if a concurrent heartbeat, finish or reaper changed the trial in between,
+the write matches nothing and this caller loses the race, so a trial never gets two results.
+
+Clock: leases are compared on the store's clock, never the caller's. MongoDB's ``$$NOW`` would
+do that server-side, but only in update pipelines, which mongomock (the in-process test
+backend) cannot run, and a second code path for it would leave one path untested. Instead
+``now()`` estimates the server's clock: it reads ``localTime`` from ``hello``, anchors it to
+``time.monotonic()`` at the midpoint of that round trip and re-reads it every
+``clock_resync_s``. The estimate is within half a round trip plus 1 ms of the server's clock
+whatever the client's own clock says, and costs one round trip a minute, not one per
+operation. A database that is not a pymongo ``Database`` (mongomock) lives in this process,
+so the process clock is its clock.
+
+Indexes (``ensure_indexes``, idempotent, run by the constructor):
+
+- ``trials (exp_key, tid)`` unique: identity; makes ``insert_new`` idempotent; serves
+  ``get``, ``get_many`` (``$in``), ``claim``, ``heartbeat``, ``finish``.
+- ``trials (exp_key, state, tid)``: ``find(states=...)``, ``count_by_state``, ``cancel``,
+  ``requeue``, listing NEW trials.
+- ``trials (exp_key, state, lease_expires)``: the reaper's scan in ``requeue_expired``.
+- ``trials (exp_key, result.loss, tid)``: ``find(sort="loss")``, the best trial.
+- ``trials (owner.worker, heartbeat_time)``: the status CLI (what does worker W run, when
+  did it last beat).
+- ``payloads.files (filename, uploadDate)``, ``payloads.chunks (files_id, n)`` unique: the
+  indexes the GridFS spec requires.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from bson import Binary, ObjectId
+from bson.codec_options import CodecOptions
+from bson.errors import InvalidId
+from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient, ReturnDocument
+from pymongo.database import Database
+from pymongo.errors import (
+    BulkWriteError,
+    ConfigurationError,
+    ConnectionFailure,
+    DuplicateKeyError,
+    InvalidURI,
+    OperationFailure,
+)
+
+from parzen.exceptions import ConfigError, StoreError, StoreUnavailable, TrialNotFound
+from parzen.store._base import Experiment, TrialStore
+from parzen.store._documents import (
+    driver_to_doc,
+    encode_result,
+    experiment_fields,
+    experiment_from_doc,
+    owner_to_doc,
+    state_from_doc,
+    state_word,
+    to_millis,
+    trial_from_doc,
+    trial_to_doc,
+    utc,
+)
+from parzen.store._uri import parse_mongo_url, redact_text
+from parzen.trial import Attempt, ErrorInfo, Owner, Trial, TrialState
+
+# GridFS's default chunk size: 255 KiB keeps a chunk plus overhead under 256 KiB.
+PAYLOAD_CHUNK_BYTES = 255 * 1024
+# Bounds the size of one ``$in`` query; the refresh asks for few tids, a repair may ask many.
+_GET_MANY_BATCH = 5000
+_HAS_LOSS = {"state": "done", "result.status": "ok", "result.loss": {"$type": "number"}}
+
+
+class MongoTrialStore(TrialStore):
+    """Trials in a MongoDB database, shared by processes on many machines.
+
+    Args:
+        db: the database holding the ``experiments``, ``trials`` and ``payloads.*``
+            collections. A mongomock database works too (tests).
+        lock: when given, held around every operation. Needed for mongomock shared between
+            threads: it is not thread-safe (racing claims can all succeed).
+        where: how to name the server in errors (already redacted); defaults to its hosts.
+        clock_resync_s: how often ``now()`` re-reads the server's clock.
+    Raises:
+        StoreUnavailable: the server could not be reached to create the indexes.
+    """
+
+    def __init__(self, db: Database[Any], *, lock: threading.Lock | None = None,
+                 where: str | None = None, clock_resync_s: float = 60.0) -> None:
+        is_pymongo = isinstance(db, Database)
+        if is_pymongo:
+            db = db.with_options(codec_options=CodecOptions(tz_aware=True,
+                                                            tzinfo=timezone.utc))
+        self._db = db
+        self._lock: contextlib.AbstractContextManager[Any] = (
+            lock if lock is not None else contextlib.nullcontext())
+        self._trials = db["trials"]
+        self._experiments = db["experiments"]
+        self._files = db["payloads.files"]
+        self._chunks = db["payloads.chunks"]
+        self._where = where or _describe(db)
+        self._timeout_s = db.client.options.server_selection_timeout if is_pymongo else None
+        self._clock = _ServerClock(self._server_time if is_pymongo else None, clock_resync_s)
+        self._owned_client: MongoClient[Any] | None = None
+        self.ensure_indexes()
+
+    @classmethod
+    def from_url(cls, url: str, *, connect_timeout_s: float = 5.0,
+                 lock: threading.Lock | None = None) -> MongoTrialStore:
+        """Connect to ``url`` (``mongodb://``, ``mongodb+srv://`` or hyperopt's ``mongo://``).
+
+        ``connect_timeout_s`` becomes ``serverSelectionTimeoutMS`` and ``connectTimeoutMS``,
+        and ``socketTimeoutMS`` defaults to 60 s so a stalled server fails an operation instead
+        of hanging it; options set in the URL win. ``close()`` closes the client.
+
+        Raises:
+            ConfigError: the URL is malformed.
+            StoreUnavailable: no server answered within ``connect_timeout_s``; the message
+                names the URL with its password redacted, and the timeout.
+        """
+        if not connect_timeout_s > 0:
+            raise ConfigError(f"connect_timeout_s must be > 0, got {connect_timeout_s!r}")
+        parsed = parse_mongo_url(url)
+        timeout_ms = max(1, int(connect_timeout_s * 1000))
+        defaults: dict[str, Any] = {
+            "serverSelectionTimeoutMS": timeout_ms, "connectTimeoutMS": timeout_ms,
+            "socketTimeoutMS": 60_000, "appname": "parzen"}
+        options = {k: v for k, v in defaults.items() if k.lower() not in parsed.options}
+        try:
+            client: MongoClient[Any] = MongoClient(parsed.uri, tz_aware=True,
+                                                   tzinfo=timezone.utc, **options)
+        except ConfigurationError as exc:
+            # Raised from None: pymongo's own message may quote the URL with its password.
+            message = redact_text(str(exc))
+            if not isinstance(exc, InvalidURI) and any(
+                    word in message for word in ("DNS", "resolution", "nameserver")):
+                raise StoreUnavailable(
+                    f"MongoDB unreachable at {parsed.redacted}: {message}") from None
+            raise ConfigError(f"store URL {parsed.redacted}: {message}") from None
+        try:
+            store = cls(client[parsed.database], lock=lock, where=parsed.redacted)
+        except BaseException:
+            client.close()
+            raise
+        store._owned_client = client
+        return store
+
+    def close(self) -> None:
+        """Close the client if ``from_url`` created it."""
+        if self._owned_client is not None:
+            self._owned_client.close()
+            self._owned_client = None
+
+    def ensure_indexes(self) -> None:
+        """Create the indexes listed in the module docstring (a no-op if they exist)."""
+        with self._op():
+            self._trials.create_indexes([
+                IndexModel([("exp_key", ASCENDING), ("tid", ASCENDING)], unique=True,
+                           name="exp_tid"),
+                IndexModel([("exp_key", ASCENDING), ("state", ASCENDING), ("tid", ASCENDING)],
+                           name="exp_state_tid"),
+                IndexModel([("exp_key", ASCENDING), ("state", ASCENDING),
+                            ("lease_expires", ASCENDING)], name="exp_state_lease"),
+                IndexModel([("exp_key", ASCENDING), ("result.loss", ASCENDING),
+                            ("tid", ASCENDING)], name="exp_loss"),
+                IndexModel([("owner.worker", ASCENDING), ("heartbeat_time", ASCENDING)],
+                           name="worker_heartbeat"),
+            ])
+            self._files.create_indexes([
+                IndexModel([("filename", ASCENDING), ("uploadDate", ASCENDING)])])
+            self._chunks.create_indexes([
+                IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)])
+
+    # ---- plumbing ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _op(self) -> Iterator[None]:
+        """Hold the lock and map connection failures to ``StoreUnavailable``."""
+        with self._lock:
+            try:
+                yield
+            except ConnectionFailure as exc:
+                detail = redact_text(str(exc)).split(", Timeout:")[0][:300]
+                timeout = "" if self._timeout_s is None else \
+                    f" (server selection timeout {self._timeout_s:g} s)"
+                raise StoreUnavailable(
+                    f"MongoDB unreachable at {self._where}{timeout}: {detail}") from exc
+
+    def _server_time(self) -> datetime | None:
+        admin = self._db.client.admin
+        try:
+            reply = admin.command("hello")
+        except OperationFailure:  # servers older than 4.4.2 only know isMaster
+            reply = admin.command("isMaster")
+        return utc(reply.get("localTime"))
+
+    def _now(self) -> datetime:
+        return self._clock.now()
+
+    def _lease_end(self, now: datetime, lease_s: float) -> datetime:
+        return to_millis(now + timedelta(seconds=lease_s))
+
+    def _require(self, exp_key: str, tid: int) -> None:
+        """Raise TrialNotFound unless the trial exists (used after a fenced write missed)."""
+        if self._trials.find_one({"exp_key": exp_key, "tid": tid}, {"_id": 1}) is None:
+            raise TrialNotFound(f"no trial tid={tid} in experiment {exp_key!r}")
+
+    def _swap(self, fence: Mapping[str, Any], new: Trial) -> bool:
+        """Replace the trial matching ``fence`` by ``new``; False if ``fence`` no longer
+        matches (another writer got there first)."""
+        return self._trials.replace_one(fence, trial_to_doc(new)).matched_count == 1
+
+    @staticmethod
+    def _held(exp_key: str, tid: int, claim_token: str) -> dict[str, Any]:
+        return {"exp_key": exp_key, "tid": tid, "state": "running", "claim_token": claim_token}
+
+    def _new_experiment(self, exp_key: str, now: datetime, *without: str) -> dict[str, Any]:
+        """``$setOnInsert`` fields of an experiment created implicitly, minus the fields the
+        same update sets otherwise (MongoDB rejects one path in two operators)."""
+        doc = {**experiment_fields(Experiment(exp_key)), "next_tid": 0, "driver": None,
+               "created": now}
+        return {k: v for k, v in doc.items() if k not in without}
+
+    # ---- experiments -------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        with self._op():
+            return self._now()
+
+    def get_experiment(self, exp_key: str) -> Experiment | None:
+        with self._op():
+            doc = self._experiments.find_one({"_id": exp_key})
+        return None if doc is None else experiment_from_doc(doc)
+
+    def put_experiment(self, experiment: Experiment) -> Experiment:
+        fields = experiment_fields(experiment)
+        with self._op():
+            now = self._now()
+            doc = _retry_duplicate(lambda: self._experiments.find_one_and_update(
+                {"_id": experiment.exp_key},
+                {"$set": fields,
+                 "$setOnInsert": {"next_tid": experiment.next_tid,
+                                  "driver": driver_to_doc(experiment.driver),
+                                  "created": experiment.created or now}},
+                upsert=True, return_document=ReturnDocument.AFTER))
+        return experiment_from_doc(doc)
+
+    def list_experiments(self) -> list[Experiment]:
+        with self._op():
+            docs = list(self._experiments.find().sort("_id", ASCENDING))
+        return [experiment_from_doc(d) for d in docs]
+
+    def acquire_driver(self, exp_key: str, holder: Mapping[str, Any], lease_s: float) -> bool:
+        with self._op():
+            now = self._now()
+            driver = driver_to_doc({**holder, "expires": self._lease_end(now, lease_s)})
+            try:
+                # Upsert so the first driver creates the experiment. When the experiment
+                # exists but the filter misses (another live holder), the upsert collides
+                # with its _id: that DuplicateKeyError *is* the refusal.
+                self._experiments.update_one(
+                    {"_id": exp_key, "$or": [{"driver": None}, {"driver.expires": {"$lte": now}},
+                                             {"driver.holder": holder["holder"]}]},
+                    {"$set": {"driver": driver},
+                     "$setOnInsert": self._new_experiment(exp_key, now, "driver")},
+                    upsert=True)
+            except DuplicateKeyError:
+                return False
+            return True
+
+    def release_driver(self, exp_key: str, holder_id: str) -> None:
+        with self._op():
+            self._experiments.update_one({"_id": exp_key, "driver.holder": holder_id},
+                                         {"$set": {"driver": None}})
+
+    def allocate_tids(self, exp_key: str, n: int) -> list[int]:
+        if n < 0:
+            raise ValueError(f"allocate_tids: n must be >= 0, got {n}")
+        with self._op():
+            now = self._now()
+            doc = _retry_duplicate(lambda: self._experiments.find_one_and_update(
+                {"_id": exp_key},
+                {"$inc": {"next_tid": n},
+                 "$setOnInsert": self._new_experiment(exp_key, now, "next_tid")},
+                projection={"next_tid": 1}, upsert=True,
+                return_document=ReturnDocument.AFTER))
+        end = int(doc["next_tid"])
+        return list(range(end - n, end))
+
+    def delete_experiment(self, exp_key: str) -> int:
+        with self._op():
+            removed = self._trials.delete_many({"exp_key": exp_key}).deleted_count
+            for f in list(self._files.find({"metadata.exp_key": exp_key}, {"_id": 1})):
+                self._delete_payload(f["_id"])
+            self._experiments.delete_one({"_id": exp_key})
+        return removed
+
+    # ---- trial lifecycle ---------------------------------------------------------------
+
+    def insert_new(self, trials: Sequence[Trial]) -> None:
+        if not trials:
+            return
+        with self._op():
+            now = self._now()
+            docs = [trial_to_doc(dataclasses.replace(t, state=TrialState.NEW,
+                                                     created=t.created or now))
+                    for t in trials]
+            top: dict[str, int] = {}
+            for t in trials:
+                top[t.exp_key] = max(top.get(t.exp_key, -1), t.tid)
+            # Bump the counters first, so the counter is never behind an inserted tid even if
+            # we crash between the two writes (hyperopt-style callers choose their own tids).
+            for exp_key, tid in top.items():
+                update = {"$max": {"next_tid": tid + 1},
+                          "$setOnInsert": self._new_experiment(exp_key, now, "next_tid")}
+                _retry_duplicate(functools.partial(self._experiments.update_one,
+                                                   {"_id": exp_key}, update, upsert=True))
+            try:
+                self._trials.insert_many(docs, ordered=False)
+            except BulkWriteError as exc:
+                # Existing (exp_key, tid): the retry of a crashed insert; anything else is real.
+                details = exc.details
+                if details.get("writeConcernErrors") or any(
+                        e.get("code") != 11000 for e in details.get("writeErrors", ())):
+                    raise
+
+    def claim(self, exp_key: str, tid: int, owner: Owner, lease_s: float) -> Trial | None:
+        with self._op():
+            now = self._now()
+            doc = self._trials.find_one_and_update(
+                {"exp_key": exp_key, "tid": tid, "state": "new"},
+                {"$set": {"state": "running", "owner": owner_to_doc(owner),
+                          "claim_token": uuid.uuid4().hex, "book_time": now,
+                          "heartbeat_time": now, "lease_expires": self._lease_end(now, lease_s),
+                          "result": {"status": "running"}},
+                 "$inc": {"attempts": 1}},
+                return_document=ReturnDocument.AFTER)
+            if doc is None:
+                self._require(exp_key, tid)
+                return None
+        return trial_from_doc(doc)
+
+    def heartbeat(self, exp_key: str, tid: int, claim_token: str, lease_s: float) -> bool:
+        with self._op():
+            now = self._now()
+            hit = self._trials.update_one(
+                self._held(exp_key, tid, claim_token),
+                {"$set": {"heartbeat_time": now,
+                          "lease_expires": self._lease_end(now, lease_s)}}).matched_count
+            if not hit:
+                self._require(exp_key, tid)
+            return hit == 1
+
+    def finish(self, exp_key: str, tid: int, claim_token: str, state: TrialState,
+               result: Mapping[str, Any], error: ErrorInfo | None = None) -> bool:
+        if state not in (TrialState.DONE, TrialState.ERROR):
+            raise ValueError(f"finish() takes DONE or ERROR, got {state!r}")
+        encode_result(result)  # reject an unstorable result before touching the store
+        with self._op():
+            fence = self._held(exp_key, tid, claim_token)
+            doc = self._trials.find_one(fence)
+            if doc is None:
+                self._require(exp_key, tid)
+                return False
+            done = dataclasses.replace(trial_from_doc(doc), state=state, result=dict(result),
+                                       error=error, end_time=self._now(), lease_expires=None)
+            return self._swap(fence, done)
+
+    def release(self, exp_key: str, tid: int, claim_token: str, reason: str,
+                count_attempt: bool = False) -> bool:
+        with self._op():
+            fence = self._held(exp_key, tid, claim_token)
+            doc = self._trials.find_one(fence)
+            if doc is None:
+                self._require(exp_key, tid)
+                return False
+            return self._swap(fence, _back_to_new(trial_from_doc(doc), self._now(), reason,
+                                                  count_attempt))
+
+    def requeue_expired(self, exp_key: str, max_attempts: int) -> list[Trial]:
+        changed: list[Trial] = []
+        with self._op():
+            now = self._now()
+            expired = list(self._trials.find(
+                {"exp_key": exp_key, "state": "running", "lease_expires": {"$lte": now}}
+            ).sort("tid", ASCENDING))
+            for doc in expired:
+                t = trial_from_doc(doc)
+                new = _back_to_new(t, now, "lease expired", True)
+                if t.attempts >= max_attempts:
+                    new = dataclasses.replace(
+                        new, state=TrialState.ERROR, end_time=now, result={"status": "fail"},
+                        error=ErrorInfo("LeaseExpired", f"lease expired on attempt "
+                                        f"{t.attempts} of {max_attempts}; the worker died or "
+                                        "stalled each time, giving up"))
+                # Fenced on the token *and* a still-expired lease: a heartbeat or finish that
+                # lands after our read wins, and the trial is left alone.
+                fence = {"_id": doc["_id"], "state": "running", "claim_token": t.claim_token,
+                         "lease_expires": {"$lte": now}}
+                if self._swap(fence, new):
+                    changed.append(new)
+        return changed
+
+    def cancel(self, exp_key: str, states: Iterable[TrialState] = (TrialState.NEW,)) -> int:
+        words = sorted({state_word(s) for s in states})
+        if not words:
+            return 0
+        with self._op():
+            now = self._now()
+            # Clearing the token fences out a cancelled RUNNING attempt's late finish.
+            return self._trials.update_many(
+                {"exp_key": exp_key, "state": {"$in": words}},
+                {"$set": {"state": "cancel", "end_time": now, "claim_token": None,
+                          "lease_expires": None, "duration_s": None,
+                          "result": {"status": "fail"}}}).matched_count
+
+    def requeue(self, exp_key: str, states: Iterable[TrialState]) -> int:
+        words = sorted({state_word(s) for s in states if s.is_finished()})
+        if not words:
+            return 0
+        n = 0
+        with self._op():
+            now = self._now()
+            docs = list(self._trials.find({"exp_key": exp_key, "state": {"$in": words}})
+                        .sort("tid", ASCENDING))
+            for doc in docs:
+                t = trial_from_doc(doc)
+                outcome = f"requeued by operator from {t.state.name}"
+                if t.error is not None:
+                    outcome += f" ({t.error.type}: {t.error.message})"
+                new = dataclasses.replace(_back_to_new(t, now, outcome, False), attempts=0,
+                                          error=None)
+                # A finished trial changes only by requeue; the fence stops two operators
+                # from requeueing the same outcome twice.
+                fence = {"_id": doc["_id"], "state": doc["state"],
+                         "end_time": doc.get("end_time"), "claim_token": doc.get("claim_token"),
+                         "attempts": doc.get("attempts")}
+                n += self._swap(fence, new)
+        return n
+
+    # ---- reads -------------------------------------------------------------------------
+
+    def get(self, exp_key: str, tid: int) -> Trial:
+        with self._op():
+            doc = self._trials.find_one({"exp_key": exp_key, "tid": tid})
+        if doc is None:
+            raise TrialNotFound(f"no trial tid={tid} in experiment {exp_key!r}")
+        return trial_from_doc(doc)
+
+    def get_many(self, exp_key: str, tids: Iterable[int]) -> list[Trial]:
+        wanted = sorted({int(t) for t in tids})
+        docs: list[Any] = []
+        with self._op():
+            for i in range(0, len(wanted), _GET_MANY_BATCH):
+                batch = wanted[i:i + _GET_MANY_BATCH]
+                docs += self._trials.find({"exp_key": exp_key, "tid": {"$in": batch}}
+                                          ).sort("tid", ASCENDING)
+        return [trial_from_doc(d) for d in docs]
+
+    def find(self, exp_key: str, states: Iterable[TrialState] | None = None,
+             limit: int | None = None, sort: str = "tid", descending: bool = False
+             ) -> list[Trial]:
+        if sort not in ("tid", "loss"):
+            raise ValueError(f"find(sort={sort!r}): sort is 'tid' or 'loss'")
+        if limit is not None and limit < 0:
+            raise ValueError(f"find(limit={limit}): limit must be >= 0")
+        if limit == 0:
+            return []
+        query: dict[str, Any] = {"exp_key": exp_key}
+        if states is not None:
+            query["state"] = {"$in": sorted({state_word(s) for s in states})}
+        order = DESCENDING if descending else ASCENDING
+        with self._op():
+            if sort == "tid":
+                docs = self._find(query, [("tid", order)], limit)
+            else:
+                # Trials without a loss sort as +inf (like the reference store), which
+                # MongoDB's null-first order cannot express: query the two groups apart.
+                with_loss = ({"$and": [query, _HAS_LOSS]}, [("result.loss", order), ("tid", order)])
+                without = ({"$and": [query, {"$nor": [_HAS_LOSS]}]}, [("tid", order)])
+                docs = []
+                for q, keys in ((without, with_loss) if descending else (with_loss, without)):
+                    left = None if limit is None else limit - len(docs)
+                    if left != 0:
+                        docs += self._find(q, keys, left)
+        return [trial_from_doc(d) for d in docs]
+
+    def _find(self, query: Mapping[str, Any], keys: list[tuple[str, int]],
+              limit: int | None) -> list[Any]:
+        cursor = self._trials.find(query).sort(keys)
+        return list(cursor.limit(limit) if limit is not None else cursor)
+
+    def count_by_state(self, exp_key: str) -> dict[TrialState, int]:
+        counts = dict.fromkeys(TrialState, 0)
+        with self._op():
+            rows = list(self._trials.aggregate([
+                {"$match": {"exp_key": exp_key}},
+                {"$group": {"_id": "$state", "n": {"$sum": 1}}}]))
+        for row in rows:
+            counts[state_from_doc(row["_id"])] += int(row["n"])
+        return counts
+
+    # ---- payloads ----------------------------------------------------------------------
+
+    def put_payload(self, exp_key: str, data: bytes) -> str:
+        """Store ``data`` (e.g. a pickled objective) in the GridFS bucket ``payloads``.
+
+        Written in GridFS's layout directly, so it works on mongomock too; pymongo's
+        ``gridfs.GridFSBucket(db, "payloads")`` and ``mongofiles --prefix payloads`` read it.
+        Chunks are written before the file document, so a crash leaves no visible half file.
+
+        Returns:
+            The payload id (an ObjectId's hex string).
+        """
+        file_id = ObjectId()
+        chunks = [{"files_id": file_id, "n": n, "data": Binary(data[at:at + PAYLOAD_CHUNK_BYTES])}
+                  for n, at in enumerate(range(0, len(data), PAYLOAD_CHUNK_BYTES))]
+        with self._op():
+            if chunks:
+                self._chunks.insert_many(chunks)
+            self._files.insert_one({"_id": file_id, "length": len(data),
+                                    "chunkSize": PAYLOAD_CHUNK_BYTES, "uploadDate": self._now(),
+                                    "filename": f"{exp_key}/payload",
+                                    "metadata": {"exp_key": exp_key}})
+        return str(file_id)
+
+    def get_payload(self, payload_id: str) -> bytes:
+        """The bytes stored by ``put_payload``.
+
+        Raises:
+            StoreError: no such payload, or its chunks are incomplete.
+        """
+        file_id = _object_id(payload_id)
+        with self._op():
+            meta = self._files.find_one({"_id": file_id})
+            if meta is None:
+                raise StoreError(f"no payload {payload_id!r} in {self._where}")
+            data = b"".join(bytes(c["data"]) for c in
+                            self._chunks.find({"files_id": file_id}).sort("n", ASCENDING))
+        if len(data) != meta["length"]:
+            raise StoreError(f"payload {payload_id!r} is truncated: {len(data)} of "
+                             f"{meta['length']} bytes found")
+        return data
+
+    def delete_payload(self, payload_id: str) -> None:
+        """Remove a payload; removing a missing one is a no-op."""
+        with self._op():
+            self._delete_payload(_object_id(payload_id))
+
+    def _delete_payload(self, file_id: ObjectId) -> None:
+        # File document first, as GridFS does: readers then never see a file without chunks.
+        self._files.delete_one({"_id": file_id})
+        self._chunks.delete_many({"files_id": file_id})
+
+
+class _ServerClock:
+    """The server's clock, estimated from ``hello``'s ``localTime`` and ``time.monotonic()``.
+
+    Args:
+        sample: reads the server's time (None when it does not report one); None for an
+            in-process backend, whose clock is this process's clock.
+        resync_s: how long an estimate is trusted before the server is asked again.
+    """
+
+    def __init__(self, sample: Callable[[], datetime | None] | None, resync_s: float) -> None:
+        self._sample = sample
+        self._resync_s = resync_s
+        self._anchor: tuple[float, datetime] | None = None  # (monotonic, server time)
+        self._last = datetime.min.replace(tzinfo=timezone.utc)
+
+    def now(self) -> datetime:
+        if self._sample is None:
+            return to_millis(datetime.now(timezone.utc))
+        mono = time.monotonic()
+        if self._anchor is None or mono - self._anchor[0] > self._resync_s:
+            start = time.monotonic()
+            server = self._sample()
+            mono = time.monotonic()
+            if server is None:
+                self._sample = None
+                return self.now()
+            self._anchor = ((start + mono) / 2, server)
+        estimate = self._anchor[1] + timedelta(seconds=mono - self._anchor[0])
+        # Never step back when a resync lands slightly earlier: leases must not shrink.
+        self._last = max(estimate, self._last)
+        return to_millis(self._last)
+
+
+def _back_to_new(t: Trial, now: datetime, outcome: str, count_attempt: bool) -> Trial:
+    """``t`` returned to NEW with the ending attempt appended to its history."""
+    attempt = Attempt(attempt=t.attempts, owner=t.owner, book_time=t.book_time, end_time=now,
+                      outcome=outcome)
+    return dataclasses.replace(
+        t, state=TrialState.NEW, owner=None, claim_token=None, lease_expires=None,
+        book_time=None, heartbeat_time=None, end_time=None, result={"status": "new"},
+        attempts=t.attempts if count_attempt else max(0, t.attempts - 1),
+        history=(*t.history, attempt),
+    )
+
+
+def _retry_duplicate(write: Callable[[], Any]) -> Any:
+    """Run an upsert, once more if it raced another upsert of the same new document."""
+    try:
+        return write()
+    except DuplicateKeyError:
+        return write()
+
+
+def _object_id(payload_id: str) -> ObjectId:
+    try:
+        return ObjectId(payload_id)
+    except (InvalidId, TypeError):
+        raise StoreError(f"{payload_id!r} is not a payload id (expected 24 hex digits)"
+                         ) from None
+
+
+def _describe(db: Any) -> str:
+    """``mongodb://host:port/db`` for messages, from what the client knows without I/O."""
+    if not isinstance(db, Database):  # mongomock
+        return f"{type(db).__module__}:{db.name}"
+    hosts = ",".join(f"{h}:{p}" for h, p in db.client.topology_description.server_descriptions())
+    return f"mongodb://{hosts}/{db.name}"

@@ -1,0 +1,178 @@
+"""What a worker process does for one trial delivery, without Celery.
+
+A worker process holds one store connection, one sandbox (objective child process) per
+concurrent slot, and a cache of verified objectives per experiment. ``evaluate_trial`` is the
+whole task: load the experiment, claim, evaluate in the sandbox while heartbeating, finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from parzen import payload
+from parzen.exceptions import ConfigError, ObjectiveUnloadable, PayloadSignatureError
+from parzen.execution import Outcome, run_trial
+from parzen.sandbox import ObjectiveRef, Sandbox
+from parzen.settings import TrialSettings
+from parzen.store import Experiment, TrialStore
+from parzen.trial import Owner
+
+log = logging.getLogger("parzen.worker")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """A worker's settings, read from the environment by ``from_env``.
+
+    Attributes:
+        mongo_url: ``PARZEN_MONGO_URL``.
+        broker_url: ``PARZEN_BROKER_URL``.
+        secret: the signing key (``PARZEN_SECRET`` or ``PARZEN_SECRET_FILE``).
+        queue: ``PARZEN_QUEUE`` (default ``parzen``).
+        name: ``PARZEN_WORKER_NAME`` (default ``<host>-<pid>``).
+    """
+
+    mongo_url: str
+    broker_url: str
+    secret: bytes
+    queue: str = "parzen"
+    name: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerConfig:
+        e = os.environ if env is None else env
+        missing = [k for k in ("PARZEN_MONGO_URL", "PARZEN_BROKER_URL") if not e.get(k)]
+        if missing:
+            raise ConfigError(
+                f"the worker needs {' and '.join(missing)}: set them in the environment or "
+                "pass --mongo and --broker to `parzen worker`"
+            )
+        key = payload.load_secret(environ=e)
+        assert key is not None
+        return cls(mongo_url=e["PARZEN_MONGO_URL"], broker_url=e["PARZEN_BROKER_URL"],
+                   secret=key, queue=e.get("PARZEN_QUEUE", "parzen") or "parzen",
+                   name=e.get("PARZEN_WORKER_NAME", ""))
+
+
+class _Objective:
+    """A verified objective, ready to send to a sandbox."""
+
+    def __init__(self, ref: ObjectiveRef, settings: TrialSettings) -> None:
+        self.ref = ref
+        self.settings = settings
+
+
+class WorkerRuntime:
+    """Per-process state shared by the worker's concurrent slots.
+
+    Args:
+        store: the trial store.
+        secret: the signing key shared with the coordinator.
+        name: this worker's name in trial owners.
+        shutdown: set when the worker is asked to stop; running trials are released.
+    """
+
+    def __init__(self, store: TrialStore, secret: bytes, name: str = "",
+                 shutdown: threading.Event | None = None) -> None:
+        self.store = store
+        self._secret = secret
+        self.host = socket.gethostname()
+        self.name = name or f"{self.host}-{os.getpid()}"
+        self.shutdown = shutdown or threading.Event()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._objectives: dict[tuple[str, str], _Objective] = {}
+        self._sandboxes: list[Sandbox] = []
+
+    def _sandbox(self) -> Sandbox:
+        sb: Sandbox | None = getattr(self._local, "sandbox", None)
+        if sb is None:
+            sb = Sandbox()
+            self._local.sandbox = sb
+            with self._lock:
+                self._sandboxes.append(sb)
+        return sb
+
+    def close(self) -> None:
+        """Stop every sandbox child."""
+        with self._lock:
+            boxes, self._sandboxes = self._sandboxes, []
+        for sb in boxes:
+            sb.close()
+
+    def _objective(self, exp: Experiment) -> _Objective:
+        """The experiment's objective, verified; cached by its payload hash.
+
+        Raises:
+            PayloadSignatureError: the payload was not signed with our key.
+            ObjectiveUnloadable: the experiment has no objective this worker can use.
+        """
+        obj = exp.objective
+        fingerprint = str(obj.get("sha256", obj.get("path", "")))
+        key = (exp.exp_key, fingerprint)
+        with self._lock:
+            cached = self._objectives.get(key)
+        if cached is not None:
+            return cached
+        settings = TrialSettings.from_dict(exp.settings)
+        kind = obj.get("kind")
+        if kind == "pickle":
+            data = obj.get("inline")
+            if data is None:
+                data = self.store.get_payload(str(obj["payload_id"]))  # type: ignore[attr-defined]
+            _, body = payload.verify(bytes(data), self._secret)  # raises before unpickling
+            ref = ObjectiveRef(key=fingerprint, pickle=body)
+        elif kind == "import":
+            space_data = obj.get("space_inline")
+            if space_data is None:
+                raise ObjectiveUnloadable(f"experiment {exp.exp_key!r} has no space payload")
+            _, space_body = payload.verify(bytes(space_data), self._secret)
+            ref = ObjectiveRef(key=fingerprint, import_path=str(obj["path"]),
+                               space_pickle=space_body)
+        else:
+            raise ObjectiveUnloadable(
+                f"experiment {exp.exp_key!r} has no objective (kind={kind!r}); was it created "
+                "by a parzen coordinator?"
+            )
+        loaded = _Objective(ref, settings)
+        with self._lock:
+            self._objectives[key] = loaded
+        return loaded
+
+    def evaluate_trial(self, exp_key: str, tid: int,
+                       republish: Callable[[str, int], None] | None = None) -> Outcome:
+        """Run one delivery of trial ``tid``. Safe to call twice: the claim decides."""
+        exp = self.store.get_experiment(exp_key)
+        if exp is None:
+            log.warning("trial %s: experiment %r does not exist (deleted?); dropping the "
+                        "message", tid, exp_key)
+            return Outcome("not claimed")
+        settings = TrialSettings.from_dict(exp.settings)
+        sandbox = self._sandbox()
+        owner = Owner(worker=f"{self.name}/{threading.current_thread().name}", host=self.host,
+                      pid=os.getpid())
+
+        def evaluate(params: Mapping[str, Any], tid: int,
+                     abort: Callable[[], str | None]) -> dict[str, Any]:
+            try:
+                objective = self._objective(exp)
+            except PayloadSignatureError as exc:
+                log.error("experiment %r: %s", exp_key, exc)
+                raise
+            return sandbox.evaluate(objective.ref, params, tid,
+                                    timeout_s=settings.trial_timeout_s, abort=abort)
+
+        outcome = run_trial(self.store, exp_key, tid, owner, evaluate,
+                            lease_s=settings.lease_s, heartbeat_s=settings.heartbeat_s,
+                            max_attempts=settings.max_attempts, shutdown=self.shutdown)
+        if outcome.status == "crashed" and republish is not None:
+            republish(exp_key, tid)  # back to NEW with an attempt counted: run it again now
+        if outcome.status == "released" and republish is not None:
+            republish(exp_key, tid)  # shutdown: let another worker take it at once
+        return outcome

@@ -1,0 +1,592 @@
+"""Wiring checks for the deployment files: docker-compose.yml, workers/, deploy/.
+
+Docker, Kubernetes, Slurm and systemd do not run here, so these tests parse the files and
+check that they agree with each other and with the code: the environment variables the
+worker reads, the service names and ports in URLs, and that every ``parzen worker`` command
+line parses with the real CLI parser. Each check returns a list of problems, so the negative
+tests at the end can feed it a broken copy and see it complain.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib.util
+import io
+import json
+import os
+import re
+import shlex
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml  # the `test` extra
+
+from parzen import payload
+from parzen.cli._main import build_parser
+from parzen.exceptions import ConfigError
+from parzen.store._uri import parse_mongo_url
+
+REPO = Path(__file__).resolve().parents[1]
+COMPOSE = REPO / "docker-compose.yml"
+DOCKERFILE = REPO / "workers" / "Dockerfile"
+K8S = REPO / "deploy" / "kubernetes"
+UNIT = REPO / "deploy" / "systemd" / "parzen-worker.service"
+SBATCH = REPO / "deploy" / "slurm" / "parzen-workers.sbatch"
+DEMO = REPO / "examples" / "distributed_demo.py"
+ENV_EXAMPLES = [REPO / "workers" / "worker.env.example",
+                REPO / "deploy" / "systemd" / "worker.env.example"]
+DEPLOY_FILES = [COMPOSE, DEMO, *ENV_EXAMPLES, *sorted((REPO / "workers").iterdir()),
+                *sorted(p for p in (REPO / "deploy").rglob("*") if p.is_file())]
+
+# The modules that read the worker's environment. There is no constant listing the names, so
+# they are extracted from these modules' string literals rather than repeated here.
+WORKER_ENV_MODULES = ("parzen.worker.app", "parzen.worker.runtime", "parzen.cli.worker",
+                      "parzen.payload")
+COORDINATOR_ENV_MODULES = ("parzen.distributed", "parzen.payload")
+REQUIRED = {"PARZEN_MONGO_URL", "PARZEN_BROKER_URL", payload.SECRET_ENV}
+DUMMY_SECRET = "0123456789abcdef0123456789abcdef"
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+def _module_source(name: str) -> str:
+    """A module's source, read without importing it (``parzen.worker.app`` reads the
+    environment at import)."""
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.origin is not None, name
+    return Path(spec.origin).read_text()
+
+
+def _env_literals(text: str) -> set[str]:
+    return set(re.findall(r"[\"'](PARZEN_[A-Z0-9_]+)[\"']", text))
+
+
+def _environ_reads(text: str) -> set[str]:
+    """Names a script reads with ``os.environ.get("X")`` / ``os.environ["X"]``."""
+    return set(re.findall(r"os\.environ(?:\.get\(|\[)\s*[\"']([A-Z0-9_]+)[\"']", text))
+
+
+WORKER_ENV = set().union(*(_env_literals(_module_source(m)) for m in WORKER_ENV_MODULES))
+WORKER_ENV |= {payload.SECRET_ENV, payload.SECRET_FILE_ENV}
+COORDINATOR_ENV = (set().union(*(_env_literals(_module_source(m))
+                                 for m in COORDINATOR_ENV_MODULES))
+                   | _environ_reads(DEMO.read_text()))
+
+
+class MissingVariable(Exception):
+    """``${VAR:?message}`` with VAR unset, as docker compose (and the shell) refuse it."""
+
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}"
+                  r"|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def interpolate(value: Any, env: Mapping[str, str]) -> Any:
+    """Compose-style (and shell-style) ``$VAR``, ``${VAR:-default}``, ``${VAR:?error}``."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name, op, arg = m.group(1) or m.group(4), m.group(2) or "", m.group(3) or ""
+        val = env.get(name)
+        unset = val is None or (op.startswith(":") and val == "")
+        if op.endswith("-"):
+            return arg if unset else str(val)
+        if op.endswith("?"):
+            if unset:
+                raise MissingVariable(f"{name}: {arg}")
+            return str(val)
+        return val or ""
+
+    return _VAR.sub(sub, value)
+
+
+def worker_cli_problems(argv: list[str], where: str) -> list[str]:
+    """Problems with ``argv`` as a ``parzen worker`` command line (empty if it parses)."""
+    if len(argv) < 2 or Path(argv[0]).name != "parzen" or argv[1] != "worker":
+        return [f"{where}: {argv!r} is not a `parzen worker ...` command"]
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            args = build_parser().parse_args(argv[1:])
+    except SystemExit:
+        return [f"{where}: {shlex.join(argv)!r} does not parse: {err.getvalue().strip()}"]
+    if args.command != "worker" or args.concurrency < 1:
+        return [f"{where}: {shlex.join(argv)!r}: bad command or --concurrency"]
+    return []
+
+
+def _parse_worker(argv: list[str]) -> Any:
+    assert not worker_cli_problems(argv, "test")
+    return build_parser().parse_args(argv[1:])
+
+
+def _env_file_keys(path: Path) -> set[str]:
+    keys = set()
+    for line in path.read_text().splitlines():
+        m = re.match(r"#?([A-Z][A-Z0-9_]*)=", line.strip())  # `#KEY=` is an optional one
+        if m:
+            keys.add(m.group(1))
+    return keys
+
+
+def _seconds(value: Any) -> float:
+    """``30``, ``"30s"``, ``"1m30s"``, ``"2min"`` as seconds."""
+    text = str(value).strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    units = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]+)", text)
+    assert parts, f"cannot read a duration from {value!r}"
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # `parzen worker`'s defaults come from the environment; keep the developer's out.
+    for name in list(os.environ):
+        if name.startswith("PARZEN_"):
+            monkeypatch.delenv(name)
+    yield
+
+
+# ---- docker-compose.yml ----------------------------------------------------------------------
+
+def load_compose(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    raw = yaml.safe_load(COMPOSE.read_text())
+    doc: dict[str, Any] = interpolate(raw, {"PARZEN_SECRET": DUMMY_SECRET} if env is None
+                                      else env)
+    return doc
+
+
+def _environment(service: Mapping[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def _container_port(service: Mapping[str, Any], default: int) -> set[int]:
+    ports = {int(str(p).rsplit(":", 1)[-1].split("/")[0]) for p in service.get("ports", [])}
+    return ports or {default}
+
+
+def compose_problems(doc: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    services = doc.get("services", {})
+    missing = {"mongo", "redis", "worker", "coordinator"} - set(services)
+    if missing:
+        return [f"compose: missing services {sorted(missing)}"]
+    mongo, redis, worker, coord = (services[s] for s in ("mongo", "redis", "worker",
+                                                          "coordinator"))
+    if not str(mongo.get("image", "")).startswith("mongo:7"):
+        problems.append("compose: mongo must use the official mongo:7 image")
+    mongo_check = " ".join(map(str, mongo.get("healthcheck", {}).get("test", [])))
+    if "mongosh" not in mongo_check or "ping" not in mongo_check:
+        problems.append("compose: mongo healthcheck must ping with mongosh")
+    volumes = [str(v).split(":", 1)[0] for v in mongo.get("volumes", [])]
+    if not any(v in (doc.get("volumes") or {}) for v in volumes):
+        problems.append("compose: mongo needs a named volume for /data/db")
+    if not str(redis.get("image", "")).startswith("redis:7"):
+        problems.append("compose: redis must use redis:7")
+    if "redis-cli" not in redis.get("healthcheck", {}).get("test", []):
+        problems.append("compose: redis healthcheck must run redis-cli ping")
+    for name in ("mongo", "redis"):
+        for port in services[name].get("ports", []):
+            if not str(port).startswith("127.0.0.1:"):
+                problems.append(f"compose: {name} port {port!r} is not bound to 127.0.0.1")
+
+    # worker: scalable, built from workers/Dockerfile, same image as the coordinator
+    if "container_name" in worker or worker.get("ports"):
+        problems.append("compose: worker must have no container_name and no host ports, "
+                        "or `--scale worker=N` fails")
+    build = worker.get("build") or {}
+    if build.get("dockerfile") != "workers/Dockerfile" or (
+            (COMPOSE.parent / build.get("context", "")).resolve() != REPO):
+        problems.append("compose: worker must build workers/Dockerfile with the repo as context")
+    if worker.get("image") != coord.get("image") or worker.get("build") != coord.get("build"):
+        problems.append("compose: worker and coordinator must use the same image and build")
+    problems += worker_cli_problems([str(a) for a in worker.get("command", [])],
+                                    "compose worker command")
+    if _seconds(worker.get("stop_grace_period", "10s")) < 10:
+        problems.append("compose: worker stop_grace_period must be >= 10s")
+
+    # environment: exactly names the code reads, URLs at the compose services
+    for name, svc, known in (("worker", worker, WORKER_ENV),
+                             ("coordinator", coord, COORDINATOR_ENV)):
+        env = _environment(svc)
+        unknown = set(env) - known
+        if unknown:
+            problems.append(f"compose: {name} sets {sorted(unknown)}, which nothing reads")
+        if not REQUIRED <= set(env):
+            problems.append(f"compose: {name} lacks {sorted(REQUIRED - set(env))}")
+            continue
+        mongo_url = urlsplit(env["PARZEN_MONGO_URL"])
+        try:
+            parse_mongo_url(env["PARZEN_MONGO_URL"])
+        except ConfigError as exc:
+            problems.append(f"compose: {name}: {exc}")
+        if mongo_url.hostname != "mongo" or (mongo_url.port or 27017) not in _container_port(
+                mongo, 27017):
+            problems.append(f"compose: {name} PARZEN_MONGO_URL does not point at mongo:27017")
+        broker = urlsplit(env["PARZEN_BROKER_URL"])
+        if broker.scheme != "redis" or broker.hostname != "redis" or (
+                broker.port or 6379) not in _container_port(redis, 6379):
+            problems.append(f"compose: {name} PARZEN_BROKER_URL does not point at redis:6379")
+        deps = svc.get("depends_on") or {}
+        for dep in ("mongo", "redis"):
+            if not isinstance(deps, dict) or (deps.get(dep) or {}).get(
+                    "condition") != "service_healthy":
+                problems.append(f"compose: {name} must depend on {dep} with service_healthy")
+    if "worker" not in (coord.get("depends_on") or {}):
+        problems.append("compose: coordinator must depend on worker")
+
+    cmd = [str(a) for a in coord.get("command", [])]
+    if cmd[:1] != ["python"] or len(cmd) < 2 or not (REPO / cmd[1]).is_file():
+        problems.append(f"compose: coordinator command {cmd!r} does not run a repo script")
+    return problems
+
+
+def test_compose_wiring() -> None:
+    problems = compose_problems(load_compose())
+    assert not problems, "\n".join(problems)
+
+
+def test_compose_requires_the_signing_key_with_a_clear_message() -> None:
+    with pytest.raises(MissingVariable, match=r"PARZEN_SECRET: .*\.env"):
+        load_compose({})
+    doc = load_compose({"PARZEN_SECRET": DUMMY_SECRET, "PARZEN_CONCURRENCY": "5"})
+    assert _parse_worker(doc["services"]["worker"]["command"]).concurrency == 5
+    assert _environment(doc["services"]["worker"])["PARZEN_SECRET"] == DUMMY_SECRET
+
+
+def test_compose_build_args_exist_in_the_dockerfile() -> None:
+    args = set(load_compose()["services"]["worker"]["build"].get("args") or {})
+    declared = {rest.split("=", 1)[0] for instr, rest in dockerfile() if instr == "ARG"}
+    assert args <= declared
+
+
+# ---- workers/Dockerfile ----------------------------------------------------------------------
+
+def dockerfile(path: Path = DOCKERFILE) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    out: list[tuple[str, str]] = []
+    pending = ""
+    for line in path.read_text().splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        full = (pending + line).strip()
+        pending = ""
+        instr, _, rest = full.partition(" ")
+        out.append((instr.upper(), rest.strip()))
+    return out
+
+
+def dockerfile_problems(instrs: list[tuple[str, str]]) -> list[str]:
+    problems: list[str] = []
+    froms = [rest for instr, rest in instrs if instr == "FROM"]
+    if froms != ["python:3.11-slim"]:
+        problems.append(f"Dockerfile: base must be python:3.11-slim, got {froms}")
+    copies: dict[str, str] = {}
+    for instr, rest in instrs:
+        if instr == "COPY":
+            parts = [p for p in rest.split() if not p.startswith("--")]
+            for src in parts[:-1]:
+                copies[src] = parts[-1]
+                if not (REPO / src).exists():
+                    problems.append(f"Dockerfile: COPY {src}: not in the repository")
+    dest = copies.get("pyproject.toml", "").rstrip("/")
+    runs = " && ".join(rest for instr, rest in instrs if instr == "RUN")
+    if not dest or not re.search(rf"pip install (?:-\S+ )*{re.escape(dest)}/?(\s|$)", runs):
+        problems.append("Dockerfile: must `pip install` the directory holding pyproject.toml")
+    if copies.get("src", "").rstrip("/") != f"{dest}/src":
+        problems.append("Dockerfile: src/ must be copied next to pyproject.toml")
+    if "examples" not in copies:
+        problems.append("Dockerfile: examples/ (the compose coordinator's script) not copied")
+    users = [rest for instr, rest in instrs if instr == "USER"]
+    if not users or users[-1].split(":")[0] in ("root", "0"):
+        problems.append("Dockerfile: must end as a non-root USER")
+    if ("STOPSIGNAL", "SIGTERM") not in instrs:
+        problems.append("Dockerfile: STOPSIGNAL SIGTERM missing")
+    exec_form: dict[str, list[str]] = {}
+    for instr in ("ENTRYPOINT", "CMD"):
+        found = [rest for i, rest in instrs if i == instr]
+        try:
+            exec_form[instr] = json.loads(found[-1]) if found else []
+        except json.JSONDecodeError:
+            problems.append(f"Dockerfile: {instr} must be exec form (a JSON array)")
+            exec_form[instr] = []
+    argv = exec_form["ENTRYPOINT"] + exec_form["CMD"]
+    if argv[:1] and Path(argv[0]).name == "tini":
+        argv = argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
+    problems += worker_cli_problems(argv, "Dockerfile ENTRYPOINT+CMD")
+    return problems
+
+
+def test_dockerfile_installs_parzen_and_runs_the_worker() -> None:
+    problems = dockerfile_problems(dockerfile())
+    assert not problems, "\n".join(problems)
+
+
+# ---- deploy/kubernetes -----------------------------------------------------------------------
+
+def k8s_docs() -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = []
+    for path in sorted(K8S.glob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return docs
+
+
+def _cpu(value: Any) -> float:
+    text = str(value)
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+def k8s_problems(docs: list[dict[str, Any]], image: str) -> list[str]:
+    problems: list[str] = []
+    by_kind: dict[tuple[str, str], dict[str, Any]] = {}
+    for d in docs:
+        if not {"apiVersion", "kind", "metadata"} <= set(d):
+            problems.append(f"k8s: a document lacks apiVersion/kind/metadata: {d!r:.80}")
+            continue
+        by_kind[(d["kind"], d["metadata"]["name"])] = d
+
+    def keys(kind: str, name: str) -> set[str] | None:
+        d = by_kind.get((kind, name))
+        return None if d is None else set(d.get("data") or {}) | set(d.get("stringData") or {})
+
+    deployments = [d for (kind, _), d in by_kind.items() if kind == "Deployment"]
+    if len(deployments) != 1:
+        return problems + [f"k8s: expected one Deployment, found {len(deployments)}"]
+    dep = deployments[0]
+    spec, pod = dep["spec"], dep["spec"]["template"]["spec"]
+    if not spec.get("replicas", 0) >= 1:
+        problems.append("k8s: replicas must be >= 1")
+    labels = dep["spec"]["template"]["metadata"].get("labels", {})
+    if not spec["selector"]["matchLabels"].items() <= labels.items():
+        problems.append("k8s: selector does not match the pod template's labels")
+    if pod.get("terminationGracePeriodSeconds", 30) < 10:
+        problems.append("k8s: terminationGracePeriodSeconds must be >= 10")
+    if not (pod.get("securityContext") or {}).get("runAsNonRoot"):
+        problems.append("k8s: set runAsNonRoot")
+    for c in pod["containers"]:
+        where = f"k8s container {c['name']!r}"
+        if c.get("image") != image:
+            problems.append(f"{where}: image {c.get('image')!r} != compose's {image!r}")
+        argv = [str(a) for a in c.get("command", []) + c.get("args", [])]
+        problems += worker_cli_problems(argv, where)
+        res = c.get("resources") or {}
+        for part in ("requests", "limits"):
+            if not {"cpu", "memory"} <= set(res.get(part) or {}):
+                problems.append(f"{where}: resources.{part} needs cpu and memory")
+        if not worker_cli_problems(argv, where) and "cpu" in (res.get("limits") or {}):
+            if _parse_worker(argv).concurrency > _cpu(res["limits"]["cpu"]):
+                problems.append(f"{where}: --concurrency exceeds the CPU limit")
+        env_names: dict[str, str] = {}
+        for e in c.get("env", []):
+            ref = (e.get("valueFrom") or {})
+            for kind, key in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
+                if key in ref:
+                    have = keys(kind, ref[key]["name"])
+                    if have is None or ref[key]["key"] not in have:
+                        problems.append(f"{where}: {e['name']} refers to {kind} "
+                                        f"{ref[key]['name']}/{ref[key]['key']}, which is not "
+                                        "defined in deploy/kubernetes")
+                    env_names[e["name"]] = kind
+            env_names.setdefault(e["name"], "value")
+        for src in c.get("envFrom", []):
+            for kind, key in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
+                if key in src:
+                    have = keys(kind, src[key]["name"])
+                    if have is None:
+                        problems.append(f"{where}: envFrom {kind} {src[key]['name']} missing")
+                    for k in have or ():
+                        env_names.setdefault(k, kind)
+        unknown = set(env_names) - WORKER_ENV
+        if unknown:
+            problems.append(f"{where}: sets {sorted(unknown)}, which the worker does not read")
+        for name in (payload.SECRET_ENV, "PARZEN_MONGO_URL"):
+            if env_names.get(name) != "Secret":
+                problems.append(f"{where}: {name} must come from a Secret (secretKeyRef)")
+        if not REQUIRED <= set(env_names):
+            problems.append(f"{where}: lacks {sorted(REQUIRED - set(env_names))}")
+    for (kind, name), d in by_kind.items():
+        if kind in ("Secret", "ConfigMap"):
+            data = {**(d.get("data") or {}), **(d.get("stringData") or {})}
+            if set(data) - WORKER_ENV:
+                problems.append(f"k8s {kind} {name}: unknown keys {sorted(set(data) - WORKER_ENV)}")
+            secret = str(data.get(payload.SECRET_ENV, ""))
+            if kind == "Secret" and (len(secret) >= 16 or "CHANGE-ME" not in secret):
+                problems.append("k8s Secret: the placeholder key must say CHANGE-ME and be "
+                                "shorter than 16 bytes, so an unedited Secret cannot start")
+    return problems
+
+
+def test_kubernetes_manifests() -> None:
+    problems = k8s_problems(k8s_docs(), load_compose()["services"]["worker"]["image"])
+    assert not problems, "\n".join(problems)
+
+
+def test_kubernetes_placeholder_secret_cannot_be_used() -> None:
+    secret = next(d for d in k8s_docs() if d["kind"] == "Secret")["stringData"]
+    with pytest.raises(ConfigError, match="at least 16"):
+        payload.load_secret(secret[payload.SECRET_ENV])
+    parse_mongo_url(secret["PARZEN_MONGO_URL"])
+
+
+# ---- deploy/systemd, deploy/slurm, env examples ---------------------------------------------
+
+def unit_settings(path: Path = UNIT) -> dict[str, str]:
+    """``Section.Key -> value`` (the last one wins, as systemd does for these keys)."""
+    out: dict[str, str] = {}
+    section = ""
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        key, _, value = line.partition("=")
+        out[f"{section}.{key.strip()}"] = value.strip()
+    return out
+
+
+def unit_problems(s: Mapping[str, str]) -> list[str]:
+    problems: list[str] = []
+    argv = shlex.split(s.get("Service.ExecStart", "").lstrip("-@+!:"))
+    if argv[:1] != ["/opt/parzen/venv/bin/parzen"]:
+        problems.append(f"systemd: ExecStart must run /opt/parzen/venv/bin/parzen: {argv!r}")
+    problems += worker_cli_problems(argv, "systemd ExecStart")
+    expected = {"Service.KillSignal": "SIGTERM", "Service.Restart": "on-failure",
+                "Service.KillMode": "mixed"}
+    for key, value in expected.items():
+        if s.get(key) != value:
+            problems.append(f"systemd: {key} must be {value}, got {s.get(key)!r}")
+    if not s.get("Service.EnvironmentFile"):
+        problems.append("systemd: EnvironmentFile= missing")
+    if s.get("Service.User", "root") in ("root", "0"):
+        problems.append("systemd: User= must be a non-root user")
+    if _seconds(s.get("Service.TimeoutStopSec", "0")) < 10:
+        problems.append("systemd: TimeoutStopSec must be >= 10")
+    return problems
+
+
+def test_systemd_unit() -> None:
+    problems = unit_problems(unit_settings())
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", ENV_EXAMPLES, ids=lambda p: str(p.relative_to(REPO)))
+def test_env_examples_use_the_names_the_worker_reads(path: Path) -> None:
+    keys = _env_file_keys(path)
+    assert keys <= WORKER_ENV, sorted(keys - WORKER_ENV)
+    assert REQUIRED <= keys
+    assert WORKER_ENV <= keys, f"undocumented in {path.name}: {sorted(WORKER_ENV - keys)}"
+
+
+def sbatch_worker_argv(text: str, env: Mapping[str, str]) -> list[str]:
+    """The ``parzen worker`` command of the sbatch script, its variables expanded with
+    ``env`` plus the script's own ``name="value"`` assignments."""
+    text = re.sub(r"\\\n", " ", text)
+    scope = dict(env)
+    for line in text.splitlines():
+        m = re.fullmatch(r'\s*([a-z_][a-z0-9_]*)="([^"]*)"\s*', line)
+        if m:
+            scope[m.group(1)] = interpolate(m.group(2), scope)
+            continue
+        if re.search(r"bin/parzen\"?\s+worker\b", line):
+            tokens = shlex.split(interpolate(line, scope))
+            start = next(i for i, t in enumerate(tokens) if Path(t).name == "parzen")
+            return tokens[start:]
+    raise AssertionError("no `parzen worker` line in the sbatch script")
+
+
+def test_sbatch_script() -> None:
+    text = SBATCH.read_text()
+    directives = dict(re.findall(r"^#SBATCH\s+--([a-z-]+)=(\S+)", text, re.M))
+    assert re.fullmatch(r"\d+-\d+(%\d+)?", directives.get("array", "")), directives
+    assert directives.get("signal", "").split("@")[0].split(":")[-1] in ("TERM", "15")
+    assert "cpus-per-task" in directives
+    env = {"SLURM_CPUS_PER_TASK": "7", "SLURM_ARRAY_JOB_ID": "1", "SLURM_ARRAY_TASK_ID": "2",
+           "HOME": "/home/u"}
+    argv = sbatch_worker_argv(text, env)
+    assert not worker_cli_problems(argv, "sbatch")
+    assert _parse_worker(argv).concurrency == 7  # follows --cpus-per-task
+    assert re.search(r"\bsrun\b", text) and "WORKER_ENV_FILE" in text
+
+
+# ---- documentation ---------------------------------------------------------------------------
+
+def test_deploy_files_name_only_variables_the_code_reads() -> None:
+    known = WORKER_ENV | COORDINATOR_ENV
+    for path in DEPLOY_FILES:
+        unknown = set(re.findall(r"\bPARZEN_[A-Z0-9_]*[A-Z0-9]", path.read_text())) - known
+        assert not unknown, f"{path.relative_to(REPO)} names {sorted(unknown)}"
+
+
+def test_worker_readme_documents_every_variable_and_the_image() -> None:
+    readme = (REPO / "workers" / "README.md").read_text()
+    assert {"PARZEN_MONGO_URL", "PARZEN_BROKER_URL", "PARZEN_SECRET"} <= WORKER_ENV  # extractor
+    assert not {n for n in WORKER_ENV if f"`{n}`" not in readme}
+    image = load_compose()["services"]["worker"]["image"]
+    for doc in (readme, (K8S / "README.md").read_text()):
+        assert image in doc
+
+
+# ---- the checks catch mistakes ---------------------------------------------------------------
+
+def _mutate_compose(how: str) -> dict[str, Any]:
+    doc = copy.deepcopy(load_compose())
+    worker = doc["services"]["worker"]
+    env = worker["environment"] = dict(worker["environment"])
+    if how == "misspelled env":
+        env["PARZEN_BROKER_URI"] = env.pop("PARZEN_BROKER_URL")
+    elif how == "wrong host":
+        env["PARZEN_MONGO_URL"] = "mongodb://mongodb:27017/parzen"
+    elif how == "container_name":
+        worker["container_name"] = "parzen-worker"
+    elif how == "host port":
+        worker["ports"] = ["8080:8080"]
+    elif how == "bad flag":
+        worker["command"] = ["parzen", "worker", "--concurency", "2"]
+    elif how == "started, not healthy":
+        worker["depends_on"] = {"mongo": {"condition": "service_started"},
+                                "redis": {"condition": "service_healthy"}}
+    elif how == "public redis":
+        doc["services"]["redis"]["ports"] = ["6379:6379"]
+    return doc
+
+
+@pytest.mark.parametrize("how", ["misspelled env", "wrong host", "container_name", "host port",
+                                 "bad flag", "started, not healthy", "public redis"])
+def test_compose_checks_catch(how: str) -> None:
+    assert compose_problems(_mutate_compose(how))
+
+
+def test_k8s_and_unit_checks_catch() -> None:
+    image = load_compose()["services"]["worker"]["image"]
+    docs = copy.deepcopy(k8s_docs())
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    container["env"][0]["valueFrom"]["secretKeyRef"]["key"] = "PARZEN_SECRET_KEY"
+    assert any("not defined" in p for p in k8s_problems(docs, image))
+    assert any("image" in p for p in k8s_problems(k8s_docs(), "other/image:1"))
+    s = dict(unit_settings())
+    s["Service.ExecStart"] = "/opt/parzen/venv/bin/parzen worker --mongo"
+    assert unit_problems(s)
+    assert dockerfile_problems([(i, '["parzen", "wroker"]' if i == "CMD" else r)
+                                for i, r in dockerfile()])
