@@ -251,6 +251,9 @@ def compose_problems(doc: Mapping[str, Any]) -> list[str]:
     if "worker" not in (coord.get("depends_on") or {}):
         problems.append("compose: coordinator must depend on worker")
 
+    if "demo" not in (coord.get("profiles") or []):
+        problems.append("compose: coordinator must be in the demo profile (as documented), "
+                        "so `docker compose up` starts only the cluster")
     cmd = [str(a) for a in coord.get("command", [])]
     if cmd[:1] != ["python"] or len(cmd) < 2 or not (REPO / cmd[1]).is_file():
         problems.append(f"compose: coordinator command {cmd!r} does not run a repo script")
@@ -571,10 +574,18 @@ def _mutate_compose(how: str) -> dict[str, Any]:
     return doc
 
 
-@pytest.mark.parametrize("how", ["misspelled env", "wrong host", "container_name", "host port",
-                                 "bad flag", "started, not healthy", "public redis"])
-def test_compose_checks_catch(how: str) -> None:
-    assert compose_problems(_mutate_compose(how))
+@pytest.mark.parametrize(("how", "complaint"), [
+    ("misspelled env", "['PARZEN_BROKER_URI'], which nothing reads"),
+    ("wrong host", "does not point at mongo:27017"),
+    ("container_name", "no container_name"),
+    ("host port", "no host ports"),
+    ("bad flag", "unrecognized arguments: --concurency"),
+    ("started, not healthy", "depend on mongo with service_healthy"),
+    ("public redis", "not bound to 127.0.0.1"),
+])
+def test_compose_checks_catch(how: str, complaint: str) -> None:
+    problems = compose_problems(_mutate_compose(how))
+    assert any(complaint in p for p in problems), problems
 
 
 def test_k8s_and_unit_checks_catch() -> None:
@@ -587,6 +598,6 @@ def test_k8s_and_unit_checks_catch() -> None:
     assert any("image" in p for p in k8s_problems(k8s_docs(), "other/image:1"))
     s = dict(unit_settings())
     s["Service.ExecStart"] = "/opt/parzen/venv/bin/parzen worker --mongo"
-    assert unit_problems(s)
-    assert dockerfile_problems([(i, '["parzen", "wroker"]' if i == "CMD" else r)
-                                for i, r in dockerfile()])
+    assert any("does not parse" in p for p in unit_problems(s))
+    bad_cmd = [(i, '["parzen", "wroker"]' if i == "CMD" else r) for i, r in dockerfile()]
+    assert any("not a `parzen worker" in p for p in dockerfile_problems(bad_cmd))

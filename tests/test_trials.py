@@ -117,7 +117,7 @@ def test_pickle_round_trip_keeps_everything() -> None:
     trials.attachments["note"] = b"bytes"
     clone = pickle.loads(pickle.dumps(trials))
     assert clone.trials == trials.trials
-    assert clone.attachments == {"note": b"bytes"}
+    assert clone.attachments == trials.attachments and clone.attachments["note"] == b"bytes"
     assert clone.exp_key == trials.exp_key
     assert clone.argmin == trials.argmin
     assert clone.new_trial_ids(1) == [6]  # tid allocation continues, never reuses

@@ -77,6 +77,16 @@ def count(trials: Trials) -> Counts:
                   by[TrialState.ERROR], trials._n_fail_status, trials.best_loss)
 
 
+def algo_seed(rstate: np.random.Generator, first_tid: int) -> int:
+    """The seed for one algorithm call.
+
+    It mixes in the first new tid: a run resumed with the same ``rstate`` would otherwise
+    replay the first run's seeds and propose the points it already tried. A fresh run with the
+    same ``rstate`` still gets the same seeds, so it stays reproducible.
+    """
+    return (int(rstate.integers(2**31 - 1)) + 1_000_003 * first_tid) % (2**31 - 1)
+
+
 def stop_reason(c: Counts, s: RunSettings, elapsed: float) -> str | None:
     """Why the run should stop now, or None to go on."""
     if c.finished >= s.max_evals and c.in_flight == 0:
@@ -166,8 +176,7 @@ def run(domain: Domain, trials: Trials, algo: Callable[..., Any], runner: Runner
             n = 0 if exhausted else n_to_suggest(c, settings)
             if n > 0:
                 new_ids = trials.new_trial_ids(n)
-                seed = int(rstate.integers(2**31 - 1))
-                docs = algo(new_ids, domain, trials, seed)
+                docs = algo(new_ids, domain, trials, algo_seed(rstate, new_ids[0]))
                 if len(docs) < n:
                     exhausted = True
                     log.info("the algorithm returned %d of %d requested points: the search "

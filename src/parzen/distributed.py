@@ -14,6 +14,7 @@ import os
 import socket
 import time
 import uuid
+import weakref
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -86,7 +87,7 @@ class MongoTrials(Trials):
         dispatch_timeout: republish a NEW trial's message after this many seconds.
         poll_interval: seconds between the coordinator's refreshes.
         allow_space_change: resume even if the space or objective changed.
-        queue: the Celery queue to publish to.
+        queue: the Celery queue to publish to (default ``$PARZEN_QUEUE``, else ``parzen``).
         max_payload_bytes: refuse objectives that pickle to more than this.
         store: an existing store (tests); ``url`` is then only used in messages.
     """
@@ -98,7 +99,7 @@ class MongoTrials(Trials):
                  objective: str | None = None, lease: float = 60.0, heartbeat: float = 10.0,
                  trial_timeout: float | None = None, max_attempts: int = 3,
                  dispatch_timeout: float = 60.0, poll_interval: float = 0.1,
-                 allow_space_change: bool = False, queue: str = "parzen",
+                 allow_space_change: bool = False, queue: str | None = None,
                  max_payload_bytes: int = payload.DEFAULT_MAX_BYTES,
                  store: TrialStore | None = None, connect_timeout: float = 5.0) -> None:
         from parzen.parallel import check_positive_int, check_timeout
@@ -112,13 +113,27 @@ class MongoTrials(Trials):
         self.secret = secret
         self.objective = objective
         self.allow_space_change = bool(allow_space_change)
-        self.queue = queue
+        self.queue = queue or os.environ.get("PARZEN_QUEUE") or "parzen"
         self.url = url
+        owned = store is None
         if store is None:
             from parzen.store._mongo import MongoTrialStore
 
             store = MongoTrialStore.from_url(url, connect_timeout_s=connect_timeout)
         super().__init__(exp_key=exp_key, store=store)
+        # Close the client we opened when this object goes away, even without close().
+        self._finalizer = weakref.finalize(self, store.close) if owned else None
+
+    def close(self) -> None:
+        """Close the MongoDB connection this object opened (it cannot be used afterwards)."""
+        if self._finalizer is not None:
+            self._finalizer()
+
+    def __enter__(self) -> MongoTrials:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __getstate__(self) -> dict[str, Any]:
         raise TypeError("MongoTrials lives in MongoDB and cannot be pickled; reconnect with "
@@ -189,7 +204,7 @@ class CeleryRunner:
         if where == "inline":
             doc["inline"] = built.data
         else:
-            doc["payload_id"] = self._store.put_payload(  # type: ignore[attr-defined]
+            doc["payload_id"] = self._store.put_payload(
                 self._exp_key, built.data)
         return doc
 
@@ -212,7 +227,7 @@ class CeleryRunner:
         store.put_experiment(exp)
         old_id = old.objective.get("payload_id") if old is not None else None
         if old_id and old_id != objective.get("payload_id"):
-            store.delete_payload(str(old_id))  # type: ignore[attr-defined]
+            store.delete_payload(str(old_id))
 
     def _acquire_driver(self, old: Experiment | None) -> None:
         store, exp_key = self._store, self._exp_key

@@ -17,7 +17,7 @@ import numpy as np
 from parzen.coordinator import RunSettings, run
 from parzen.domain import Domain
 from parzen.exceptions import ConfigError, UnsupportedExpression
-from parzen.space import space_eval
+from parzen.space import describe, space_eval
 from parzen.trials import Trials
 
 log = logging.getLogger("parzen.fmin")
@@ -180,6 +180,7 @@ def fmin(
         raise ConfigError(
             f"trials must be a parzen Trials, ParallelTrials or MongoTrials, got {trials!r}"
         )
+    trials.attachments["space_description"] = describe(space)  # for the parzen tools
     parallelism = int(getattr(trials, "parallelism", 1))
     if parallelism > settings.max_queue_len:
         settings = dataclasses.replace(settings, max_queue_len=parallelism)

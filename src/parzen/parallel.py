@@ -12,6 +12,7 @@ import logging
 import os
 import queue
 import socket
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -102,7 +103,17 @@ class LocalProcessRunner:
             t.start()
 
     def _slot(self, i: int) -> None:
-        sandbox = Sandbox()
+        try:
+            self._serve(i)
+        except BaseException as exc:
+            # A slot that dies must stop the run loudly, not leave fmin waiting forever.
+            log.exception("parallel slot %d failed", i)
+            self._problem = exc if isinstance(exc, Exception) else RuntimeError(repr(exc))
+            with self._changed:
+                self._changed.notify_all()
+
+    def _serve(self, i: int) -> None:
+        sandbox = Sandbox(sys_path=[os.getcwd(), *sys.path])
         owner = Owner(worker=f"local-{i}", host=socket.gethostname(), pid=os.getpid())
         trials = self._trials
         try:
@@ -141,7 +152,9 @@ class LocalProcessRunner:
     def maintain(self) -> None:
         if self._problem is not None:
             problem, self._problem = self._problem, None
-            raise ObjectiveUnloadable(str(problem))
+            if isinstance(problem, ObjectiveUnloadable):
+                raise ObjectiveUnloadable(str(problem))
+            raise RuntimeError(f"a ParallelTrials slot failed: {problem!r}") from problem
 
     def close(self, cancelled: bool) -> None:
         self._shutdown.set()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing.connection
+import os
 import signal
 import socket
 import subprocess
@@ -90,7 +91,14 @@ class Sandbox:
     without an ``if __name__ == "__main__"`` guard, as most hyperopt scripts are.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, sys_path: list[str] | None = None) -> None:
+        # ParallelTrials passes the coordinator's sys.path, so an objective pickled by
+        # reference (defined in an importable module) imports in the child as it did there.
+        self._env: dict[str, str] | None = None
+        if sys_path:
+            self._env = dict(os.environ)
+            self._env["PYTHONPATH"] = os.pathsep.join(
+                [p for p in sys_path if p] + [self._env.get("PYTHONPATH", "")])
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: multiprocessing.connection.Connection | None = None
         self._loaded: str | None = None
@@ -104,7 +112,7 @@ class Sandbox:
             ours, theirs = socket.socketpair()
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "parzen._sandbox_child", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=self._env,
                 # A new session keeps a terminal's Ctrl-C for the supervisor, which then
                 # stops the child itself.
                 start_new_session=True,
@@ -196,7 +204,7 @@ class Sandbox:
         conn = self._ensure()
         if self._loaded != ref.key:
             conn.send(("load", ref))
-            reply = self._await(timeout_s, abort, started)
+            reply = self._await(None, abort, started)
             if reply[0] == "unloadable":
                 _, etype, msg, missing = reply
                 self._loaded = None
@@ -207,7 +215,8 @@ class Sandbox:
                 raise ObjectiveUnloadable(text)
             self._loaded = ref.key
         conn.send(("eval", ref.key, tid, dict(params)))
-        reply = self._await(timeout_s, abort, started)
+        # The time limit covers the evaluation only, not the child's start-up or loading.
+        reply = self._await(timeout_s, abort, time.monotonic())
         if reply[0] == "ok":
             result: dict[str, Any] = reply[1]
             return result

@@ -381,6 +381,19 @@ class Trials:
 
         return fmin(fn, space, algo=algo, max_evals=max_evals, trials=self, **kwargs)
 
+    def export(self, path: str, format: str | None = None) -> int:
+        """Write every trial to ``path`` as CSV (``*.csv``) or JSON Lines (``*.jsonl``), with
+        the columns of ``parzen trials``; returns how many. See ``parzen.export``."""
+        from parzen.export import export
+
+        return export(self, path, format)
+
+    def to_dataframe(self) -> Any:
+        """Every trial as a pandas DataFrame (the columns of ``export``); needs pandas."""
+        from parzen.export import to_dataframe
+
+        return to_dataframe(self)
+
     def __repr__(self) -> str:
         counts = self._store.count_by_state(self._exp_key)
         parts = ", ".join(f"{s.name.lower()}={n}" for s, n in counts.items() if n)

@@ -214,11 +214,13 @@ class TrialStoreContract:
     def test_requeue_expired_gives_up_after_max_attempts(self, store: TrialStore,
                                                           advance: Advance) -> None:
         store.insert_new(new(0))
-        for attempt in (1, 2):
-            assert store.claim(EXP, 0, A, LEASE) is not None
-            advance(EXPIRE)
-            [t] = store.requeue_expired(EXP, max_attempts=2)
-        assert attempt == 2
+        assert store.claim(EXP, 0, A, LEASE) is not None
+        advance(EXPIRE)
+        [t] = store.requeue_expired(EXP, max_attempts=2)
+        assert t.state is TrialState.NEW  # attempt 1 of 2
+        assert store.claim(EXP, 0, A, LEASE) is not None
+        advance(EXPIRE)
+        [t] = store.requeue_expired(EXP, max_attempts=2)
         assert t.state is TrialState.ERROR
         assert t.error is not None and t.error.type == "LeaseExpired"
         assert len(t.history) == 2 and t.attempts == 2

@@ -5,8 +5,10 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from collections import Counter
+from typing import Any
 
 import pytest
+from pymongo import MongoClient
 
 from parzen.store._mongo import MongoTrialStore
 from parzen.trial import Owner, TrialState
@@ -29,26 +31,37 @@ def _assert_each_claimed_once(store: MongoTrialStore, exp_key: str, n: int,
         assert t.owner is not None and t.owner.worker == by_tid[t.tid]
 
 
+def _context() -> multiprocessing.context.BaseContext:
+    # Never fork this process: it runs the wire server's threads. A forkserver imports
+    # parzen once and forks the workers from that (spawning 8 interpreters that each import
+    # numpy and scipy takes ~5 s on two cores); spawn where there is no forkserver.
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["parzen.store._mongo"])
+    return ctx
+
+
 @pytest.mark.integration
 @pytest.mark.timeout(120)
-def test_processes_over_the_wire_claim_each_trial_once(wire_server: object) -> None:
+def test_processes_over_the_wire_claim_each_trial_once(wire_client: MongoClient[Any]) -> None:
     n = 500
-    url = wire_server.url  # type: ignore[attr-defined]
-    with mf.throwaway_database(mf.connect(url)) as db:
+    with mf.throwaway_database(wire_client) as db:
         store = MongoTrialStore(db)
         store.insert_new(new(*range(n), exp_key="race"))
-        db_url = url.replace("/?", f"/{db.name}?")
-        ctx = multiprocessing.get_context("spawn")  # never fork a process running threads
+        host, port = wire_client.address  # type: ignore[misc]
+        url = f"mongodb://{host}:{port}/{db.name}?directConnection=true"
+        ctx = _context()
         ready, results, start = ctx.Queue(), ctx.Queue(), ctx.Event()
         procs = [ctx.Process(target=_race_worker.claim_all,
-                             args=(db_url, "race", n, i, ready, start, results))
+                             args=(url, "race", n, i, ready, start, results))
                  for i in range(N_WORKERS)]
         for p in procs:
             p.start()
         try:
             for _ in procs:
                 ready.get(timeout=60)
-            start.set()
+            start.set()  # all connected: now they race
             wins = {f"w{i}": won for i, won in (results.get(timeout=60) for _ in procs)}
         finally:
             for p in procs:
@@ -61,7 +74,7 @@ def test_processes_over_the_wire_claim_each_trial_once(wire_server: object) -> N
 
 
 def test_threads_over_locked_mongomock_claim_each_trial_once() -> None:
-    n = 150
+    n = 100  # in-process mongomock scans every document: keep it small
     db, lock = mf.mongomock_database()
     store = MongoTrialStore(db, lock=lock)
     store.insert_new(new(*range(n), exp_key="race"))

@@ -16,9 +16,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--broker", default=os.environ.get("PARZEN_BROKER_URL"),
                    help="Celery broker URL, e.g. redis://host:6379/0 (default "
                         "$PARZEN_BROKER_URL)")
-    p.add_argument("--concurrency", type=int,
-                   default=int(os.environ.get("PARZEN_CONCURRENCY", os.cpu_count() or 1)),
-                   help="trials evaluated at once (default: CPUs)")
+    p.add_argument("--concurrency", type=int, default=None,
+                   help="trials evaluated at once (default $PARZEN_CONCURRENCY, else the "
+                        "number of CPUs this process may use)")
     p.add_argument("--queue", default=os.environ.get("PARZEN_QUEUE", "parzen"))
     p.add_argument("--name", default=os.environ.get("PARZEN_WORKER_NAME", ""),
                    help="worker name shown in trial owners (default: host-pid)")
@@ -28,7 +28,21 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.set_defaults(run=run)
 
 
+def _default_concurrency() -> int:
+    raw = os.environ.get("PARZEN_CONCURRENCY", "")
+    if raw:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"PARZEN_CONCURRENCY={raw!r} must be an integer") from None
+    # The CPUs this process may run on (a container's cpuset), not the host's count.
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else (os.cpu_count() or 1)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.concurrency is None:
+        args.concurrency = _default_concurrency()
     if args.concurrency < 1:
         raise ConfigError(f"--concurrency must be >= 1, got {args.concurrency}")
     if not args.mongo:
@@ -50,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
         os.environ["PARZEN_WORKER_NAME"] = args.name
     if args.secret_file:
         os.environ["PARZEN_SECRET_FILE"] = args.secret_file
+    if os.environ.get("PARZEN_SECRET") and os.environ.get("PARZEN_SECRET_FILE"):
+        raise ConfigError("both PARZEN_SECRET and a secret file (--secret-file or "
+                          "PARZEN_SECRET_FILE) are set; keep one so there is no doubt which "
+                          "key the worker uses")
     from parzen.worker.app import app  # reads and validates the environment
 
     app.worker_main([

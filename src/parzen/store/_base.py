@@ -168,6 +168,32 @@ class TrialStore(abc.ABC):
         The previous outcome is kept in the history. Returns how many were requeued.
         """
 
+    # ---- objective payloads -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def put_payload(self, exp_key: str, data: bytes) -> str:
+        """Store a (signed) objective payload too large for the experiment document.
+
+        Returns:
+            The payload's id, for ``get_payload``.
+        """
+
+    @abc.abstractmethod
+    def get_payload(self, payload_id: str) -> bytes:
+        """The bytes stored under ``payload_id``.
+
+        Raises:
+            StoreError: no such payload.
+        """
+
+    @abc.abstractmethod
+    def delete_payload(self, payload_id: str) -> None:
+        """Remove a payload; a missing one is not an error."""
+
+    def close(self) -> None:
+        """Release the backend's connections; the store is unusable afterwards."""
+        return None
+
     # ---- reads -------------------------------------------------------------------------
 
     @abc.abstractmethod

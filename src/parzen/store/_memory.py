@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from parzen.exceptions import TrialNotFound
+from parzen.exceptions import StoreError, TrialNotFound
 from parzen.store._base import Experiment, TrialStore
 from parzen.trial import Attempt, ErrorInfo, Owner, Trial, TrialState
 
@@ -35,6 +35,7 @@ class InMemoryTrialStore(TrialStore):
         self._lock = threading.RLock()
         self._experiments: dict[str, Experiment] = {}
         self._trials: dict[str, dict[int, Trial]] = {}
+        self._payloads: dict[str, bytes] = {}
 
     def now(self) -> datetime:
         return self._clock()
@@ -224,6 +225,25 @@ class InMemoryTrialStore(TrialStore):
                     self._put(dataclasses.replace(new, attempts=0, error=None))
                     n += 1
             return n
+
+    # ---- objective payloads -------------------------------------------------------------
+
+    def put_payload(self, exp_key: str, data: bytes) -> str:
+        payload_id = f"{exp_key}:{uuid.uuid4().hex}"
+        with self._lock:
+            self._payloads[payload_id] = bytes(data)
+        return payload_id
+
+    def get_payload(self, payload_id: str) -> bytes:
+        with self._lock:
+            try:
+                return self._payloads[payload_id]
+            except KeyError:
+                raise StoreError(f"no objective payload {payload_id!r}") from None
+
+    def delete_payload(self, payload_id: str) -> None:
+        with self._lock:
+            self._payloads.pop(payload_id, None)
 
     # ---- reads -------------------------------------------------------------------------
 

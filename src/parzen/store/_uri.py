@@ -91,11 +91,14 @@ def redact(url: str) -> str:
 
     Works for any ``scheme://user:pass@host`` URL: ``mongodb://user:***@host``,
     ``redis://:***@host:6379/0``. The user name is kept, since it helps debugging and is not
-    a secret. Text that is not a URL is returned unchanged.
+    a secret. ``user:pass@host`` without a scheme is redacted too; text that is not a URL is
+    returned unchanged.
     """
     scheme, sep, rest = url.partition("://")
     if not sep:
-        return url
+        if "@" not in url or any(c.isspace() for c in url):
+            return url
+        rest = url  # "user:pass@host" without a scheme: still a credential
     head, qsep, query = rest.partition("?")
     # The userinfo ends at the last '@' before the query: unencoded passwords may contain
     # '@' or '/', and redacting too much beats leaking the tail of a password.
@@ -105,7 +108,7 @@ def redact(url: str) -> str:
         head = f"{user}:***@{head[at + 1:]}" if colon else head
     if qsep:
         query = "&".join(_redact_option(part) for part in query.split("&"))
-    return f"{scheme}://{head}" + (f"?{query}" if qsep else "")
+    return (f"{scheme}://" if sep else "") + head + (f"?{query}" if qsep else "")
 
 
 def redact_text(text: str) -> str:

@@ -60,6 +60,16 @@ class WorkerConfig:
                    name=e.get("PARZEN_WORKER_NAME", ""))
 
 
+def _skew(theirs: Any) -> str:
+    """Version differences between the coordinator that pickled the objective and us."""
+    if not isinstance(theirs, Mapping):
+        return ""
+    mine = payload.stamp()
+    diffs = [f"{k} {theirs.get(k)} on the coordinator vs {mine[k]} here" for k in sorted(mine)
+             if theirs.get(k) != mine[k]]
+    return (". Version skew: " + "; ".join(diffs)) if diffs else ""
+
+
 class _Objective:
     """A verified objective, ready to send to a sandbox."""
 
@@ -125,7 +135,7 @@ class WorkerRuntime:
         if kind == "pickle":
             data = obj.get("inline")
             if data is None:
-                data = self.store.get_payload(str(obj["payload_id"]))  # type: ignore[attr-defined]
+                data = self.store.get_payload(str(obj["payload_id"]))
             _, body = payload.verify(bytes(data), self._secret)  # raises before unpickling
             ref = ObjectiveRef(key=fingerprint, pickle=body)
         elif kind == "import":
@@ -165,8 +175,11 @@ class WorkerRuntime:
             except PayloadSignatureError as exc:
                 log.error("experiment %r: %s", exp_key, exc)
                 raise
-            return sandbox.evaluate(objective.ref, params, tid,
-                                    timeout_s=settings.trial_timeout_s, abort=abort)
+            try:
+                return sandbox.evaluate(objective.ref, params, tid,
+                                        timeout_s=settings.trial_timeout_s, abort=abort)
+            except ObjectiveUnloadable as exc:
+                raise ObjectiveUnloadable(f"{exc}{_skew(exp.objective.get('versions'))}") from exc
 
         outcome = run_trial(self.store, exp_key, tid, owner, evaluate,
                             lease_s=settings.lease_s, heartbeat_s=settings.heartbeat_s,

@@ -45,20 +45,20 @@ class NumericDim:
 
     @property
     def bounded(self) -> bool:
-        return bool(np.isfinite(self.lo))
+        return self.lo > -np.inf
 
     def encode(self, x: FloatArray) -> FloatArray:
         p = self.param
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.log(np.maximum(x, 0.0)) if p.log else x
+        # log of a (quantised) zero is floored far below any bound, then clipped to it.
+        t = np.log(np.maximum(x, 1e-300)) if p.log else x
         if isinstance(p, Uniform):
             u = (t - p.low) / (p.high - p.low)
         else:
             u = (t - p.mu) / (NORMAL_UNIT_SIGMAS * p.sigma)
-        # Quantised values may round just past a bound; log of a zero is -inf.
-        lo = self.lo if self.bounded else _U_FLOOR
-        hi = self.hi if self.bounded else np.inf
-        return np.clip(np.nan_to_num(u, nan=lo, neginf=lo), lo, hi)
+        # fmax/fmin map NaN (inactive rows, never used) to a bound instead of propagating it.
+        lo = self.lo if self.lo > -np.inf else _U_FLOOR
+        out: FloatArray = np.fmax(np.fmin(u, self.hi), lo)
+        return out
 
     def decode(self, u: FloatArray) -> FloatArray:
         """Raw trial values (natural scale, quantised) for ``u``."""
@@ -74,7 +74,8 @@ class NumericDim:
         if self.bounded:
             return np.zeros_like(u)
         s = 1.0 / NORMAL_UNIT_SIGMAS
-        return -0.5 * (u / s) ** 2 - np.log(s * np.sqrt(2.0 * np.pi))
+        out: FloatArray = -0.5 * (u / s) ** 2 - float(np.log(s * np.sqrt(2.0 * np.pi)))
+        return out
 
     def prior_sample(self, n: int, rng: np.random.Generator) -> FloatArray:
         if self.bounded:
@@ -99,7 +100,7 @@ class CategoricalDim:
         return self.param.low if isinstance(self.param, RandInt) else 0
 
     def encode(self, x: FloatArray) -> IntArray:
-        return np.clip(np.nan_to_num(x - self.offset), 0, self.k - 1).astype(np.intp)
+        return np.fmax(np.fmin(x - self.offset, self.k - 1), 0).astype(np.intp)
 
     def decode(self, c: IntArray) -> FloatArray:
         return (c + self.offset).astype(np.float64)

@@ -36,8 +36,10 @@ class Bandwidth:
     factor: float = 0.2
     min_width: float = 0.01
     max_width: float = 1.0
-    scott: bool = False
     cat_factor: float = 0.2
+    # Pseudo-count of the range in the spread estimate: with m points the spread is
+    # m/(m+c) * std + c/(m+c) * range. c=2 beat 0.5, 1, 5 and 10 (60 seeds x 6 problems).
+    shrink_count: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class ParzenEstimator:
         n_pts = xn.shape[0] if xn.shape[1] else xc.shape[0]
         with np.errstate(divide="ignore"):
             logw = np.log(self.weights)
-        out = logw[-1] + self._prior_logpdf(xn, xc)
+        out: FloatArray = logw[-1] + self._prior_logpdf(xn, xc)
         if self.m == 0:
             return out
         inv = 1.0 / self.width
@@ -115,28 +117,29 @@ class ParzenEstimator:
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[FloatArray, IntArray]:
         """``n`` draws from the mixture (numeric in u, categorical codes)."""
-        comp = rng.choice(self.m + 1, size=n, p=self.weights)
+        cdf = np.cumsum(self.weights)
+        comp = np.minimum(np.searchsorted(cdf, rng.uniform(0.0, cdf[-1], size=n),
+                                          side="right"), self.m)
         from_prior = comp == self.m
         kc = np.where(from_prior, 0, comp)
         dn, dc = len(self.group.numeric), len(self.group.categorical)
         xn = np.empty((n, dn))
         xc = np.empty((n, dc), dtype=np.intp)
         n_prior = int(from_prior.sum())
-        for j, d in enumerate(self.group.numeric):
-            u = rng.uniform(size=n)
+        if dn:
+            u = rng.uniform(size=(n, dn))
             if self.m:
-                mu = self.mu[kc, j]
-                w = self.width[j]
-                if np.isfinite(self.lo[j]):
-                    a = ndtr((self.lo[j] - mu) / w)
-                    b = ndtr((self.hi[j] - mu) / w)
-                    z = ndtri(np.clip(a + u * (b - a), 1e-300, 1.0 - 1e-16))
-                    x = np.clip(mu + w * z, self.lo[j], self.hi[j])
-                else:
-                    x = mu + w * ndtri(np.clip(u, 1e-300, 1.0 - 1e-16))
-                xn[:, j] = x
+                # Inverse-CDF sampling of the truncated normals, all dimensions at once; for
+                # unbounded dimensions the CDF bounds are 0 and 1.
+                mu = self.mu[kc]
+                with np.errstate(invalid="ignore"):
+                    a = ndtr((self.lo - mu) / self.width)
+                    b = ndtr((self.hi - mu) / self.width)
+                z = ndtri(np.clip(a + u * (b - a), 1e-300, 1.0 - 1e-16))
+                xn[:] = np.clip(mu + self.width * z, self.lo, self.hi)
             if n_prior:
-                xn[from_prior, j] = d.prior_sample(n_prior, rng)
+                for j, d in enumerate(self.group.numeric):
+                    xn[from_prior, j] = d.prior_sample(n_prior, rng)
         for j, c in enumerate(self.group.categorical):
             if self.m:
                 own = self.codes[kc, j]
@@ -166,12 +169,12 @@ def fit(group: Group, xn: FloatArray, xc: IntArray, weights: FloatArray,
     shrink = n_eff ** (-1.0 / (group.dim + 4))
     if dn:
         spread = np.ones(dn)
-        if bw.scott and m > 1:
+        if m > 1:
             wd = w_all[:m] / max(w_all[:m].sum(), 1e-300)
             mean = wd @ xn
             std = np.sqrt(np.maximum(wd @ (xn - mean) ** 2, 0.0))
             # Few points give a noisy std; blend towards the range (the prior's spread).
-            a = m / (m + 2.0)
+            a = m / (m + bw.shrink_count)
             spread = a * std + (1.0 - a) * 1.0
         width = bw.factor * spread * shrink
         q_floor = np.array([d.q_u / 2.0 for d in group.numeric])
@@ -180,15 +183,18 @@ def fit(group: Group, xn: FloatArray, xc: IntArray, weights: FloatArray,
         width = np.ones(0)
     eps = np.array([min((c.k - 1) / c.k, bw.cat_factor * shrink) for c in group.categorical])
     log_norm = np.zeros(m)
-    if m and dn:
-        for j in np.flatnonzero(np.isfinite(lo)):
-            # Only kernels within a few widths of a bound lose mass to truncation; skipping
-            # the others keeps fitting O(m) cheap operations.
-            x = xn[:, j]
-            near = np.flatnonzero((x - lo[j] < 8.0 * width[j]) | (hi[j] - x < 8.0 * width[j]))
-            if near.shape[0]:
-                mass = ndtr((hi[j] - x[near]) / width[j]) - ndtr((lo[j] - x[near]) / width[j])
-                log_norm[near] += np.log(np.maximum(mass, 1e-300))
+    bounded = np.flatnonzero(np.isfinite(lo))
+    if m and bounded.shape[0]:
+        # Only kernels within a few widths of a bound lose mass to truncation; evaluating
+        # the normal CDF for those alone keeps fitting cheap for large m.
+        x = xn[:, bounded]
+        lo_b, hi_b, w_b = lo[bounded], hi[bounded], width[bounded]
+        ri, ci = np.nonzero((x - lo_b < 8.0 * w_b) | (hi_b - x < 8.0 * w_b))
+        if ri.shape[0]:
+            xv, wv = x[ri, ci], w_b[ci]
+            mass = ndtr((hi_b[ci] - xv) / wv) - ndtr((lo_b[ci] - xv) / wv)
+            log_norm = np.bincount(ri, weights=np.log(np.maximum(mass, 1e-300)),
+                                   minlength=m).astype(np.float64)
     return ParzenEstimator(group, np.asarray(xn, dtype=np.float64).reshape(m, dn),
                            np.asarray(xc, dtype=np.intp).reshape(m, dc), width, eps,
                            log_norm, w_all, lo, hi)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -70,15 +71,20 @@ class TPESampler:
     were active; groups are chosen parents-first, so a child's model is the one of the branch
     just picked.
 
-    Pending trials count as bad (constant liar with the worst loss). A batch of ``n`` points is
-    built one point at a time, each added as pending before the next is chosen, and candidates
-    closer than ``min_distance`` to a pending point are discarded.
+    Pending trials count as bad (a constant liar with the worst loss, at ``pending_weight``
+    of a completed trial's weight). A batch of ``n`` points is built one point at a time, each
+    added as pending before the next is chosen, and candidates closer than ``min_distance`` to
+    a pending point are discarded, so a batch holds no near-duplicates. When points are
+    chosen without all results known (``n > 1`` or pending trials), kernels are widened to
+    ``parallel_bandwidth_factor``: a model that will not be updated for a while should
+    explore a little more.
 
     Args:
-        n_startup_jobs: completed trials drawn from the prior before modelling starts.
+        n_startup_jobs: points drawn from the prior before modelling starts; pending trials
+            count towards it (hyperopt's name and meaning).
         n_EI_candidates: candidates drawn from ``l`` per group and point.
-        gamma: if given, hyperopt's split rule ``ceil(gamma * sqrt(n))`` good trials, for
-            compatibility; by default the linear rule above is used, which is stronger.
+        gamma: if given, hyperopt's split rule of ``ceil(gamma * sqrt(n))`` good trials, for
+            compatibility; by default the linear rule is used, which measured stronger.
         prior_weight: weight of the prior in each mixture, relative to one trial.
         linear_forgetting: the most recent trials of the bad group keep full weight, older ones
             are down-weighted linearly (hyperopt's rule); 0 disables.
@@ -86,23 +92,25 @@ class TPESampler:
         below_cap: maximum number of good trials (linear rule).
         multivariate: model parameters active together jointly (else one by one).
         constant_liar: count pending trials as bad.
-        min_distance: normalised distance under which a candidate counts as a duplicate of a
-            pending point (0 disables).
-        bandwidth_factor: Scott-rule factor of the kernel width, relative to the range.
+        pending_weight: kernel weight of a pending trial in the bad group.
+        min_distance: normalised distance (per dimension, ranges scaled to 1, a categorical
+            mismatch counting 1) under which a candidate duplicates a pending point; 0 disables.
+        bandwidth_factor: Scott-rule factor of the kernel width.
+        parallel_bandwidth_factor: the factor used when results are outstanding.
         min_bandwidth: smallest kernel width, relative to the range.
         verbose: accepted for hyperopt compatibility; ignored.
+
+    Raises:
+        ConfigError: a setting has the wrong type or is out of range.
     """
 
-    def __init__(self, *, n_startup_jobs: int = 10, n_EI_candidates: int = 128,  # noqa: N803
+    def __init__(self, *, n_startup_jobs: int = 10, n_EI_candidates: int = 24,  # noqa: N803
                  gamma: float | None = None, prior_weight: float = 1.0,
                  linear_forgetting: int = 25, below_fraction: float = 0.1,
                  below_cap: int = 25, multivariate: bool = True, constant_liar: bool = True,
-                 min_distance: float = 0.02, bandwidth_factor: float = 0.2,
-                 min_bandwidth: float = 0.01, scott: bool = False,
-                 startup_counts_pending: bool = True,
-                 pending_weight: float = 1.0, verbose: bool = False) -> None:
-        self.startup_counts_pending = startup_counts_pending
-        self.pending_weight = pending_weight
+                 pending_weight: float = 0.3, min_distance: float = 0.02,
+                 bandwidth_factor: float = 0.2, parallel_bandwidth_factor: float = 0.26,
+                 min_bandwidth: float = 0.01, verbose: bool = False) -> None:
         self.n_startup_jobs = _int("n_startup_jobs", n_startup_jobs, 0)
         self.n_EI_candidates = _int("n_EI_candidates", n_EI_candidates, 1)
         self.gamma = None if gamma is None else _float("gamma", gamma, 0.0, 1.0,
@@ -114,13 +122,15 @@ class TPESampler:
         self.below_cap = _int("below_cap", below_cap, 1)
         self.multivariate = _bool("multivariate", multivariate)
         self.constant_liar = _bool("constant_liar", constant_liar)
+        self.pending_weight = _float("pending_weight", pending_weight, 0.0, math.inf,
+                                     low_open=True)
         self.min_distance = _float("min_distance", min_distance, 0.0, 1.0)
         self.bandwidth = Bandwidth(
             factor=_float("bandwidth_factor", bandwidth_factor, 0.0, 10.0, low_open=True),
             min_width=_float("min_bandwidth", min_bandwidth, 0.0, 1.0, low_open=True),
-            scott=_bool("scott", scott),
         )
-
+        self.parallel_bandwidth_factor = _float(
+            "parallel_bandwidth_factor", parallel_bandwidth_factor, 0.0, 10.0, low_open=True)
     def suggest(self, space: Space, history: History, n: int,
                 rng: np.random.Generator) -> list[Point]:
         """Propose ``n`` points; see the class docstring."""
@@ -128,7 +138,7 @@ class TPESampler:
             return []
         n_done = history.n_completed
         n_pend = int(np.count_nonzero(history.pending & ~history.completed))
-        handed = n_done + (n_pend if self.startup_counts_pending else 0)
+        handed = n_done + n_pend
         n_random = n if n_done == 0 else min(max(self.n_startup_jobs - handed, 0), n)
         if n_random == n or not space.params:
             return to_points(space, sample_prior(space, n, rng))
@@ -142,12 +152,15 @@ class TPESampler:
             np.concatenate([np.asarray(history.pending, dtype=bool), np.zeros(n, bool)]),
         )
         k_below = n_below(n_done, self.below_fraction, self.below_cap, self.gamma)
+        bw = self.bandwidth
+        if n > 1 or n_pend:
+            bw = dataclasses.replace(bw, factor=self.parallel_bandwidth_factor)
         points: list[Point] = []
-        for i, point in enumerate(head):
-            for lab, v in point.items():
+        for i, drawn in enumerate(head):
+            for lab, v in drawn.items():
                 work.values[lab][n0 + i] = float(v)
             work.pending[n0 + i] = True
-            points.append(point)
+            points.append(drawn)
         for i in range(n_random, n):
             rows = n0 + i
             pending = work.pending[:rows] if self.constant_liar else np.zeros(rows, bool)
@@ -157,7 +170,7 @@ class TPESampler:
             for g in groups:
                 if not space.is_active(g.labels[0], point):
                     continue
-                self._choose(g, work, rows, sp, rng, point)
+                self._choose(g, work, rows, sp, rng, point, bw)
             for lab, v in point.items():
                 work.values[lab][rows] = float(v)
             work.pending[rows] = True
@@ -165,7 +178,7 @@ class TPESampler:
         return points
 
     def _choose(self, g: Group, work: _Work, rows: int, sp: Split, rng: np.random.Generator,
-                point: Point) -> None:
+                point: Point, bw: Bandwidth) -> None:
         """Pick the values of group ``g`` for ``point`` (in place)."""
         active = ~np.isnan(work.values[g.labels[0]][:rows])
         keep_b = active[sp.below]
@@ -173,8 +186,8 @@ class TPESampler:
         below, above = sp.below[keep_b], sp.above[keep_a]
         xn, xc = self._encode(g, work, np.concatenate([below, above]))
         nb = below.shape[0]
-        l_est = fit(g, xn[:nb], xc[:nb], sp.w_below[keep_b], self.prior_weight, self.bandwidth)
-        g_est = fit(g, xn[nb:], xc[nb:], sp.w_above[keep_a], self.prior_weight, self.bandwidth)
+        l_est = fit(g, xn[:nb], xc[:nb], sp.w_below[keep_b], self.prior_weight, bw)
+        g_est = fit(g, xn[nb:], xc[nb:], sp.w_above[keep_a], self.prior_weight, bw)
         cn, cc = l_est.sample(self.n_EI_candidates, rng)
         cn, raw = snap(g, cn)
         score = l_est.logpdf(cn, cc) - g_est.logpdf(cn, cc)

@@ -1,0 +1,176 @@
+"""Trials as rows: the columns of ``parzen trials``, ``Trials.export`` and ``to_dataframe``.
+
+One row per trial, always with the same columns, so a CSV written from Python and one piped
+from the command line can be compared or concatenated:
+
+``tid, state, loss, duration_s, worker, attempts``, then one column per parameter label with
+the raw trial value (a choice's option *index*, as hyperopt stores it, so the value can be fed
+back through ``points_to_evaluate``), and after each choice a ``<label>_value`` column with the
+option's value (``space_eval``'s answer for that option). Value columns need the space's
+description (the experiment document's ``space``, or ``trials.attachments
+["space_description"]`` for a local run); without it they are left out. A parameter that is
+inactive in a trial (under another choice) is empty.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+from parzen._described import ParamInfo, choice_value, params_of
+from parzen.exceptions import ConfigError
+from parzen.trial import Trial
+
+if TYPE_CHECKING:
+    from parzen.trials import Trials
+
+FIXED_COLUMNS = ("tid", "state", "loss", "duration_s", "worker", "attempts")
+VALUE_SUFFIX = "_value"
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows with a fixed column order; cells are JSON-able Python values or None."""
+
+    columns: tuple[str, ...]
+    rows: tuple[dict[str, Any], ...]
+
+
+def space_description(trials: Trials) -> Any:
+    """The space's description for ``trials``: the local run's attachment, else the one on
+    the experiment document; None when neither has one."""
+    desc = trials.attachments.get("space_description")
+    if desc:
+        return desc
+    exp = trials.store.get_experiment(trials.exp_key)
+    return exp.space if exp is not None and exp.space else None
+
+
+def parameter_infos(trials: Sequence[Trial], space: Any = None) -> dict[str, ParamInfo]:
+    """Every parameter label, in the space's order (or first appearance without a space),
+    plus labels found in trials but not in the description."""
+    infos = params_of(space) if space else {}
+    for t in trials:
+        for label in t.params:
+            if label not in infos:
+                infos[label] = ParamInfo(label)
+    return infos
+
+
+def trial_table(trials: Sequence[Trial], space: Any = None) -> Table:
+    """The rows of ``trials`` in the module's column layout."""
+    infos = parameter_infos(trials, space)
+    columns = list(FIXED_COLUMNS)
+    for label, info in infos.items():
+        columns.append(label)
+        if info.is_choice and f"{label}{VALUE_SUFFIX}" not in infos:
+            columns.append(f"{label}{VALUE_SUFFIX}")
+    rows = []
+    for t in trials:
+        row: dict[str, Any] = {
+            "tid": t.tid, "state": t.state.name.lower(), "loss": _finite(t.loss),
+            "duration_s": _finite(t.duration), "worker": t.owner.worker if t.owner else None,
+            "attempts": t.attempts,
+        }
+        for label, info in infos.items():
+            row[label] = _plain(t.params.get(label))
+            if info.is_choice and label in t.params:
+                row[f"{label}{VALUE_SUFFIX}"] = _plain(choice_value(info, t.params))
+        rows.append({c: row.get(c) for c in columns})
+    return Table(tuple(columns), tuple(rows))
+
+
+def write_csv(table: Table, out: IO[str]) -> None:
+    """``table`` as CSV with a header; None is an empty cell, containers are JSON text."""
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(table.columns)
+    for row in table.rows:
+        w.writerow([csv_cell(row[c]) for c in table.columns])
+
+
+def write_jsonl(table: Table, out: IO[str]) -> None:
+    """``table`` as JSON Lines: one object per trial, keys in column order."""
+    for row in table.rows:
+        out.write(json.dumps(row, allow_nan=False) + "\n")
+
+
+def csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (str, int)):
+        return str(value)
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+def export(trials: Trials, path: str | os.PathLike[str], format: str | None = None) -> int:
+    """Write every trial of ``trials`` to ``path``; see ``Trials.export``.
+
+    Returns:
+        The number of trials written.
+    Raises:
+        ConfigError: the format is neither given nor told by the file's suffix.
+    """
+    fmt = _format_for(os.fspath(path), format)
+    trials.refresh()
+    table = trial_table(trials.all_trials(), space_description(trials))
+    buf = io.StringIO()
+    (write_csv if fmt == "csv" else write_jsonl)(table, buf)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(buf.getvalue())
+    return len(table.rows)
+
+
+def to_dataframe(trials: Trials) -> Any:
+    """``trials`` as a pandas DataFrame with the export's columns; see ``Trials.to_dataframe``.
+
+    Raises:
+        ConfigError: pandas is not installed.
+    """
+    try:
+        import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        raise ConfigError("Trials.to_dataframe needs pandas, which parzen does not install: "
+                          "pip install pandas (or use trials.export('trials.csv'))") from None
+    trials.refresh()
+    table = trial_table(trials.all_trials(), space_description(trials))
+    return pd.DataFrame.from_records(list(table.rows), columns=list(table.columns))
+
+
+def _format_for(path: str, format: str | None) -> str:
+    if format is not None:
+        fmt = {"json": "jsonl", "ndjson": "jsonl"}.get(format.lower(), format.lower())
+        if fmt not in ("csv", "jsonl"):
+            raise ConfigError(f"export format {format!r}: use 'csv' or 'jsonl'")
+        return fmt
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in FORMATS:
+        raise ConfigError(f"cannot tell the export format of {path!r}: name it *.csv or *.jsonl, "
+                          "or pass format='csv' or format='jsonl'")
+    return FORMATS[suffix]
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-able copy of a cell value (numpy scalars and tuples become plain Python)."""
+    if value is None or isinstance(value, (bool, str, int)):
+        return value
+    if isinstance(value, float):
+        return _finite(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Iterable):
+        return [_plain(v) for v in value]
+    item = getattr(value, "item", None)  # numpy scalar
+    return _plain(item()) if callable(item) else str(value)

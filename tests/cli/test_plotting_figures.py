@@ -1,0 +1,80 @@
+"""``parzen.plotting``: figures with the expected panels, and a clear error without
+matplotlib."""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from pathlib import Path
+
+import pytest
+from _cli_helpers import LABELS
+
+from parzen import Trials
+from parzen.exceptions import ConfigError
+from parzen.plotting import plot_experiment, plot_history, plot_params
+from parzen.trial import Trial, TrialState
+
+
+@pytest.fixture(scope="module")
+def trials(local_file: str) -> Trials:
+    with open(local_file, "rb") as f:
+        loaded = pickle.load(f)
+    assert isinstance(loaded, Trials)
+    return loaded
+
+
+def test_experiment_figure_has_history_plus_one_panel_per_parameter(trials: Trials,
+                                                                     tmp_path: Path) -> None:
+    fig = plot_experiment(trials)
+    assert len(fig.axes) == 1 + len(LABELS)
+    history, *params = fig.axes
+    assert history.get_xlabel() == "trial (tid)"
+    assert [ax.get_title(loc="left") for ax in params] == [
+        "lr (loguniform)", "layers (quniform)", "act (choice)", "slope (uniform)"]
+    assert params[0].get_xscale() == "log"  # a loguniform parameter
+    assert [t.get_text() for t in params[2].get_xticklabels()][:2] == ["relu", "tanh"]
+    assert history.get_yscale() == "log"  # the losses span more than two decades
+    legend = [t.get_text() for t in history.get_legend().get_texts()]
+    n_failed = trials.state_counts()[TrialState.ERROR]
+    assert "best so far" in legend and f"failed ({n_failed})" in legend
+    assert fig._suptitle is not None and "default:" in fig._suptitle.get_text()
+    out = tmp_path / "fig.png"
+    fig.savefig(out, dpi=40)
+    assert out.stat().st_size > 5000
+
+
+def test_history_and_params_alone(trials: Trials) -> None:
+    assert len(plot_history(trials).axes) == 1
+    assert len(plot_params(trials).axes) == len(LABELS)
+    rows = trials.all_trials()
+    # Without a space description every parameter is drawn as a number.
+    fig = plot_params(rows)
+    assert [ax.get_title(loc="left") for ax in fig.axes] == LABELS
+
+
+def test_linear_losses_with_outliers_are_clipped_to_a_readable_range() -> None:
+    rows = [Trial("e", i, TrialState.DONE, {"x": float(i)}, {"status": "ok", "loss": -1.0 + i},
+                  end_time=None) for i in range(12)]
+    rows.append(Trial("e", 12, TrialState.DONE, {"x": 12.0}, {"status": "ok", "loss": 1e4}))
+    fig = plot_experiment(rows)
+    history = fig.axes[0]
+    assert history.get_yscale() == "linear" and history.get_ylim()[1] < 100
+    assert any("off the scale" in t.get_text() for t in history.texts)
+
+
+def test_a_run_without_results_still_plots() -> None:
+    rows = [Trial("e", 0, TrialState.RUNNING, {"x": 1.0}),
+            Trial("e", 1, TrialState.ERROR, {"x": 2.0}, {"status": "fail"})]
+    fig = plot_experiment(rows)
+    assert len(fig.axes) == 2
+    assert any("no trial has finished" in t.get_text() for t in fig.axes[0].texts)
+
+
+def test_without_matplotlib_the_error_names_the_extra(trials: Trials,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ConfigError, match=r"pip install 'parzen\[plots\]'"):
+        plot_experiment(trials)

@@ -1,0 +1,235 @@
+"""The TPE sampler: determinism, quality, conditional spaces, support, batches, settings."""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from parzen import hp
+from parzen.exceptions import ConfigError
+from parzen.samplers import tpe
+from parzen.samplers._history import History, HistoryBuilder
+from parzen.samplers.rand import RandomSampler
+from parzen.samplers.tpe import TPESampler
+from parzen.samplers.tpe import _sampler as sampler_mod
+from parzen.space import Space, compile_space
+
+
+def _history(space: Space, points: list[dict[str, Any]], losses: list[float | None],
+             pending: list[bool] | None = None) -> History:
+    pend = pending or [False] * len(points)
+    return History.from_rows(space, list(zip(points, losses, pend, strict=True)))
+
+
+def _random_history(space: Space, n: int, loss: Any, seed: int = 0) -> History:
+    pts = RandomSampler().suggest(space, History.empty(space), n, np.random.default_rng(seed))
+    return _history(space, pts, [loss(p) for p in pts])
+
+
+def _quad(p: dict[str, Any]) -> float:
+    return (p["x"] - 0.3) ** 2 + (p["y"] + 0.2) ** 2
+
+
+SPACE_2D = compile_space({"x": hp.uniform("x", -1, 1), "y": hp.uniform("y", -1, 1)})
+
+
+def _minimise(sampler: Any, seed: int, evals: int) -> float:
+    b = HistoryBuilder(SPACE_2D)
+    best = math.inf
+    for t in range(evals):
+        (p,) = sampler.suggest(SPACE_2D, b.view(), 1, np.random.default_rng([seed, t]))
+        y = _quad(p)
+        b.set_row(t, p, y, False)
+        best = min(best, y)
+    return best
+
+
+def test_same_generator_state_gives_same_points() -> None:
+    h = _random_history(SPACE_2D, 30, _quad)
+    s = TPESampler()
+    a = s.suggest(SPACE_2D, h, 4, np.random.default_rng(7))
+    b = s.suggest(SPACE_2D, h, 4, np.random.default_rng(7))
+    c = s.suggest(SPACE_2D, h, 4, np.random.default_rng(8))
+    assert a == b
+    assert a != c
+
+
+def test_beats_random_search_on_a_quadratic() -> None:
+    tpe_best = [_minimise(TPESampler(), s, 40) for s in range(3)]
+    rand_best = [_minimise(RandomSampler(), s, 40) for s in range(3)]
+    assert np.median(tpe_best) < 0.2 * np.median(rand_best)
+    assert max(tpe_best) < 1e-2
+
+
+def test_proposals_concentrate_where_losses_are_low() -> None:
+    h = _random_history(SPACE_2D, 60, _quad)
+    pts = TPESampler().suggest(SPACE_2D, h, 8, np.random.default_rng(0))
+    assert np.median([_quad(p) for p in pts]) < 0.05
+
+
+def test_startup_points_come_from_the_prior_then_the_model() -> None:
+    s = TPESampler(n_startup_jobs=5)
+    h = _random_history(SPACE_2D, 3, _quad)
+    r = RandomSampler().suggest(SPACE_2D, h, 2, np.random.default_rng(1))
+    assert s.suggest(SPACE_2D, h, 2, np.random.default_rng(1)) == r
+
+
+COND = compile_space(hp.choice("m", [
+    {"x": hp.uniform("x", 0, 1)},
+    {"y": hp.uniform("y", 0, 1),
+     "k": hp.choice("k", [{"z": hp.normal("z", 0, 1)}, {"w": hp.randint("w", 4)}])},
+]))
+
+
+def _cond_loss(p: dict[str, Any]) -> float:
+    if p["m"] == 0:
+        return 1.0 + abs(p["x"] - 0.8)
+    extra = abs(p["z"]) if p["k"] == 0 else 0.5 * p["w"]
+    return abs(p["y"] - 0.2) + extra
+
+
+def test_conditional_points_hold_only_active_labels() -> None:
+    h = _random_history(COND, 40, _cond_loss)
+    pts = TPESampler().suggest(COND, h, 30, np.random.default_rng(0))
+    for p in pts:
+        assert list(p) == COND.active_labels(p)
+        COND.check_assignment(p)
+    assert {tuple(sorted(p)) for p in pts} <= {("m", "x"), ("k", "m", "y", "z"),
+                                               ("k", "m", "w", "y")}
+
+
+def test_child_model_uses_only_rows_where_it_was_active(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    h = _random_history(COND, 40, _cond_loss, seed=3)
+    active_rows = {lab: int(np.count_nonzero(~np.isnan(h.values[lab]))) for lab in COND.labels}
+    seen: dict[tuple[str, ...], int] = {}
+    real_fit = sampler_mod.fit
+
+    def spy(group: Any, xn: Any, xc: Any, *args: Any) -> Any:
+        rows = xn.shape[0] if xn.shape[1] else xc.shape[0]
+        seen[group.labels] = seen.get(group.labels, 0) + rows
+        return real_fit(group, xn, xc, *args)
+
+    monkeypatch.setattr(sampler_mod, "fit", spy)
+    TPESampler().suggest(COND, h, 1, np.random.default_rng(0))
+    assert seen, "no group was fitted"
+    for labels, rows in seen.items():
+        # l and g together see each completed row where the group is active, once.
+        assert rows == active_rows[labels[0]], labels
+
+
+def test_nested_choice_branch_with_good_losses_is_preferred() -> None:
+    h = _random_history(COND, 60, _cond_loss, seed=1)
+    pts = TPESampler().suggest(COND, h, 20, np.random.default_rng(2))
+    assert sum(p["m"] == 1 for p in pts) >= 14
+
+
+ALL_KINDS = compile_space({
+    "u": hp.uniform("u", -2, 3),
+    "qu": hp.quniform("qu", 0.5, 10.2, 1.5),
+    "lu": hp.loguniform("lu", math.log(1e-4), math.log(1.0)),
+    "qlu": hp.qloguniform("qlu", math.log(1), math.log(100), 5),
+    "n": hp.normal("n", 1, 2),
+    "qn": hp.qnormal("qn", 0, 3, 2),
+    "ln": hp.lognormal("ln", 0, 1),
+    "qln": hp.qlognormal("qln", 0, 2, 0.5),
+    "r": hp.randint("r", 3, 9),
+    "c": hp.choice("c", ["a", "b", "c"]),
+    "pc": hp.pchoice("pc", [(0.1, "x"), (0.9, "y")]),
+})
+
+
+def _kinds_loss(p: dict[str, Any]) -> float:
+    return (p["u"] - 2.9) ** 2 + abs(p["n"] - 8) + p["qlu"] / 100 + p["lu"] + p["r"] / 10
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_every_distribution_stays_in_its_support(seed: int) -> None:
+    h = _random_history(ALL_KINDS, 40, _kinds_loss, seed=seed)
+    pts = TPESampler(n_EI_candidates=64).suggest(ALL_KINDS, h, 16, np.random.default_rng(seed))
+    for p in pts:
+        ALL_KINDS.check_assignment(p)  # raises on out-of-range values
+        assert type(p["r"]) is int and 3 <= p["r"] < 9
+        assert type(p["c"]) is int and type(p["pc"]) is int
+        for lab, q in (("qu", 1.5), ("qlu", 5), ("qn", 2), ("qln", 0.5)):
+            assert type(p[lab]) is float
+            assert p[lab] == round(p[lab] / q) * q, (lab, p[lab])
+        assert 0.0 <= p["qu"] <= 10.5 and -2 <= p["u"] <= 3
+        assert 1e-4 <= p["lu"] <= 1.0 and p["ln"] > 0 and p["qln"] >= 0
+    # The model pushes u towards its upper bound: clipped, never beyond it.
+    assert max(p["u"] for p in pts) <= 3.0
+
+
+def _normalised(p: dict[str, Any]) -> np.ndarray:
+    return np.array([(p["x"] + 1) / 2, (p["y"] + 1) / 2])
+
+
+def _min_pair_distance(pts: list[dict[str, Any]]) -> float:
+    z = np.array([_normalised(p) for p in pts])
+    d = np.sqrt(((z[:, None] - z[None]) ** 2).sum(-1) / 2)
+    return float(d[np.triu_indices(len(pts), 1)].min())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_batch_has_no_near_duplicates(seed: int) -> None:
+    # A sharp optimum: without pending handling all 8 points pile onto it.
+    h = _random_history(SPACE_2D, 50, _quad, seed=seed)
+    pts = TPESampler().suggest(SPACE_2D, h, 8, np.random.default_rng(seed))
+    assert len(pts) == 8
+    assert _min_pair_distance(pts) >= 0.02
+
+
+def test_pending_points_are_avoided() -> None:
+    base = RandomSampler().suggest(SPACE_2D, History.empty(SPACE_2D), 50,
+                                   np.random.default_rng(0))
+    s = TPESampler()
+    free = _history(SPACE_2D, base, [_quad(p) for p in base])
+    first = s.suggest(SPACE_2D, free, 1, np.random.default_rng(5))
+    # The same point handed out to another worker is now pending.
+    busy = _history(SPACE_2D, base + first, [_quad(p) for p in base] + [None],
+                    [False] * 50 + [True])
+    again = s.suggest(SPACE_2D, busy, 1, np.random.default_rng(5))
+    dist = float(np.sqrt(((_normalised(first[0]) - _normalised(again[0])) ** 2).sum() / 2))
+    assert dist >= 0.02
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("n_startup_jobs", -1), ("n_startup_jobs", 2.5), ("n_EI_candidates", 0),
+    ("gamma", 0.0), ("gamma", 1.5), ("prior_weight", -1.0), ("prior_weight", math.nan),
+    ("linear_forgetting", -3), ("multivariate", "yes"), ("below_fraction", 0),
+    ("min_distance", 2.0), ("bandwidth_factor", 0.0), ("pending_weight", 0),
+])
+def test_bad_settings_raise_config_error_naming_the_value(setting: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match=f"{setting}={value!r}"):
+        TPESampler(**{setting: value})
+
+
+def test_unknown_setting_is_refused() -> None:
+    with pytest.raises(TypeError):
+        TPESampler(n_startup=3)  # type: ignore[call-arg]
+
+
+def test_hyperopt_style_partial_settings_are_accepted() -> None:
+    algo = functools.partial(tpe.suggest, n_startup_jobs=20, n_EI_candidates=10, gamma=0.25,
+                             prior_weight=1.0, linear_forgetting=25)
+    sampler = tpe.suggest.sampler_factory(**algo.keywords)  # type: ignore[attr-defined]
+    assert isinstance(sampler, TPESampler) and sampler.n_startup_jobs == 20
+    h = _random_history(SPACE_2D, 30, _quad)
+    pts = sampler.suggest(SPACE_2D, h, 3, np.random.default_rng(0))
+    assert len(pts) == 3
+
+
+def test_fmin_with_tpe_finds_a_good_point() -> None:
+    from parzen import Trials, fmin
+
+    trials = Trials()
+    algo = functools.partial(tpe.suggest, n_startup_jobs=10)
+    best = fmin(_quad, {"x": hp.uniform("x", -1, 1), "y": hp.uniform("y", -1, 1)}, algo=algo,
+                max_evals=40, trials=trials, rstate=np.random.default_rng(0),
+                show_progressbar=False)
+    assert len(trials.trials) == 40
+    assert _quad(best) < 0.02

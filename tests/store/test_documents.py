@@ -1,0 +1,129 @@
+"""Trial and experiment documents: round trips, numpy conversion, rejection with key paths."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import bson
+import numpy as np
+import pytest
+from bson.codec_options import CodecOptions
+
+from parzen.exceptions import ConfigError, InvalidResult, InvalidTrial, StoreError
+from parzen.store import Experiment
+from parzen.store._documents import (
+    SCHEMA_VERSION,
+    encode_result,
+    experiment_fields,
+    experiment_from_doc,
+    trial_from_doc,
+    trial_to_doc,
+)
+from parzen.trial import Attempt, ErrorInfo, Owner, Trial, TrialState
+
+T0 = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)  # millisecond precision
+OWNER = Owner("w1", "host", 42)
+
+
+def full_trial(state: TrialState = TrialState.DONE) -> Trial:
+    return Trial(
+        exp_key="rf", tid=7, state=state, params={"lr": 0.01, "model": 1, "name": "a"},
+        result={"status": "ok", "loss": 0.5, "extra": {"curve": [1.0, 0.5], "ok": True}},
+        attempts=2, owner=OWNER, claim_token="tok", lease_expires=None, created=T0,
+        book_time=T0 + timedelta(seconds=1), heartbeat_time=T0 + timedelta(seconds=2),
+        end_time=T0 + timedelta(seconds=3.5), error=ErrorInfo("E", "msg", "tb"),
+        history=(Attempt(1, OWNER, T0, T0 + timedelta(seconds=1), "lease expired"),
+                 Attempt(1, None, None, T0, "released")),
+        origin="tpe",
+    )
+
+
+def through_bson(doc: dict[str, object]) -> dict[str, object]:
+    """What a driver reads back: encoded and decoded, datetimes tz-aware."""
+    decoded: dict[str, object] = bson.decode(bson.encode(doc),
+                                             CodecOptions(tz_aware=True))
+    return decoded
+
+
+@pytest.mark.parametrize("state", list(TrialState))
+def test_trial_round_trip(state: TrialState) -> None:
+    t = full_trial(state)
+    assert trial_from_doc(trial_to_doc(t)) == t
+    assert trial_from_doc(through_bson(trial_to_doc(t))) == t
+
+
+def test_document_layout() -> None:
+    doc = trial_to_doc(full_trial())
+    assert doc["schema_version"] == SCHEMA_VERSION
+    assert doc["state"] == "done"
+    assert doc["owner"] == {"worker": "w1", "host": "host", "pid": 42}
+    assert doc["misc"] == {"tid": 7, "idxs": {"lr": [7], "model": [7], "name": [7]},
+                           "vals": {"lr": [0.01], "model": [1], "name": ["a"]}}
+    assert doc["duration_s"] == 2.5
+    assert doc["history"][0] == {"attempt": 1, "owner": doc["owner"], "book_time": T0,
+                                 "end_time": T0 + timedelta(seconds=1),
+                                 "outcome": "lease expired"}
+    assert trial_to_doc(full_trial(TrialState.CANCEL))["duration_s"] is None
+
+
+def test_hyperopt_integer_state_and_naive_datetimes_are_read() -> None:
+    doc = trial_to_doc(full_trial())
+    doc.update(state=2, created=T0.replace(tzinfo=None))
+    t = trial_from_doc(doc)
+    assert t.state is TrialState.DONE
+    assert t.created == T0 and t.created.tzinfo is not None
+
+
+def test_newer_schema_is_refused() -> None:
+    doc = {**trial_to_doc(full_trial()), "schema_version": SCHEMA_VERSION + 1}
+    with pytest.raises(StoreError, match="schema_version=2"):
+        trial_from_doc(doc)
+    with pytest.raises(StoreError, match="unknown trial state"):
+        trial_from_doc({**trial_to_doc(full_trial()), "state": "paused"})
+
+
+def test_numpy_values_become_python() -> None:
+    result = encode_result({
+        "status": "ok", "loss": np.float32(0.25), "n": np.int64(3), "flag": np.bool_(True),
+        "name": np.str_("x"), "grid": np.arange(4).reshape(2, 2),
+        "nested": {"a": (np.float64(1.5), [np.int8(2)])},
+    })
+    assert result == {"status": "ok", "loss": 0.25, "n": 3, "flag": True, "name": "x",
+                      "grid": [[0, 1], [2, 3]], "nested": {"a": [1.5, [2]]}}
+    assert [type(result[k]) for k in ("loss", "n", "flag", "name")] == [float, int, bool, str]
+    assert type(result["grid"][0][0]) is int
+    bson.encode(result)  # plain BSON now
+
+
+@pytest.mark.parametrize(("result", "path"), [
+    ({"metrics": {"model": object()}}, r'result\["metrics"\]\["model"\]: cannot store a '
+                                       r"builtins\.object"),
+    ({"curve": [1.0, 2.0, {1, 2}]}, r'result\["curve"\]\[2\]: cannot store a builtins\.set'),
+    ({"hist": {3: 1.0}}, r'result\["hist"\]: key 3 is a int'),
+    ({"big": 2**70}, r'result\["big"\]: \d+ does not fit in a 64-bit integer'),
+    ({"$where": 1}, r"result: key '\$where' cannot be stored"),
+    ({"arr": np.array([object()], dtype=object)}, r'result\["arr"\]\[0\]'),
+])
+def test_unstorable_values_are_rejected_with_their_key_path(result: dict[object, object],
+                                                            path: str) -> None:
+    with pytest.raises(InvalidResult, match=path):
+        encode_result({"status": "ok", "loss": 1.0, **result})  # type: ignore[dict-item]
+
+
+def test_unstorable_params_and_experiment_values_name_their_kind() -> None:
+    bad = Trial("e", 0, TrialState.NEW, {"x": object()})
+    with pytest.raises(InvalidTrial, match=r'params\["x"\]'):
+        trial_to_doc(bad)
+    with pytest.raises(ConfigError, match=r'settings\["f"\]'):
+        experiment_fields(Experiment("e", settings={"f": print}))
+
+
+def test_experiment_round_trip() -> None:
+    exp = Experiment("rf", space_fingerprint="abc", space={"lr": {"dist": "loguniform"}},
+                     objective={"kind": "import", "path": "m:f"}, algo={"name": "tpe"},
+                     settings={"lease_s": 30.0}, driver={"holder": "c1", "host": "h", "pid": 1,
+                                                         "expires": T0},
+                     next_tid=12, created=T0, max_evals=100)
+    doc = {"_id": "rf", **experiment_fields(exp), "driver": exp.driver, "next_tid": 12,
+           "created": T0}
+    assert experiment_from_doc(through_bson(doc)) == exp
