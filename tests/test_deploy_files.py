@@ -121,7 +121,7 @@ def worker_cli_problems(argv: list[str], where: str) -> list[str]:
             args = build_parser().parse_args(argv[1:])
     except SystemExit:
         return [f"{where}: {shlex.join(argv)!r} does not parse: {err.getvalue().strip()}"]
-    if args.command != "worker" or args.concurrency < 1:
+    if args.command != "worker" or (args.concurrency is not None and args.concurrency < 1):
         return [f"{where}: {shlex.join(argv)!r}: bad command or --concurrency"]
     return []
 
@@ -396,7 +396,7 @@ def k8s_problems(docs: list[dict[str, Any]], image: str) -> list[str]:
             if not {"cpu", "memory"} <= set(res.get(part) or {}):
                 problems.append(f"{where}: resources.{part} needs cpu and memory")
         if not worker_cli_problems(argv, where) and "cpu" in (res.get("limits") or {}):
-            if _parse_worker(argv).concurrency > _cpu(res["limits"]["cpu"]):
+            if (_parse_worker(argv).concurrency or 0) > _cpu(res["limits"]["cpu"]):
                 problems.append(f"{where}: --concurrency exceeds the CPU limit")
         env_names: dict[str, str] = {}
         for e in c.get("env", []):
