@@ -24,7 +24,9 @@ from parzen.exceptions import (
     SpaceError,
     UnsupportedExpression,
 )
+from parzen.distributed import MongoTrials
 from parzen.fmin import fmin
+from parzen.parallel import ParallelTrials
 from parzen.samplers import anneal, grid, rand, tpe
 from parzen.space import space_eval
 from parzen.trial import STATUS_FAIL, STATUS_NEW, STATUS_OK, STATUS_RUNNING, STATUS_STRINGS
@@ -62,6 +64,8 @@ __all__ = [
     "InvalidResult",
     "InvalidResultStatus",
     "InvalidTrial",
+    "MongoTrials",
+    "ParallelTrials",
     "ParzenError",
     "SpaceError",
     "Trials",

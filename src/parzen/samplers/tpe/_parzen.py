@@ -185,16 +185,18 @@ def fit(group: Group, xn: FloatArray, xc: IntArray, weights: FloatArray,
     log_norm = np.zeros(m)
     bounded = np.flatnonzero(np.isfinite(lo))
     if m and bounded.shape[0]:
-        # Only kernels within a few widths of a bound lose mass to truncation; evaluating
-        # the normal CDF for those alone keeps fitting cheap for large m.
+        # Only kernels within a few widths of a bound lose mass to truncation (beyond 6
+        # widths the loss is < 1e-9), so the normal CDF is evaluated for those tails alone:
+        # fitting stays a few cheap passes over the data even for large m.
         x = xn[:, bounded]
-        lo_b, hi_b, w_b = lo[bounded], hi[bounded], width[bounded]
-        ri, ci = np.nonzero((x - lo_b < 8.0 * w_b) | (hi_b - x < 8.0 * w_b))
-        if ri.shape[0]:
-            xv, wv = x[ri, ci], w_b[ci]
-            mass = ndtr((hi_b[ci] - xv) / wv) - ndtr((lo_b[ci] - xv) / wv)
-            log_norm = np.bincount(ri, weights=np.log(np.maximum(mass, 1e-300)),
-                                   minlength=m).astype(np.float64)
+        z_lo = (lo[bounded] - x) / width[bounded]
+        z_hi = (x - hi[bounded]) / width[bounded]
+        lost = np.zeros_like(x)
+        near = z_lo > -6.0
+        lost[near] = ndtr(z_lo[near])
+        near = z_hi > -6.0
+        lost[near] += ndtr(z_hi[near])
+        log_norm = np.log(np.maximum(1.0 - lost, 1e-300)).sum(axis=1)
     return ParzenEstimator(group, np.asarray(xn, dtype=np.float64).reshape(m, dn),
                            np.asarray(xc, dtype=np.intp).reshape(m, dc), width, eps,
                            log_norm, w_all, lo, hi)
