@@ -155,7 +155,8 @@ def test_errors_with_several_groups_and_none(cli: Cli, fresh_mongo: tuple[str, o
     assert [(g["type"], g["count"]) for g in groups] == [("RuntimeError", 2)]
     # "trial 1 broke" and "trial 2 broke" differ only in a number: one kind of message
     assert groups[0]["messages"] == [{"message": "trial 1 broke", "count": 2,
-                                      "pattern": "trial # broke"}]
+                                      "pattern": "trial # broke", "distinct": 2}]
+    assert "2 x  trial 1 broke (and similar)" in cli("errors", "bad-run", "--mongo", url)
 
 
 def test_plot_writes_a_png_with_one_panel_per_parameter(cli: Cli, source: list[str],

@@ -352,8 +352,8 @@ def run_errors(args: argparse.Namespace) -> int:
         messages = sorted(shapes.items(), key=lambda kv: -len(kv[1]))
         example = next((t for t in ts if t.error and t.error.traceback), ts[0])
         docs.append({"type": etype, "count": len(ts), "tids": [t.tid for t in ts],
-                     "messages": [{"message": ms[0], "count": len(ms), "pattern": shape}
-                                  for shape, ms in messages],
+                     "messages": [{"message": ms[0], "count": len(ms), "pattern": shape,
+                                   "distinct": len(set(ms))} for shape, ms in messages],
                      "example_tid": example.tid,
                      "traceback": example.error.traceback if example.error else ""})
     if args.format == "json":
@@ -370,8 +370,7 @@ def run_errors(args: argparse.Namespace) -> int:
         lines += ["", f"== {d['type']}: {d['count']} trial{'s' if d['count'] > 1 else ''} "
                       f"(tids {tids})"]
         for m in d["messages"][:3]:
-            similar = " (and similar)" if m["pattern"] != m["message"] and m["count"] > 1 \
-                else ""
+            similar = " (and similar)" if m["distinct"] > 1 else ""
             lines.append(f"   {m['count']:>4} x  {m['message'] or '(no message)'}{similar}")
         if len(d["messages"]) > 3:
             lines.append(f"        ... {len(d['messages']) - 3} other messages")

@@ -233,3 +233,29 @@ def test_fmin_with_tpe_finds_a_good_point() -> None:
                 show_progressbar=False)
     assert len(trials.trials) == 40
     assert _quad(best) < 0.02
+
+
+def test_edge_histories_do_not_break_the_sampler() -> None:
+    s = TPESampler(n_startup_jobs=2)
+    cat_only = compile_space({"c": hp.choice("c", ["a", "b", "c"]), "r": hp.randint("r", 2)})
+    pts = [{"c": i % 3, "r": i % 2} for i in range(12)]
+    # Failed trials (no loss, not pending) and pending ones mixed with completed ones.
+    losses: list[float | None] = [float(i) if i % 4 else None for i in range(12)]
+    pending = [losses[i] is None and i % 8 == 0 for i in range(12)]
+    h = _history(cat_only, pts, losses, pending)
+    out = s.suggest(cat_only, h, 5, np.random.default_rng(0))
+    assert len(out) == 5 and all(set(p) == {"c", "r"} for p in out)
+    # Every completed loss equal: no information, still valid points.
+    flat = _history(SPACE_2D, [{"x": 0.1 * i - 0.5, "y": 0.0} for i in range(10)], [1.0] * 10)
+    for p in TPESampler(prior_weight=0.0).suggest(SPACE_2D, flat, 3, np.random.default_rng(1)):
+        assert -1 <= p["x"] <= 1 and -1 <= p["y"] <= 1
+    assert s.suggest(SPACE_2D, flat, 0, np.random.default_rng(1)) == []
+
+
+def test_hyperopt_gamma_uses_hyperopts_split_rule() -> None:
+    from parzen.samplers.tpe._split import n_below
+
+    assert n_below(100, 0.1, 25, None) == 10
+    assert n_below(1000, 0.1, 25, None) == 25
+    assert n_below(100, 0.1, 25, 0.25) == 3  # ceil(0.25 * sqrt(100))
+    assert n_below(1, 0.1, 25, None) == 1

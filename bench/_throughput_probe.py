@@ -1,0 +1,204 @@
+"""Instrumentation of the coordinator for bench/throughput.py, without editing src/.
+
+``BenchMongoTrials`` is a ``MongoTrials`` whose runner, store and Trials facade are wrapped
+(instance attributes over the methods) so that every piece of the fmin loop is timed in
+wall-clock and in the main thread's CPU time (``time.thread_time``):
+
+- ``maintain`` (driver lease, ``requeue_expired``), ``refresh`` (``get_many`` of the trials in
+  flight), ``suggest`` (the algo call; ``sampler`` is the sampler's own ``suggest`` inside it),
+  ``allocate`` (``allocate_tids``), ``insert`` (``insert_new``), ``dispatch`` (Celery
+  ``send_task`` per trial, also timed alone as ``publish``), ``wait`` (the poll sleep);
+- every ``MongoTrialStore`` call as ``store.<method>``. A store call's wall time minus its
+  CPU time is time the main thread spent blocked on the socket: the wire double's work, the
+  loopback round trip and any time the OS kept us off a (busy) core.
+
+Loop iterations are delimited by the start of each ``maintain`` call (the first thing
+``coordinator.run`` does each iteration); ``snapshots`` holds cumulative counters there so
+per-iteration costs are differences of consecutive snapshots.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from parzen.distributed import MongoTrials
+from parzen.samplers._base import hyperopt_suggest
+from parzen.trial import Trial
+
+STORE_METHODS = ("now", "get_experiment", "put_experiment", "acquire_driver", "release_driver",
+                 "allocate_tids", "insert_new", "requeue_expired", "cancel", "get_many", "find",
+                 "count_by_state", "put_payload", "get", "delete_payload")
+
+
+@dataclass
+class Snapshot:
+    wall: float
+    cpu: float
+    sleep: float
+    sampler_wall: float
+    sampler_cpu: float
+    store_wall: float
+    store_cpu: float
+    publish_wall: float
+    publish_cpu: float
+    published: int
+
+
+class Probe:
+    """Accumulates timings of one fmin run."""
+
+    def __init__(self) -> None:
+        self.phase = "startup"
+        # (phase, name) -> [wall s, main-thread cpu s, calls]
+        self.acc: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
+        self.publish: dict[int, float] = {}  # tid -> time.time() of its first publish
+        self.noticed: dict[int, float] = {}  # tid -> time.time() the coordinator saw it end
+        self.snapshots: list[Snapshot] = []
+        self.loop_start: Snapshot | None = None
+        self.loop_end: Snapshot | None = None
+        self.setup_wall = 0.0
+        self._n_published = 0
+
+    # ---- accumulation -----------------------------------------------------------------
+
+    def total(self, name: str, phase: str = "loop") -> tuple[float, float, int]:
+        w, c, n = self.acc.get((phase, name), (0.0, 0.0, 0))
+        return w, c, int(n)
+
+    def _sum(self, prefix: str) -> tuple[float, float]:
+        w = c = 0.0
+        for (phase, name), (ww, cc, _) in self.acc.items():
+            if name.startswith(prefix):
+                w += ww
+                c += cc
+        return w, c
+
+    def snapshot(self) -> Snapshot:
+        sw, sc = self._sum("store.")
+        return Snapshot(time.perf_counter(), time.thread_time(), self._sum("wait")[0],
+                        *self._sum("sampler"), sw, sc, *self._sum("publish"),
+                        self._n_published)
+
+    def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            w0, c0 = time.perf_counter(), time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                slot = self.acc[(self.phase, name)]
+                slot[0] += time.perf_counter() - w0
+                slot[1] += time.thread_time() - c0
+                slot[2] += 1
+        return timed
+
+    # ---- instrumenting the pieces -----------------------------------------------------
+
+    def instrument_store(self, store: Any) -> None:
+        for m in STORE_METHODS:
+            if hasattr(store, m):
+                setattr(store, m, self.wrap(f"store.{m}", getattr(store, m)))
+
+    def instrument_trials(self, trials: Any) -> None:
+        trials.refresh = self.wrap("refresh", trials.refresh)
+        trials.new_trial_ids = self.wrap("allocate", trials.new_trial_ids)
+        trials.insert_trial_docs = self.wrap("insert", trials.insert_trial_docs)
+        absorb = trials._absorb
+
+        def watch(ts: Iterable[Trial]) -> None:
+            ts = list(ts)
+            now = time.time()
+            for t in ts:
+                if t.state.is_finished() and t.tid not in self.noticed:
+                    self.noticed[t.tid] = now
+            absorb(ts)
+
+        trials._absorb = watch
+
+    def instrument_runner(self, runner: Any) -> None:
+        maintain = self.wrap("maintain", runner.maintain)
+        close = runner.close
+        publish = self.wrap("publish", runner._publish)
+
+        def on_maintain() -> None:
+            snap = self.snapshot()
+            if self.phase == "startup":
+                self.phase = "loop"
+                self.loop_start = snap
+            self.snapshots.append(snap)
+            maintain()
+
+        def on_close(cancelled: bool) -> None:
+            self.loop_end = self.snapshot()
+            self.snapshots.append(self.loop_end)
+            self.phase = "shutdown"
+            close(cancelled)
+
+        def on_publish(tid: int) -> None:
+            self.publish.setdefault(tid, time.time())
+            self._n_published += 1
+            publish(tid)
+
+        runner.maintain = on_maintain
+        runner.close = on_close
+        runner._publish = on_publish
+        runner.dispatch = self.wrap("dispatch", runner.dispatch)
+        runner.wait = self.wrap("wait", runner.wait)
+
+    def algo(self, factory: Callable[[], Any]) -> Callable[..., Any]:
+        """An fmin ``algo`` running ``factory()``'s sampler, with the sampler timed apart."""
+        probe = self
+
+        class Timed:
+            def __init__(self) -> None:
+                self.inner = factory()
+                self.suggest = probe.wrap("sampler", self.inner.suggest)
+
+        suggest = self.wrap("suggest", lambda new_ids, domain, trials, seed:
+                            hyperopt_suggest(Timed(), new_ids, domain, trials, seed))
+
+        def algo(new_ids: Any, domain: Any, trials: Any, seed: int) -> Any:
+            return suggest(new_ids, domain, trials, seed)
+
+        return algo
+
+    # ---- results ------------------------------------------------------------------------
+
+    def iterations(self) -> list[dict[str, float]]:
+        """Per loop iteration: work wall/cpu (poll sleep excluded), the sampler's part, the
+        store's blocked time, the publish's blocked time, and how many trials it published."""
+        out = []
+        for a, b in zip(self.snapshots, self.snapshots[1:]):
+            work_wall = (b.wall - a.wall) - (b.sleep - a.sleep)
+            out.append({
+                "work_wall": work_wall, "work_cpu": b.cpu - a.cpu,
+                "sampler_wall": b.sampler_wall - a.sampler_wall,
+                "sampler_cpu": b.sampler_cpu - a.sampler_cpu,
+                "store_wait": (b.store_wall - a.store_wall) - (b.store_cpu - a.store_cpu),
+                "store_wall": b.store_wall - a.store_wall,
+                "publish_wait": (b.publish_wall - a.publish_wall)
+                - (b.publish_cpu - a.publish_cpu),
+                "published": b.published - a.published,
+            })
+        return out
+
+
+class BenchMongoTrials(MongoTrials):
+    """``MongoTrials`` with a ``Probe`` on its store, facade and runner."""
+
+    def __init__(self, *args: Any, probe: Probe, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.probe = probe
+        probe.instrument_store(self.store)
+        probe.instrument_trials(self)
+
+    def _make_runner(self, domain: Any, *, catch_eval_exceptions: bool, settings: Any) -> Any:
+        t0 = time.perf_counter()
+        runner = super()._make_runner(domain, catch_eval_exceptions=catch_eval_exceptions,
+                                      settings=settings)
+        self.probe.setup_wall = time.perf_counter() - t0
+        self.probe.instrument_runner(runner)
+        return runner

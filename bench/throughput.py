@@ -1,0 +1,729 @@
+"""Distributed throughput benchmark: MongoTrials + ``parzen worker`` + Redis + wire test server.
+
+Measures, against the wire-protocol test double (``tests/wire_server.py``, a separate process)
+and the local Redis:
+
+1. utilisation  worker busy time / wall time, 0.5 s sleeping trials on 8 slots (2 x 4), fresh
+                workers each repeat; with and without the warm-up (sandbox start-up).
+2. latency      dispatch-to-claim (publish of the Celery message -> the trial's book_time),
+                no-op objective, parallelism 1 on idle workers: the pipeline, not queueing.
+3. throughput   trials/s with a no-op objective, parallelism 16 on 8 slots; CPU per trial of
+                every process (coordinator, wire double, workers, sandboxes, Redis).
+4. coordinator  coordinator time per trial with n = 100, 1,000, 10,000 completed trials
+                (pre-populated in the store), split into sampler / blocked on the store /
+                the loop's own work, with rand.suggest and tpe.suggest; plus the latency of
+                the store calls the loop makes, directly, at each n.
+
+    .venv/bin/python bench/throughput.py            # ~3-4 min on 2 cores
+    .venv/bin/python bench/throughput.py --quick    # ~1 min, fewer trials, 1 repeat
+    .venv/bin/python bench/throughput.py --phases coord --n 100,10000
+
+Writes bench/results/throughput.json and .txt. Uses Redis db 13 by default and a private
+queue (its keys are deleted at the end); never flushes anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+
+import _throughput_objectives as objectives  # noqa: E402
+from _meta import base_meta  # noqa: E402
+from _throughput_cluster import (  # noqa: E402
+    SECRET,
+    WireProcess,
+    Workers,
+    clean_queue,
+    redis_cpu,
+)
+from _throughput_probe import BenchMongoTrials, Probe  # noqa: E402
+
+from parzen import fmin, hp  # noqa: E402
+from parzen.samplers.rand import RandomSampler  # noqa: E402
+from parzen.samplers.tpe import suggest as tpe_suggest  # noqa: E402
+
+RESULTS_DIR = BENCH_DIR / "results"
+TARGET_UTIL = 0.95
+TARGET_D2C_P50_MS = 20.0
+TARGET_COORD_RATIO = 1.5
+SAMPLERS: dict[str, Callable[[], Any]] = {
+    "rand": RandomSampler,
+    "tpe": tpe_suggest.sampler_factory,  # type: ignore[attr-defined]
+}
+
+
+def space(sleep: float | None = None) -> dict[str, Any]:
+    s: dict[str, Any] = {"x": hp.uniform("x", -1, 1), "y": hp.uniform("y", -1, 1)}
+    if sleep is not None:
+        s["sleep"] = sleep
+    return s
+
+
+# ---- small statistics -------------------------------------------------------------------
+
+def pct(xs: Sequence[float], q: float) -> float | None:
+    return float(np.percentile(xs, q)) if len(xs) else None
+
+
+def med(xs: Sequence[float | None]) -> float | None:
+    ys = [x for x in xs if x is not None]
+    return float(statistics.median(ys)) if ys else None
+
+
+def ts(d: Any) -> float | None:
+    return None if d is None else d.timestamp()
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        parts = [int(x) for x in f.readline().split()[1:]]
+    idle = parts[3] + parts[4]
+    return float(sum(parts) - idle), float(sum(parts))
+
+
+# ---- one fmin run -----------------------------------------------------------------------
+
+class Env:
+    """The wire server, Redis and the current set of workers."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        import redis
+
+        self.args = args
+        self.wire = WireProcess()
+        self.redis = redis.Redis.from_url(args.redis)
+        self.redis.ping()
+        self.workers: Workers | None = None
+        self.db = ""
+        from pymongo import MongoClient
+
+        self.client: Any = MongoClient(self.wire.url, tz_aware=True)
+
+    def start_workers(self, db: str) -> float:
+        self.stop_workers()
+        self.db = db
+        self.workers = Workers(self.wire.db_url(db), self.args.redis, self.args.worker_loglevel)
+        t0 = time.perf_counter()
+        self.workers.start(self.args.workers, self.args.slots)
+        return time.perf_counter() - t0
+
+    def stop_workers(self) -> None:
+        if self.workers is not None:
+            self.workers.stop()
+            clean_queue(self.redis, self.workers.queue)
+            self.workers = None
+
+    def close(self) -> None:
+        self.stop_workers()
+        self.client.close()
+        self.wire.stop()
+
+    def cpu(self) -> dict[str, float]:
+        assert self.workers is not None
+        w_own, w_kids = self.workers.cpu()
+        busy, total = machine_cpu()
+        return {"coordinator": time.process_time(), "wire": self.wire.cpu(),
+                "workers": w_own, "sandboxes": w_kids, "redis": redis_cpu(self.redis),
+                "machine_busy": busy, "machine_total": total, "wall": time.perf_counter()}
+
+
+def run_fmin(env: Env, exp_key: str, fn: Callable[..., Any], sp: Mapping[str, Any],
+             max_evals: int, parallelism: int, algo: str = "rand") -> dict[str, Any]:
+    """One fmin over MongoTrials with a Probe; returns the probe, the trial docs and CPU."""
+    assert env.workers is not None
+    probe = Probe()
+    trials = BenchMongoTrials(env.wire.db_url(env.db), exp_key=exp_key, probe=probe,
+                              broker=env.args.redis, secret=SECRET,
+                              queue=env.workers.queue, parallelism=parallelism,
+                              poll_interval=env.args.poll_interval)
+    cpu0 = env.cpu()
+    t0 = time.perf_counter()
+    fmin(fn, sp, algo=probe.algo(SAMPLERS[algo]), max_evals=max_evals, trials=trials,
+         show_progressbar=False, rstate=np.random.default_rng(0))
+    wall = time.perf_counter() - t0
+    cpu1 = env.cpu()
+    trials.close()
+    docs = list(env.client[env.db].trials.find({"exp_key": exp_key}))
+    cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
+    return {"probe": probe, "docs": docs, "wall": wall, "cpu": cpu}
+
+
+def timeline(run: Mapping[str, Any], only_new: bool = True) -> list[dict[str, float]]:
+    """Per trial published in this run: wall-clock times of each step, epoch seconds."""
+    probe: Probe = run["probe"]
+    rows = []
+    for d in run["docs"]:
+        tid = d["tid"]
+        if only_new and tid not in probe.publish:
+            continue
+        r = d.get("result") or {}
+        rows.append({"tid": tid, "created": ts(d.get("created")), "pub": probe.publish.get(tid),
+                     "book": ts(d.get("book_time")), "t0": r.get("t0"), "t1": r.get("t1"),
+                     "end": ts(d.get("end_time")), "noticed": probe.noticed.get(tid),
+                     "slot": (d.get("owner") or {}).get("worker"), "state": d.get("state")})
+    return sorted(rows, key=lambda r: r["tid"])
+
+
+def steps_ms(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+    """Median milliseconds of each step of a trial's life."""
+    def m(a: str, b: str) -> float | None:
+        xs = [(r[b] - r[a]) * 1e3 for r in rows if r[a] is not None and r[b] is not None]
+        return med(xs)
+
+    return {"publish->book": m("pub", "book"), "book->obj_start": m("book", "t0"),
+            "objective": m("t0", "t1"), "obj_end->end": m("t1", "end"),
+            "end->noticed": m("end", "noticed")}
+
+
+def cpu_per_trial_ms(cpu: Mapping[str, float], n: int) -> dict[str, float]:
+    out = {k: cpu[k] / n * 1e3 for k in ("coordinator", "wire", "workers", "sandboxes", "redis")}
+    out["machine_busy_frac"] = cpu["machine_busy"] / max(cpu["machine_total"], 1.0)
+    out["cores_used"] = out["machine_busy_frac"] * (os.cpu_count() or 1)
+    return out
+
+
+def cleanup(env: Env, exp_key: str) -> None:
+    env.client[env.db].trials.delete_many({"exp_key": exp_key})
+    env.client[env.db].experiments.delete_one({"_id": exp_key})
+
+
+def sync_clocks(env: Env, max_trials: int = 60) -> int:
+    """Run no-op trials one at a time until every worker process has claimed one.
+
+    A worker's store anchors its estimate of the server clock (``_ServerClock``) on its first
+    claim, to the midpoint of a ``hello`` round trip. When that first claim happens in several
+    threads at once on a cold worker, the round trip includes opening a new connection under
+    CPU contention, and the estimate lags the real clock by tens of ms for the next 60 s,
+    which skews book_time and end_time against the coordinator's clock. One claim at a time on
+    an idle worker reuses the pooled connection, so the anchor is within ~1 ms. Returns how
+    many trials it took.
+    """
+    assert env.workers is not None
+    want = {p.pid for p in env.workers.procs}
+    key = f"sync-{uuid.uuid4().hex[:6]}"
+    seen: set[int] = set()
+    n = 0
+    while seen != want and n < max_trials:
+        n += 4
+        run_fmin(env, key, objectives.noop, space(), n, 1)
+        seen = {(d.get("owner") or {}).get("pid")
+                for d in env.client[env.db].trials.find({"exp_key": key})}
+    cleanup(env, key)
+    return n
+
+
+def warm_up(env: Env) -> None:
+    """Anchor every worker's clock, then start every slot's sandbox child (one sleeping trial
+    per slot, all at once)."""
+    sync_clocks(env)
+    slots = env.args.workers * env.args.slots
+    key = f"warm-{uuid.uuid4().hex[:6]}"
+    run_fmin(env, key, objectives.sleeper, space(0.3), slots * 2, slots)
+    cleanup(env, key)
+
+
+# ---- phase 1: utilisation ---------------------------------------------------------------
+
+def utilisation(rows: Sequence[Mapping[str, Any]], slots: int) -> dict[str, Any]:
+    """Busy (book->end) and objective (t0->t1) time over slot-seconds, in two windows:
+
+    - with warm-up: from the first publish to the last claim (after the last claim slots
+      only drain, which is the run's end, not its throughput);
+    - steady state: from the moment every slot has finished its first trial (sandbox start-up
+      over) to the last claim.
+    """
+    rows = [r for r in rows if r["book"] is not None and r["end"] is not None]
+    first_end: dict[str, float] = {}
+    for r in sorted(rows, key=lambda r: r["end"]):
+        first_end.setdefault(r["slot"], r["end"])
+    t_last_book = max(r["book"] for r in rows)
+    start = min(r["pub"] for r in rows)
+    steady = max(first_end.values())
+
+    def frac(lo: float, hi: float, a: str, b: str) -> float | None:
+        if hi <= lo:
+            return None
+        busy = sum(max(0.0, min(r[b], hi) - max(r[a], lo)) for r in rows
+                   if r[a] is not None and r[b] is not None)
+        return busy / (slots * (hi - lo))
+
+    return {"slots_seen": len(first_end), "window_warm_s": t_last_book - start,
+            "window_steady_s": t_last_book - steady,
+            "busy_warm": frac(start, t_last_book, "book", "end"),
+            "busy_steady": frac(steady, t_last_book, "book", "end"),
+            "objective_warm": frac(start, t_last_book, "t0", "t1"),
+            "objective_steady": frac(steady, t_last_book, "t0", "t1"),
+            "warmup_s": steady - start}
+
+
+def phase_utilisation(env: Env, out: dict[str, Any]) -> None:
+    a = env.args
+    slots = a.workers * a.slots
+    runs = []
+    for rep in range(a.repeats):
+        start_s = env.start_workers(f"tp_util_{rep}_{uuid.uuid4().hex[:4]}")  # cold workers
+        key = f"util-{rep}"
+        run = run_fmin(env, key, objectives.sleeper, space(a.util_sleep), a.util_trials,
+                       a.util_parallelism)
+        rows = timeline(run)
+        u = utilisation(rows, slots)
+        u.update(parallelism=a.util_parallelism, cold=True, worker_start_s=start_s,
+                 steps_ms=steps_ms(rows), cpu_ms_per_trial=cpu_per_trial_ms(run["cpu"],
+                                                                            len(rows)))
+        runs.append(u)
+        print(f"  utilisation rep {rep}: busy {u['busy_warm']:.3f} (warm-up incl.) "
+              f"{u['busy_steady']:.3f} (steady), objective {u['objective_steady']:.3f}",
+              flush=True)
+    # The same, warm, with parallelism = slots: the queue refills only when the coordinator
+    # polls, so each slot idles for the poll and dispatch round trip between trials.
+    key = "util-eq"
+    run = run_fmin(env, key, objectives.sleeper, space(a.util_sleep), a.util_trials, slots)
+    rows = timeline(run)
+    eq = utilisation(rows, slots)
+    eq.update(parallelism=slots, cold=False, steps_ms=steps_ms(rows))
+    print(f"  utilisation parallelism={slots}: busy {eq['busy_steady']:.3f} (steady)",
+          flush=True)
+    env.stop_workers()
+    keys = ("busy_warm", "busy_steady", "objective_warm", "objective_steady", "warmup_s")
+    out["utilisation"] = {"runs": runs, "parallelism_eq_slots": eq,
+                          "median": {k: med([r[k] for r in runs]) for k in keys},
+                          "trials": a.util_trials, "sleep_s": a.util_sleep, "slots": slots}
+
+
+# ---- phases 2 and 3: latency, throughput --------------------------------------------------
+
+def phase_latency_throughput(env: Env, out: dict[str, Any], phases: set[str]) -> None:
+    a = env.args
+    slots = a.workers * a.slots
+    env.start_workers(f"tp_pipe_{uuid.uuid4().hex[:4]}")
+    warm_up(env)
+    if "lat" in phases:
+        d2c: list[float] = []
+        lat_runs = []
+        for rep in range(a.repeats):
+            key = f"lat-{rep}"
+            run = run_fmin(env, key, objectives.noop, space(), a.lat_trials, 1)
+            rows = timeline(run)
+            xs = [(r["book"] - r["pub"]) * 1e3 for r in rows if r["book"] and r["pub"]]
+            d2c += xs
+            lat_runs.append({"p50_ms": pct(xs, 50), "p95_ms": pct(xs, 95),
+                             "steps_ms": steps_ms(rows),
+                             "publish_call_ms": run["probe"].total("publish")[0]
+                             / max(1, run["probe"].total("publish")[2]) * 1e3})
+            cleanup(env, key)
+        out["latency"] = {"runs": lat_runs, "p50_ms": pct(d2c, 50), "p95_ms": pct(d2c, 95),
+                          "p99_ms": pct(d2c, 99), "n": len(d2c), "parallelism": 1,
+                          "steps_ms": {k: med([r["steps_ms"][k] for r in lat_runs])
+                                       for k in lat_runs[0]["steps_ms"]}}
+        print(f"  dispatch-to-claim p50 {out['latency']['p50_ms']:.1f} ms, "
+              f"p95 {out['latency']['p95_ms']:.1f} ms ({len(d2c)} trials)", flush=True)
+    if "tp" in phases:
+        tp_runs = []
+        for rep in range(a.repeats):
+            key = f"tp-{rep}"
+            run = run_fmin(env, key, objectives.noop, space(), a.tp_trials, a.tp_parallelism)
+            rows = timeline(run)
+            ends = sorted(r["end"] for r in rows if r["end"])
+            first_pub = min(r["pub"] for r in rows)
+            lo, hi = int(0.1 * len(ends)), int(0.9 * len(ends))
+            probe: Probe = run["probe"]
+            iters = probe.iterations()
+            d2c = [(r["book"] - r["pub"]) * 1e3 for r in rows if r["book"] and r["pub"]]
+            tp = {"trials": len(rows), "wall_s": run["wall"],
+                  "rate_e2e": len(ends) / (ends[-1] - first_pub),
+                  "rate_steady": (hi - lo) / (ends[hi] - ends[lo]),
+                  "fmin_rate": len(rows) / run["wall"],
+                  "steps_ms": steps_ms(rows),
+                  "publish_to_book_p50_ms": pct(d2c, 50),
+                  "publish_to_book_p95_ms": pct(d2c, 95),
+                  "cpu_ms_per_trial": cpu_per_trial_ms(run["cpu"], len(rows)),
+                  "loop_iterations": len(iters),
+                  "trials_per_iteration": len(rows) / max(1, len(iters)),
+                  "coordinator_work_ms_per_iteration":
+                      med([i["work_wall"] * 1e3 for i in iters])}
+            tp_runs.append(tp)
+            print(f"  throughput rep {rep}: {tp['rate_steady']:.1f} trials/s steady, "
+                  f"{tp['rate_e2e']:.1f} end-to-end; machine busy "
+                  f"{tp['cpu_ms_per_trial']['machine_busy_frac']:.0%}", flush=True)
+            cleanup(env, key)
+        keys = ("rate_steady", "rate_e2e", "fmin_rate")
+        out["throughput"] = {"runs": tp_runs, "parallelism": a.tp_parallelism, "slots": slots,
+                             "median": {k: med([r[k] for r in tp_runs]) for k in keys},
+                             "cpu_ms_per_trial": {
+                                 k: med([r["cpu_ms_per_trial"][k] for r in tp_runs])
+                                 for k in tp_runs[0]["cpu_ms_per_trial"]},
+                             "steps_ms": {k: med([r["steps_ms"][k] for r in tp_runs])
+                                          for k in tp_runs[0]["steps_ms"]}}
+    env.stop_workers()
+
+
+# ---- phase 4: coordinator time per trial at n ----------------------------------------------
+
+def prepopulate(env: Env, db: str, exp_key: str, n: int, seed: int = 0) -> float:
+    """Bulk-insert ``n`` DONE trials and the experiment document, before any MongoTrialStore
+    has created the indexes (the double checks unique indexes by scanning the collection on
+    every insert, which would make this quadratic). Returns seconds taken."""
+    from parzen.store._base import Experiment
+    from parzen.store._documents import experiment_fields, trial_to_doc
+    from parzen.trial import Owner, Trial, TrialState
+
+    rng = np.random.default_rng(seed)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    owner = Owner("prepopulated", "localhost", 0)
+    t0 = time.perf_counter()
+    docs = []
+    for tid in range(n):
+        x, y = rng.uniform(-1, 1, 2)
+        docs.append(trial_to_doc(Trial(
+            exp_key, tid, TrialState.DONE, {"x": float(x), "y": float(y)},
+            result={"status": "ok", "loss": float(x * x + y * y)}, attempts=1, owner=owner,
+            created=now, book_time=now, end_time=now, origin="prepopulated")))
+    coll = env.client[db].trials
+    for i in range(0, n, 2000):
+        coll.insert_many(docs[i:i + 2000])
+    env.client[db].experiments.insert_one(
+        {"_id": exp_key, **experiment_fields(Experiment(exp_key)), "next_tid": n,
+         "driver": None, "created": now})
+    return time.perf_counter() - t0
+
+
+def reset_experiment(env: Env, exp_key: str, n: int) -> None:
+    """Drop the trials a continuation added, so the next one starts at n completed again."""
+    env.client[env.db].trials.delete_many({"exp_key": exp_key, "tid": {"$gte": n}})
+    env.client[env.db].experiments.update_one({"_id": exp_key},
+                                              {"$set": {"next_tid": n, "driver": None}})
+
+
+def store_ops(env: Env, exp_key: str, n: int, reps: int) -> dict[str, dict[str, float]]:
+    """Latency (wall, ms) and the wire double's CPU (ms) of each store call the coordinator
+    and the workers make, called directly with nothing else running."""
+    from parzen.store._mongo import MongoTrialStore
+    from parzen.trial import Owner, Trial, TrialState
+
+    store = MongoTrialStore.from_url(env.wire.db_url(env.db))
+    probe_key = f"{exp_key}-probe"
+    owner = Owner("bench", "localhost", os.getpid())
+    tids = list(range(max(0, n - 16), n))
+    base = 10**6
+    claimed: list[Any] = []
+    ops: dict[str, Callable[[int], Any]] = {
+        "ping": lambda i: store._db.command("ping"),
+        "get_experiment": lambda i: store.get_experiment(exp_key),
+        "get_many(16)": lambda i: store.get_many(exp_key, tids),
+        "requeue_expired": lambda i: store.requeue_expired(exp_key, 3),
+        "allocate_tids": lambda i: store.allocate_tids(probe_key, 1),
+        "insert_new(1)": lambda i: store.insert_new(
+            [Trial(probe_key, base + i, TrialState.NEW, {"x": 0.0, "y": 0.0})]),
+        "claim": lambda i: claimed.append(store.claim(probe_key, base + i, owner, 60)),
+        "finish": lambda i: store.finish(probe_key, base + i, claimed[i].claim_token,
+                                         TrialState.DONE, {"status": "ok", "loss": 0.0}),
+    }
+    out = {}
+    for name, call in ops.items():
+        walls = []
+        c0 = env.wire.cpu()
+        for i in range(reps):
+            t0 = time.perf_counter()
+            call(i)
+            walls.append((time.perf_counter() - t0) * 1e3)
+        out[name] = {"wall_ms": float(np.median(walls)),
+                     "wire_cpu_ms": (env.wire.cpu() - c0) / reps * 1e3}
+    store.close()
+    cleanup(env, probe_key)
+    return out
+
+
+def coordinator_breakdown(run: Mapping[str, Any]) -> dict[str, Any]:
+    """Per trial and per iteration: total loop work, sampler, blocked on the store, own."""
+    probe: Probe = run["probe"]
+    iters = probe.iterations()
+    n = sum(i["published"] for i in iters)
+
+    def total(key: str) -> float:
+        return sum(i[key] for i in iters)
+
+    work_wall, work_cpu = total("work_wall"), total("work_cpu")
+    sampler_wall, sampler_cpu = total("sampler_wall"), total("sampler_cpu")
+    store_wait, publish_wait = total("store_wait"), total("publish_wait")
+    own_wall = work_wall - sampler_wall - store_wait - publish_wait
+    own_cpu = work_cpu - sampler_cpu
+    busy = [i for i in iters if i["published"] > 0]
+    idle = [i for i in iters if i["published"] == 0]
+    per = {"total_wall": work_wall, "total_cpu": work_cpu, "sampler_wall": sampler_wall,
+           "sampler_cpu": sampler_cpu, "store_wait": store_wait, "publish_wait": publish_wait,
+           "own_wall": own_wall, "own_cpu": own_cpu}
+    sections = {}
+    for name in ("maintain", "refresh", "suggest", "sampler", "allocate", "insert", "dispatch",
+                 "store.get_many", "store.requeue_expired", "store.allocate_tids",
+                 "store.insert_new", "store.acquire_driver"):
+        w, c, calls = probe.total(name)
+        sections[name] = {"wall_ms_per_trial": w / max(n, 1) * 1e3,
+                          "cpu_ms_per_trial": c / max(n, 1) * 1e3, "calls": calls}
+    startup = {name: probe.total(name, "startup")[0] * 1e3
+               for name in ("refresh", "store.find", "store.get_experiment")}
+    startup["setup_ms"] = probe.setup_wall * 1e3
+    return {"trials": n, "iterations": len(iters), "busy_iterations": len(busy),
+            "idle_iterations": len(idle),
+            "ms_per_trial": {k: v / max(n, 1) * 1e3 for k, v in per.items()},
+            "own_cpu_ms_per_busy_iteration": med([(i["work_cpu"] - i["sampler_cpu"]) * 1e3
+                                                  for i in busy]),
+            "own_cpu_ms_per_idle_iteration": med([i["work_cpu"] * 1e3 for i in idle]),
+            "store_wait_ms_per_iteration": med([i["store_wait"] * 1e3 for i in iters]),
+            "sections": sections, "startup_ms": startup,
+            "wire_cpu_ms_per_trial": run["cpu"]["wire"] / max(n, 1) * 1e3,
+            "coordinator_process_cpu_ms_per_trial": run["cpu"]["coordinator"] / max(n, 1) * 1e3,
+            "wall_s": run["wall"]}
+
+
+def phase_coordinator(env: Env, out: dict[str, Any]) -> None:
+    a = env.args
+    res: dict[str, Any] = {}
+    for n in a.n:
+        db = f"tp_coord_{n}_{uuid.uuid4().hex[:4]}"
+        key = f"coord-{n}"
+        prep_s = prepopulate(env, db, key, n)
+        env.start_workers(db)
+        warm_up(env)
+        ops = store_ops(env, key, n, a.op_reps)
+        row: dict[str, Any] = {"prepopulate_s": prep_s, "store_ops": ops}
+        for algo in a.algos:
+            runs = []
+            for rep in range(a.repeats):
+                run = run_fmin(env, key, objectives.noop, space(), n + a.cont_trials,
+                               a.tp_parallelism, algo=algo)
+                runs.append(coordinator_breakdown(run))
+                reset_experiment(env, key, n)
+            keys = runs[0]["ms_per_trial"].keys()
+            row[algo] = {"runs": runs,
+                         "ms_per_trial": {k: med([r["ms_per_trial"][k] for r in runs])
+                                          for k in keys},
+                         "own_cpu_ms_per_busy_iteration":
+                             med([r["own_cpu_ms_per_busy_iteration"] for r in runs]),
+                         "wire_cpu_ms_per_trial": med([r["wire_cpu_ms_per_trial"] for r in runs]),
+                         "iterations_per_trial": med([r["iterations"] / max(1, r["trials"])
+                                                      for r in runs])}
+            m = row[algo]["ms_per_trial"]
+            print(f"  n={n:>6} {algo:4}: total {m['total_wall']:.2f} ms/trial = sampler "
+                  f"{m['sampler_wall']:.2f} + store wait {m['store_wait']:.2f} + publish wait "
+                  f"{m['publish_wait']:.2f} + own {m['own_wall']:.2f} (own CPU "
+                  f"{m['own_cpu']:.2f})", flush=True)
+        res[str(n)] = row
+        env.stop_workers()
+    out["coordinator"] = {"by_n": res, "continuation_trials": a.cont_trials,
+                          "parallelism": a.tp_parallelism}
+
+
+# ---- report -------------------------------------------------------------------------------
+
+def _f(v: float | None, spec: str = ".2f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("MET" if ok else "MISSED")
+
+
+def targets(out: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    u = out.get("utilisation")
+    if u:
+        v = u["median"]["busy_steady"]
+        rows.append({"what": "utilisation (steady, busy=book->end)", "value": v,
+                     "target": f">= {TARGET_UTIL}", "ok": v is not None and v >= TARGET_UTIL})
+        v2 = u["median"]["busy_warm"]
+        rows.append({"what": "utilisation (incl. warm-up)", "value": v2,
+                     "target": f">= {TARGET_UTIL}", "ok": v2 is not None and v2 >= TARGET_UTIL})
+    lat = out.get("latency")
+    if lat:
+        rows.append({"what": "dispatch-to-claim p50 ms", "value": lat["p50_ms"],
+                     "target": f"<= {TARGET_D2C_P50_MS}",
+                     "ok": lat["p50_ms"] <= TARGET_D2C_P50_MS})
+    c = out.get("coordinator")
+    if c:
+        ns = sorted(int(k) for k in c["by_n"])
+        lo, hi = str(ns[0]), str(ns[-1])
+        for algo in ("rand", "tpe"):
+            if algo not in c["by_n"][lo]:
+                continue
+            a = c["by_n"][lo][algo]["ms_per_trial"]
+            b = c["by_n"][hi][algo]["ms_per_trial"]
+            for k, label in (("own_cpu", "own CPU"), ("own_wall", "own wall"),
+                             ("total_wall", "total wall")):
+                ratio = b[k] / a[k] if a[k] else None
+                goal = k.startswith("own")
+                rows.append({"what": f"coord {label} ms/trial n={hi}/n={lo} ({algo})",
+                             "value": ratio, "target": f"<= {TARGET_COORD_RATIO}"
+                             if goal else "(info)",
+                             "ok": (ratio is not None and ratio <= TARGET_COORD_RATIO)
+                             if goal else None})
+    return rows
+
+
+def render(out: Mapping[str, Any]) -> str:
+    m = out["meta"]
+    lines = [f"parzen distributed throughput, git {m['git']}, {m['date']}; wire test double + "
+             f"Redis on loopback; {m['cpu_count']} cores, load average at start "
+             f"{m['loadavg'][0]:.2f}, at end {m['loadavg_end'][0]:.2f}"]
+    u = out.get("utilisation")
+    if u:
+        lines += ["", f"Utilisation: {u['slots']} slots, {u['trials']} trials of "
+                  f"{u['sleep_s']} s (sleep), medians of {len(u['runs'])} cold starts",
+                  "  window                 busy(book->end)  objective(t0->t1)  window s",
+                  f"  incl. warm-up, p={u['runs'][0]['parallelism']:<3}       "
+                  f"{_f(u['median']['busy_warm'], '.3f'):>8}   {_f(u['median']['objective_warm'], '.3f'):>16}"
+                  f"  {_f(med([r['window_warm_s'] for r in u['runs']]), '.1f'):>8}",
+                  f"  steady state, p={u['runs'][0]['parallelism']:<3}       "
+                  f"{_f(u['median']['busy_steady'], '.3f'):>8}   {_f(u['median']['objective_steady'], '.3f'):>16}"
+                  f"  {_f(med([r['window_steady_s'] for r in u['runs']]), '.1f'):>8}"]
+        eq = u["parallelism_eq_slots"]
+        lines.append(f"  steady state, p={eq['parallelism']:<3} (warm) "
+                     f"{_f(eq['busy_steady'], '.3f'):>8}   {_f(eq['objective_steady'], '.3f'):>16}"
+                     f"  {_f(eq['window_steady_s'], '.1f'):>8}")
+        lines.append(f"  warm-up (until every slot finished its first trial): "
+                     f"{_f(u['median']['warmup_s'], '.2f')} s; per-trial steps, median ms: "
+                     + ", ".join(f"{k} {_f(v, '.1f')}"
+                                 for k, v in u['runs'][0]['steps_ms'].items()))
+    lat = out.get("latency")
+    if lat:
+        lines += ["", f"Dispatch-to-claim (publish -> book_time), parallelism 1, idle workers, "
+                  f"{lat['n']} trials: p50 {_f(lat['p50_ms'], '.1f')} ms, p95 "
+                  f"{_f(lat['p95_ms'], '.1f')} ms, p99 {_f(lat['p99_ms'], '.1f')} ms",
+                  "  per-trial steps, median ms: " + ", ".join(
+                      f"{k} {_f(v, '.1f')}" for k, v in lat["steps_ms"].items())]
+    tp = out.get("throughput")
+    if tp:
+        c = tp["cpu_ms_per_trial"]
+        lines += ["", f"Throughput, no-op objective, parallelism {tp['parallelism']}, "
+                  f"{tp['slots']} slots, median of {len(tp['runs'])}: "
+                  f"{_f(tp['median']['rate_steady'], '.1f')} trials/s steady "
+                  f"({_f(tp['median']['rate_e2e'], '.1f')} first publish -> last end, "
+                  f"{_f(tp['median']['fmin_rate'], '.1f')} incl. fmin start/stop)",
+                  "  CPU ms per trial: " + ", ".join(
+                      f"{k} {_f(c[k], '.2f')}" for k in
+                      ("coordinator", "wire", "workers", "sandboxes", "redis"))
+                  + f"; machine busy {_f(c['machine_busy_frac'] * 100, '.0f')}% of "
+                  f"{m['cpu_count']} cores",
+                  "  per-trial steps, median ms: " + ", ".join(
+                      f"{k} {_f(v, '.1f')}" for k, v in tp["steps_ms"].items())]
+    co = out.get("coordinator")
+    if co:
+        lines += ["", f"Coordinator time per trial (ms), {co['continuation_trials']} more "
+                  f"no-op trials on top of n completed, parallelism {co['parallelism']}; "
+                  "own = total - sampler - blocked on store/Redis",
+                  "       n algo   total  sampler  store-wait  pub-wait   own  own-CPU  "
+                  "iters/trial  wire-CPU/trial"]
+        for n, row in co["by_n"].items():
+            for algo in ("rand", "tpe"):
+                if algo not in row:
+                    continue
+                r = row[algo]
+                mm = r["ms_per_trial"]
+                lines.append(f"  {int(n):>6} {algo:4} {mm['total_wall']:7.2f}  "
+                             f"{mm['sampler_wall']:7.2f}  {mm['store_wait']:10.2f}  "
+                             f"{mm['publish_wait']:8.2f} {mm['own_wall']:5.2f}  "
+                             f"{mm['own_cpu']:7.2f}  {r['iterations_per_trial']:11.2f}  "
+                             f"{r['wire_cpu_ms_per_trial']:14.2f}")
+        names = list(next(iter(co["by_n"].values()))["store_ops"])
+        lines += ["", "  store calls alone, median wall ms [wire double CPU ms]:",
+                  "       n  " + "  ".join(f"{k:>17}" for k in names)]
+        for n, row in co["by_n"].items():
+            ops = row["store_ops"]
+            lines.append(f"  {int(n):>6}  " + "  ".join(
+                f"{ops[k]['wall_ms']:>7.2f} [{ops[k]['wire_cpu_ms']:>6.2f}]" for k in names))
+    lines += ["", "Targets:"]
+    for t in out["targets"]:
+        lines.append(f"  {t['what']:<48} {_f(t['value'], '.3f'):>8}  (target {t['target']}) "
+                     f"{verdict(t['ok'])}")
+    return "\n".join(lines)
+
+
+# ---- main ---------------------------------------------------------------------------------
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer trials, 1 repeat (~1 min)")
+    ap.add_argument("--phases", default="util,lat,tp,coord", help="comma list of phases")
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379/13", help="broker (spare db)")
+    ap.add_argument("--workers", type=int, default=2, help="worker processes")
+    ap.add_argument("--slots", type=int, default=4, help="--concurrency of each worker")
+    ap.add_argument("--repeats", type=int, default=None, help="repeats per measurement (3)")
+    ap.add_argument("--poll-interval", type=float, default=0.1,
+                    help="MongoTrials(poll_interval=) (its default, 0.1)")
+    ap.add_argument("--util-trials", type=int, default=None, help="trials per utilisation run")
+    ap.add_argument("--util-sleep", type=float, default=0.5)
+    ap.add_argument("--util-parallelism", type=int, default=16)
+    ap.add_argument("--lat-trials", type=int, default=None, help="trials per latency run")
+    ap.add_argument("--tp-trials", type=int, default=None, help="trials per throughput run")
+    ap.add_argument("--tp-parallelism", type=int, default=16)
+    ap.add_argument("--n", default="100,1000,10000", help="completed trials, comma list")
+    ap.add_argument("--cont-trials", type=int, default=None,
+                    help="trials added per coordinator run")
+    ap.add_argument("--algos", default="rand,tpe")
+    ap.add_argument("--op-reps", type=int, default=None, help="calls per store-op timing")
+    ap.add_argument("--worker-loglevel", default="INFO",
+                    help="workers' --loglevel (INFO, the CLI default, logs every task)")
+    ap.add_argument("--out", type=Path, default=RESULTS_DIR / "throughput.json")
+    args = ap.parse_args(argv)
+    q = args.quick
+    defaults = {"repeats": (1, 3), "util_trials": (64, 160), "lat_trials": (30, 60),
+                "tp_trials": (120, 400), "cont_trials": (32, 64), "op_reps": (5, 10)}
+    for k, (quick, full) in defaults.items():
+        if getattr(args, k) is None:
+            setattr(args, k, quick if q else full)
+    args.n = [int(x) for x in args.n.split(",") if x]
+    args.algos = [x for x in args.algos.split(",") if x]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    phases = set(args.phases.split(","))
+    meta = base_meta()
+    out: dict[str, Any] = {"meta": meta, "config": {k: (str(v) if isinstance(v, Path) else v)
+                                                  for k, v in vars(args).items()}}
+    t0 = time.perf_counter()
+    env = Env(args)
+    try:
+        if "util" in phases:
+            print("utilisation ...", flush=True)
+            phase_utilisation(env, out)
+        if phases & {"lat", "tp"}:
+            print("latency / throughput ...", flush=True)
+            phase_latency_throughput(env, out, phases)
+        if "coord" in phases:
+            print("coordinator time per trial ...", flush=True)
+            phase_coordinator(env, out)
+    finally:
+        env.close()
+    meta["loadavg_end"] = list(os.getloadavg())
+    meta["duration_s"] = time.perf_counter() - t0
+    out["targets"] = targets(out)
+    text = render(out)
+    print()
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1, default=str))
+    args.out.with_suffix(".txt").write_text(text + "\n")
+    print(f"\nwrote {args.out} and {args.out.with_suffix('.txt')} "
+          f"({meta['duration_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

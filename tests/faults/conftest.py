@@ -1,0 +1,83 @@
+"""Fixtures for the fault-injection suite: a private Redis per test, the wire-protocol Mongo
+test server, and a ``FaultCluster`` of ``parzen worker`` processes (see ``_harness.py``).
+
+Every test here is a real multi-process test. Workers, sandboxes, private Redis servers and
+coordinator subprocesses are killed when the test ends, pass or fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _harness import FaultCluster, PrivateRedis, db_url
+
+try:
+    import _mongo_fixtures as mf
+except ModuleNotFoundError:  # tests/ is a package
+    from tests import _mongo_fixtures as mf  # type: ignore[no-redef]
+
+# Re-exported so pytest registers it for tests under tests/faults.
+wire_server = mf.wire_server
+
+
+def _need_redis_server() -> None:
+    # As tests/conftest.py's missing_service: fail under CI, skip elsewhere.
+    if shutil.which("redis-server") is None:
+        what = "redis-server (the fault tests start private ones)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{what} is required under CI=true")
+        pytest.skip(f"{what} is not available")
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A ``redis-server`` of this test's own on a free port; killed afterwards."""
+    _need_redis_server()
+    redis = PrivateRedis(tmp_path / "redis")
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.kill()
+
+
+def make_cluster(server_url: str, redis: PrivateRedis, root: Path) -> FaultCluster:
+    real = mf.real_mongo_url()
+    url = db_url(real if real else server_url, mf.unique_db_name())
+    effects = root / "effects"
+    effects.mkdir(parents=True)
+    return FaultCluster(url, redis, effects)
+
+
+@pytest.fixture
+def cluster(wire_server: Any, private_redis: PrivateRedis,
+            tmp_path: Path) -> Iterator[FaultCluster]:
+    """A fresh database and a private broker; the test starts the workers it needs."""
+    c = make_cluster(wire_server.url, private_redis, tmp_path)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(wire_server: Any,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
+    """Two running workers (concurrency 1) for a whole module, for scenarios that do not
+    harm workers; each test uses its own exp_key and clears the side-effect files."""
+    _need_redis_server()
+    root = tmp_path_factory.mktemp("shared")
+    redis = PrivateRedis(root / "redis")
+    redis.start()
+    c = make_cluster(wire_server.url, redis, root)
+    try:
+        c.start_ready(2)
+        yield c
+    finally:
+        c.stop()
+        redis.kill()

@@ -1,0 +1,58 @@
+"""``parzen worker`` with test-only fault hooks: ``python hooked_worker.py worker --mongo ...``.
+
+The worker code under test is unchanged; each hook, chosen by an environment variable,
+changes only the environment the worker runs in:
+
+- ``FAULT_FAST_RESTORE=1``: kombu scans for unacknowledged messages past their
+  visibility timeout every second instead of every ~100 s (``unacked_restore_interval`` x
+  ``unacked_restore_throttle``), so a short ``PARZEN_VISIBILITY_TIMEOUT`` redelivers a
+  running trial's message within the test (scenario 4).
+- ``FAULT_HEARTBEAT_STALL="tid:seconds,..."``: the first heartbeat of each listed trial
+  blocks for that long before it reaches the store, as in a long GC pause or a starved
+  heartbeat thread (scenario 19).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+
+def install_hooks() -> None:
+    if os.environ.get("FAULT_FAST_RESTORE"):
+        from kombu.transport import redis
+
+        redis.Channel.unacked_restore_interval = 1
+        redis.Channel.unacked_restore_throttle = 1
+    stall = os.environ.get("FAULT_HEARTBEAT_STALL")
+    if stall:
+        from parzen.store._mongo import MongoTrialStore
+
+        stalls = {int(t): float(s) for t, s in
+                  (item.split(":") for item in stall.split(","))}
+        seen: set[str] = set()
+        lock = threading.Lock()
+        original = MongoTrialStore.heartbeat
+
+        def heartbeat(self: Any, exp_key: str, tid: int, claim_token: str,
+                      lease_s: float) -> bool:
+            with lock:
+                first = claim_token not in seen
+                seen.add(claim_token)
+            if first and tid in stalls:
+                print(f"FAULT: stalling the heartbeat of trial {tid} for {stalls[tid]}s",
+                      flush=True)
+                time.sleep(stalls[tid])
+            return original(self, exp_key, tid, claim_token, lease_s)
+
+        MongoTrialStore.heartbeat = heartbeat  # type: ignore[method-assign]
+
+
+if __name__ == "__main__":
+    install_hooks()
+    from parzen.cli import main
+
+    sys.exit(main(sys.argv[1:]))
