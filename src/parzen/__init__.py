@@ -9,6 +9,7 @@ same. ``Trials`` runs in-process; ``ParallelTrials`` uses local worker processes
 from __future__ import annotations
 
 from parzen import hp
+from parzen.distributed import MongoTrials
 from parzen.domain import Domain
 from parzen.early_stop import no_progress_loss
 from parzen.exceptions import (
@@ -24,7 +25,6 @@ from parzen.exceptions import (
     SpaceError,
     UnsupportedExpression,
 )
-from parzen.distributed import MongoTrials
 from parzen.fmin import fmin
 from parzen.parallel import ParallelTrials
 from parzen.samplers import anneal, grid, rand, tpe
