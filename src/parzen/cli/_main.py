@@ -9,19 +9,18 @@ from collections.abc import Callable, Sequence
 
 from parzen.exceptions import ParzenError
 
-Command = Callable[[argparse.Namespace], int]
+Configure = Callable[[argparse.ArgumentParser], None]
 
-# Each command module registers itself here: name -> (configure parser, run).
-COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command, str]] = {}
+# Each command module registers its commands here: name -> (configure, help). ``configure``
+# adds the arguments and sets ``parser.set_defaults(run=...)``.
+COMMANDS: dict[str, tuple[Configure, str]] = {}
 
 
-def command(name: str, help_text: str) -> Callable[[Callable[[argparse.ArgumentParser], None]],
-                                                    Callable[[argparse.ArgumentParser], None]]:
-    """Register ``configure(parser)``; it sets ``parser.set_defaults(run=...)``."""
+def command(name: str, help_text: str) -> Callable[[Configure], Configure]:
+    """Register ``configure(parser)`` as the sub-command ``name``."""
 
-    def deco(configure: Callable[[argparse.ArgumentParser], None]
-             ) -> Callable[[argparse.ArgumentParser], None]:
-        COMMANDS[name] = (configure, lambda a: 0, help_text)
+    def deco(configure: Configure) -> Configure:
+        COMMANDS[name] = (configure, help_text)
         return configure
 
     return deco
@@ -43,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, (configure, _, help_text) in COMMANDS.items():
+    for name, (configure, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         configure(p)
     return parser
