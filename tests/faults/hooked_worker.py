@@ -9,16 +9,26 @@ changes only the environment the worker runs in:
   running trial's message within the test (scenario 4).
 - ``FAULT_HEARTBEAT_STALL="tid:seconds,..."``: the first heartbeat of each listed trial
   blocks for that long before it reaches the store, as in a long GC pause or a starved
-  heartbeat thread (scenario 19).
+  heartbeat thread (scenario 19). Once per trial across all workers (a marker file in
+  ``$PARZEN_TEST_SIDE_EFFECTS`` says it happened), so the rerun is not stalled again.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 from typing import Any
+
+
+def _first_time(name: str) -> bool:
+    try:
+        fd = os.open(os.path.join(os.environ["PARZEN_TEST_SIDE_EFFECTS"], name),
+                     os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
 
 
 def install_hooks() -> None:
@@ -33,16 +43,11 @@ def install_hooks() -> None:
 
         stalls = {int(t): float(s) for t, s in
                   (item.split(":") for item in stall.split(","))}
-        seen: set[str] = set()
-        lock = threading.Lock()
         original = MongoTrialStore.heartbeat
 
         def heartbeat(self: Any, exp_key: str, tid: int, claim_token: str,
                       lease_s: float) -> bool:
-            with lock:
-                first = claim_token not in seen
-                seen.add(claim_token)
-            if first and tid in stalls:
+            if tid in stalls and _first_time(f"stalled-{exp_key}-{tid}"):
                 print(f"FAULT: stalling the heartbeat of trial {tid} for {stalls[tid]}s",
                       flush=True)
                 time.sleep(stalls[tid])

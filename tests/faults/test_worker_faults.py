@@ -205,3 +205,26 @@ def test_s05_duplicate_and_replayed_messages_are_no_ops(cluster: FaultCluster) -
     assert worker.poll() is None
     log = cluster.log_of(worker)
     assert "Traceback" not in log and "ERROR" not in log, log[-3000:]
+
+
+@pytest.mark.timeout(90)
+def test_s19_stalled_heartbeat_at_worst_reruns_the_trial(cluster: FaultCluster) -> None:
+    # Trial 0's first heartbeat stalls 3.5 s (past the 2 s lease); trial 1's stalls 0.8 s,
+    # which the lease of five heartbeats absorbs.
+    env = {"FAULT_HEARTBEAT_STALL": "0:3.5,1:0.8"}
+    workers = [cluster.start_worker(entry=HOOKED, **env) for _ in range(2)]
+    for w in workers:
+        cluster.wait_ready(w)
+    run = start_fmin(cluster, "s19", max_evals=4, sleep=1.5)
+    run.join(60)
+
+    trials = assert_clean_end(cluster, "s19", done=4)
+    stalled = {t.tid: t for t in trials}
+    assert "stalling the heartbeat of trial 0" in cluster.all_logs()
+    assert "stalling the heartbeat of trial 1" in cluster.all_logs()
+    assert stalled[0].attempts == 2
+    assert [a.outcome for a in stalled[0].history] == ["lease expired"]
+    assert stalled[1].attempts == 1 and stalled[1].history == ()
+    assert lease_expiries(trials) == 1
+    assert all(w.poll() is None for w in workers), "a stall must not crash a worker"
+    assert "Traceback" not in cluster.all_logs()

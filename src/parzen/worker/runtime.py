@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from parzen import payload
-from parzen.exceptions import ConfigError, ObjectiveUnloadable, PayloadSignatureError
+from parzen.exceptions import (
+    ConfigError,
+    ObjectiveUnloadable,
+    PayloadSignatureError,
+    TrialNotFound,
+)
 from parzen.execution import Outcome, run_trial
 from parzen.sandbox import ObjectiveRef, Sandbox
 from parzen.settings import TrialSettings
@@ -181,9 +186,16 @@ class WorkerRuntime:
             except ObjectiveUnloadable as exc:
                 raise ObjectiveUnloadable(f"{exc}{_skew(exp.objective.get('versions'))}") from exc
 
-        outcome = run_trial(self.store, exp_key, tid, owner, evaluate,
-                            lease_s=settings.lease_s, heartbeat_s=settings.heartbeat_s,
-                            max_attempts=settings.max_attempts, shutdown=self.shutdown)
+        try:
+            outcome = run_trial(self.store, exp_key, tid, owner, evaluate,
+                                lease_s=settings.lease_s, heartbeat_s=settings.heartbeat_s,
+                                max_attempts=settings.max_attempts, shutdown=self.shutdown)
+        except TrialNotFound:
+            # A replayed or stale message whose trial was deleted (or never existed): like
+            # the missing experiment above, drop it instead of failing the task noisily.
+            log.warning("trial %s of %r does not exist (deleted?); dropping the message",
+                        tid, exp_key)
+            return Outcome("not claimed")
         if outcome.status == "crashed" and republish is not None:
             republish(exp_key, tid)  # back to NEW with an attempt counted: run it again now
         if outcome.status == "released" and republish is not None:

@@ -110,9 +110,7 @@ class TPESampler:
                  below_cap: int = 25, multivariate: bool = True, constant_liar: bool = True,
                  pending_weight: float = 0.3, min_distance: float = 0.02,
                  bandwidth_factor: float = 0.2, parallel_bandwidth_factor: float = 0.26,
-                 min_bandwidth: float = 0.01, verbose: bool = False,
-                 _prior_cands: float = 0.0) -> None:
-        self._prior_cands = _prior_cands
+                 min_bandwidth: float = 0.01, verbose: bool = False) -> None:
         self.n_startup_jobs = _int("n_startup_jobs", n_startup_jobs, 0)
         self.n_EI_candidates = _int("n_EI_candidates", n_EI_candidates, 1)
         self.gamma = None if gamma is None else _float("gamma", gamma, 0.0, 1.0,
@@ -191,12 +189,6 @@ class TPESampler:
         l_est = fit(g, xn[:nb], xc[:nb], sp.w_below[keep_b], self.prior_weight, bw)
         g_est = fit(g, xn[nb:], xc[nb:], sp.w_above[keep_a], self.prior_weight, bw)
         cn, cc = l_est.sample(self.n_EI_candidates, rng)
-        k_pr = int(round(self._prior_cands * self.n_EI_candidates))
-        if k_pr:
-            for j, d in enumerate(g.numeric):
-                cn[-k_pr:, j] = d.prior_sample(k_pr, rng)
-            for j, c in enumerate(g.categorical):
-                cc[-k_pr:, j] = rng.choice(c.k, size=k_pr, p=c.prior)
         cn, raw = snap(g, cn)
         score = l_est.logpdf(cn, cc) - g_est.logpdf(cn, cc)
         if self.min_distance > 0 and g.numeric:
