@@ -184,8 +184,11 @@ def test_trials_cache_is_rebuilt_on_change() -> None:
     assert trials.trials is first  # cached between changes
     _finish(trials, 0, {"loss": 0.1, "status": STATUS_OK})
     trials.refresh()
-    assert trials.trials is not first
     assert trials.trials[0]["state"] == JOB_STATE_DONE
+    # Documents are updated in place, as hyperopt's are: earlier references see the change.
+    assert first[0]["state"] == JOB_STATE_DONE
+    _insert(trials, [{"x": 0.2, "c": 0}])
+    assert [d["tid"] for d in trials.trials] == [0, 1]
 
 
 def test_running_trial_is_in_flight_until_finished() -> None:
@@ -217,3 +220,27 @@ def test_history_is_maintained_incrementally() -> None:
     h3 = trials.history(domain.space)
     assert h3.pending.tolist() == [False] * 5 and h3.losses[4] == 0.9
     assert trials._builder is not None and len(trials._builder) == 5  # one builder reused
+
+
+def test_insert_trial_docs_with_results_warm_starts_an_experiment() -> None:
+    """hyperopt users import finished trials (from another run) with insert_trial_docs."""
+    import numpy as np
+
+    from parzen import fmin, hp, tpe
+
+    space = {"x": hp.uniform("x", -2, 2)}
+    earlier = Trials()
+    tids = earlier.new_trial_ids(3)
+    docs = earlier.docs_for_points(tids, [{"x": -1.0}, {"x": 0.5}, {"x": 1.5}])
+    for d, loss in zip(docs, [1.0, 0.25, 2.25], strict=True):
+        d["state"] = JOB_STATE_DONE
+        d["result"] = {"loss": loss, "status": STATUS_OK}
+    trials = Trials()
+    trials.insert_trial_docs(docs)
+    assert trials.statuses() == ["ok", "ok", "ok"]
+    assert trials.argmin == {"x": 0.5}
+    fmin(lambda p: p["x"] ** 2, space, algo=tpe.suggest, max_evals=5, trials=trials,
+         show_progressbar=False, rstate=np.random.default_rng(0))
+    # The imported results count towards max_evals: only two more were evaluated.
+    assert len(trials) == 5 and trials.tids == [0, 1, 2, 3, 4]
+    assert trials.losses()[:3] == [1.0, 0.25, 2.25]

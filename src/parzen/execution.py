@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from parzen.exceptions import ObjectiveUnloadable
+from parzen.exceptions import InvalidResult, ObjectiveUnloadable
 from parzen.sandbox import (
     EvaluationAborted,
     EvaluationCrashed,
@@ -183,4 +183,11 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
         store.release(exp_key, tid, token, f"released: {type(exc).__name__}",
                       count_attempt=False)
         raise
-    return finish(TrialState.DONE, result, None, None)
+    try:
+        return finish(TrialState.DONE, result, None, None)
+    except InvalidResult as exc:
+        # The store cannot hold the result (an object MongoDB cannot encode; the message
+        # names its key path). Fail the trial now: letting the error escape would leave it
+        # RUNNING until its lease expired, and then rerun it max_attempts times for nothing.
+        log.info("trial %s of %r: %s", tid, exp_key, exc)
+        return finish(TrialState.ERROR, {"status": "fail"}, error_info(exc), exc)

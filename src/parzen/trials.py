@@ -66,6 +66,25 @@ def params_from_misc(misc: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _trial_from_doc(exp_key: str, d: Mapping[str, Any], now: datetime) -> Trial:
+    state = TrialState.NEW
+    raw_state = d.get("state")
+    if raw_state in (JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_CANCEL):
+        state = TrialState(int(raw_state))
+    misc = d["misc"]
+    error = None
+    if state is TrialState.ERROR and misc.get("error"):
+        etype, message = (list(misc["error"]) + ["", ""])[:2]
+        error = ErrorInfo(str(etype), str(message))
+    finished = state.is_finished()
+    return Trial(exp_key=exp_key, tid=int(d["tid"]), state=state,
+                 params=params_from_misc(misc), created=now,
+                 result=dict(d["result"]) if finished and d.get("result") else
+                 {"status": STATUS_NEW},
+                 end_time=(d.get("refresh_time") or now) if finished else None,
+                 error=error, origin=str(misc.get("origin", "")))
+
+
 class Trials:
     """The history of one experiment, with hyperopt's attributes.
 
@@ -89,6 +108,10 @@ class Trials:
         self._known: dict[int, Trial] = {}
         self._in_flight: set[int] = set()
         self._loaded = False
+        # hyperopt documents, converted once per trial version: reading ``trials.trials``
+        # after each change costs O(changed), not O(all trials).
+        self._doc_of: dict[int, dict[str, Any]] = {}
+        self._stale_docs: set[int] = set()
         self._docs: list[dict[str, Any]] | None = None
         self._builder: HistoryBuilder | None = None
         self._builder_space: Space | None = None
@@ -143,7 +166,9 @@ class Trials:
             if old is not None and old == t:
                 continue
             self._known[t.tid] = t
-            self._docs = None
+            self._stale_docs.add(t.tid)
+            if old is None:
+                self._docs = None
             self._count(old, -1)
             self._count(t, +1)
             if old is not None and old.loss is not None and t.loss != old.loss:
@@ -189,7 +214,8 @@ class Trials:
         """Columnar history for samplers, maintained incrementally across calls."""
         if not self._loaded:
             self.refresh()
-        if self._builder is None or self._builder_space is not space:
+        if self._builder is None or self._builder_space is None \
+                or self._builder_space.fingerprint() != space.fingerprint():
             self._builder = HistoryBuilder(space, capacity=max(64, len(self._known)))
             self._builder_space = space
             for t in self._sorted():
@@ -237,14 +263,16 @@ class Trials:
                                    [{"status": STATUS_NEW}] * len(tids), miscs)
 
     def insert_trial_docs(self, docs: Sequence[Mapping[str, Any]]) -> list[int]:
-        """Insert NEW trial documents; returns their tids."""
+        """Insert trial documents; returns their tids.
+
+        Documents in state DONE or ERROR keep their result (hyperopt's way to warm-start an
+        experiment with earlier results); all others are inserted as NEW.
+        """
         now = datetime.now(timezone.utc)
-        trials = [Trial(exp_key=self._exp_key, tid=int(d["tid"]), state=TrialState.NEW,
-                        params=params_from_misc(d["misc"]), created=now,
-                        origin=str(d["misc"].get("origin", "")))
-                  for d in docs]
+        trials = [_trial_from_doc(self._exp_key, d, now) for d in docs]
         self._store.insert_new(trials)
-        self._absorb(trials)
+        self._absorb(self._store.get_many(self._exp_key, [t.tid for t in trials])
+                     if any(t.state.is_finished() for t in trials) else trials)
         return [t.tid for t in trials]
 
     def insert_trial_doc(self, doc: Mapping[str, Any]) -> int:
@@ -261,8 +289,22 @@ class Trials:
     def trials(self) -> list[dict[str, Any]]:
         """Every trial as a hyperopt document, in tid order. ERROR trials stay visible with
         ``doc["error"]`` holding the exception type, message and traceback."""
-        if self._docs is None or not self._loaded:
-            self._docs = [trial_to_doc(t) for t in self._sorted()]
+        if not self._loaded:
+            self.refresh()
+        if self._stale_docs:
+            for tid in self._stale_docs:
+                fresh = trial_to_doc(self._known[tid])
+                old = self._doc_of.get(tid)
+                if old is not None:
+                    # Update in place so lists handed out earlier see the change, as with
+                    # hyperopt's Trials.
+                    old.clear()
+                    old.update(fresh)
+                else:
+                    self._doc_of[tid] = fresh
+            self._stale_docs.clear()
+        if self._docs is None:
+            self._docs = [self._doc_of[k] for k in sorted(self._doc_of)]
         return self._docs
 
     def __iter__(self) -> Iterator[dict[str, Any]]:

@@ -339,9 +339,10 @@ class Supervisor:
     """
 
     def __init__(self, cluster: FaultCluster, watched: list[subprocess.Popen[bytes]],
-                 **env: str) -> None:
+                 entry: Sequence[str] | None = None, **env: str) -> None:
         self.cluster = cluster
         self.watched = list(watched)
+        self.entry = entry
         self.env = env
         self.restarts = 0
         self._stop = threading.Event()
@@ -359,7 +360,7 @@ class Supervisor:
         while not self._stop.wait(0.1):
             for i, p in enumerate(self.watched):
                 if p.poll() is not None:
-                    self.watched[i] = self.cluster.start_worker(**self.env)
+                    self.watched[i] = self.cluster.start_worker(entry=self.entry, **self.env)
                     self.restarts += 1
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 from _harness import (
+    HOOKED,
     SECRET,
     FaultCluster,
     Supervisor,
@@ -62,6 +63,15 @@ def run(cluster: FaultCluster, exp_key: str, fn: Any, max_evals: int, *,
     finally:
         trials.close()
     return trials
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def worker_pids(cluster: FaultCluster) -> set[int]:
@@ -148,12 +158,10 @@ def test_s14_poison_trial_is_failed_after_max_attempts_without_a_loop(
     # Redis redelivers the killed workers' unacknowledged messages after 2 s; they must
     # find the trial finished and do nothing.
     env = {"PARZEN_VISIBILITY_TIMEOUT": "2", "FAULT_FAST_RESTORE": "1"}
-    from _harness import HOOKED
-
     workers = [cluster.start_worker(entry=HOOKED, **env) for _ in range(2)]
     for w in workers:
         cluster.wait_ready(w)
-    with Supervisor(cluster, workers, entry=HOOKED, **env) as sup:  # type: ignore[arg-type]
+    with Supervisor(cluster, workers, entry=HOOKED, **env) as sup:
         run(cluster, "s14", kills_its_worker, 4, sleep=0.2,
             points=[{"x": POISON_X, "k": 0}], max_attempts=2)
         killed = sup.restarts
@@ -173,6 +181,12 @@ def test_s14_poison_trial_is_failed_after_max_attempts_without_a_loop(
              "the killed workers' messages to be redelivered and acked")
     assert runs_of(cluster.executions(), POISON_X) == 2
     assert cluster.store.get("s14", 0).attempts == 2
+    # The poison's evaluation processes outlive their killed workers only briefly: they
+    # would sleep 30 s, but exit once they see their supervisor gone.
+    orphans = [int(f.split("-")[-2]) for f in cluster.executions()
+               if f.startswith(f"run-{POISON_X:.12f}-")]
+    wait_for(lambda: not any(alive(pid) for pid in orphans), 10,
+             f"the orphaned evaluation processes {orphans} to exit")
 
 
 @pytest.mark.timeout(60)
@@ -197,10 +211,9 @@ def test_s15_missing_module_fails_fast_with_its_name(shared_cluster: FaultCluste
     assert released, "a worker should have released a trial"
     for t in released:
         assert all(a.outcome.startswith("objective unloadable") for a in t.history)
-    assert all(t.attempts == 0 for t in trials), "an unloadable objective is not an attempt"
-    counts = c.counts("s15")
-    assert counts[TrialState.NEW] == counts[TrialState.RUNNING] == 0
-    assert counts[TrialState.DONE] == counts[TrialState.ERROR] == 0
+        assert t.attempts == 0, "an unloadable objective does not use up an attempt"
+    # fmin cancelled what was queued or being claimed when it gave up.
+    assert {t.state for t in trials} == {TrialState.CANCEL}
 
 
 class _Bomb:
@@ -310,7 +323,8 @@ def test_s23_numpy_results_are_converted_and_others_rejected_with_the_key_path(
     cases = [
         ("s23-object", unstorable_result,
          'result["extra"]["model"]: cannot store a fault_objectives.Model in MongoDB'),
-        ("s23-lock", unpicklable_result, 'result["handles"][0]: cannot store a _thread.lock'),
+        ("s23-lock", unpicklable_result,
+         'result["handles"][0]: cannot store a _thread.lock: it cannot be sent back'),
     ]
     for exp_key, fn, fragment in cases:
         with pytest.raises(AllTrialsFailed):

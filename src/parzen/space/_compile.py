@@ -62,8 +62,12 @@ class Space:
 
     def fingerprint(self) -> str:
         """A stable hash of the space's structure; equal spaces give equal fingerprints."""
-        blob = json.dumps(describe(self.structure), sort_keys=True, default=repr)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        cached: str | None = self.__dict__.get("_fingerprint")
+        if cached is None:
+            blob = json.dumps(describe(self.structure), sort_keys=True, default=repr)
+            cached = hashlib.sha256(blob.encode()).hexdigest()[:16]
+            object.__setattr__(self, "_fingerprint", cached)  # frozen: cache by hand
+        return cached
 
     def check_assignment(self, assignment: Assignment) -> dict[str, Any]:
         """Validate a user-given point (``points_to_evaluate``) and return its active values.

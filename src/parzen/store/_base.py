@@ -46,6 +46,12 @@ class Experiment:
     max_evals: int | None = None
 
 
+def inserted_state(trial: Trial) -> TrialState:
+    """The state ``insert_new`` stores: finished trials keep theirs, everything else is NEW
+    (a RUNNING trial from elsewhere has no live worker here)."""
+    return trial.state if trial.state.is_finished() else TrialState.NEW
+
+
 class TrialStore(abc.ABC):
     """History of trials, shared by the coordinator and all workers.
 
@@ -103,6 +109,10 @@ class TrialStore(abc.ABC):
     def insert_new(self, trials: Sequence[Trial]) -> None:
         """Insert trials in state NEW. Re-inserting an existing (exp_key, tid) is a no-op,
         so a coordinator that crashed mid-insert can safely retry.
+
+        A trial that is already finished (DONE, ERROR or CANCEL: a result imported from
+        elsewhere, as hyperopt's ``insert_trial_docs`` allows for warm starts) keeps its state
+        and result; see ``inserted_state``.
         """
 
     @abc.abstractmethod

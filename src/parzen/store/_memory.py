@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from parzen.exceptions import StoreError, TrialNotFound
-from parzen.store._base import Experiment, TrialStore
+from parzen.store._base import Experiment, TrialStore, inserted_state
 from parzen.trial import Attempt, ErrorInfo, Owner, Trial, TrialState
 
 
@@ -113,7 +113,7 @@ class InMemoryTrialStore(TrialStore):
                     # Keep the counter ahead of explicitly numbered inserts (hyperopt-style
                     # callers choose their own tids).
                     self._experiments[t.exp_key] = dataclasses.replace(exp, next_tid=t.tid + 1)
-                table[t.tid] = dataclasses.replace(t, state=TrialState.NEW,
+                table[t.tid] = dataclasses.replace(t, state=inserted_state(t),
                                                    created=t.created or now)
 
     def _get(self, exp_key: str, tid: int) -> Trial:

@@ -58,7 +58,7 @@ from pymongo.errors import (
 )
 
 from parzen.exceptions import ConfigError, StoreError, StoreUnavailable, TrialNotFound
-from parzen.store._base import Experiment, TrialStore
+from parzen.store._base import Experiment, TrialStore, inserted_state
 from parzen.store._documents import (
     driver_to_doc,
     encode_result,
@@ -313,7 +313,7 @@ class MongoTrialStore(TrialStore):
             return
         with self._op():
             now = self._now()
-            docs = [trial_to_doc(dataclasses.replace(t, state=TrialState.NEW,
+            docs = [trial_to_doc(dataclasses.replace(t, state=inserted_state(t),
                                                      created=t.created or now))
                     for t in trials]
             top: dict[str, int] = {}
