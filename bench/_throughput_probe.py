@@ -71,7 +71,7 @@ class Probe:
 
     def _sum(self, prefix: str) -> tuple[float, float]:
         w = c = 0.0
-        for (phase, name), (ww, cc, _) in self.acc.items():
+        for (_phase, name), (ww, cc, _) in self.acc.items():
             if name.startswith(prefix):
                 w += ww
                 c += cc
@@ -171,7 +171,7 @@ class Probe:
         """Per loop iteration: work wall/cpu (poll sleep excluded), the sampler's part, the
         store's blocked time, the publish's blocked time, and how many trials it published."""
         out = []
-        for a, b in zip(self.snapshots, self.snapshots[1:]):
+        for a, b in zip(self.snapshots, self.snapshots[1:], strict=False):
             work_wall = (b.wall - a.wall) - (b.sleep - a.sleep)
             out.append({
                 "work_wall": work_wall, "work_cpu": b.cpu - a.cpu,

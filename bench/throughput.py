@@ -160,7 +160,8 @@ def run_fmin(env: Env, exp_key: str, fn: Callable[..., Any], sp: Mapping[str, An
     trials.close()
     docs = list(env.client[env.db].trials.find({"exp_key": exp_key}))
     cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
-    return {"probe": probe, "docs": docs, "wall": wall, "cpu": cpu}
+    return {"probe": probe, "docs": docs, "wall": wall, "cpu": cpu,
+            "parallelism": parallelism, "poll_interval": env.args.poll_interval}
 
 
 def timeline(run: Mapping[str, Any], only_new: bool = True) -> list[dict[str, float]]:
@@ -307,6 +308,42 @@ def phase_utilisation(env: Env, out: dict[str, Any]) -> None:
 
 # ---- phases 2 and 3: latency, throughput --------------------------------------------------
 
+def throughput_stats(run: Mapping[str, Any], slots: int) -> dict[str, Any]:
+    """Rates, per-process CPU, per-trial steps and the coordinator loop of one no-op run.
+
+    ``poll_bound`` is parallelism / (poll interval + the loop's work per iteration): the most
+    a poll-driven coordinator can sustain when every queued trial finishes within one poll.
+    """
+    rows = timeline(run)
+    ends = sorted(r["end"] for r in rows if r["end"])
+    first_pub = min(r["pub"] for r in rows)
+    lo, hi = int(0.1 * len(ends)), int(0.9 * len(ends)) - 1
+    probe: Probe = run["probe"]
+    iters = probe.iterations()
+    steady = iters[1:-1] or iters
+    period = med([i["work_wall"] for i in steady])
+    period_ms = None if period is None else (period + run["poll_interval"]) * 1e3
+    win_lo, win_hi = ends[lo], ends[hi]
+    busy = sum(max(0.0, min(r["end"], win_hi) - max(r["book"], win_lo)) for r in rows
+               if r["book"] and r["end"])
+    d2c = [(r["book"] - r["pub"]) * 1e3 for r in rows if r["book"] and r["pub"]]
+    return {"trials": len(rows), "wall_s": run["wall"],
+            "rate_e2e": len(ends) / (ends[-1] - first_pub),
+            "rate_steady": (hi - lo) / (win_hi - win_lo),
+            "fmin_rate": len(rows) / run["wall"],
+            "slot_busy": busy / (slots * (win_hi - win_lo)),
+            "steps_ms": steps_ms(rows),
+            "publish_to_book_p50_ms": pct(d2c, 50), "publish_to_book_p95_ms": pct(d2c, 95),
+            "cpu_ms_per_trial": cpu_per_trial_ms(run["cpu"], len(rows)),
+            "loop_iterations": len(iters),
+            "trials_per_iteration": len(rows) / max(1, len(iters)),
+            "loop_period_ms": period_ms,
+            "poll_bound": None if period_ms is None else run["parallelism"] / period_ms * 1e3,
+            "coordinator_ms_per_trial": _split(iters),
+            "clock_check_min_end_minus_obj_end_ms":
+                min((r["end"] - r["t1"]) * 1e3 for r in rows if r["end"] and r["t1"])}
+
+
 def phase_latency_throughput(env: Env, out: dict[str, Any], phases: set[str]) -> None:
     a = env.args
     slots = a.workers * a.slots
@@ -323,52 +360,45 @@ def phase_latency_throughput(env: Env, out: dict[str, Any], phases: set[str]) ->
             d2c += xs
             lat_runs.append({"p50_ms": pct(xs, 50), "p95_ms": pct(xs, 95),
                              "steps_ms": steps_ms(rows),
+                             "clock_check_min_end_minus_obj_end_ms":
+                                 min((r["end"] - r["t1"]) * 1e3 for r in rows),
                              "publish_call_ms": run["probe"].total("publish")[0]
                              / max(1, run["probe"].total("publish")[2]) * 1e3})
             cleanup(env, key)
         out["latency"] = {"runs": lat_runs, "p50_ms": pct(d2c, 50), "p95_ms": pct(d2c, 95),
                           "p99_ms": pct(d2c, 99), "n": len(d2c), "parallelism": 1,
                           "steps_ms": {k: med([r["steps_ms"][k] for r in lat_runs])
-                                       for k in lat_runs[0]["steps_ms"]}}
+                                       for k in lat_runs[0]["steps_ms"]},
+                          "clock_check_min_end_minus_obj_end_ms":
+                              min(r["clock_check_min_end_minus_obj_end_ms"] for r in lat_runs),
+                          "publish_call_ms": med([r["publish_call_ms"] for r in lat_runs])}
         print(f"  dispatch-to-claim p50 {out['latency']['p50_ms']:.1f} ms, "
               f"p95 {out['latency']['p95_ms']:.1f} ms ({len(d2c)} trials)", flush=True)
     if "tp" in phases:
-        tp_runs = []
-        for rep in range(a.repeats):
-            key = f"tp-{rep}"
-            run = run_fmin(env, key, objectives.noop, space(), a.tp_trials, a.tp_parallelism)
-            rows = timeline(run)
-            ends = sorted(r["end"] for r in rows if r["end"])
-            first_pub = min(r["pub"] for r in rows)
-            lo, hi = int(0.1 * len(ends)), int(0.9 * len(ends))
-            probe: Probe = run["probe"]
-            iters = probe.iterations()
-            d2c = [(r["book"] - r["pub"]) * 1e3 for r in rows if r["book"] and r["pub"]]
-            tp = {"trials": len(rows), "wall_s": run["wall"],
-                  "rate_e2e": len(ends) / (ends[-1] - first_pub),
-                  "rate_steady": (hi - lo) / (ends[hi] - ends[lo]),
-                  "fmin_rate": len(rows) / run["wall"],
-                  "steps_ms": steps_ms(rows),
-                  "publish_to_book_p50_ms": pct(d2c, 50),
-                  "publish_to_book_p95_ms": pct(d2c, 95),
-                  "cpu_ms_per_trial": cpu_per_trial_ms(run["cpu"], len(rows)),
-                  "loop_iterations": len(iters),
-                  "trials_per_iteration": len(rows) / max(1, len(iters)),
-                  "coordinator_work_ms_per_iteration":
-                      med([i["work_wall"] * 1e3 for i in iters])}
-            tp_runs.append(tp)
-            print(f"  throughput rep {rep}: {tp['rate_steady']:.1f} trials/s steady, "
-                  f"{tp['rate_e2e']:.1f} end-to-end; machine busy "
-                  f"{tp['cpu_ms_per_trial']['machine_busy_frac']:.0%}", flush=True)
-            cleanup(env, key)
-        keys = ("rate_steady", "rate_e2e", "fmin_rate")
-        out["throughput"] = {"runs": tp_runs, "parallelism": a.tp_parallelism, "slots": slots,
-                             "median": {k: med([r[k] for r in tp_runs]) for k in keys},
-                             "cpu_ms_per_trial": {
-                                 k: med([r["cpu_ms_per_trial"][k] for r in tp_runs])
-                                 for k in tp_runs[0]["cpu_ms_per_trial"]},
-                             "steps_ms": {k: med([r["steps_ms"][k] for r in tp_runs])
-                                          for k in tp_runs[0]["steps_ms"]}}
+        out["throughput"] = {}
+        for par in a.tp_parallelism:
+            tp_runs = []
+            for rep in range(a.repeats):
+                key = f"tp-{par}-{rep}"
+                run = run_fmin(env, key, objectives.noop, space(), a.tp_trials, par)
+                tp_runs.append(throughput_stats(run, slots))
+                t = tp_runs[-1]
+                print(f"  throughput p={par} rep {rep}: {t['rate_steady']:.1f} trials/s steady;"
+                      f" slots busy {t['slot_busy']:.0%}; machine busy "
+                      f"{t['cpu_ms_per_trial']['machine_busy_frac']:.0%}", flush=True)
+                cleanup(env, key)
+            keys = ("rate_steady", "rate_e2e", "fmin_rate", "slot_busy", "loop_period_ms",
+                    "trials_per_iteration", "poll_bound")
+            out["throughput"][str(par)] = {
+                "runs": tp_runs, "parallelism": par, "slots": slots,
+                "median": {k: med([r[k] for r in tp_runs]) for k in keys},
+                "cpu_ms_per_trial": {k: med([r["cpu_ms_per_trial"][k] for r in tp_runs])
+                                     for k in tp_runs[0]["cpu_ms_per_trial"]},
+                "steps_ms": {k: med([r["steps_ms"][k] for r in tp_runs])
+                             for k in tp_runs[0]["steps_ms"]},
+                "coordinator_ms_per_trial": {
+                    k: med([r["coordinator_ms_per_trial"][k] for r in tp_runs])
+                    for k in tp_runs[0]["coordinator_ms_per_trial"]}}
     env.stop_workers()
 
 
@@ -448,46 +478,62 @@ def store_ops(env: Env, exp_key: str, n: int, reps: int) -> dict[str, dict[str, 
     return out
 
 
-def coordinator_breakdown(run: Mapping[str, Any]) -> dict[str, Any]:
-    """Per trial and per iteration: total loop work, sampler, blocked on the store, own."""
-    probe: Probe = run["probe"]
-    iters = probe.iterations()
-    n = sum(i["published"] for i in iters)
+def _split(iters: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """ms per published trial over ``iters``: total loop work, sampler, blocked on the store,
+    blocked on Redis, and the rest (own), in wall time; own and total also in CPU time."""
+    n = max(1, sum(int(i["published"]) for i in iters))
 
     def total(key: str) -> float:
         return sum(i[key] for i in iters)
 
-    work_wall, work_cpu = total("work_wall"), total("work_cpu")
-    sampler_wall, sampler_cpu = total("sampler_wall"), total("sampler_cpu")
-    store_wait, publish_wait = total("store_wait"), total("publish_wait")
-    own_wall = work_wall - sampler_wall - store_wait - publish_wait
-    own_cpu = work_cpu - sampler_cpu
-    busy = [i for i in iters if i["published"] > 0]
-    idle = [i for i in iters if i["published"] == 0]
-    per = {"total_wall": work_wall, "total_cpu": work_cpu, "sampler_wall": sampler_wall,
-           "sampler_cpu": sampler_cpu, "store_wait": store_wait, "publish_wait": publish_wait,
-           "own_wall": own_wall, "own_cpu": own_cpu}
+    own_wall = (total("work_wall") - total("sampler_wall") - total("store_wait")
+                - total("publish_wait"))
+    per = {"total_wall": total("work_wall"), "total_cpu": total("work_cpu"),
+           "sampler_wall": total("sampler_wall"), "sampler_cpu": total("sampler_cpu"),
+           "store_wait": total("store_wait"), "publish_wait": total("publish_wait"),
+           "own_wall": own_wall, "own_cpu": total("work_cpu") - total("sampler_cpu")}
+    return {k: v / n * 1e3 for k, v in per.items()}
+
+
+def coordinator_breakdown(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The loop's cost per trial: in the steady state (every iteration after the first one),
+    in the first iteration (which builds the sampler's history of all n trials once), and
+    at start-up (the first refresh reads all n trials)."""
+    probe: Probe = run["probe"]
+    iters = probe.iterations()
+    steady = iters[1:]
+    n_steady = sum(int(i["published"]) for i in steady)
+    n_all = sum(int(i["published"]) for i in iters)
+    busy = [i for i in steady if i["published"] > 0]
+    idle = [i for i in steady if i["published"] == 0]
+    first = iters[0] if iters else None
     sections = {}
     for name in ("maintain", "refresh", "suggest", "sampler", "allocate", "insert", "dispatch",
                  "store.get_many", "store.requeue_expired", "store.allocate_tids",
                  "store.insert_new", "store.acquire_driver"):
         w, c, calls = probe.total(name)
-        sections[name] = {"wall_ms_per_trial": w / max(n, 1) * 1e3,
-                          "cpu_ms_per_trial": c / max(n, 1) * 1e3, "calls": calls}
-    startup = {name: probe.total(name, "startup")[0] * 1e3
-               for name in ("refresh", "store.find", "store.get_experiment")}
-    startup["setup_ms"] = probe.setup_wall * 1e3
-    return {"trials": n, "iterations": len(iters), "busy_iterations": len(busy),
-            "idle_iterations": len(idle),
-            "ms_per_trial": {k: v / max(n, 1) * 1e3 for k, v in per.items()},
-            "own_cpu_ms_per_busy_iteration": med([(i["work_cpu"] - i["sampler_cpu"]) * 1e3
-                                                  for i in busy]),
-            "own_cpu_ms_per_idle_iteration": med([i["work_cpu"] * 1e3 for i in idle]),
-            "store_wait_ms_per_iteration": med([i["store_wait"] * 1e3 for i in iters]),
-            "sections": sections, "startup_ms": startup,
-            "wire_cpu_ms_per_trial": run["cpu"]["wire"] / max(n, 1) * 1e3,
-            "coordinator_process_cpu_ms_per_trial": run["cpu"]["coordinator"] / max(n, 1) * 1e3,
-            "wall_s": run["wall"]}
+        sections[name] = {"wall_ms_per_trial": w / max(n_all, 1) * 1e3,
+                          "cpu_ms_per_trial": c / max(n_all, 1) * 1e3, "calls": calls}
+    w, c, _ = probe.total("refresh", "startup")
+    return {
+        "trials": n_all, "steady_trials": n_steady, "iterations": len(iters),
+        "steady_iterations": len(steady), "idle_iterations": len(idle),
+        "steady_ms_per_trial": _split(steady),
+        "all_ms_per_trial": _split(iters),
+        "own_cpu_ms_per_busy_iteration": med([(i["work_cpu"] - i["sampler_cpu"]) * 1e3
+                                              for i in busy]),
+        "own_cpu_ms_per_idle_iteration": med([i["work_cpu"] * 1e3 for i in idle]),
+        "first_iteration_ms": None if first is None else {
+            "own_cpu": (first["work_cpu"] - first["sampler_cpu"]) * 1e3,
+            "sampler_cpu": first["sampler_cpu"] * 1e3, "store_wait": first["store_wait"] * 1e3,
+            "published": first["published"]},
+        "startup_refresh_ms": {"wall": w * 1e3, "cpu": c * 1e3},
+        "setup_ms": probe.setup_wall * 1e3,
+        "sections": sections,
+        "wire_cpu_ms_per_trial": run["cpu"]["wire"] / max(n_all, 1) * 1e3,
+        "coordinator_process_cpu_ms_per_trial": run["cpu"]["coordinator"] / max(n_all, 1) * 1e3,
+        "wall_s": run["wall"],
+    }
 
 
 def phase_coordinator(env: Env, out: dict[str, Any]) -> None:
@@ -503,29 +549,40 @@ def phase_coordinator(env: Env, out: dict[str, Any]) -> None:
         row: dict[str, Any] = {"prepopulate_s": prep_s, "store_ops": ops}
         for algo in a.algos:
             runs = []
-            for rep in range(a.repeats):
+            for _ in range(a.repeats):
                 run = run_fmin(env, key, objectives.noop, space(), n + a.cont_trials,
-                               a.tp_parallelism, algo=algo)
+                               a.tp_parallelism[0], algo=algo)
                 runs.append(coordinator_breakdown(run))
                 reset_experiment(env, key, n)
-            keys = runs[0]["ms_per_trial"].keys()
-            row[algo] = {"runs": runs,
-                         "ms_per_trial": {k: med([r["ms_per_trial"][k] for r in runs])
-                                          for k in keys},
-                         "own_cpu_ms_per_busy_iteration":
-                             med([r["own_cpu_ms_per_busy_iteration"] for r in runs]),
-                         "wire_cpu_ms_per_trial": med([r["wire_cpu_ms_per_trial"] for r in runs]),
-                         "iterations_per_trial": med([r["iterations"] / max(1, r["trials"])
-                                                      for r in runs])}
+            keys = runs[0]["steady_ms_per_trial"].keys()
+            row[algo] = {
+                "runs": runs,
+                "ms_per_trial": {k: med([r["steady_ms_per_trial"][k] for r in runs])
+                                 for k in keys},
+                "all_ms_per_trial": {k: med([r["all_ms_per_trial"][k] for r in runs])
+                                     for k in keys},
+                "own_cpu_ms_per_busy_iteration":
+                    med([r["own_cpu_ms_per_busy_iteration"] for r in runs]),
+                "own_cpu_ms_per_idle_iteration":
+                    med([r["own_cpu_ms_per_idle_iteration"] for r in runs]),
+                "first_iteration_own_cpu_ms":
+                    med([r["first_iteration_ms"]["own_cpu"] for r in runs]),
+                "startup_refresh_ms": {k: med([r["startup_refresh_ms"][k] for r in runs])
+                                       for k in ("wall", "cpu")},
+                "wire_cpu_ms_per_trial": med([r["wire_cpu_ms_per_trial"] for r in runs]),
+                "iterations_per_trial": med([r["steady_iterations"]
+                                             / max(1, r["steady_trials"]) for r in runs])}
             m = row[algo]["ms_per_trial"]
-            print(f"  n={n:>6} {algo:4}: total {m['total_wall']:.2f} ms/trial = sampler "
+            print(f"  n={n:>6} {algo:4}: steady {m['total_wall']:.2f} ms/trial = sampler "
                   f"{m['sampler_wall']:.2f} + store wait {m['store_wait']:.2f} + publish wait "
                   f"{m['publish_wait']:.2f} + own {m['own_wall']:.2f} (own CPU "
-                  f"{m['own_cpu']:.2f})", flush=True)
+                  f"{m['own_cpu']:.2f}); first iteration own CPU "
+                  f"{row[algo]['first_iteration_own_cpu_ms']:.1f} ms, start-up refresh "
+                  f"{row[algo]['startup_refresh_ms']['wall']:.0f} ms", flush=True)
         res[str(n)] = row
         env.stop_workers()
     out["coordinator"] = {"by_n": res, "continuation_trials": a.cont_trials,
-                          "parallelism": a.tp_parallelism}
+                          "parallelism": a.tp_parallelism[0]}
 
 
 # ---- report -------------------------------------------------------------------------------
@@ -542,112 +599,133 @@ def targets(out: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
     u = out.get("utilisation")
     if u:
-        v = u["median"]["busy_steady"]
-        rows.append({"what": "utilisation (steady, busy=book->end)", "value": v,
-                     "target": f">= {TARGET_UTIL}", "ok": v is not None and v >= TARGET_UTIL})
-        v2 = u["median"]["busy_warm"]
-        rows.append({"what": "utilisation (incl. warm-up)", "value": v2,
-                     "target": f">= {TARGET_UTIL}", "ok": v2 is not None and v2 >= TARGET_UTIL})
+        for key, label in (("busy_steady", "steady state"), ("busy_warm", "incl. warm-up")):
+            v = u["median"][key]
+            rows.append({"what": f"utilisation, {label} (p={u['runs'][0]['parallelism']})",
+                         "value": v, "target": f">= {TARGET_UTIL}",
+                         "ok": v is not None and v >= TARGET_UTIL})
     lat = out.get("latency")
     if lat:
-        rows.append({"what": "dispatch-to-claim p50 ms", "value": lat["p50_ms"],
-                     "target": f"<= {TARGET_D2C_P50_MS}",
+        rows.append({"what": "dispatch-to-claim p50, ms", "value": lat["p50_ms"],
+                     "target": f"<= {TARGET_D2C_P50_MS:g}",
                      "ok": lat["p50_ms"] <= TARGET_D2C_P50_MS})
     c = out.get("coordinator")
     if c:
         ns = sorted(int(k) for k in c["by_n"])
         lo, hi = str(ns[0]), str(ns[-1])
         for algo in ("rand", "tpe"):
-            if algo not in c["by_n"][lo]:
+            if algo not in c["by_n"][lo] or algo not in c["by_n"][hi]:
                 continue
             a = c["by_n"][lo][algo]["ms_per_trial"]
             b = c["by_n"][hi][algo]["ms_per_trial"]
-            for k, label in (("own_cpu", "own CPU"), ("own_wall", "own wall"),
-                             ("total_wall", "total wall")):
+            for k, label, goal in (("own_cpu", "own CPU", True), ("own_wall", "own wall", True),
+                                   ("total_wall", "total wall", False)):
                 ratio = b[k] / a[k] if a[k] else None
-                goal = k.startswith("own")
-                rows.append({"what": f"coord {label} ms/trial n={hi}/n={lo} ({algo})",
-                             "value": ratio, "target": f"<= {TARGET_COORD_RATIO}"
-                             if goal else "(info)",
+                rows.append({"what": f"coordinator {label}/trial n={hi} vs {lo} ({algo})",
+                             "value": ratio,
+                             "target": f"<= {TARGET_COORD_RATIO:g}x" if goal else "(info)",
                              "ok": (ratio is not None and ratio <= TARGET_COORD_RATIO)
                              if goal else None})
     return rows
+
+
+def _steps(d: Mapping[str, float | None]) -> str:
+    return ", ".join(f"{k} {_f(v, '.1f')}" for k, v in d.items())
 
 
 def render(out: Mapping[str, Any]) -> str:
     m = out["meta"]
     lines = [f"parzen distributed throughput, git {m['git']}, {m['date']}; wire test double + "
              f"Redis on loopback; {m['cpu_count']} cores, load average at start "
-             f"{m['loadavg'][0]:.2f}, at end {m['loadavg_end'][0]:.2f}"]
+             f"{m['loadavg'][0]:.2f}, at end {m['loadavg_end'][0]:.2f}; poll_interval "
+             f"{out['config']['poll_interval']} s; {out['config']['workers']} workers x "
+             f"{out['config']['slots']} slots"]
     u = out.get("utilisation")
     if u:
-        lines += ["", f"Utilisation: {u['slots']} slots, {u['trials']} trials of "
-                  f"{u['sleep_s']} s (sleep), medians of {len(u['runs'])} cold starts",
-                  "  window                 busy(book->end)  objective(t0->t1)  window s",
-                  f"  incl. warm-up, p={u['runs'][0]['parallelism']:<3}       "
-                  f"{_f(u['median']['busy_warm'], '.3f'):>8}   {_f(u['median']['objective_warm'], '.3f'):>16}"
-                  f"  {_f(med([r['window_warm_s'] for r in u['runs']]), '.1f'):>8}",
-                  f"  steady state, p={u['runs'][0]['parallelism']:<3}       "
-                  f"{_f(u['median']['busy_steady'], '.3f'):>8}   {_f(u['median']['objective_steady'], '.3f'):>16}"
-                  f"  {_f(med([r['window_steady_s'] for r in u['runs']]), '.1f'):>8}"]
         eq = u["parallelism_eq_slots"]
-        lines.append(f"  steady state, p={eq['parallelism']:<3} (warm) "
-                     f"{_f(eq['busy_steady'], '.3f'):>8}   {_f(eq['objective_steady'], '.3f'):>16}"
-                     f"  {_f(eq['window_steady_s'], '.1f'):>8}")
-        lines.append(f"  warm-up (until every slot finished its first trial): "
-                     f"{_f(u['median']['warmup_s'], '.2f')} s; per-trial steps, median ms: "
-                     + ", ".join(f"{k} {_f(v, '.1f')}"
-                                 for k, v in u['runs'][0]['steps_ms'].items()))
+        p = u["runs"][0]["parallelism"]
+        lines += ["", f"Utilisation, {u['slots']} slots, {u['trials']} trials of "
+                  f"{u['sleep_s']} s sleep; busy = sum(end - book_time), objective = "
+                  f"sum(t1 - t0) inside the sandbox; median of {len(u['runs'])} cold starts",
+                  "  window                       busy   objective  window s",
+                  f"  p={p:<3} incl. warm-up        {_f(u['median']['busy_warm'], '.3f'):>6}"
+                  f"  {_f(u['median']['objective_warm'], '.3f'):>10}"
+                  f"  {_f(med([r['window_warm_s'] for r in u['runs']]), '.1f'):>8}",
+                  f"  p={p:<3} steady state         {_f(u['median']['busy_steady'], '.3f'):>6}"
+                  f"  {_f(u['median']['objective_steady'], '.3f'):>10}"
+                  f"  {_f(med([r['window_steady_s'] for r in u['runs']]), '.1f'):>8}",
+                  f"  p={eq['parallelism']:<3} steady state, warm  "
+                  f"{_f(eq['busy_steady'], '.3f'):>6}"
+                  f"  {_f(eq['objective_steady'], '.3f'):>10}"
+                  f"  {_f(eq['window_steady_s'], '.1f'):>8}",
+                  f"  warm-up (until every slot has finished one trial): "
+                  f"{_f(u['median']['warmup_s'], '.2f')} s",
+                  f"  steps p={p}, median ms: {_steps(u['runs'][0]['steps_ms'])}",
+                  f"  steps p={eq['parallelism']}, median ms: {_steps(eq['steps_ms'])}"]
     lat = out.get("latency")
     if lat:
-        lines += ["", f"Dispatch-to-claim (publish -> book_time), parallelism 1, idle workers, "
-                  f"{lat['n']} trials: p50 {_f(lat['p50_ms'], '.1f')} ms, p95 "
+        lines += ["", f"Dispatch-to-claim (send_task called -> book_time), parallelism 1, idle "
+                  f"workers, {lat['n']} trials: p50 {_f(lat['p50_ms'], '.1f')} ms, p95 "
                   f"{_f(lat['p95_ms'], '.1f')} ms, p99 {_f(lat['p99_ms'], '.1f')} ms",
-                  "  per-trial steps, median ms: " + ", ".join(
-                      f"{k} {_f(v, '.1f')}" for k, v in lat["steps_ms"].items())]
-    tp = out.get("throughput")
-    if tp:
+                  f"  steps, median ms: {_steps(lat['steps_ms'])}",
+                  f"  send_task call {_f(lat['publish_call_ms'], '.2f')} ms; clock check "
+                  "min(end_time - objective end) "
+                  f"{_f(lat['clock_check_min_end_minus_obj_end_ms'], '.1f')}"
+                  " ms (>= -1 means worker and coordinator clocks agree to ~1 ms)"]
+    for par, tp in (out.get("throughput") or {}).items():
         c = tp["cpu_ms_per_trial"]
-        lines += ["", f"Throughput, no-op objective, parallelism {tp['parallelism']}, "
-                  f"{tp['slots']} slots, median of {len(tp['runs'])}: "
-                  f"{_f(tp['median']['rate_steady'], '.1f')} trials/s steady "
-                  f"({_f(tp['median']['rate_e2e'], '.1f')} first publish -> last end, "
-                  f"{_f(tp['median']['fmin_rate'], '.1f')} incl. fmin start/stop)",
+        md = tp["median"]
+        co = tp["coordinator_ms_per_trial"]
+        lines += ["", f"Throughput, no-op objective, parallelism {par}, {tp['slots']} slots, "
+                  f"{tp['runs'][0]['trials']} trials, median of {len(tp['runs'])}: "
+                  f"{_f(md['rate_steady'], '.1f')} trials/s steady (10-90% of ends), "
+                  f"{_f(md['rate_e2e'], '.1f')} first publish -> last end, "
+                  f"{_f(md['fmin_rate'], '.1f')} incl. fmin start-up",
+                  f"  slots busy {_f(md['slot_busy'] * 100, '.0f')}%; coordinator loop "
+                  f"{_f(md['loop_period_ms'], '.0f')} ms/iteration (poll sleep incl.), "
+                  f"{_f(md['trials_per_iteration'], '.1f')} trials/iteration; "
+                  f"parallelism/loop period = {_f(md['poll_bound'], '.0f')} trials/s",
                   "  CPU ms per trial: " + ", ".join(
                       f"{k} {_f(c[k], '.2f')}" for k in
                       ("coordinator", "wire", "workers", "sandboxes", "redis"))
-                  + f"; machine busy {_f(c['machine_busy_frac'] * 100, '.0f')}% of "
-                  f"{m['cpu_count']} cores",
-                  "  per-trial steps, median ms: " + ", ".join(
-                      f"{k} {_f(v, '.1f')}" for k, v in tp["steps_ms"].items())]
+                  + f"; whole machine busy {_f(c['machine_busy_frac'] * 100, '.0f')}% of "
+                  f"{m['cpu_count']} cores (other tenants included)",
+                  f"  coordinator loop ms per trial: total {_f(co['total_wall'])}, blocked on "
+                  f"store {_f(co['store_wait'])}, blocked on Redis {_f(co['publish_wait'])}, "
+                  f"own {_f(co['own_wall'])} (CPU {_f(co['own_cpu'])})",
+                  f"  steps, median ms: {_steps(tp['steps_ms'])}"]
     co = out.get("coordinator")
     if co:
-        lines += ["", f"Coordinator time per trial (ms), {co['continuation_trials']} more "
-                  f"no-op trials on top of n completed, parallelism {co['parallelism']}; "
-                  "own = total - sampler - blocked on store/Redis",
-                  "       n algo   total  sampler  store-wait  pub-wait   own  own-CPU  "
-                  "iters/trial  wire-CPU/trial"]
+        lines += ["", f"Coordinator time per trial, ms: {co['continuation_trials']} no-op trials "
+                  f"on top of n completed, parallelism {co['parallelism']}, steady state "
+                  "(loop iterations after the first); own = total - sampler - blocked on "
+                  "store - blocked on Redis; medians of repeats",
+                  "       n algo   total sampler  store-wait  redis-wait  own-wall  own-CPU  "
+                  "iters/trial | 1st-iter own-CPU  start-up refresh wall/CPU  wire-CPU/trial"]
         for n, row in co["by_n"].items():
             for algo in ("rand", "tpe"):
                 if algo not in row:
                     continue
                 r = row[algo]
                 mm = r["ms_per_trial"]
-                lines.append(f"  {int(n):>6} {algo:4} {mm['total_wall']:7.2f}  "
+                sr = r["startup_refresh_ms"]
+                lines.append(f"  {int(n):>6} {algo:4} {mm['total_wall']:7.2f} "
                              f"{mm['sampler_wall']:7.2f}  {mm['store_wait']:10.2f}  "
-                             f"{mm['publish_wait']:8.2f} {mm['own_wall']:5.2f}  "
-                             f"{mm['own_cpu']:7.2f}  {r['iterations_per_trial']:11.2f}  "
+                             f"{mm['publish_wait']:10.2f}  {mm['own_wall']:8.2f}  "
+                             f"{mm['own_cpu']:7.2f}  {r['iterations_per_trial']:11.2f} | "
+                             f"{r['first_iteration_own_cpu_ms']:16.1f}  "
+                             f"{sr['wall']:14.0f} / {sr['cpu']:<8.0f}  "
                              f"{r['wire_cpu_ms_per_trial']:14.2f}")
         names = list(next(iter(co["by_n"].values()))["store_ops"])
-        lines += ["", "  store calls alone, median wall ms [wire double CPU ms]:",
-                  "       n  " + "  ".join(f"{k:>17}" for k in names)]
+        lines += ["", "  store calls alone (idle system), median wall ms [wire double CPU ms]:",
+                  "       n  " + "  ".join(f"{k:>16}" for k in names)]
         for n, row in co["by_n"].items():
             ops = row["store_ops"]
             lines.append(f"  {int(n):>6}  " + "  ".join(
-                f"{ops[k]['wall_ms']:>7.2f} [{ops[k]['wire_cpu_ms']:>6.2f}]" for k in names))
+                f"{ops[k]['wall_ms']:>7.2f} [{ops[k]['wire_cpu_ms']:>5.1f}]" for k in names))
     lines += ["", "Targets:"]
     for t in out["targets"]:
-        lines.append(f"  {t['what']:<48} {_f(t['value'], '.3f'):>8}  (target {t['target']}) "
+        lines.append(f"  {t['what']:<46} {_f(t['value'], '.3f'):>8}  (target {t['target']}) "
                      f"{verdict(t['ok'])}")
     return "\n".join(lines)
 
@@ -670,7 +748,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--util-parallelism", type=int, default=16)
     ap.add_argument("--lat-trials", type=int, default=None, help="trials per latency run")
     ap.add_argument("--tp-trials", type=int, default=None, help="trials per throughput run")
-    ap.add_argument("--tp-parallelism", type=int, default=16)
+    ap.add_argument("--tp-parallelism", default="16,64",
+                    help="comma list; the first is also used by the coordinator phase")
     ap.add_argument("--n", default="100,1000,10000", help="completed trials, comma list")
     ap.add_argument("--cont-trials", type=int, default=None,
                     help="trials added per coordinator run")
@@ -688,6 +767,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             setattr(args, k, quick if q else full)
     args.n = [int(x) for x in args.n.split(",") if x]
     args.algos = [x for x in args.algos.split(",") if x]
+    args.tp_parallelism = [int(x) for x in args.tp_parallelism.split(",") if x]
     return args
 
 

@@ -90,3 +90,27 @@ def test_duplicate_message_runs_the_objective_once(cluster):
     assert cluster.executions("run-0.125") == cluster.executions("run-0.125")[:1]
     assert len(cluster.executions("run-0.125")) == 1
     assert cluster.store.get("dup", tid).attempts == 1
+
+
+def test_objective_by_import_path_is_imported_not_unpickled(cluster):
+    cluster.wait_ready(cluster.start_worker(concurrency=2))
+    trials = MongoTrials(cluster.mongo_url, exp_key="imported", parallelism=2,
+                         objective="objectives:quadratic", **cluster.trials_kwargs())
+    fmin(quadratic, SPACE, algo=tpe.suggest, max_evals=6, trials=trials,
+         show_progressbar=False, rstate=np.random.default_rng(4))
+    assert trials.state_counts()[TrialState.DONE] == 6
+    exp = cluster.store._experiments.find_one({"_id": "imported"})
+    assert exp["objective"]["kind"] == "import"
+    assert exp["objective"]["path"] == "objectives:quadratic"
+    assert "inline" not in exp["objective"] and "payload_id" not in exp["objective"]
+    trials.close()
+
+
+def test_import_path_must_name_the_function_given_to_fmin(cluster):
+    from parzen.exceptions import ConfigError
+
+    trials = MongoTrials(cluster.mongo_url, exp_key="mismatch",
+                         objective="objectives:raises", **cluster.trials_kwargs())
+    with pytest.raises(ConfigError, match="objectives:raises"):
+        fmin(quadratic, SPACE, max_evals=2, trials=trials, show_progressbar=False)
+    trials.close()
