@@ -23,3 +23,12 @@ def sleeper(p: dict[str, Any]) -> dict[str, Any]:
     t0 = time.time()
     time.sleep(float(p["sleep"]))
     return {"status": "ok", "loss": float(p["x"]) ** 2, "t0": t0, "t1": time.time()}
+
+
+def noop_with_blob(p: dict[str, Any], blob: bytes = b"") -> dict[str, Any]:
+    """``noop`` that carries ``blob`` (bound with functools.partial), so the pickled objective,
+    stored inline in the experiment document up to 4 MB, is as large as a closure over a
+    data set would be."""
+    t0 = time.time()
+    return {"status": "ok", "loss": float(p["x"]) ** 2 + 0 * len(blob), "t0": t0,
+            "t1": time.time()}

@@ -12,13 +12,18 @@ wall-clock and in the main thread's CPU time (``time.thread_time``):
   CPU time is time the main thread spent blocked on the socket: the wire double's work, the
   loopback round trip and any time the OS kept us off a (busy) core.
 
-Loop iterations are delimited by the start of each ``maintain`` call (the first thing
-``coordinator.run`` does each iteration); ``snapshots`` holds cumulative counters there so
-per-iteration costs are differences of consecutive snapshots.
+Loop iterations are delimited by the end of each poll sleep (``runner.wait``, the last thing
+``coordinator.run`` does each iteration); ``snapshots`` holds cumulative counters there (and
+when the runner is built, and when it is closed), so per-iteration costs are differences of
+consecutive snapshots. The first "iteration" thus also holds the run's start-up: the first
+refresh (which reads every trial of the experiment), the experiment's preparation and the first
+suggestion (which builds the sampler's history of every trial). ``initial_refresh`` holds the
+first refresh's (wall, cpu) on its own.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -46,6 +51,7 @@ class Snapshot:
     publish_wall: float
     publish_cpu: float
     published: int
+    gc: float
 
 
 class Probe:
@@ -61,7 +67,26 @@ class Probe:
         self.loop_start: Snapshot | None = None
         self.loop_end: Snapshot | None = None
         self.setup_wall = 0.0
+        self.initial_refresh: tuple[float, float] | None = None
         self._n_published = 0
+        # Garbage collections while the run goes: per generation [count, seconds].
+        self.gc: dict[int, list[float]] = {0: [0, 0.0], 1: [0, 0.0], 2: [0, 0.0]}
+        self._gc_t0 = 0.0
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_t0 = time.perf_counter()
+        else:
+            slot = self.gc[int(info["generation"])]
+            slot[0] += 1
+            slot[1] += time.perf_counter() - self._gc_t0
+
+    def start_gc_watch(self) -> None:
+        gc.callbacks.append(self._on_gc)
+
+    def stop_gc_watch(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
 
     # ---- accumulation -----------------------------------------------------------------
 
@@ -81,7 +106,7 @@ class Probe:
         sw, sc = self._sum("store.")
         return Snapshot(time.perf_counter(), time.thread_time(), self._sum("wait")[0],
                         *self._sum("sampler"), sw, sc, *self._sum("publish"),
-                        self._n_published)
+                        self._n_published, sum(v[1] for v in self.gc.values()))
 
     def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -103,7 +128,17 @@ class Probe:
                 setattr(store, m, self.wrap(f"store.{m}", getattr(store, m)))
 
     def instrument_trials(self, trials: Any) -> None:
-        trials.refresh = self.wrap("refresh", trials.refresh)
+        refresh = self.wrap("refresh", trials.refresh)
+
+        def first_refresh() -> None:
+            w0, c0 = time.perf_counter(), time.thread_time()
+            try:
+                refresh()
+            finally:
+                if self.initial_refresh is None:
+                    self.initial_refresh = (time.perf_counter() - w0, time.thread_time() - c0)
+
+        trials.refresh = first_refresh
         trials.new_trial_ids = self.wrap("allocate", trials.new_trial_ids)
         trials.insert_trial_docs = self.wrap("insert", trials.insert_trial_docs)
         absorb = trials._absorb
@@ -119,17 +154,16 @@ class Probe:
         trials._absorb = watch
 
     def instrument_runner(self, runner: Any) -> None:
-        maintain = self.wrap("maintain", runner.maintain)
+        wait = self.wrap("wait", runner.wait)
         close = runner.close
         publish = self.wrap("publish", runner._publish)
+        self.loop_start = self.snapshot()
+        self.snapshots.append(self.loop_start)
 
-        def on_maintain() -> None:
-            snap = self.snapshot()
-            if self.phase == "startup":
-                self.phase = "loop"
-                self.loop_start = snap
-            self.snapshots.append(snap)
-            maintain()
+        def on_wait(timeout_s: float) -> None:
+            wait(timeout_s)
+            self.phase = "loop"
+            self.snapshots.append(self.snapshot())
 
         def on_close(cancelled: bool) -> None:
             self.loop_end = self.snapshot()
@@ -142,11 +176,11 @@ class Probe:
             self._n_published += 1
             publish(tid)
 
-        runner.maintain = on_maintain
+        runner.maintain = self.wrap("maintain", runner.maintain)
         runner.close = on_close
         runner._publish = on_publish
         runner.dispatch = self.wrap("dispatch", runner.dispatch)
-        runner.wait = self.wrap("wait", runner.wait)
+        runner.wait = on_wait
 
     def algo(self, factory: Callable[[], Any]) -> Callable[..., Any]:
         """An fmin ``algo`` running ``factory()``'s sampler, with the sampler timed apart."""
@@ -182,6 +216,7 @@ class Probe:
                 "publish_wait": (b.publish_wall - a.publish_wall)
                 - (b.publish_cpu - a.publish_cpu),
                 "published": b.published - a.published,
+                "gc": b.gc - a.gc,
             })
         return out
 

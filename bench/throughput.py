@@ -1,30 +1,33 @@
 """Distributed throughput benchmark: MongoTrials + ``parzen worker`` + Redis + wire test server.
 
-Measures, against the wire-protocol test double (``tests/wire_server.py``, a separate process)
-and the local Redis:
+Measures, against the wire-protocol test double (``tests/wire_server.py``, run as a separate
+process so its CPU is accounted apart) and the local Redis, with 2 workers x 4 slots:
 
-1. utilisation  worker busy time / wall time, 0.5 s sleeping trials on 8 slots (2 x 4), fresh
-                workers each repeat; with and without the warm-up (sandbox start-up).
-2. latency      dispatch-to-claim (publish of the Celery message -> the trial's book_time),
-                no-op objective, parallelism 1 on idle workers: the pipeline, not queueing.
-3. throughput   trials/s with a no-op objective, parallelism 16 on 8 slots; CPU per trial of
-                every process (coordinator, wire double, workers, sandboxes, Redis).
-4. coordinator  coordinator time per trial with n = 100, 1,000, 10,000 completed trials
-                (pre-populated in the store), split into sampler / blocked on the store /
-                the loop's own work, with rand.suggest and tpe.suggest; plus the latency of
-                the store calls the loop makes, directly, at each n.
+util      worker busy time / wall time, 0.5 s sleeping trials on 8 slots, parallelism 16,
+          fresh workers each repeat: with and without the warm-up (sandbox start-up); and
+          once more, warm, with parallelism = slots.
+lat       dispatch-to-claim (``send_task`` called -> the trial's ``book_time``), no-op
+          objective, parallelism 1 on idle workers: the pipeline, not queueing.
+tp        trials/s with a no-op objective at parallelism 16 and 64; CPU per trial of every
+          process (coordinator, wire double, workers, sandboxes, Redis); the coordinator loop.
+payload   the same with a 3 MB pickled objective (stored inline in the experiment document).
+coord     coordinator time per trial with n = 100, 1,000, 10,000 completed trials
+          (pre-populated in the store), split into sampler / blocked on the store / blocked
+          on Redis / the loop's own work, with rand and tpe; plus each store call's latency
+          and the double's CPU for it, called directly at each n.
 
-    .venv/bin/python bench/throughput.py            # ~3-4 min on 2 cores
-    .venv/bin/python bench/throughput.py --quick    # ~1 min, fewer trials, 1 repeat
+    .venv/bin/python bench/throughput.py            # ~4-5 min on a busy 2-core box
+    .venv/bin/python bench/throughput.py --quick    # ~1.5 min: fewer trials, 1 repeat
     .venv/bin/python bench/throughput.py --phases coord --n 100,10000
 
-Writes bench/results/throughput.json and .txt. Uses Redis db 13 by default and a private
-queue (its keys are deleted at the end); never flushes anything.
+Writes bench/results/throughput.json and .txt (or --out). Uses Redis db 13 by default and a
+private queue whose keys are deleted at the end; never flushes anything.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -108,6 +111,9 @@ class Env:
         self.wire = WireProcess()
         self.redis = redis.Redis.from_url(args.redis)
         self.redis.ping()
+        # kombu keys shared by every Celery app on this db; we remove only those we created.
+        self._shared = {k for k in ("_kombu.binding_deadlines", "_kombu.binding.celery.pidbox")
+                        if not self.redis.exists(k)}
         self.workers: Workers | None = None
         self.db = ""
         from pymongo import MongoClient
@@ -130,6 +136,8 @@ class Env:
 
     def close(self) -> None:
         self.stop_workers()
+        if self._shared:
+            self.redis.delete(*self._shared)
         self.client.close()
         self.wire.stop()
 
@@ -153,8 +161,12 @@ def run_fmin(env: Env, exp_key: str, fn: Callable[..., Any], sp: Mapping[str, An
                               poll_interval=env.args.poll_interval)
     cpu0 = env.cpu()
     t0 = time.perf_counter()
-    fmin(fn, sp, algo=probe.algo(SAMPLERS[algo]), max_evals=max_evals, trials=trials,
-         show_progressbar=False, rstate=np.random.default_rng(0))
+    probe.start_gc_watch()
+    try:
+        fmin(fn, sp, algo=probe.algo(SAMPLERS[algo]), max_evals=max_evals, trials=trials,
+             show_progressbar=False, rstate=np.random.default_rng(0))
+    finally:
+        probe.stop_gc_watch()
     wall = time.perf_counter() - t0
     cpu1 = env.cpu()
     trials.close()
@@ -207,12 +219,11 @@ def sync_clocks(env: Env, max_trials: int = 60) -> int:
     """Run no-op trials one at a time until every worker process has claimed one.
 
     A worker's store anchors its estimate of the server clock (``_ServerClock``) on its first
-    claim, to the midpoint of a ``hello`` round trip. When that first claim happens in several
-    threads at once on a cold worker, the round trip includes opening a new connection under
-    CPU contention, and the estimate lags the real clock by tens of ms for the next 60 s,
-    which skews book_time and end_time against the coordinator's clock. One claim at a time on
-    an idle worker reuses the pooled connection, so the anchor is within ~1 ms. Returns how
-    many trials it took.
+    claim, to the midpoint of one ``hello`` round trip. On a cold worker whose slots all claim
+    at once while their sandbox children start, that round trip is stretched (new connections,
+    GIL and CPU contention) and the estimate lags the real clock by up to tens of ms until the
+    next resync (60 s), which skews book_time and end_time against the coordinator's clock. One
+    claim at a time on an idle worker anchors within ~1 ms. Returns how many trials it took.
     """
     assert env.workers is not None
     want = {p.pid for p in env.workers.procs}
@@ -222,7 +233,7 @@ def sync_clocks(env: Env, max_trials: int = 60) -> int:
     while seen != want and n < max_trials:
         n += 4
         run_fmin(env, key, objectives.noop, space(), n, 1)
-        seen = {(d.get("owner") or {}).get("pid")
+        seen = {int((d.get("owner") or {}).get("pid") or 0)
                 for d in env.client[env.db].trials.find({"exp_key": key})}
     cleanup(env, key)
     return n
@@ -261,7 +272,7 @@ def utilisation(rows: Sequence[Mapping[str, Any]], slots: int) -> dict[str, Any]
             return None
         busy = sum(max(0.0, min(r[b], hi) - max(r[a], lo)) for r in rows
                    if r[a] is not None and r[b] is not None)
-        return busy / (slots * (hi - lo))
+        return float(busy / (slots * (hi - lo)))
 
     return {"slots_seen": len(first_end), "window_warm_s": t_last_book - start,
             "window_steady_s": t_last_book - steady,
@@ -284,6 +295,8 @@ def phase_utilisation(env: Env, out: dict[str, Any]) -> None:
         rows = timeline(run)
         u = utilisation(rows, slots)
         u.update(parallelism=a.util_parallelism, cold=True, worker_start_s=start_s,
+                 clock_check_min_end_minus_obj_end_ms=min((r["end"] - r["t1"]) * 1e3
+                                                          for r in rows),
                  steps_ms=steps_ms(rows), cpu_ms_per_trial=cpu_per_trial_ms(run["cpu"],
                                                                             len(rows)))
         runs.append(u)
@@ -399,7 +412,40 @@ def phase_latency_throughput(env: Env, out: dict[str, Any], phases: set[str]) ->
                 "coordinator_ms_per_trial": {
                     k: med([r["coordinator_ms_per_trial"][k] for r in tp_runs])
                     for k in tp_runs[0]["coordinator_ms_per_trial"]}}
+    if "payload" in phases:
+        phase_payload(env, out)
     env.stop_workers()
+
+
+def phase_payload(env: Env, out: dict[str, Any]) -> None:
+    """No-op throughput when the pickled objective is large (a closure over data): payloads up
+    to 4 MB are stored inline in the experiment document, which every worker reads in full
+    (``get_experiment``) for every trial it is sent."""
+    from parzen.store._mongo import MongoTrialStore
+
+    a = env.args
+    slots = a.workers * a.slots
+    store = MongoTrialStore.from_url(env.wire.db_url(env.db))
+    res = {}
+    par = a.tp_parallelism[-1]
+    for mb in a.payload_mb:
+        key = f"payload-{mb:g}"
+        fn = functools.partial(objectives.noop_with_blob, blob=bytes(int(mb * 1e6)))
+        run = run_fmin(env, key, fn, space(), a.payload_trials, par)
+        st = throughput_stats(run, slots)
+        walls = []
+        for _ in range(a.op_reps):
+            t0 = time.perf_counter()
+            store.get_experiment(key)
+            walls.append((time.perf_counter() - t0) * 1e3)
+        st["get_experiment_ms"] = float(np.median(walls))
+        res[f"{mb:g}"] = st
+        print(f"  payload {mb:g} MB: {st['rate_steady']:.1f} trials/s, wire CPU "
+              f"{st['cpu_ms_per_trial']['wire']:.2f} ms/trial, get_experiment "
+              f"{st['get_experiment_ms']:.2f} ms", flush=True)
+        cleanup(env, key)
+    store.close()
+    out["payload"] = {"by_mb": res, "parallelism": par, "trials": a.payload_trials}
 
 
 # ---- phase 4: coordinator time per trial at n ----------------------------------------------
@@ -497,8 +543,9 @@ def _split(iters: Sequence[Mapping[str, float]]) -> dict[str, float]:
 
 def coordinator_breakdown(run: Mapping[str, Any]) -> dict[str, Any]:
     """The loop's cost per trial: in the steady state (every iteration after the first one),
-    in the first iteration (which builds the sampler's history of all n trials once), and
-    at start-up (the first refresh reads all n trials)."""
+    in the first iteration without the first refresh (it prepares the experiment and builds
+    the sampler's history of all n trials, once per fmin call), and at start-up (the first
+    refresh reads all n trials)."""
     probe: Probe = run["probe"]
     iters = probe.iterations()
     steady = iters[1:]
@@ -514,7 +561,8 @@ def coordinator_breakdown(run: Mapping[str, Any]) -> dict[str, Any]:
         w, c, calls = probe.total(name)
         sections[name] = {"wall_ms_per_trial": w / max(n_all, 1) * 1e3,
                           "cpu_ms_per_trial": c / max(n_all, 1) * 1e3, "calls": calls}
-    w, c, _ = probe.total("refresh", "startup")
+    w, c = probe.initial_refresh or (0.0, 0.0)
+    init_cpu = c
     return {
         "trials": n_all, "steady_trials": n_steady, "iterations": len(iters),
         "steady_iterations": len(steady), "idle_iterations": len(idle),
@@ -524,8 +572,9 @@ def coordinator_breakdown(run: Mapping[str, Any]) -> dict[str, Any]:
                                               for i in busy]),
         "own_cpu_ms_per_idle_iteration": med([i["work_cpu"] * 1e3 for i in idle]),
         "first_iteration_ms": None if first is None else {
-            "own_cpu": (first["work_cpu"] - first["sampler_cpu"]) * 1e3,
-            "sampler_cpu": first["sampler_cpu"] * 1e3, "store_wait": first["store_wait"] * 1e3,
+            "own_cpu": (first["work_cpu"] - first["sampler_cpu"] - init_cpu) * 1e3,
+            "sampler_cpu": first["sampler_cpu"] * 1e3,
+            "store_wait": (first["store_wait"] - (w - c)) * 1e3,
             "published": first["published"]},
         "startup_refresh_ms": {"wall": w * 1e3, "cpu": c * 1e3},
         "setup_ms": probe.setup_wall * 1e3,
@@ -533,7 +582,112 @@ def coordinator_breakdown(run: Mapping[str, Any]) -> dict[str, Any]:
         "wire_cpu_ms_per_trial": run["cpu"]["wire"] / max(n_all, 1) * 1e3,
         "coordinator_process_cpu_ms_per_trial": run["cpu"]["coordinator"] / max(n_all, 1) * 1e3,
         "wall_s": run["wall"],
+        "steady_iterations_raw": [
+            {"own_cpu_ms": round((i["work_cpu"] - i["sampler_cpu"]) * 1e3, 3),
+             "own_wall_ms": round((i["work_wall"] - i["sampler_wall"] - i["store_wait"]
+                                   - i["publish_wait"]) * 1e3, 3),
+             "store_wait_ms": round(i["store_wait"] * 1e3, 3),
+             "gc_ms": round(i["gc"] * 1e3, 3),
+             "published": int(i["published"])} for i in steady],
+        "gc": {str(g): {"collections": int(v[0]), "ms": v[1] * 1e3}
+               for g, v in probe.gc.items()},
+        "steady_gc_ms_per_trial": sum(i["gc"] for i in steady) / max(n_steady, 1) * 1e3,
     }
+
+
+def own_fit(runs: Sequence[Mapping[str, Any]], batch: int) -> dict[str, float | None]:
+    """Least-squares fit of the loop's own CPU per steady iteration against the trials it
+    published: own = fixed + per_trial * k, pooled over repeats. ``at_batch`` is the own CPU
+    per trial when every iteration refills ``batch`` trials, which removes the effect of how
+    many trials happened to finish per poll (fewer when the double makes workers slow)."""
+    pts = [(it["published"], it["own_cpu_ms"]) for r in runs for it in r["steady_iterations_raw"]]
+    ks = np.array([k for k, _ in pts], dtype=float)
+    ys = np.array([y for _, y in pts], dtype=float)
+    if len(pts) < 3 or np.ptp(ks) == 0:
+        return {"fixed_ms_per_iteration": None, "ms_per_trial": None, "at_batch": None,
+                "points": len(pts)}
+    slope, intercept = np.polyfit(ks, ys, 1)
+    return {"fixed_ms_per_iteration": float(intercept), "ms_per_trial": float(slope),
+            "at_batch": float(intercept / batch + slope), "batch": batch, "points": len(pts)}
+
+
+def loop_replay(env: Env, exp_key: str, n: int, algo: str, iterations: int,
+                batch: int) -> dict[str, Any]:
+    """The fmin loop's steps, driven by hand on an experiment with n completed trials while the
+    workers idle, so the wire double never runs concurrently with the coordinator (in the live
+    runs at n = 10,000 it keeps one of the two cores busy, which slows every CPU-bound step of
+    the coordinator, n-independent ones such as Celery's send_task included).
+
+    Each iteration is what a steady-state loop iteration does when ``batch`` trials finished:
+    maintain, refresh (reads the ``batch`` trials in flight, now finished), count, allocate
+    tids, suggest, maintain, insert, publish (to a queue no worker reads). Between iterations,
+    untimed, the trials just inserted are marked done in the store as a worker would.
+    """
+    from parzen.coordinator import RunSettings, algo_seed, count
+    from parzen.domain import Domain
+
+    probe = Probe()
+    queue = f"bench-tp-replay-{uuid.uuid4().hex[:8]}"
+    trials = BenchMongoTrials(env.wire.db_url(env.db), exp_key=exp_key, probe=probe,
+                              broker=env.args.redis, secret=SECRET, queue=queue,
+                              parallelism=batch, poll_interval=env.args.poll_interval)
+    domain = Domain(objectives.noop, space())
+    settings = RunSettings(max_evals=n + batch * (iterations + 2), timeout=None,
+                           loss_threshold=None, max_queue_len=batch, early_stop_fn=None,
+                           show_progressbar=False)
+    runner = trials._make_runner(domain, catch_eval_exceptions=False, settings=settings)
+    suggest = probe.algo(SAMPLERS[algo])
+    rstate = np.random.default_rng(0)
+    coll = env.client[env.db].trials
+
+    def finish_all(tids: Sequence[int]) -> None:
+        now = datetime.now(timezone.utc)
+        coll.update_many({"exp_key": exp_key, "tid": {"$in": list(tids)}},
+                         {"$set": {"state": "done", "book_time": now, "end_time": now,
+                                   "attempts": 1, "duration_s": 0.0,
+                                   "result": {"status": "ok", "loss": 0.5}}})
+
+    rows = []
+    probe.start_gc_watch()
+    try:
+        runner.maintain()
+        trials.refresh()
+        tids: list[int] = []
+        for i in range(iterations + 1):
+            s0 = probe.snapshot()
+            runner.maintain()
+            trials.refresh()
+            count(trials)
+            tids = trials.new_trial_ids(batch)
+            docs = suggest(tids, domain, trials, algo_seed(rstate, tids[0]))
+            runner.maintain()
+            runner.dispatch(trials.insert_trial_docs(docs))
+            s1 = probe.snapshot()
+            if i > 0:  # the first iteration builds the sampler's history of all n trials
+                rows.append({"work_cpu": s1.cpu - s0.cpu, "work_wall": s1.wall - s0.wall,
+                             "sampler_cpu": s1.sampler_cpu - s0.sampler_cpu,
+                             "store_wait": (s1.store_wall - s0.store_wall)
+                             - (s1.store_cpu - s0.store_cpu),
+                             "publish_cpu": s1.publish_cpu - s0.publish_cpu,
+                             "gc": s1.gc - s0.gc})
+            finish_all(tids)
+        trials.refresh()
+        runner.close(False)
+    finally:
+        probe.stop_gc_watch()
+        trials.close()
+        clean_queue(env.redis, queue)
+        reset_experiment(env, exp_key, n)
+
+    def per_trial(key: str) -> float | None:
+        return med([r[key] / batch * 1e3 for r in rows])
+
+    return {"own_cpu": med([(r["work_cpu"] - r["sampler_cpu"]) / batch * 1e3 for r in rows]),
+            "sampler_cpu": per_trial("sampler_cpu"), "publish_cpu": per_trial("publish_cpu"),
+            "store_wait": per_trial("store_wait"), "work_wall": per_trial("work_wall"),
+            "gc_ms_per_trial": per_trial("gc"), "iterations": len(rows), "batch": batch,
+            "gc": {str(g): {"collections": int(v[0]), "ms": v[1] * 1e3}
+                   for g, v in probe.gc.items()}}
 
 
 def phase_coordinator(env: Env, out: dict[str, Any]) -> None:
@@ -548,6 +702,7 @@ def phase_coordinator(env: Env, out: dict[str, Any]) -> None:
         ops = store_ops(env, key, n, a.op_reps)
         row: dict[str, Any] = {"prepopulate_s": prep_s, "store_ops": ops}
         for algo in a.algos:
+            replay = loop_replay(env, key, n, algo, a.replay_iterations, a.tp_parallelism[0])
             runs = []
             for _ in range(a.repeats):
                 run = run_fmin(env, key, objectives.noop, space(), n + a.cont_trials,
@@ -556,7 +711,7 @@ def phase_coordinator(env: Env, out: dict[str, Any]) -> None:
                 reset_experiment(env, key, n)
             keys = runs[0]["steady_ms_per_trial"].keys()
             row[algo] = {
-                "runs": runs,
+                "runs": runs, "replay": replay,
                 "ms_per_trial": {k: med([r["steady_ms_per_trial"][k] for r in runs])
                                  for k in keys},
                 "all_ms_per_trial": {k: med([r["all_ms_per_trial"][k] for r in runs])
@@ -570,6 +725,7 @@ def phase_coordinator(env: Env, out: dict[str, Any]) -> None:
                 "startup_refresh_ms": {k: med([r["startup_refresh_ms"][k] for r in runs])
                                        for k in ("wall", "cpu")},
                 "wire_cpu_ms_per_trial": med([r["wire_cpu_ms_per_trial"] for r in runs]),
+                "own_cpu_fit": own_fit(runs, a.tp_parallelism[0]),
                 "iterations_per_trial": med([r["steady_iterations"]
                                              / max(1, r["steady_trials"]) for r in runs])}
             m = row[algo]["ms_per_trial"]
@@ -578,7 +734,8 @@ def phase_coordinator(env: Env, out: dict[str, Any]) -> None:
                   f"{m['publish_wait']:.2f} + own {m['own_wall']:.2f} (own CPU "
                   f"{m['own_cpu']:.2f}); first iteration own CPU "
                   f"{row[algo]['first_iteration_own_cpu_ms']:.1f} ms, start-up refresh "
-                  f"{row[algo]['startup_refresh_ms']['wall']:.0f} ms", flush=True)
+                  f"{row[algo]['startup_refresh_ms']['wall']:.0f} ms; replay own CPU "
+                  f"{replay['own_cpu']:.2f} ms/trial", flush=True)
         res[str(n)] = row
         env.stop_workers()
     out["coordinator"] = {"by_n": res, "continuation_trials": a.cont_trials,
@@ -604,6 +761,9 @@ def targets(out: Mapping[str, Any]) -> list[dict[str, Any]]:
             rows.append({"what": f"utilisation, {label} (p={u['runs'][0]['parallelism']})",
                          "value": v, "target": f">= {TARGET_UTIL}",
                          "ok": v is not None and v >= TARGET_UTIL})
+        eq = u["parallelism_eq_slots"]
+        rows.append({"what": f"  utilisation, steady state (p={eq['parallelism']} = slots)",
+                     "value": eq["busy_steady"], "target": "(info)", "ok": None})
     lat = out.get("latency")
     if lat:
         rows.append({"what": "dispatch-to-claim p50, ms", "value": lat["p50_ms"],
@@ -618,14 +778,23 @@ def targets(out: Mapping[str, Any]) -> list[dict[str, Any]]:
                 continue
             a = c["by_n"][lo][algo]["ms_per_trial"]
             b = c["by_n"][hi][algo]["ms_per_trial"]
-            for k, label, goal in (("own_cpu", "own CPU", True), ("own_wall", "own wall", True),
-                                   ("total_wall", "total wall", False)):
+            ra = c["by_n"][lo][algo]["replay"]["own_cpu"]
+            rb = c["by_n"][hi][algo]["replay"]["own_cpu"]
+            ratio = rb / ra if ra and rb else None
+            rows.append({"what": f"coordinator own CPU/trial n={hi} vs {lo} ({algo}), "
+                         "loop replay", "value": ratio,
+                         "target": f"<= {TARGET_COORD_RATIO:g}x",
+                         "ok": ratio is not None and ratio <= TARGET_COORD_RATIO})
+            fa = c["by_n"][lo][algo]["own_cpu_fit"]["at_batch"]
+            fb = c["by_n"][hi][algo]["own_cpu_fit"]["at_batch"]
+            ratio = fb / fa if fa and fb else None
+            rows.append({"what": f"  live runs, own CPU/trial, equal batches ({algo})",
+                         "value": ratio, "target": "(info)", "ok": None})
+            for k, label in (("own_cpu", "own CPU"), ("own_wall", "own wall"),
+                             ("total_wall", "total wall")):
                 ratio = b[k] / a[k] if a[k] else None
-                rows.append({"what": f"coordinator {label}/trial n={hi} vs {lo} ({algo})",
-                             "value": ratio,
-                             "target": f"<= {TARGET_COORD_RATIO:g}x" if goal else "(info)",
-                             "ok": (ratio is not None and ratio <= TARGET_COORD_RATIO)
-                             if goal else None})
+                rows.append({"what": f"  live runs, {label}/trial ({algo})",
+                             "value": ratio, "target": "(info)", "ok": None})
     return rows
 
 
@@ -659,7 +828,10 @@ def render(out: Mapping[str, Any]) -> str:
                   f"  {_f(eq['objective_steady'], '.3f'):>10}"
                   f"  {_f(eq['window_steady_s'], '.1f'):>8}",
                   f"  warm-up (until every slot has finished one trial): "
-                  f"{_f(u['median']['warmup_s'], '.2f')} s",
+                  f"{_f(u['median']['warmup_s'], '.2f')} s; cold-worker clock check "
+                  "min(end_time - objective end) "
+                  f"{_f(min(r['clock_check_min_end_minus_obj_end_ms'] for r in u['runs']), '.1f')}"
+                  " ms",
                   f"  steps p={p}, median ms: {_steps(u['runs'][0]['steps_ms'])}",
                   f"  steps p={eq['parallelism']}, median ms: {_steps(eq['steps_ms'])}"]
     lat = out.get("latency")
@@ -694,6 +866,15 @@ def render(out: Mapping[str, Any]) -> str:
                   f"store {_f(co['store_wait'])}, blocked on Redis {_f(co['publish_wait'])}, "
                   f"own {_f(co['own_wall'])} (CPU {_f(co['own_cpu'])})",
                   f"  steps, median ms: {_steps(tp['steps_ms'])}"]
+    pl = out.get("payload")
+    if pl:
+        lines += ["", f"Objective payload size (inline in the experiment document), no-op, "
+                  f"parallelism {pl['parallelism']}, {pl['trials']} trials:",
+                  "    MB  trials/s  wire-CPU/trial  worker-CPU/trial  get_experiment ms"]
+        for mb, st in pl["by_mb"].items():
+            c = st["cpu_ms_per_trial"]
+            lines.append(f"  {float(mb):4g}  {st['rate_steady']:8.1f}  {c['wire']:14.2f}  "
+                         f"{c['workers']:16.2f}  {st['get_experiment_ms']:17.2f}")
     co = out.get("coordinator")
     if co:
         lines += ["", f"Coordinator time per trial, ms: {co['continuation_trials']} no-op trials "
@@ -716,6 +897,36 @@ def render(out: Mapping[str, Any]) -> str:
                              f"{r['first_iteration_own_cpu_ms']:16.1f}  "
                              f"{sr['wall']:14.0f} / {sr['cpu']:<8.0f}  "
                              f"{r['wire_cpu_ms_per_trial']:14.2f}")
+        gcs = []
+        for n, row in co["by_n"].items():
+            runs = [r for algo in ("rand", "tpe") if algo in row for r in row[algo]["runs"]]
+            gcs.append(f"n={int(n)}: {_f(med([r['gc']['2']['collections'] for r in runs]), '.0f')}"
+                       f" x, {_f(med([r['gc']['2']['ms'] for r in runs]), '.0f')} ms")
+        lines += ["  full (gen 2) garbage collections in the coordinator per fmin call, median: "
+                  + "; ".join(gcs)]
+        lines += ["", "  own CPU per steady iteration = fixed + per-trial x trials published "
+                  "(least squares over all repeats' iterations):",
+                  "       n algo   fixed ms/iter  ms/trial  own CPU/trial at "
+                  f"{co['parallelism']}/iter  points"]
+        for n, row in co["by_n"].items():
+            for algo in ("rand", "tpe"):
+                if algo not in row:
+                    continue
+                f = row[algo]["own_cpu_fit"]
+                lines.append(f"  {int(n):>6} {algo:4}  {_f(f['fixed_ms_per_iteration']):>13}  "
+                             f"{_f(f['ms_per_trial']):>8}  {_f(f['at_batch']):>24}  "
+                             f"{f['points']:>6}")
+        lines += ["", "  loop replay (the loop's steps by hand, double idle between calls, "
+                  f"{co['parallelism']} trials/iteration), median ms per trial:",
+                  "       n algo   own CPU  (of which send_task)  sampler CPU  store-wait"]
+        for n, row in co["by_n"].items():
+            for algo in ("rand", "tpe"):
+                if algo not in row:
+                    continue
+                r = row[algo]["replay"]
+                lines.append(f"  {int(n):>6} {algo:4}  {_f(r['own_cpu']):>7}  "
+                             f"{_f(r['publish_cpu']):>20}  {_f(r['sampler_cpu']):>11}  "
+                             f"{_f(r['store_wait']):>10}")
         names = list(next(iter(co["by_n"].values()))["store_ops"])
         lines += ["", "  store calls alone (idle system), median wall ms [wire double CPU ms]:",
                   "       n  " + "  ".join(f"{k:>16}" for k in names)]
@@ -725,7 +936,7 @@ def render(out: Mapping[str, Any]) -> str:
                 f"{ops[k]['wall_ms']:>7.2f} [{ops[k]['wire_cpu_ms']:>5.1f}]" for k in names))
     lines += ["", "Targets:"]
     for t in out["targets"]:
-        lines.append(f"  {t['what']:<46} {_f(t['value'], '.3f'):>8}  (target {t['target']}) "
+        lines.append(f"  {t['what']:<62} {_f(t['value'], '.3f'):>8}  (target {t['target']}) "
                      f"{verdict(t['ok'])}")
     return "\n".join(lines)
 
@@ -736,7 +947,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer trials, 1 repeat (~1 min)")
-    ap.add_argument("--phases", default="util,lat,tp,coord", help="comma list of phases")
+    ap.add_argument("--phases", default="util,lat,tp,payload,coord",
+                    help="comma list of phases")
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/13", help="broker (spare db)")
     ap.add_argument("--workers", type=int, default=2, help="worker processes")
     ap.add_argument("--slots", type=int, default=4, help="--concurrency of each worker")
@@ -750,24 +962,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--tp-trials", type=int, default=None, help="trials per throughput run")
     ap.add_argument("--tp-parallelism", default="16,64",
                     help="comma list; the first is also used by the coordinator phase")
+    ap.add_argument("--payload-mb", default="0,3",
+                    help="objective payload sizes (MB) for the payload phase")
+    ap.add_argument("--payload-trials", type=int, default=None)
     ap.add_argument("--n", default="100,1000,10000", help="completed trials, comma list")
     ap.add_argument("--cont-trials", type=int, default=None,
                     help="trials added per coordinator run")
     ap.add_argument("--algos", default="rand,tpe")
+    ap.add_argument("--replay-iterations", type=int, default=None,
+                    help="timed iterations of the hand-driven loop per (n, algo)")
     ap.add_argument("--op-reps", type=int, default=None, help="calls per store-op timing")
     ap.add_argument("--worker-loglevel", default="INFO",
                     help="workers' --loglevel (INFO, the CLI default, logs every task)")
     ap.add_argument("--out", type=Path, default=RESULTS_DIR / "throughput.json")
     args = ap.parse_args(argv)
     q = args.quick
-    defaults = {"repeats": (1, 3), "util_trials": (64, 160), "lat_trials": (30, 60),
-                "tp_trials": (120, 400), "cont_trials": (32, 64), "op_reps": (5, 10)}
+    defaults = {"repeats": (1, 3), "util_trials": (64, 128), "lat_trials": (30, 60),
+                "tp_trials": (120, 320), "cont_trials": (48, 96), "op_reps": (5, 8),
+                "payload_trials": (120, 240), "replay_iterations": (6, 12)}
     for k, (quick, full) in defaults.items():
         if getattr(args, k) is None:
             setattr(args, k, quick if q else full)
     args.n = [int(x) for x in args.n.split(",") if x]
     args.algos = [x for x in args.algos.split(",") if x]
     args.tp_parallelism = [int(x) for x in args.tp_parallelism.split(",") if x]
+    args.payload_mb = [float(x) for x in args.payload_mb.split(",") if x]
     return args
 
 
@@ -783,7 +1002,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "util" in phases:
             print("utilisation ...", flush=True)
             phase_utilisation(env, out)
-        if phases & {"lat", "tp"}:
+        if phases & {"lat", "tp", "payload"}:
             print("latency / throughput ...", flush=True)
             phase_latency_throughput(env, out, phases)
         if "coord" in phases:

@@ -6,6 +6,7 @@ settings; the loop does the I/O around them. Every exit logs its reason.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import pickle
@@ -13,12 +14,13 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from parzen.domain import Domain
-from parzen.exceptions import AllTrialsFailed, InvalidTrial
+from parzen.exceptions import AllTrialsFailed, ExperimentLocked, InvalidTrial, SpaceChanged
+from parzen.execution import retry_unavailable
 from parzen.progress import Progress
 from parzen.runners import Runner
 from parzen.trial import TrialState
@@ -29,6 +31,25 @@ log = logging.getLogger("parzen.fmin")
 # Consecutive ERROR trials (objective raised) with no success at all after which the run
 # stops instead of burning the rest of max_evals on a broken objective.
 FAIL_FAST_AFTER = 10
+
+# How long the loop rides out an unreachable store (a MongoDB restart or failover) before
+# fmin gives up with StoreUnavailable. The workers keep running trials meanwhile.
+STORE_PATIENCE_S = 300.0
+
+T = TypeVar("T")
+
+
+def patiently(op: Callable[[], T], what: str) -> T:
+    """``op()``, retried for up to ``STORE_PATIENCE_S`` while the store is unavailable.
+
+    Used for reads, tid allocation (a lost reply burns tids, which are never reused), inserts
+    of the same trials (idempotent by tid: a retry after an insert whose reply was lost
+    neither duplicates nor orphans a trial), cancels and the driver lease release.
+
+    Raises:
+        StoreUnavailable: the store stayed unreachable for ``STORE_PATIENCE_S`` seconds.
+    """
+    return retry_unavailable(op, what, STORE_PATIENCE_S)
 
 
 @dataclass(frozen=True)
@@ -105,18 +126,27 @@ def n_to_suggest(c: Counts, s: RunSettings) -> int:
     return max(0, min(s.max_queue_len - c.in_flight, s.max_evals - c.counted))
 
 
-def insert_points(trials: Trials, domain: Domain, points: Sequence[Mapping[str, Any]]
-                  ) -> list[int]:
-    """Validate user-given points against the space and insert them as NEW trials."""
+def check_points(domain: Domain, points: Sequence[Mapping[str, Any]]
+                 ) -> list[dict[str, Any]]:
+    """User-given points, validated against the space.
+
+    Raises:
+        InvalidTrial: a point is outside the space; the message names its index.
+    """
     checked = []
     for i, p in enumerate(points):
         try:
             checked.append(domain.space.check_assignment(p))
         except InvalidTrial as exc:
             raise InvalidTrial(f"points_to_evaluate[{i}]: {exc}") from None
-    tids = trials.new_trial_ids(len(checked))
-    return trials.insert_trial_docs(trials.docs_for_points(tids, checked,
-                                                           origin="points_to_evaluate"))
+    return checked
+
+
+def insert_points(trials: Trials, checked: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert points checked by ``check_points`` as NEW trials."""
+    tids = patiently(lambda: trials.new_trial_ids(len(checked)), "allocating tids")
+    docs = trials.docs_for_points(tids, checked, origin="points_to_evaluate")
+    return patiently(lambda: trials.insert_trial_docs(docs), "inserting trials")
 
 
 def save_trials(trials: Trials, path: str) -> None:
@@ -144,14 +174,10 @@ def run(domain: Domain, trials: Trials, algo: Callable[..., Any], runner: Runner
         AllTrialsFailed: the first trials all raised; the message carries the first traceback.
     """
     start = time.monotonic()
-    trials.refresh()
+    patiently(trials.refresh, "reading the experiment")
     # NEW trials already in `trials` (generate_trials_to_calculate, a resumed experiment)
     # belong to this run too; without a dispatch the inline runner would never see them.
     queued = sorted(t for t in trials.in_flight if trials.known(t).state is TrialState.NEW)
-    if queued:
-        runner.dispatch(queued)
-    if points_to_evaluate and len(trials) == 0:
-        runner.dispatch(insert_points(trials, domain, points_to_evaluate))
     c = count(trials)
     progress = Progress(settings.max_evals if settings.max_evals < 2**62 else None,
                         c.finished, settings.show_progressbar)
@@ -160,10 +186,21 @@ def run(domain: Domain, trials: Trials, algo: Callable[..., Any], runner: Runner
     last_save = 0.0
     reason: str | None = None
     cancelled = True
+    owner = False  # whether this run may cancel the experiment's queued trials at the end
     try:
+        # Checked before the runner's first call: runners write nothing until then (see
+        # CeleryRunner), so a bad point leaves no trace.
+        points = check_points(domain, points_to_evaluate) \
+            if points_to_evaluate and len(trials) == 0 else []
+        runner.maintain()  # a MongoTrials runner takes the driver lease here
+        owner = True
+        if queued:
+            runner.dispatch(queued)
+        if points:
+            runner.dispatch(insert_points(trials, points))
         while True:
             runner.maintain()
-            trials.refresh()
+            patiently(trials.refresh, "refreshing trials")
             c = count(trials)
             progress.update(c.finished, c.running, c.error, c.best)
             reason = stop_reason(c, settings, time.monotonic() - start)
@@ -175,14 +212,21 @@ def run(domain: Domain, trials: Trials, algo: Callable[..., Any], runner: Runner
                 break
             n = 0 if exhausted else n_to_suggest(c, settings)
             if n > 0:
-                new_ids = trials.new_trial_ids(n)
+                new_ids = patiently(functools.partial(trials.new_trial_ids, n),
+                                    "allocating tids")
                 docs = algo(new_ids, domain, trials, algo_seed(rstate, new_ids[0]))
                 if len(docs) < n:
                     exhausted = True
                     log.info("the algorithm returned %d of %d requested points: the search "
                              "space is exhausted", len(docs), n)
                 if docs:
-                    runner.dispatch(trials.insert_trial_docs(docs))
+                    # Check the driver lease again just before writing: if this process was
+                    # paused (SIGSTOP, a VM freeze) since the top of the loop, another
+                    # coordinator may own the experiment now, and trials inserted here would
+                    # be run but counted by nobody.
+                    runner.maintain()
+                    runner.dispatch(patiently(functools.partial(trials.insert_trial_docs, docs),
+                                              "inserting trials"))
             if exhausted and c.in_flight == 0 and n == 0:
                 reason = "search space exhausted"
                 break
@@ -191,12 +235,21 @@ def run(domain: Domain, trials: Trials, algo: Callable[..., Any], runner: Runner
                 last_save = time.monotonic()
             runner.wait(settings.poll_interval_s)
         cancelled = c.in_flight > 0
+    except (ExperimentLocked, SpaceChanged):
+        # Another coordinator drives the experiment (it took over while this one stalled
+        # past its driver lease, or won the race to start it): the queued and running
+        # trials are its own, not ours to cancel.
+        owner = False
+        raise
     finally:
-        runner.close(cancelled)
-        n_cancelled = trials.store.cancel(trials.exp_key, (TrialState.NEW,))
-        if n_cancelled:
-            log.info("cancelled %d queued trials", n_cancelled)
-        trials.refresh()
+        runner.close(cancelled and owner)
+        if owner:
+            n_cancelled = patiently(
+                functools.partial(trials.store.cancel, trials.exp_key, (TrialState.NEW,)),
+                "cancelling queued trials")
+            if n_cancelled:
+                log.info("cancelled %d queued trials", n_cancelled)
+        patiently(trials.refresh, "refreshing trials")
         c = count(trials)
         progress.update(c.finished, c.running, c.error, c.best)
         progress.close()

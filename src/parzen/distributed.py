@@ -8,6 +8,7 @@ driver lease, which keeps a second coordinator off the same experiment.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -39,6 +40,7 @@ from parzen.trials import Trials
 log = logging.getLogger("parzen.distributed")
 
 DRIVER_LEASE_S = 30.0
+BROKER_SCHEMES = ("redis://", "rediss://", "amqp://", "amqps://")
 
 
 def objective_fingerprint(fn: Any) -> str:
@@ -110,6 +112,12 @@ class MongoTrials(Trials):
         self.poll_interval = check_timeout("poll_interval", poll_interval) or 0.1
         self.max_payload_bytes = check_positive_int("max_payload_bytes", max_payload_bytes)
         self.broker = broker or os.environ.get("PARZEN_BROKER_URL") or None
+        if self.broker is not None and (not isinstance(self.broker, str) or not
+                                        self.broker.startswith(BROKER_SCHEMES)):
+            raise ConfigError(
+                f"broker {redact(str(self.broker))!r} is not a redis:// (or rediss://, "
+                "amqp://) URL; pass e.g. broker='redis://host:6379/0'"
+            )
         self.secret = secret
         self.objective = objective
         self.allow_space_change = bool(allow_space_change)
@@ -145,7 +153,13 @@ class MongoTrials(Trials):
 
 
 class CeleryRunner:
-    """Publishes trials to Celery and keeps the experiment healthy while fmin runs."""
+    """Publishes trials to Celery and keeps the experiment healthy while fmin runs.
+
+    Construction only reads and checks (signing key, payload, broker, changed space or
+    objective, a live driver); the first writes (the driver lease, the payload, the
+    experiment document) wait for the loop's first ``maintain()``. A run refused for any
+    reason before then, a bad ``points_to_evaluate`` included, leaves nothing behind.
+    """
 
     def __init__(self, trials: MongoTrials, domain: Domain, run_settings: Any) -> None:
         if not trials.broker:
@@ -159,16 +173,22 @@ class CeleryRunner:
         self._settings = trials.trial_settings
         key = payload.load_secret(trials.secret)
         assert key is not None
-        objective = self._build_objective(domain, key)
+        self._gridfs_data: bytes | None = None
+        self._domain = domain
+        self._run_settings = run_settings
+        self._objective = self._build_objective(domain, key)
         self._holder: dict[str, Any] = {"holder": uuid.uuid4().hex, "host": socket.gethostname(),
                         "pid": os.getpid(),
                         "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        self._prepare_experiment(domain, objective, run_settings)
+        old = self._store.get_experiment(self._exp_key)
+        self._check_changes(old, domain.space.fingerprint())
+        self._check_driver(old)
         from parzen.worker.celery_app import TASK_NAME, make_app
 
         self._task = TASK_NAME
         self._app = make_app(trials.broker, queue=trials.queue)
         self._check_broker()
+        self._prepared = False
         self._dispatched: dict[int, float] = {}
         self._last_reap = 0.0
         self._last_renew = time.monotonic()
@@ -204,20 +224,38 @@ class CeleryRunner:
         if where == "inline":
             doc["inline"] = built.data
         else:
-            doc["payload_id"] = self._store.put_payload(
-                self._exp_key, built.data)
+            self._gridfs_data = built.data  # stored by _prepare_experiment
         return doc
+
+    def _check_changes(self, old: Experiment | None, space_fp: str) -> None:
+        """Refuse to resume an experiment whose trials came from another space or objective.
+
+        Raises:
+            SpaceChanged: see ``_refuse_changes``.
+        """
+        store, exp_key = self._store, self._exp_key
+        if old is not None and old.space_fingerprint and not self._trials.allow_space_change:
+            has_trials = sum(store.count_by_state(exp_key).values()) > 0
+            if has_trials:
+                _refuse_changes(exp_key, old, space_fp, self._domain, self._objective)
+
+    def _prepare(self) -> None:
+        """The run's first writes, once: see the class docstring."""
+        if not self._prepared:
+            self._prepare_experiment(self._domain, self._objective, self._run_settings)
+            self._prepared = True
+            self._last_renew = time.monotonic()
 
     def _prepare_experiment(self, domain: Domain, objective: dict[str, Any],
                             run_settings: Any) -> None:
         store, exp_key = self._store, self._exp_key
         space_fp = domain.space.fingerprint()
         old = store.get_experiment(exp_key)
-        if old is not None and old.space_fingerprint and not self._trials.allow_space_change:
-            has_trials = sum(store.count_by_state(exp_key).values()) > 0
-            if has_trials:
-                _refuse_changes(exp_key, old, space_fp, domain, objective)
+        self._check_changes(old, space_fp)  # again: another run may have written meanwhile
         self._acquire_driver(old)
+        if self._gridfs_data is not None:
+            objective["payload_id"] = store.put_payload(exp_key, self._gridfs_data)
+            self._gridfs_data = None
         exp = Experiment(
             exp_key=exp_key, space_fingerprint=space_fp, space=describe(domain.expr),
             objective=objective, algo={},
@@ -243,12 +281,20 @@ class CeleryRunner:
             store.release_driver(exp_key, str(cur.get("holder")))
             if store.acquire_driver(exp_key, self._holder, DRIVER_LEASE_S):
                 return
-        raise ExperimentLocked(
-            f"experiment {exp_key!r} is being driven by another coordinator: pid "
-            f"{cur.get('pid')} on host {cur.get('host')!r} (started {cur.get('started')}, "
-            f"lease until {cur.get('expires')}). Stop it first, or wait for its lease to "
-            f"expire ({DRIVER_LEASE_S:g} s after it stops renewing)"
-        )
+        raise _locked(exp_key, cur)
+
+    def _check_driver(self, old: Experiment | None) -> None:
+        """Refuse early, without writing, when another live coordinator holds the lease (the
+        acquisition in ``_prepare_experiment`` settles races)."""
+        cur = dict(old.driver or {}) if old is not None else {}
+        expires = cur.get("expires")
+        if not cur or cur.get("holder") == self._holder["holder"] or expires is None \
+                or expires <= self._store.now():
+            return
+        if cur.get("host") == self._holder["host"] and isinstance(cur.get("pid"), int) \
+                and not _pid_alive(cur["pid"]):
+            return  # a dead coordinator on this host: taken over by _acquire_driver
+        raise _locked(self._exp_key, cur)
 
     def _check_broker(self) -> None:
         try:
@@ -256,7 +302,6 @@ class CeleryRunner:
                 conn.ensure_connection(max_retries=2, interval_start=0.2, interval_step=0.5,
                                        timeout=5)
         except Exception as exc:  # kombu raises transport-specific errors
-            self._store.release_driver(self._exp_key, str(self._holder["holder"]))
             raise ConfigError(
                 f"cannot reach the broker at {redact(str(self._trials.broker))}: "
                 f"{type(exc).__name__}: {exc}. Is Redis running and the URL right?"
@@ -265,6 +310,7 @@ class CeleryRunner:
     # ---- the Runner protocol -----------------------------------------------------------
 
     def dispatch(self, tids: Sequence[int]) -> None:
+        self._prepare()
         now = time.monotonic()
         for tid in tids:
             self._publish(tid)
@@ -282,6 +328,7 @@ class CeleryRunner:
         time.sleep(self._trials.poll_interval)
 
     def maintain(self) -> None:
+        self._prepare()
         now = time.monotonic()
         try:
             if now - self._last_renew > DRIVER_LEASE_S / 3:
@@ -321,15 +368,32 @@ class CeleryRunner:
                 self._dispatched[tid] = now
 
     def close(self, cancelled: bool) -> None:
+        from parzen.coordinator import patiently
+
+        if not self._prepared:
+            return  # nothing was written, and the driver lease was never taken
         try:
             if cancelled:
-                n = self._store.cancel(self._exp_key, (TrialState.NEW, TrialState.RUNNING))
+                n = patiently(functools.partial(self._store.cancel, self._exp_key,
+                                                (TrialState.NEW, TrialState.RUNNING)),
+                              "cancelling queued and running trials")
                 if n:
                     log.info("cancelled %d queued or running trials of %r", n, self._exp_key)
         finally:
-            self._store.release_driver(self._exp_key, str(self._holder["holder"]))
+            patiently(functools.partial(self._store.release_driver, self._exp_key,
+                                        str(self._holder["holder"])),
+                      "releasing the driver lease")
             log.info("coordinator for %r: %d trials requeued after lease expiry, %d messages "
                      "republished", self._exp_key, self._requeued, self._republished)
+
+
+def _locked(exp_key: str, cur: dict[str, Any]) -> ExperimentLocked:
+    return ExperimentLocked(
+        f"experiment {exp_key!r} is being driven by another coordinator: pid "
+        f"{cur.get('pid')} on host {cur.get('host')!r} (started {cur.get('started')}, "
+        f"lease until {cur.get('expires')}). Stop it first, or wait for its lease to "
+        f"expire ({DRIVER_LEASE_S:g} s after it stops renewing)"
+    )
 
 
 def _refuse_changes(exp_key: str, old: Experiment, space_fp: str, domain: Domain,

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from parzen.exceptions import InvalidResult, ObjectiveUnloadable
+from parzen.exceptions import InvalidResult, ObjectiveUnloadable, StoreUnavailable
 from parzen.sandbox import (
     EvaluationAborted,
     EvaluationCrashed,
@@ -28,6 +29,36 @@ Evaluate = Callable[[Mapping[str, Any], int, Callable[[], "str | None"]], dict[s
 
 # The history outcome prefix that tells the coordinator a worker could not load the objective.
 UNLOADABLE = "objective unloadable"
+
+# How long run_trial keeps trying to record an outcome while the store is unreachable (a
+# MongoDB restart or failover). Giving up early would throw a finished evaluation away: the
+# trial would sit RUNNING until its lease expired and then run again. The writes are fenced
+# on the claim token, so a retry that lands after the trial was requeued is refused.
+RECORD_PATIENCE_S = 60.0
+
+T = TypeVar("T")
+
+
+def retry_unavailable(op: Callable[[], T], what: str, patience_s: float) -> T:
+    """``op()``, retried with backoff (0.1 s doubling to 5 s) while the store is unavailable.
+
+    Only for operations that are safe to repeat: reads, and writes that are idempotent or
+    fenced (a retry after a write whose reply was lost must not apply it twice).
+
+    Raises:
+        StoreUnavailable: the store stayed unreachable for ``patience_s`` seconds.
+    """
+    deadline = time.monotonic() + patience_s
+    delay = 0.1
+    while True:
+        try:
+            return op()
+        except StoreUnavailable as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s: %s; retrying in %.1fs", what, exc, delay)
+            time.sleep(delay)
+            delay = min(2 * delay, 5.0)
 
 
 @dataclass(frozen=True)
@@ -115,6 +146,10 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
     - the objective cannot be loaded here: released, attempt not counted, and the reason is
       kept in the trial's history so the coordinator can fail fast with it.
     - the lease is lost: nothing is written; the attempt that owns the trial now decides.
+    - the store fails while the objective is loaded: released, attempt not counted.
+
+    Outcomes are written with retries while the store is unavailable (``RECORD_PATIENCE_S``);
+    the writes are fenced on the claim token, so a retry can never record a result twice.
 
     The one broad ``except Exception`` in parzen is here: it records the objective's failure
     on the trial. ``KeyboardInterrupt`` and ``SystemExit`` propagate.
@@ -135,11 +170,18 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
 
     def finish(state: TrialState, result: Mapping[str, Any], error: ErrorInfo | None,
                exc: BaseException | None) -> Outcome:
-        if not store.finish(exp_key, tid, token, state, result, error):
+        if not retry_unavailable(
+                lambda: store.finish(exp_key, tid, token, state, result, error),
+                f"recording trial {tid} of {exp_key!r}", RECORD_PATIENCE_S):
             log.warning("lease lost on trial %s of %r: result discarded (another attempt owns "
                         "the trial now)", tid, exp_key)
             return Outcome("lease lost", trial)
         return Outcome("done" if state is TrialState.DONE else "error", trial, exc)
+
+    def release(reason: str, count_attempt: bool) -> bool:
+        return retry_unavailable(
+            lambda: store.release(exp_key, tid, token, reason, count_attempt),
+            f"releasing trial {tid} of {exp_key!r}", RECORD_PATIENCE_S)
 
     try:
         if hb is not None:
@@ -150,11 +192,11 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
     except EvaluationAborted as exc:
         if str(exc) == "lease lost":
             return Outcome("lease lost", trial)
-        store.release(exp_key, tid, token, f"released: {exc}", count_attempt=False)
+        release(f"released: {exc}", count_attempt=False)
         log.info("released trial %s of %r: %s", tid, exp_key, exc)
         return Outcome("released", trial)
     except ObjectiveUnloadable as exc:
-        store.release(exp_key, tid, token, f"{UNLOADABLE}: {exc}", count_attempt=False)
+        release(f"{UNLOADABLE}: {exc}", count_attempt=False)
         log.error("trial %s of %r released: %s", tid, exp_key, exc)
         return Outcome("unloadable", trial, exc)
     except EvaluationCrashed as exc:
@@ -163,7 +205,7 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
                              f"{max_attempts}; giving up")
             log.error("trial %s of %r: %s", tid, exp_key, info.message)
             return finish(TrialState.ERROR, {"status": "fail"}, info, exc)
-        store.release(exp_key, tid, token, f"crashed: {exc}", count_attempt=True)
+        release(f"crashed: {exc}", count_attempt=True)
         log.warning("trial %s of %r: %s (attempt %d of %d); it will be retried", tid, exp_key,
                     exc, trial.attempts, max_attempts)
         return Outcome("crashed", trial, exc)
@@ -171,6 +213,12 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
         log.warning("trial %s of %r: %s", tid, exp_key, exc)
         return finish(TrialState.ERROR, {"status": "fail"}, ErrorInfo("TrialTimeout", str(exc)),
                       exc)
+    except StoreUnavailable as exc:
+        # The store failed while the objective was being loaded (a GridFS payload read):
+        # not the objective's fault, so not an ERROR. Give the trial back uncounted.
+        release(f"released: {exc}", count_attempt=False)
+        log.warning("released trial %s of %r: %s", tid, exp_key, exc)
+        return Outcome("released", trial)
     except ObjectiveFailed as exc:
         log.info("trial %s of %r raised %s", tid, exp_key, exc)
         return finish(TrialState.ERROR, {"status": "fail"}, exc.info, exc)

@@ -119,16 +119,19 @@ def build(obj: Any, key: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Payloa
     try:
         body = cloudpickle.dumps(obj)
     except Exception as exc:  # cloudpickle raises many types (TypeError, PicklingError, ...)
+        where = _culprit(obj)
         raise ObjectiveNotPicklable(
             f"the objective or the space cannot be pickled for the workers: "
-            f"{type(exc).__name__}: {exc}. Objects such as open files, locks, sockets and "
+            f"{type(exc).__name__}: {exc}{f' ({where})' if where else ''}. Objects such as "
+            "open files, locks, sockets and "
             "database clients cannot travel; create them inside the objective, or pass an "
             "import path ('package.module:function') instead of a function"
         ) from exc
     if len(body) > max_bytes:
         raise PayloadTooLarge(
             f"the pickled objective is {len(body) / 1e6:.1f} MB, over the "
-            f"{max_bytes / 1e6:.0f} MB limit; it probably captures a large array or data set. "
+            f"{max_bytes / 1e6:.1f} MB limit (max_payload_bytes={max_bytes}); it probably "
+            "captures a large array or data set. "
             "Load large data inside the objective (from a file or URL the workers can reach) "
             "instead of capturing it, or raise the limit with max_payload_bytes"
         )
@@ -136,6 +139,62 @@ def build(obj: Any, key: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Payloa
     mac = _mac(key, header, body)
     data = MAGIC + len(header).to_bytes(4, "big") + header + mac + body
     return Payload(data, hashlib.sha256(data).hexdigest())
+
+
+def _picklable(value: Any) -> bool:
+    try:
+        cloudpickle.dumps(value)
+    except Exception:  # whatever cloudpickle raises, the value cannot travel
+        return False
+    return True
+
+
+def _parts(value: Any) -> list[tuple[str, Any]]:
+    """The named parts of ``value`` that pickling it would pickle too."""
+    if isinstance(value, dict):
+        return [(f"[{k!r}]", v) for k, v in value.items()]
+    if isinstance(value, (list, tuple)):
+        return [(f"[{i}]", v) for i, v in enumerate(value)]
+    parts: list[tuple[str, Any]] = []
+    code = getattr(value, "__code__", None)
+    if code is not None:  # a function pickled by value: its closure and globals
+        for name, cell in zip(code.co_freevars, getattr(value, "__closure__", None) or (),
+                              strict=False):
+            try:
+                parts.append((f"closure variable {name!r}", cell.cell_contents))
+            except ValueError:  # an empty cell
+                pass
+        globs = getattr(value, "__globals__", {})
+        parts += [(f"global {n!r}", globs[n]) for n in code.co_names if n in globs]
+    owner = getattr(value, "__self__", None)  # a bound method: its instance
+    if owner is not None and code is not None:
+        parts.append(("the method's instance", owner))
+    attrs = getattr(value, "__dict__", None)
+    if isinstance(attrs, dict):
+        parts += [(f"attribute {k!r}", v) for k, v in attrs.items()]
+    return parts
+
+
+def _culprit(obj: Any, depth: int = 4) -> str:
+    """Where in ``(objective, space)`` the value that cannot be pickled is, e.g. ``the
+    objective -> closure variable 'model' -> attribute 'lock' is a _thread.lock, which cannot
+    be pickled``; empty when no part of ``obj`` fails on its own."""
+    labels = ["the objective", "the space"] if isinstance(obj, tuple) and len(obj) == 2 \
+        else ["the objective"]
+    roots = list(obj) if len(labels) == 2 else [obj]
+    for label, root in zip(labels, roots, strict=True):
+        if _picklable(root):
+            continue
+        path, value = [label], root
+        for _ in range(depth):
+            bad = next(((name, v) for name, v in _parts(value) if not _picklable(v)), None)
+            if bad is None:
+                break
+            path.append(bad[0])
+            value = bad[1]
+        kind = f"{type(value).__module__}.{type(value).__qualname__}"
+        return f"{' -> '.join(path)} is a {kind}, which cannot be pickled"
+    return ""
 
 
 def verify(data: bytes, key: bytes) -> tuple[dict[str, str], bytes]:

@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from parzen.store._mongo import MongoTrialStore
 from parzen.trial import Trial, TrialState
 
 HERE = Path(__file__).resolve().parent
@@ -248,6 +247,16 @@ class FaultCluster(dist.Cluster):  # type: ignore[misc]
 
     def running(self, exp_key: str) -> list[Trial]:
         return self.store.find(exp_key, states=[TrialState.RUNNING])
+
+
+def make_cluster(server_url: str, redis: PrivateRedis, root: Path) -> FaultCluster:
+    """A ``FaultCluster`` on a fresh database of ``server_url`` (or of the real mongod
+    named by ``PARZEN_TEST_MONGO_URL``), brokered by ``redis``."""
+    real = dist.mf.real_mongo_url()
+    url = db_url(real if real else server_url, dist.mf.unique_db_name())
+    effects = root / "effects"
+    effects.mkdir(parents=True)
+    return FaultCluster(url, redis, effects)
 
 
 def assert_clean_end(cluster: FaultCluster, exp_key: str, done: int,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _harness import FaultCluster, PrivateRedis, db_url
+from _harness import FaultCluster, PrivateRedis, make_cluster
 
 try:
     import _mongo_fixtures as mf
@@ -44,14 +44,6 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
         yield redis
     finally:
         redis.kill()
-
-
-def make_cluster(server_url: str, redis: PrivateRedis, root: Path) -> FaultCluster:
-    real = mf.real_mongo_url()
-    url = db_url(real if real else server_url, mf.unique_db_name())
-    effects = root / "effects"
-    effects.mkdir(parents=True)
-    return FaultCluster(url, redis, effects)
 
 
 @pytest.fixture

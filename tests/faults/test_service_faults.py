@@ -20,9 +20,9 @@ from _harness import (
     FaultCluster,
     PrivateRedis,
     assert_clean_end,
+    make_cluster,
     wait_for,
 )
-from conftest import make_cluster
 from fault_objectives import runs_of, sleepy, space
 
 from parzen import fmin, tpe
@@ -144,7 +144,10 @@ def test_s18_mongo_outage_loses_and_double_counts_nothing(
     cluster = make_cluster(own_wire_server.url, private_redis, tmp_path)
     try:
         workers = cluster.start_ready(2)
-        run = start_fmin(cluster, "s18", max_evals=12, sleep=0.5, dispatch_timeout=2.0)
+        # A 1 s server selection timeout: the 3 s outage fails the coordinator's reads and
+        # writes instead of merely delaying them, so its retries are exercised every time.
+        run = start_fmin(cluster, "s18", max_evals=12, sleep=0.5, dispatch_timeout=2.0,
+                         connect_timeout=1.0)
         wait_for(lambda: cluster.counts("s18")[TrialState.DONE] >= 3, 30,
                  "three trials done")
         own_wire_server.stop()
@@ -158,5 +161,6 @@ def test_s18_mongo_outage_loses_and_double_counts_nothing(
             reruns = sum(a.outcome == "lease expired" for a in t.history)
             assert runs_of(cluster.executions(), t.params["x"]) <= 1 + reruns
         assert all(w.poll() is None for w in workers), "the workers recover without a restart"
+        assert "MongoDB unreachable" in caplog.text and "retrying in" in caplog.text
     finally:
         cluster.stop()

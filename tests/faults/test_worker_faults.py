@@ -78,7 +78,7 @@ def test_s01_kill9_mid_trial_runs_the_trial_again_elsewhere(cluster: FaultCluste
 def test_s02_sigterm_releases_the_trial_at_once(cluster: FaultCluster) -> None:
     stopping, other = cluster.start_ready(2)
     # A long lease: a release that waited for it would take 20 s; the test allows 6.
-    run = start_fmin(cluster, "s02", max_evals=4, sleep=2.0, lease=20.0, heartbeat=1.0)
+    run = start_fmin(cluster, "s02", max_evals=4, sleep=1.5, lease=20.0, heartbeat=1.0)
     trial = wait_for(lambda: running_on(cluster, "s02", stopping.pid), 30,
                      "a trial running on the worker to stop")
     sent = time.monotonic()

@@ -69,7 +69,13 @@ def runtime() -> WorkerRuntime:
 
 
 def _republish(exp_key: str, tid: int) -> None:
-    app.send_task(TASK_NAME, args=[exp_key, tid], queue=config.queue)
+    try:
+        app.send_task(TASK_NAME, args=[exp_key, tid], queue=config.queue)
+    except Exception as exc:  # kombu/redis errors: the broker is down or flapping
+        # The trial is NEW in the store; the coordinator republishes it after its
+        # dispatch_timeout, so a failed republish only delays it.
+        log.warning("could not republish trial %s of %r to %s: %s", tid, exp_key,
+                    redact(config.broker_url), exc)
 
 
 @app.task(name=TASK_NAME, bind=True, acks_late=True, ignore_result=True, max_retries=None)

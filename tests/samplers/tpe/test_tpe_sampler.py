@@ -16,6 +16,8 @@ from parzen.samplers._history import History, HistoryBuilder
 from parzen.samplers.rand import RandomSampler
 from parzen.samplers.tpe import TPESampler
 from parzen.samplers.tpe import _sampler as sampler_mod
+from parzen.samplers.tpe._encode import build_groups
+from parzen.samplers.tpe._fantasy import Believer, features
 from parzen.space import Space, compile_space
 
 
@@ -31,7 +33,7 @@ def _random_history(space: Space, n: int, loss: Any, seed: int = 0) -> History:
 
 
 def _quad(p: dict[str, Any]) -> float:
-    return (p["x"] - 0.3) ** 2 + (p["y"] + 0.2) ** 2
+    return float((p["x"] - 0.3) ** 2 + (p["y"] + 0.2) ** 2)
 
 
 SPACE_2D = compile_space({"x": hp.uniform("x", -1, 1), "y": hp.uniform("y", -1, 1)})
@@ -87,9 +89,9 @@ COND = compile_space(hp.choice("m", [
 
 def _cond_loss(p: dict[str, Any]) -> float:
     if p["m"] == 0:
-        return 1.0 + abs(p["x"] - 0.8)
+        return float(1.0 + abs(p["x"] - 0.8))
     extra = abs(p["z"]) if p["k"] == 0 else 0.5 * p["w"]
-    return abs(p["y"] - 0.2) + extra
+    return float(abs(p["y"] - 0.2) + extra)
 
 
 def test_conditional_points_hold_only_active_labels() -> None:
@@ -107,7 +109,7 @@ def test_child_model_uses_only_rows_where_it_was_active(monkeypatch: pytest.Monk
     h = _random_history(COND, 40, _cond_loss, seed=3)
     active_rows = {lab: int(np.count_nonzero(~np.isnan(h.values[lab]))) for lab in COND.labels}
     seen: dict[tuple[str, ...], int] = {}
-    real_fit = sampler_mod.fit
+    real_fit = sampler_mod.fit  # type: ignore[attr-defined]
 
     def spy(group: Any, xn: Any, xc: Any, *args: Any) -> Any:
         rows = xn.shape[0] if xn.shape[1] else xc.shape[0]
@@ -144,7 +146,7 @@ ALL_KINDS = compile_space({
 
 
 def _kinds_loss(p: dict[str, Any]) -> float:
-    return (p["u"] - 2.9) ** 2 + abs(p["n"] - 8) + p["qlu"] / 100 + p["lu"] + p["r"] / 10
+    return float((p["u"] - 2.9) ** 2 + abs(p["n"] - 8) + p["qlu"] / 100 + p["lu"] + p["r"] / 10)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -180,7 +182,7 @@ def test_a_batch_has_no_near_duplicates(seed: int) -> None:
     h = _random_history(SPACE_2D, 50, _quad, seed=seed)
     pts = TPESampler().suggest(SPACE_2D, h, 8, np.random.default_rng(seed))
     assert len(pts) == 8
-    assert _min_pair_distance(pts) >= 0.02
+    assert _min_pair_distance(pts) >= TPESampler().min_distance
 
 
 def test_pending_points_are_avoided() -> None:
@@ -194,7 +196,68 @@ def test_pending_points_are_avoided() -> None:
                     [False] * 50 + [True])
     again = s.suggest(SPACE_2D, busy, 1, np.random.default_rng(5))
     dist = float(np.sqrt(((_normalised(first[0]) - _normalised(again[0])) ** 2).sum() / 2))
-    assert dist >= 0.02
+    assert dist >= s.min_distance
+
+
+def test_believer_predicts_good_and_poor_regions() -> None:
+    h = _random_history(SPACE_2D, 60, _quad, seed=3)
+    groups = build_groups(SPACE_2D, True)
+    rows = np.arange(h.n)
+    values = {lab: np.asarray(v) for lab, v in h.values.items()}
+    b = Believer(features(groups, values, rows), np.asarray(h.losses))
+    q = {"x": np.array([0.3, -1.0]), "y": np.array([-0.2, 1.0])}
+    good, poor = b.predict(features(groups, q, np.arange(2)))
+    losses = np.sort(np.asarray(h.losses))
+    assert good <= losses[6] and poor >= losses[-7]
+
+
+def test_single_suggestion_without_pending_ignores_batch_settings() -> None:
+    # n=1 and nothing pending is sequential TPE: batch-only settings must not change it.
+    h = _random_history(SPACE_2D, 30, _quad)
+    a = TPESampler().suggest(SPACE_2D, h, 1, np.random.default_rng(4))
+    b = TPESampler(believer=False, parallel_n_EI_candidates=3, parallel_bandwidth_factor=0.5,
+                   min_distance=0.3).suggest(SPACE_2D, h, 1, np.random.default_rng(4))
+    assert a == b
+
+
+def _batch_minimise(sampler: TPESampler, seed: int, evals: int, k: int) -> float:
+    b = HistoryBuilder(SPACE_2D)
+    best = math.inf
+    for t in range(0, evals, k):
+        pts = sampler.suggest(SPACE_2D, b.view(), k, np.random.default_rng([seed, t]))
+        for i, p in enumerate(pts):
+            b.set_row(t + i, p, None, True)
+        for i, p in enumerate(pts):
+            b.set_row(t + i, p, _quad(p), False)
+            best = min(best, _quad(p))
+    return best
+
+
+def test_believer_batches_beat_the_constant_liar_on_a_smooth_bowl() -> None:
+    # Pending-aware: later members of a batch follow the believed-good earlier ones instead
+    # of being pushed away from the incumbent by a pessimistic lie.
+    seeds = range(12)
+    believe = [_batch_minimise(TPESampler(), s, 48, 8) for s in seeds]
+    liar = [_batch_minimise(TPESampler(believer=False), s, 48, 8) for s in seeds]
+    assert np.median(believe) < np.median(liar)
+
+
+def test_believer_batch_is_pending_aware() -> None:
+    # A pending point right at the optimum, believed good, pulls the next points towards it;
+    # the liar pushes them away.
+    h0 = _random_history(SPACE_2D, 40, _quad, seed=1)
+    pts = [{"x": float(x), "y": float(y)} for x, y in zip(h0.values["x"], h0.values["y"],
+                                                           strict=True)]
+    busy = _history(SPACE_2D, pts + [{"x": 0.3, "y": -0.2}],
+                    [float(v) for v in h0.losses] + [None], [False] * 40 + [True])
+    opt = np.array([0.3, -0.2])
+
+    def spread(s: TPESampler) -> float:
+        out = [s.suggest(SPACE_2D, busy, 4, np.random.default_rng(r)) for r in range(10)]
+        return float(np.median([np.hypot(*(np.array([p["x"], p["y"]]) - opt))
+                                for b in out for p in b]))
+
+    assert spread(TPESampler()) < spread(TPESampler(believer=False))
 
 
 @pytest.mark.parametrize(("setting", "value"), [
@@ -202,6 +265,7 @@ def test_pending_points_are_avoided() -> None:
     ("gamma", 0.0), ("gamma", 1.5), ("prior_weight", -1.0), ("prior_weight", math.nan),
     ("linear_forgetting", -3), ("multivariate", "yes"), ("below_fraction", 0),
     ("min_distance", 2.0), ("bandwidth_factor", 0.0), ("pending_weight", 0),
+    ("believer", 1), ("parallel_n_EI_candidates", 0),
 ])
 def test_bad_settings_raise_config_error_naming_the_value(setting: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=f"{setting}={value!r}"):

@@ -15,6 +15,7 @@ from parzen.samplers._base import Point
 from parzen.samplers._history import History
 from parzen.samplers._prior import sample_prior, to_points
 from parzen.samplers.tpe._encode import Group, build_groups, snap
+from parzen.samplers.tpe._fantasy import MAX_ROWS, Believer, features
 from parzen.samplers.tpe._parzen import Bandwidth, fit
 from parzen.samplers.tpe._split import Split, n_below, split
 from parzen.space import Space
@@ -71,13 +72,16 @@ class TPESampler:
     were active; groups are chosen parents-first, so a child's model is the one of the branch
     just picked.
 
-    Pending trials count as bad (a constant liar with the worst loss, at ``pending_weight``
-    of a completed trial's weight). A batch of ``n`` points is built one point at a time, each
-    added as pending before the next is chosen, and candidates closer than ``min_distance`` to
-    a pending point are discarded, so a batch holds no near-duplicates. When points are
+    A batch of ``n`` points is built one point at a time, each added as pending before the next
+    is chosen. Pending trials are fantasised ("believer"): each gets the loss a small Gaussian
+    process fitted to the completed trials predicts for it and is then split like a completed
+    trial, so the batch follows the model's belief as sequential TPE would follow real results.
+    With ``believer=False`` they count as bad instead (a constant liar with the worst loss, at
+    ``pending_weight`` of a completed trial's weight). Candidates closer than ``min_distance``
+    to a pending point are discarded, so a batch holds no near-duplicates. When points are
     chosen without all results known (``n > 1`` or pending trials), kernels are widened to
-    ``parallel_bandwidth_factor``: a model that will not be updated for a while should
-    explore a little more.
+    ``parallel_bandwidth_factor`` and ``parallel_n_EI_candidates`` are drawn. With ``n == 1``
+    and nothing pending none of this applies: sequential TPE is unchanged.
 
     Args:
         n_startup_jobs: points drawn from the prior before modelling starts; pending trials
@@ -91,12 +95,14 @@ class TPESampler:
         below_fraction: fraction of completed trials counted as good (linear rule).
         below_cap: maximum number of good trials (linear rule).
         multivariate: model parameters active together jointly (else one by one).
-        constant_liar: count pending trials as bad.
-        pending_weight: kernel weight of a pending trial in the bad group.
+        believer: fantasise pending trials' losses with a Gaussian process (see above).
+        constant_liar: without ``believer``, count pending trials as bad (else ignore them).
+        pending_weight: kernel weight of a pending trial in the bad group (constant liar).
         min_distance: normalised distance (per dimension, ranges scaled to 1, a categorical
             mismatch counting 1) under which a candidate duplicates a pending point; 0 disables.
         bandwidth_factor: Scott-rule factor of the kernel width.
         parallel_bandwidth_factor: the factor used when results are outstanding.
+        parallel_n_EI_candidates: candidates per group and point when results are outstanding.
         min_bandwidth: smallest kernel width, relative to the range.
         verbose: accepted for hyperopt compatibility; ignored.
 
@@ -107,9 +113,10 @@ class TPESampler:
     def __init__(self, *, n_startup_jobs: int = 10, n_EI_candidates: int = 24,  # noqa: N803
                  gamma: float | None = None, prior_weight: float = 1.0,
                  linear_forgetting: int = 25, below_fraction: float = 0.1,
-                 below_cap: int = 25, multivariate: bool = True, constant_liar: bool = True,
-                 pending_weight: float = 0.3, min_distance: float = 0.02,
-                 bandwidth_factor: float = 0.2, parallel_bandwidth_factor: float = 0.26,
+                 below_cap: int = 25, multivariate: bool = True, believer: bool = True,
+                 constant_liar: bool = True, pending_weight: float = 0.3,
+                 min_distance: float = 0.01, bandwidth_factor: float = 0.2,
+                 parallel_bandwidth_factor: float = 0.26, parallel_n_EI_candidates: int = 48,
                  min_bandwidth: float = 0.01, verbose: bool = False) -> None:
         self.n_startup_jobs = _int("n_startup_jobs", n_startup_jobs, 0)
         self.n_EI_candidates = _int("n_EI_candidates", n_EI_candidates, 1)
@@ -121,6 +128,7 @@ class TPESampler:
                                      low_open=True)
         self.below_cap = _int("below_cap", below_cap, 1)
         self.multivariate = _bool("multivariate", multivariate)
+        self.believer = _bool("believer", believer)
         self.constant_liar = _bool("constant_liar", constant_liar)
         self.pending_weight = _float("pending_weight", pending_weight, 0.0, math.inf,
                                      low_open=True)
@@ -131,6 +139,9 @@ class TPESampler:
         )
         self.parallel_bandwidth_factor = _float(
             "parallel_bandwidth_factor", parallel_bandwidth_factor, 0.0, 10.0, low_open=True)
+        self.parallel_n_EI_candidates = _int("parallel_n_EI_candidates",
+                                             parallel_n_EI_candidates, 1)
+
     def suggest(self, space: Space, history: History, n: int,
                 rng: np.random.Generator) -> list[Point]:
         """Propose ``n`` points; see the class docstring."""
@@ -153,8 +164,11 @@ class TPESampler:
         )
         k_below = n_below(n_done, self.below_fraction, self.below_cap, self.gamma)
         bw = self.bandwidth
+        n_cand = self.n_EI_candidates
         if n > 1 or n_pend:
             bw = dataclasses.replace(bw, factor=self.parallel_bandwidth_factor)
+            n_cand = self.parallel_n_EI_candidates
+        believer: Believer | None = None
         points: list[Point] = []
         for i, drawn in enumerate(head):
             for lab, v in drawn.items():
@@ -163,22 +177,38 @@ class TPESampler:
             points.append(drawn)
         for i in range(n_random, n):
             rows = n0 + i
-            pending = work.pending[:rows] if self.constant_liar else np.zeros(rows, bool)
-            sp = split(work.losses[:rows], pending, k_below, self.linear_forgetting,
-                       self.pending_weight)
+            waiting = np.flatnonzero(work.pending[:rows] & ~np.isfinite(work.losses[:rows]))
+            if self.believer and waiting.shape[0] and n_done >= 2:
+                if believer is None:
+                    believer = self._believer(groups, work, n0)
+                losses = work.losses[:rows].copy()
+                losses[waiting] = believer.predict(features(groups, work.values, waiting))
+                kb = n_below(n_done + waiting.shape[0], self.below_fraction, self.below_cap,
+                             self.gamma)
+                sp = split(losses, np.zeros(rows, bool), kb, self.linear_forgetting)
+            else:
+                pending = work.pending[:rows] if self.constant_liar else np.zeros(rows, bool)
+                sp = split(work.losses[:rows], pending, k_below, self.linear_forgetting,
+                           self.pending_weight)
             point: Point = {}
             for g in groups:
                 if not space.is_active(g.labels[0], point):
                     continue
-                self._choose(g, work, rows, sp, rng, point, bw)
+                self._choose(g, work, rows, sp, rng, point, bw, n_cand)
             for lab, v in point.items():
                 work.values[lab][rows] = float(v)
             work.pending[rows] = True
             points.append(point)
         return points
 
+    @staticmethod
+    def _believer(groups: list[Group], work: _Work, n0: int) -> Believer:
+        """The GP believer, fitted on the (most recent ``MAX_ROWS``) completed trials."""
+        done = np.flatnonzero(np.isfinite(work.losses[:n0]))[-MAX_ROWS:]
+        return Believer(features(groups, work.values, done), work.losses[done])
+
     def _choose(self, g: Group, work: _Work, rows: int, sp: Split, rng: np.random.Generator,
-                point: Point, bw: Bandwidth) -> None:
+                point: Point, bw: Bandwidth, n_cand: int) -> None:
         """Pick the values of group ``g`` for ``point`` (in place)."""
         active = ~np.isnan(work.values[g.labels[0]][:rows])
         keep_b = active[sp.below]
@@ -188,7 +218,7 @@ class TPESampler:
         nb = below.shape[0]
         l_est = fit(g, xn[:nb], xc[:nb], sp.w_below[keep_b], self.prior_weight, bw)
         g_est = fit(g, xn[nb:], xc[nb:], sp.w_above[keep_a], self.prior_weight, bw)
-        cn, cc = l_est.sample(self.n_EI_candidates, rng)
+        cn, cc = l_est.sample(n_cand, rng)
         cn, raw = snap(g, cn)
         score = l_est.logpdf(cn, cc) - g_est.logpdf(cn, cc)
         if self.min_distance > 0 and g.numeric:
