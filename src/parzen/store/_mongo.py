@@ -584,13 +584,24 @@ class _ServerClock:
             return to_millis(datetime.now(timezone.utc))
         mono = time.monotonic()
         if self._anchor is None or mono - self._anchor[0] > self._resync_s:
-            start = time.monotonic()
-            server = self._sample()
+            # Keep the sample with the shortest round trip: a round trip stretched by a
+            # busy server (every slot of a cold worker claiming at once) would skew the
+            # estimate by up to half of it for the next resync_s.
+            best: tuple[float, float, datetime] | None = None  # (rtt, midpoint, server)
+            for _ in range(3):
+                start = time.monotonic()
+                server = self._sample()
+                end = time.monotonic()
+                if server is None:
+                    self._sample = None
+                    return self.now()
+                if best is None or end - start < best[0]:
+                    best = (end - start, (start + end) / 2, server)
+                if end - start < 0.002:
+                    break  # already as precise as localTime's milliseconds
+            assert best is not None
+            self._anchor = (best[1], best[2])
             mono = time.monotonic()
-            if server is None:
-                self._sample = None
-                return self.now()
-            self._anchor = ((start + mono) / 2, server)
         estimate = self._anchor[1] + timedelta(seconds=mono - self._anchor[0])
         # Never step back when a resync lands slightly earlier: leases must not shrink.
         self._last = max(estimate, self._last)
