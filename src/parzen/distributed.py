@@ -190,6 +190,7 @@ class CeleryRunner:
         self._check_broker()
         self._prepared = False
         self._dispatched: dict[int, float] = {}
+        self._last_wake = time.monotonic()
         self._last_reap = 0.0
         self._last_renew = time.monotonic()
         self._republished = 0
@@ -325,7 +326,11 @@ class CeleryRunner:
                         tid, redact(str(self._trials.broker)), exc)
 
     def wait(self, timeout_s: float) -> None:
-        time.sleep(self._trials.poll_interval)
+        # Sleep what is left of the poll interval since the last wake-up, so the loop's own
+        # work does not stretch the period between refreshes.
+        now = time.monotonic()
+        time.sleep(max(0.0, self._last_wake + self._trials.poll_interval - now))
+        self._last_wake = time.monotonic()
 
     def maintain(self) -> None:
         self._prepare()

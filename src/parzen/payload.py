@@ -33,7 +33,9 @@ from parzen.exceptions import (
 
 MAGIC = b"PZN1"
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-INLINE_MAX_BYTES = 4 * 1024 * 1024  # larger payloads go to GridFS
+# Larger payloads go to GridFS. Workers read the experiment document for every trial but
+# fetch a GridFS payload once per objective, so anything but a small pickle stays out of it.
+INLINE_MAX_BYTES = 64 * 1024
 SECRET_ENV = "PARZEN_SECRET"
 SECRET_FILE_ENV = "PARZEN_SECRET_FILE"
 

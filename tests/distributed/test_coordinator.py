@@ -9,10 +9,10 @@ import socket
 
 import numpy as np
 import pytest
+from _cluster import SECRET
 from objectives import quadratic
 
 import parzen.distributed as distributed
-from conftest import SECRET
 from parzen import fmin, hp, payload, tpe
 from parzen.exceptions import ConfigError, ExperimentLocked, SpaceChanged
 from parzen.store import Experiment

@@ -2,7 +2,7 @@
 processes a test can kill, pause or restart, a coordinator in a subprocess, and the checks
 every scenario ends with.
 
-It extends the distributed harness (``tests/distributed/conftest.py``), which it loads by
+It extends the distributed harness (``tests/distributed/_cluster.py``), which it loads by
 path under a private module name: importing it as ``conftest`` would pick whichever conftest
 pytest imported last. The machine's own Redis is never touched: every broker here is a
 ``redis-server`` started on a free port, in the test's tmp dir, without persistence, so a
@@ -37,7 +37,7 @@ def _load_distributed_harness() -> Any:
         return sys.modules[name]
     if str(TESTS) not in sys.path:  # it imports _mongo_fixtures, which lives in tests/
         sys.path.insert(0, str(TESTS))
-    spec = importlib.util.spec_from_file_location(name, DISTRIBUTED / "conftest.py")
+    spec = importlib.util.spec_from_file_location(name, DISTRIBUTED / "_cluster.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
