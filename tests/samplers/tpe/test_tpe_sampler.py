@@ -13,6 +13,7 @@ from parzen import hp
 from parzen.exceptions import ConfigError
 from parzen.samplers import tpe
 from parzen.samplers._history import History, HistoryBuilder
+from parzen.samplers._prior import sample_prior
 from parzen.samplers.rand import RandomSampler
 from parzen.samplers.tpe import TPESampler
 from parzen.samplers.tpe import _sampler as sampler_mod
@@ -323,3 +324,58 @@ def test_hyperopt_gamma_uses_hyperopts_split_rule() -> None:
     assert n_below(1000, 0.1, 25, None) == 25
     assert n_below(100, 0.1, 25, 0.25) == 3  # ceil(0.25 * sqrt(100))
     assert n_below(1, 0.1, 25, None) == 1
+
+
+def _all_kinds_space() -> Space:
+    return compile_space({
+        "a": hp.uniform("a", -2, 3), "b": hp.loguniform("b", -3, 2),
+        "c": hp.quniform("c", 0, 10, 2), "d": hp.qloguniform("d", 0, 4, 1),
+        "e": hp.normal("e", 1, 2), "f": hp.lognormal("f", 0, 1),
+        "g": hp.qnormal("g", 0, 3, 0.5), "h": hp.qlognormal("h", 1, 1, 0.2),
+        "i": hp.randint("i", 7), "j": hp.pchoice("j", [(0.2, "x"), (0.5, "y"), (0.3, "z")]),
+    })
+
+
+def test_vectorised_encoding_matches_the_per_column_one() -> None:
+    space = _all_kinds_space()
+    (g,) = build_groups(space, True)
+    cols = sample_prior(space, 400, np.random.default_rng(0))
+    x = np.column_stack([cols[d.label] for d in g.numeric])
+    x[3, 2], x[5, 3] = np.nan, 0.0
+    ref = np.column_stack([d.encode(x[:, j]) for j, d in enumerate(g.numeric)])
+    assert np.array_equal(g.encode_numeric(x), ref, equal_nan=True)
+    u = np.random.default_rng(1).normal(0.5, 0.6, size=(400, len(g.numeric)))
+    ref = np.column_stack([d.decode(u[:, j]) for j, d in enumerate(g.numeric)])
+    assert np.array_equal(g.decode_numeric(u), ref)
+
+
+def test_categorical_prior_draws_match_generator_choice() -> None:
+    (g,) = build_groups(_all_kinds_space(), True)
+    for c in g.categorical:
+        for seed in range(20):
+            want = np.random.default_rng(seed).choice(c.k, size=9, p=c.prior)
+            assert np.array_equal(c.prior_sample(9, np.random.default_rng(seed)), want)
+
+
+def test_single_suggestion_leaves_the_history_untouched() -> None:
+    space = _all_kinds_space()
+    hb = HistoryBuilder(space)
+    rng = np.random.default_rng(0)
+    for i, p in enumerate(RandomSampler().suggest(space, History.empty(space), 30, rng)):
+        hb.set_row(i, p, float(rng.normal()), False)
+    h = hb.view()
+    before = {lab: np.array(v) for lab, v in h.values.items()}
+    pts = TPESampler().suggest(space, h, 1, np.random.default_rng(1))
+    assert len(pts) == 1 and set(pts[0]) == set(space.labels)
+    assert all(np.array_equal(h.values[lab], v, equal_nan=True) for lab, v in before.items())
+    assert pts == TPESampler().suggest(space, h, 1, np.random.default_rng(1))
+
+
+def test_blocked_kernel_product_matches_the_plain_one() -> None:
+    from parzen.samplers.tpe._parzen import _KERNEL_BLOCK, _small_matmul
+
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(24, 13))
+    for m in (1, _KERNEL_BLOCK, _KERNEL_BLOCK + 1, 3 * _KERNEL_BLOCK + 7):
+        kmat = rng.normal(size=(m, 13))
+        np.testing.assert_allclose(_small_matmul(f, kmat), f @ kmat.T, rtol=1e-12, atol=1e-12)

@@ -16,7 +16,7 @@ the point will be.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -90,10 +90,22 @@ class CategoricalDim:
     label: str
     param: Choice | RandInt
     prior: FloatArray
+    # Per-call constants, derived from ``prior`` once.
+    log_prior: FloatArray = field(init=False, repr=False, compare=False)
+    prior_cdf: FloatArray = field(init=False, repr=False, compare=False)
+    k: int = field(init=False, compare=False)
 
-    @property
-    def k(self) -> int:
-        return int(self.prior.shape[0])
+    def __post_init__(self) -> None:
+        with np.errstate(divide="ignore"):
+            object.__setattr__(self, "log_prior", np.log(self.prior))
+        cdf = np.cumsum(self.prior)
+        object.__setattr__(self, "prior_cdf", cdf / cdf[-1])
+        object.__setattr__(self, "k", int(self.prior.shape[0]))
+
+    def prior_sample(self, n: int, rng: np.random.Generator) -> IntArray:
+        """``n`` codes from the prior; the same draws as ``rng.choice(k, size=n, p=prior)``."""
+        out: IntArray = np.searchsorted(self.prior_cdf, rng.random(n), side="right")
+        return out
 
     @property
     def offset(self) -> int:
@@ -139,10 +151,91 @@ class Group:
     labels: tuple[str, ...]
     numeric: tuple[NumericDim, ...]
     categorical: tuple[CategoricalDim, ...]
+    # Per-call constants of the numeric columns, derived once.
+    lo: FloatArray = field(init=False, repr=False, compare=False)  # u bounds
+    hi: FloatArray = field(init=False, repr=False, compare=False)
+    q_floor: FloatArray = field(init=False, repr=False, compare=False)  # half steps
+    bounded: IntArray = field(init=False, repr=False, compare=False)  # bounded columns
+    unbounded: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _num: _Columns = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_num", _Columns.of(self.numeric))
+        lo = np.array([d.lo for d in self.numeric], dtype=np.float64)
+        object.__setattr__(self, "lo", lo)
+        object.__setattr__(self, "hi", np.array([d.hi for d in self.numeric],
+                                                dtype=np.float64))
+        object.__setattr__(self, "q_floor", np.array([d.q_u / 2.0 for d in self.numeric],
+                                                     dtype=np.float64))
+        object.__setattr__(self, "bounded", np.flatnonzero(np.isfinite(lo)))
+        object.__setattr__(self, "unbounded",
+                           tuple(j for j, d in enumerate(self.numeric) if not d.bounded))
 
     @property
     def dim(self) -> int:
         return len(self.numeric) + len(self.categorical)
+
+    def encode_numeric(self, x: FloatArray) -> FloatArray:
+        """``NumericDim.encode`` of every column of raw values ``x (m, dn)``, in one pass."""
+        c = self._num
+        t = x
+        if c.log.shape[0] == x.shape[1]:
+            t = np.log(np.maximum(x, 1e-300))
+        elif c.log.shape[0]:
+            t = x.copy()
+            t[:, c.log] = np.log(np.maximum(x[:, c.log], 1e-300))
+        u = (t - c.off) / c.span
+        out: FloatArray = np.fmax(np.fmin(u, c.hi, out=u), c.lo, out=u)
+        return out
+
+    def decode_numeric(self, u: FloatArray) -> FloatArray:
+        """``NumericDim.decode`` of every column of ``u (m, dn)``, in one pass."""
+        c = self._num
+        if c.uniform.shape[0] == u.shape[1]:
+            u = np.minimum(np.maximum(u, 0.0), 1.0)  # np.clip, without its overhead
+        elif c.uniform.shape[0]:
+            u = u.copy()
+            u[:, c.uniform] = np.minimum(np.maximum(u[:, c.uniform], 0.0), 1.0)
+        t = c.off + u * c.span
+        if c.log.shape[0] == t.shape[1]:
+            np.exp(t, out=t)
+        elif c.log.shape[0]:
+            t[:, c.log] = np.exp(t[:, c.log])
+        if c.quant.shape[0]:
+            t[:, c.quant] = np.round(t[:, c.quant] / c.q) * c.q
+        return t
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Per-column constants of a group's numeric encoding, as arrays for vectorised use."""
+
+    off: FloatArray  # low (uniform family) or mu (normal family)
+    span: FloatArray  # high - low, or NORMAL_UNIT_SIGMAS * sigma
+    lo: FloatArray  # clip bounds of the encoding (the u floor for unbounded columns)
+    hi: FloatArray
+    log: IntArray  # log-kind columns
+    uniform: IntArray  # uniform-family columns (clipped to [0, 1] when decoding)
+    quant: IntArray  # quantised columns and their steps
+    q: FloatArray
+
+    @staticmethod
+    def of(dims: Sequence[NumericDim]) -> _Columns:
+        def idx(keep: list[bool]) -> IntArray:
+            return np.flatnonzero(np.array(keep, dtype=bool))
+
+        ps = [d.param for d in dims]
+        return _Columns(
+            off=np.array([p.low if isinstance(p, Uniform) else p.mu for p in ps], dtype=float),
+            span=np.array([p.high - p.low if isinstance(p, Uniform)
+                           else NORMAL_UNIT_SIGMAS * p.sigma for p in ps], dtype=float),
+            lo=np.array([d.lo if d.lo > -np.inf else _U_FLOOR for d in dims], dtype=float),
+            hi=np.array([d.hi for d in dims], dtype=float),
+            log=idx([p.log for p in ps]),
+            uniform=idx([isinstance(p, Uniform) for p in ps]),
+            quant=idx([p.q is not None for p in ps]),
+            q=np.array([p.q for p in ps if p.q is not None], dtype=float),
+        )
 
 
 def build_groups(space: Space, multivariate: bool) -> list[Group]:
@@ -176,15 +269,10 @@ def encode_group(group: Group, values: Mapping[str, FloatArray], rows: IntArray 
     return xn, xc
 
 
-def snap(group: Group, un: FloatArray) -> tuple[FloatArray, list[FloatArray]]:
+def snap(group: Group, un: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Decode numeric candidates to raw values and re-encode them (quantised, clipped)."""
-    raw: list[FloatArray] = []
-    out = np.empty_like(un)
-    for j, d in enumerate(group.numeric):
-        x = d.decode(un[:, j])
-        raw.append(x)
-        out[:, j] = d.encode(x)
-    return out, raw
+    raw = group.decode_numeric(un)
+    return group.encode_numeric(raw), raw
 
 
 def group_labels(groups: Sequence[Group]) -> list[str]:

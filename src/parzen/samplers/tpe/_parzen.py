@@ -42,6 +42,25 @@ class Bandwidth:
     shrink_count: float = 2.0
 
 
+# Kernels per BLAS call in ``logpdf``: keeps each product (N x F x this, N ~ 24-48, F ~ 10-20)
+# under OpenBLAS's multithreading threshold. Threads buy nothing at this size, and on a
+# loaded machine waiting for them costs milliseconds. Blocking over kernels changes no result:
+# every output is the same length-F dot product either way.
+_KERNEL_BLOCK = 256
+
+
+def _small_matmul(f: FloatArray, kmat: FloatArray) -> FloatArray:
+    """``f @ kmat.T``, in blocks of kernels that BLAS runs single-threaded."""
+    m = kmat.shape[0]
+    if m <= _KERNEL_BLOCK:
+        out: FloatArray = f @ kmat.T
+        return out
+    out = np.empty((f.shape[0], m))
+    for i in range(0, m, _KERNEL_BLOCK):
+        np.matmul(f, kmat[i:i + _KERNEL_BLOCK].T, out=out[:, i:i + _KERNEL_BLOCK])
+    return out
+
+
 @dataclass(frozen=True)
 class ParzenEstimator:
     """A fitted mixture: ``m`` observation kernels plus the prior."""
@@ -93,12 +112,15 @@ class ParzenEstimator:
             kern.append(table)
         f = np.concatenate(feats, axis=1) if len(feats) > 1 else feats[0]
         kmat = np.concatenate(kern, axis=1) if len(kern) > 1 else kern[0]
-        a = f @ kmat.T
+        a = _small_matmul(f, kmat)
         a += const[None, :]
         # The per-point term -|x/w|^2/2 is common to every kernel: add it after the sum.
         row = -0.5 * np.einsum("ij,ij->i", xs, xs)
         top = a.max(axis=1)
         a -= top[:, None]
+        # Kernels more than e^700 below the largest add nothing to the sum, but exp() takes a
+        # slow path for arguments that underflow; flooring them keeps it on the fast one.
+        np.maximum(a, -700.0, out=a)
         np.exp(a, out=a)
         kern_lse = top + np.log(a.sum(axis=1)) + row
         return np.asarray(np.logaddexp(kern_lse, out), dtype=np.float64)
@@ -106,11 +128,11 @@ class ParzenEstimator:
     def _prior_logpdf(self, xn: FloatArray, xc: IntArray) -> FloatArray:
         n_pts = xn.shape[0] if xn.shape[1] else xc.shape[0]
         out = np.zeros(n_pts)
-        for j, d in enumerate(self.group.numeric):
-            out += d.prior_logpdf(xn[:, j])
+        # Bounded (uniform-family) columns have a flat prior in u: their log-density is 0.
+        for j in self.group.unbounded:
+            out += self.group.numeric[j].prior_logpdf(xn[:, j])
         for j, c in enumerate(self.group.categorical):
-            with np.errstate(divide="ignore"):
-                out += np.log(c.prior)[xc[:, j]]
+            out += c.log_prior[xc[:, j]]
         return out
 
     # -- sampling --------------------------------------------------------------------------
@@ -135,11 +157,19 @@ class ParzenEstimator:
                 with np.errstate(invalid="ignore"):
                     a = ndtr((self.lo - mu) / self.width)
                     b = ndtr((self.hi - mu) / self.width)
-                z = ndtri(np.clip(a + u * (b - a), 1e-300, 1.0 - 1e-16))
-                xn[:] = np.clip(mu + self.width * z, self.lo, self.hi)
+                # np.minimum(np.maximum(...)) is np.clip without its Python-level overhead.
+                p = a + u * (b - a)
+                z = ndtri(np.minimum(np.maximum(p, 1e-300, out=p), 1.0 - 1e-16, out=p))
+                z *= self.width
+                z += mu
+                np.minimum(np.maximum(z, self.lo, out=z), self.hi, out=xn)
             if n_prior:
-                for j, d in enumerate(self.group.numeric):
-                    xn[from_prior, j] = d.prior_sample(n_prior, rng)
+                if self.group.unbounded:
+                    for j, d in enumerate(self.group.numeric):
+                        xn[from_prior, j] = d.prior_sample(n_prior, rng)
+                else:
+                    # Every column uniform on [0, 1]: one draw of the same stream.
+                    xn[from_prior] = rng.uniform(0.0, 1.0, size=(dn, n_prior)).T
         for j, c in enumerate(self.group.categorical):
             if self.m:
                 own = self.codes[kc, j]
@@ -151,7 +181,7 @@ class ParzenEstimator:
                 else:
                     xc[:, j] = own
             if n_prior:
-                xc[from_prior, j] = rng.choice(c.k, size=n_prior, p=c.prior)
+                xc[from_prior, j] = c.prior_sample(n_prior, rng)
         return xn, xc
 
 
@@ -160,8 +190,7 @@ def fit(group: Group, xn: FloatArray, xc: IntArray, weights: FloatArray,
     """Fit the mixture to ``m`` weighted observations plus the prior with ``prior_weight``."""
     m = xn.shape[0] if xn.shape[1] else xc.shape[0]
     dn, dc = len(group.numeric), len(group.categorical)
-    lo = np.array([d.lo for d in group.numeric])
-    hi = np.array([d.hi for d in group.numeric])
+    lo, hi = group.lo, group.hi
     w_all = np.append(np.asarray(weights, dtype=np.float64), prior_weight)
     total = w_all.sum()
     w_all = w_all / total if total > 0 else np.append(np.zeros(m), 1.0)
@@ -177,26 +206,32 @@ def fit(group: Group, xn: FloatArray, xc: IntArray, weights: FloatArray,
             a = m / (m + bw.shrink_count)
             spread = a * std + (1.0 - a) * 1.0
         width = bw.factor * spread * shrink
-        q_floor = np.array([d.q_u / 2.0 for d in group.numeric])
-        width = np.clip(width, np.maximum(bw.min_width, q_floor), bw.max_width)
+        width = np.minimum(np.maximum(width, np.maximum(bw.min_width, group.q_floor)),
+                           bw.max_width)
     else:
         width = np.ones(0)
     eps = np.array([min((c.k - 1) / c.k, bw.cat_factor * shrink) for c in group.categorical])
     log_norm = np.zeros(m)
-    bounded = np.flatnonzero(np.isfinite(lo))
+    bounded = group.bounded
     if m and bounded.shape[0]:
         # Only kernels within a few widths of a bound lose mass to truncation (beyond 6
         # widths the loss is < 1e-9), so the normal CDF is evaluated for those tails alone:
         # fitting stays a few cheap passes over the data even for large m.
-        x = xn[:, bounded]
-        z_lo = (lo[bounded] - x) / width[bounded]
-        z_hi = (x - hi[bounded]) / width[bounded]
-        lost = np.zeros_like(x)
-        near = z_lo > -6.0
-        lost[near] = ndtr(z_lo[near])
-        near = z_hi > -6.0
-        lost[near] += ndtr(z_hi[near])
-        log_norm = np.log(np.maximum(1.0 - lost, 1e-300)).sum(axis=1)
+        if bounded.shape[0] == dn:
+            x, lo_b, hi_b, w_b = xn, lo, hi, width
+        else:
+            x, lo_b, hi_b, w_b = xn[:, bounded], lo[bounded], hi[bounded], width[bounded]
+        z_lo = ((lo_b - x) / w_b).reshape(-1)
+        z_hi = ((x - hi_b) / w_b).reshape(-1)
+        lost = np.zeros(x.shape)
+        flat = lost.reshape(-1)
+        near = np.flatnonzero(z_lo > -6.0)
+        flat[near] = ndtr(z_lo[near])
+        near = np.flatnonzero(z_hi > -6.0)
+        flat[near] += ndtr(z_hi[near])
+        np.subtract(1.0, lost, out=lost)
+        np.maximum(lost, 1e-300, out=lost)
+        log_norm = np.log(lost, out=lost).sum(axis=1)
     return ParzenEstimator(group, np.asarray(xn, dtype=np.float64).reshape(m, dn),
                            np.asarray(xc, dtype=np.intp).reshape(m, dc), width, eps,
                            log_norm, w_all, lo, hi)

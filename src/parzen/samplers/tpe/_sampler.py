@@ -52,6 +52,11 @@ def _bool(name: str, value: Any) -> bool:
     return bool(value)
 
 
+# The groups of the last space seen. Spaces are immutable and ``hyperopt_suggest`` builds a
+# fresh sampler per call, so this lives at module level; a new space just replaces it.
+_GROUP_CACHE: tuple[Space, bool, list[Group]] | None = None
+
+
 @dataclass(frozen=True)
 class _Work:
     """Mutable per-call state: the history plus the points of the batch handed out so far."""
@@ -142,6 +147,14 @@ class TPESampler:
         self.parallel_n_EI_candidates = _int("parallel_n_EI_candidates",
                                              parallel_n_EI_candidates, 1)
 
+    def _groups(self, space: Space) -> list[Group]:
+        global _GROUP_CACHE
+        cache = _GROUP_CACHE
+        if cache is None or cache[0] is not space or cache[1] != self.multivariate:
+            cache = (space, self.multivariate, build_groups(space, self.multivariate))
+            _GROUP_CACHE = cache
+        return cache[2]
+
     def suggest(self, space: Space, history: History, n: int,
                 rng: np.random.Generator) -> list[Point]:
         """Propose ``n`` points; see the class docstring."""
@@ -154,14 +167,23 @@ class TPESampler:
         if n_random == n or not space.params:
             return to_points(space, sample_prior(space, n, rng))
         head = to_points(space, sample_prior(space, n_random, rng)) if n_random else []
-        groups = build_groups(space, self.multivariate)
+        groups = self._groups(space)
         n0 = history.n
-        work = _Work(
-            {lab: np.concatenate([np.asarray(history.values[lab], dtype=np.float64),
-                                  np.full(n, np.nan)]) for lab in space.labels},
-            np.concatenate([np.asarray(history.losses, dtype=np.float64), np.full(n, np.nan)]),
-            np.concatenate([np.asarray(history.pending, dtype=bool), np.zeros(n, bool)]),
-        )
+        if n == 1:
+            # One point: nothing is written back before it is returned, so the history's own
+            # arrays serve (read only) without copies.
+            work = _Work({lab: np.asarray(history.values[lab], dtype=np.float64)
+                          for lab in space.labels},
+                         np.asarray(history.losses, dtype=np.float64),
+                         np.asarray(history.pending, dtype=bool))
+        else:
+            work = _Work(
+                {lab: np.concatenate([np.asarray(history.values[lab], dtype=np.float64),
+                                      np.full(n, np.nan)]) for lab in space.labels},
+                np.concatenate([np.asarray(history.losses, dtype=np.float64),
+                                np.full(n, np.nan)]),
+                np.concatenate([np.asarray(history.pending, dtype=bool), np.zeros(n, bool)]),
+            )
         k_below = n_below(n_done, self.below_fraction, self.below_cap, self.gamma)
         bw = self.bandwidth
         n_cand = self.n_EI_candidates
@@ -195,10 +217,11 @@ class TPESampler:
                 if not space.is_active(g.labels[0], point):
                     continue
                 self._choose(g, work, rows, sp, rng, point, bw, n_cand)
-            for lab, v in point.items():
-                work.values[lab][rows] = float(v)
-            work.pending[rows] = True
             points.append(point)
+            if i + 1 < n:
+                for lab, v in point.items():
+                    work.values[lab][rows] = float(v)
+                work.pending[rows] = True
         return points
 
     @staticmethod
@@ -227,7 +250,7 @@ class TPESampler:
                 score = np.where(near, -np.inf, score)
         best = int(np.argmax(score))
         for j, d in enumerate(g.numeric):
-            point[d.label] = float(raw[j][best])
+            point[d.label] = float(raw[best, j])
         for j, c in enumerate(g.categorical):
             point[c.label] = int(c.decode(cc[best:best + 1, j])[0])
 
@@ -235,7 +258,8 @@ class TPESampler:
     def _encode(g: Group, work: _Work, rows: IntArray) -> tuple[FloatArray, IntArray]:
         xn = np.empty((rows.shape[0], len(g.numeric)))
         for j, d in enumerate(g.numeric):
-            xn[:, j] = d.encode(work.values[d.label][rows])
+            xn[:, j] = work.values[d.label][rows]
+        xn = g.encode_numeric(xn)
         xc = np.empty((rows.shape[0], len(g.categorical)), dtype=np.intp)
         for j, c in enumerate(g.categorical):
             xc[:, j] = c.encode(work.values[c.label][rows])
