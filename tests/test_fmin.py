@@ -324,9 +324,10 @@ def test_trials_save_file_resumes_an_interrupted_run(tmp_path: Path) -> None:
         return _loss(p)
 
     calls: list[Any] = []
-    with pytest.raises(KeyboardInterrupt):
-        fmin(interrupted, SPACE, max_evals=10, **kw)
+    # Ctrl-C ends the run like a timeout: the best of the finished trials is returned.
+    best = fmin(interrupted, SPACE, max_evals=10, **kw)
     saved = _load(path)
+    assert best == saved.argmin
     assert saved.count_by_state_synced(JOB_STATE_DONE) == 6
     assert saved.count_by_state_synced([0, 1]) == 0  # nothing left queued or running
 

@@ -18,6 +18,7 @@ from parzen.coordinator import RunSettings, run
 from parzen.domain import Domain
 from parzen.exceptions import ConfigError, UnsupportedExpression
 from parzen.space import describe, space_eval
+from parzen.trial import TrialState
 from parzen.trials import Trials
 
 log = logging.getLogger("parzen.fmin")
@@ -186,7 +187,16 @@ def fmin(
         settings = dataclasses.replace(settings, max_queue_len=parallelism)
     runner = trials._make_runner(domain, catch_eval_exceptions=catch_eval_exceptions,
                                  settings=settings)
-    run(domain, trials, algo_fn, runner, rng, settings, points_to_evaluate)
+    try:
+        run(domain, trials, algo_fn, runner, rng, settings, points_to_evaluate)
+    except KeyboardInterrupt:
+        # Ctrl-C ends the search like a timeout would: the loop has already cancelled the
+        # queued trials, so hand back the best result so far. With nothing to return, the
+        # interrupt goes on to the caller.
+        if trials.best_loss is None:
+            raise
+        log.warning("fmin interrupted (Ctrl-C): queued trials cancelled; returning the best "
+                    "of %d finished trials", trials.state_counts()[TrialState.DONE])
     if not return_argmin:
         # hyperopt returns the best point's value (space_eval of the argmin), or None when
         # no trial ran.

@@ -14,7 +14,8 @@ Test-only fault hooks, all explicit and confined to this script (none lives in `
 - ``driver_lease_s``: shorten ``parzen.distributed.DRIVER_LEASE_S`` (30 s) so a test can
   watch a takeover after the driver lease expires.
 
-SIGINT (Ctrl-C) is left to Python's default handler: ``fmin`` sees KeyboardInterrupt.
+SIGINT (Ctrl-C) is left to Python's default handler: ``fmin`` sees KeyboardInterrupt, cancels
+the queue and returns the best trial so far.
 """
 
 from __future__ import annotations
