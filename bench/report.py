@@ -59,6 +59,34 @@ def quality_section(path: Path) -> list[str]:
     return out
 
 
+def degradation_section(paths: dict[int, Path]) -> list[str]:
+    """Median regret at the last checkpoint for each batch size, and its ratio to batch=1."""
+    runs = {k: json.loads(p.read_text()) for k, p in sorted(paths.items()) if p.exists()}
+    if 1 not in runs or len(runs) < 2:
+        return []
+    last = str(runs[1]["meta"]["checkpoints"][-1])
+    batches = [k for k in runs if k != 1]
+    out = [
+        f"### Batch degradation: median regret @{last} at batch K, and K / batch=1",
+        "",
+        "| problem | algo | K=1 | " + " | ".join(f"K={k} (×K=1)" for k in batches) + " |",
+        "|" + " --- |" * (3 + len(batches)),
+    ]
+    for prob in runs[1]["summary"]:
+        for a in ALGOS:
+            try:
+                base = runs[1]["summary"][prob]["algos"][a]["regret"][last]["median"]
+            except KeyError:
+                continue
+            cells = [g(base)]
+            for k in batches:
+                med = runs[k]["summary"][prob]["algos"][a]["regret"][last]["median"]
+                ratio = med / base if base else float("inf")
+                cells.append(f"{g(med)} ({ratio:.2f}×)")
+            out.append(f"| {prob} | {a} | " + " | ".join(cells) + " |")
+    return out
+
+
 def latency_section(path: Path) -> list[str]:
     data: dict[str, Any] = json.loads(path.read_text())
     meta, res = data["meta"], data["results"]
@@ -100,9 +128,14 @@ def latency_section(path: Path) -> list[str]:
 
 def main() -> int:
     lines: list[str] = []
-    for name in ("quality.json", "quality_batch4.json", "quality_batch8.json"):
+    for name in ("quality.json", "quality_batch8.json", "quality_batch24.json"):
         if (RESULTS / name).exists():
             lines += quality_section(RESULTS / name) + [""]
+    degradation = degradation_section({1: RESULTS / "quality.json",
+                                       8: RESULTS / "quality_batch8.json",
+                                       24: RESULTS / "quality_batch24.json"})
+    if degradation:
+        lines += degradation + [""]
     if (RESULTS / "latency.json").exists():
         lines += latency_section(RESULTS / "latency.json")
     sys.stdout.write("\n".join(lines) + "\n")
