@@ -15,7 +15,6 @@ from parzen.samplers._base import Point
 from parzen.samplers._history import History
 from parzen.samplers._prior import sample_prior, to_points
 from parzen.samplers.tpe._encode import Group, build_groups, snap
-from parzen.samplers.tpe._startup import stratified_startup
 from parzen.samplers.tpe._fantasy import MAX_ROWS, Believer, features
 from parzen.samplers.tpe._parzen import Bandwidth, fit
 from parzen.samplers.tpe._split import Split, n_below, split
@@ -123,8 +122,7 @@ class TPESampler:
                  constant_liar: bool = True, pending_weight: float = 0.3,
                  min_distance: float = 0.01, bandwidth_factor: float = 0.2,
                  parallel_bandwidth_factor: float = 0.26, parallel_n_EI_candidates: int = 48,
-                 min_bandwidth: float = 0.01, stratified_startup: bool = True,
-                 verbose: bool = False) -> None:
+                 min_bandwidth: float = 0.01, verbose: bool = False) -> None:
         self.n_startup_jobs = _int("n_startup_jobs", n_startup_jobs, 0)
         self.n_EI_candidates = _int("n_EI_candidates", n_EI_candidates, 1)
         self.gamma = None if gamma is None else _float("gamma", gamma, 0.0, 1.0,
@@ -146,7 +144,6 @@ class TPESampler:
         )
         self.parallel_bandwidth_factor = _float(
             "parallel_bandwidth_factor", parallel_bandwidth_factor, 0.0, 10.0, low_open=True)
-        self.stratified_startup = _bool("stratified_startup", stratified_startup)
         self.parallel_n_EI_candidates = _int("parallel_n_EI_candidates",
                                              parallel_n_EI_candidates, 1)
 
@@ -167,11 +164,9 @@ class TPESampler:
         n_pend = int(np.count_nonzero(history.pending & ~history.completed))
         handed = n_done + n_pend
         n_random = n if n_done == 0 else min(max(self.n_startup_jobs - handed, 0), n)
-        if not space.params:
+        if n_random == n or not space.params:
             return to_points(space, sample_prior(space, n, rng))
-        head = self._startup(space, history, n_random, rng) if n_random else []
-        if n_random == n:
-            return head
+        head = to_points(space, sample_prior(space, n_random, rng)) if n_random else []
         groups = self._groups(space)
         n0 = history.n
         if n == 1:
@@ -228,14 +223,6 @@ class TPESampler:
                     work.values[lab][rows] = float(v)
                 work.pending[rows] = True
         return points
-
-    def _startup(self, space: Space, history: History, n: int,
-                 rng: np.random.Generator) -> list[Point]:
-        """``n`` startup points: prior draws, stratified over the startup set if enabled."""
-        if not self.stratified_startup:
-            return to_points(space, sample_prior(space, n, rng))
-        return stratified_startup(space, history, n, max(self.n_startup_jobs, history.n + n),
-                                  rng)
 
     @staticmethod
     def _believer(groups: list[Group], work: _Work, n0: int) -> Believer:
