@@ -9,12 +9,13 @@ produce a second result.
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from parzen.trial import ErrorInfo, Owner, Trial, TrialState
+from parzen.trial import Attempt, ErrorInfo, Owner, Trial, TrialState
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,22 @@ def inserted_state(trial: Trial) -> TrialState:
     """The state ``insert_new`` stores: finished trials keep theirs, everything else is NEW
     (a RUNNING trial from elsewhere has no live worker here)."""
     return trial.state if trial.state.is_finished() else TrialState.NEW
+
+
+def back_to_new(t: Trial, now: datetime, outcome: str, count_attempt: bool) -> Trial:
+    """``t`` returned to NEW, its ending attempt appended to its history as ``outcome``.
+
+    The attempt stays counted towards ``max_attempts`` only if ``count_attempt`` (a lease that
+    expired, a crash); a release on the worker's own initiative gives it back.
+    """
+    attempt = Attempt(attempt=t.attempts, owner=t.owner, book_time=t.book_time, end_time=now,
+                      outcome=outcome)
+    return dataclasses.replace(
+        t, state=TrialState.NEW, owner=None, claim_token=None, lease_expires=None,
+        book_time=None, heartbeat_time=None, end_time=None, result={"status": "new"},
+        attempts=t.attempts if count_attempt else max(0, t.attempts - 1),
+        history=(*t.history, attempt),
+    )
 
 
 class TrialStore(abc.ABC):

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from parzen.exceptions import StoreError, TrialNotFound
-from parzen.store._base import Experiment, TrialStore, inserted_state
-from parzen.trial import Attempt, ErrorInfo, Owner, Trial, TrialState
+from parzen.store._base import Experiment, TrialStore, back_to_new, inserted_state
+from parzen.trial import ErrorInfo, Owner, Trial, TrialState
 
 
 def _utcnow() -> datetime:
@@ -173,7 +173,7 @@ class InMemoryTrialStore(TrialStore):
             t = self._held(exp_key, tid, claim_token)
             if t is None:
                 return False
-            self._put(_back_to_new(t, self.now(), reason, count_attempt))
+            self._put(back_to_new(t, self.now(), reason, count_attempt))
             return True
 
     def requeue_expired(self, exp_key: str, max_attempts: int) -> list[Trial]:
@@ -186,14 +186,14 @@ class InMemoryTrialStore(TrialStore):
                     continue
                 if t.attempts >= max_attempts:
                     new = dataclasses.replace(
-                        _back_to_new(t, now, "lease expired", True), state=TrialState.ERROR,
+                        back_to_new(t, now, "lease expired", True), state=TrialState.ERROR,
                         end_time=now, result={"status": "fail"},
                         error=ErrorInfo("LeaseExpired", f"lease expired on attempt "
                                         f"{t.attempts} of {max_attempts}; the worker died or "
                                         "stalled each time, giving up"),
                     )
                 else:
-                    new = _back_to_new(t, now, "lease expired", True)
+                    new = back_to_new(t, now, "lease expired", True)
                 self._put(new)
                 changed.append(new)
             return changed
@@ -221,7 +221,7 @@ class InMemoryTrialStore(TrialStore):
                     outcome = f"requeued by operator from {t.state.name}"
                     if t.error is not None:
                         outcome += f" ({t.error.type}: {t.error.message})"
-                    new = _back_to_new(t, now, outcome, False)
+                    new = back_to_new(t, now, outcome, False)
                     self._put(dataclasses.replace(new, attempts=0, error=None))
                     n += 1
             return n
@@ -278,15 +278,3 @@ class InMemoryTrialStore(TrialStore):
             for t in self._trials.get(exp_key, {}).values():
                 counts[t.state] += 1
         return counts
-
-
-def _back_to_new(t: Trial, now: datetime, outcome: str, count_attempt: bool) -> Trial:
-    """``t`` returned to NEW with the ending attempt appended to its history."""
-    attempt = Attempt(attempt=t.attempts, owner=t.owner, book_time=t.book_time, end_time=now,
-                      outcome=outcome)
-    return dataclasses.replace(
-        t, state=TrialState.NEW, owner=None, claim_token=None, lease_expires=None,
-        book_time=None, heartbeat_time=None, end_time=None, result={"status": "new"},
-        attempts=t.attempts if count_attempt else max(0, t.attempts - 1),
-        history=(*t.history, attempt),
-    )

@@ -58,7 +58,7 @@ from pymongo.errors import (
 )
 
 from parzen.exceptions import ConfigError, StoreError, StoreUnavailable, TrialNotFound
-from parzen.store._base import Experiment, TrialStore, inserted_state
+from parzen.store._base import Experiment, TrialStore, back_to_new, inserted_state
 from parzen.store._documents import (
     driver_to_doc,
     encode_result,
@@ -73,7 +73,7 @@ from parzen.store._documents import (
     utc,
 )
 from parzen.store._uri import parse_mongo_url, redact_text
-from parzen.trial import Attempt, ErrorInfo, Owner, Trial, TrialState
+from parzen.trial import ErrorInfo, Owner, Trial, TrialState
 
 # GridFS's default chunk size: 255 KiB keeps a chunk plus overhead under 256 KiB.
 PAYLOAD_CHUNK_BYTES = 255 * 1024
@@ -385,7 +385,7 @@ class MongoTrialStore(TrialStore):
             if doc is None:
                 self._require(exp_key, tid)
                 return False
-            return self._swap(fence, _back_to_new(trial_from_doc(doc), self._now(), reason,
+            return self._swap(fence, back_to_new(trial_from_doc(doc), self._now(), reason,
                                                   count_attempt))
 
     def requeue_expired(self, exp_key: str, max_attempts: int) -> list[Trial]:
@@ -397,7 +397,7 @@ class MongoTrialStore(TrialStore):
             ).sort("tid", ASCENDING))
             for doc in expired:
                 t = trial_from_doc(doc)
-                new = _back_to_new(t, now, "lease expired", True)
+                new = back_to_new(t, now, "lease expired", True)
                 if t.attempts >= max_attempts:
                     new = dataclasses.replace(
                         new, state=TrialState.ERROR, end_time=now, result={"status": "fail"},
@@ -439,7 +439,7 @@ class MongoTrialStore(TrialStore):
                 outcome = f"requeued by operator from {t.state.name}"
                 if t.error is not None:
                     outcome += f" ({t.error.type}: {t.error.message})"
-                new = dataclasses.replace(_back_to_new(t, now, outcome, False), attempts=0,
+                new = dataclasses.replace(back_to_new(t, now, outcome, False), attempts=0,
                                           error=None)
                 # A finished trial changes only by requeue; the fence stops two operators
                 # from requeueing the same outcome twice.
@@ -608,16 +608,6 @@ class _ServerClock:
         return to_millis(self._last)
 
 
-def _back_to_new(t: Trial, now: datetime, outcome: str, count_attempt: bool) -> Trial:
-    """``t`` returned to NEW with the ending attempt appended to its history."""
-    attempt = Attempt(attempt=t.attempts, owner=t.owner, book_time=t.book_time, end_time=now,
-                      outcome=outcome)
-    return dataclasses.replace(
-        t, state=TrialState.NEW, owner=None, claim_token=None, lease_expires=None,
-        book_time=None, heartbeat_time=None, end_time=None, result={"status": "new"},
-        attempts=t.attempts if count_attempt else max(0, t.attempts - 1),
-        history=(*t.history, attempt),
-    )
 
 
 def _retry_duplicate(write: Callable[[], Any]) -> Any:
