@@ -111,3 +111,18 @@ def test_bad_settings_and_objectives_are_refused_before_running():
     with pytest.raises(PayloadTooLarge, match=r"24\.\d MB.*inside the objective"):
         fmin(lambda p: float(big[0]), SPACE, max_evals=2, show_progressbar=False,
              trials=ParallelTrials(parallelism=1, max_payload_bytes=10_000_000))
+
+
+def constant(p):
+    return 1.0
+
+
+def test_no_progress_loss_stops_parallel_runs():
+    """Results arrive after their trials were first seen; each must still be counted."""
+    from parzen import no_progress_loss
+
+    trials = ParallelTrials(parallelism=4)
+    fmin(constant, SPACE, algo=tpe.suggest, max_evals=60, trials=trials,
+         early_stop_fn=no_progress_loss(5), show_progressbar=False,
+         rstate=np.random.default_rng(0))
+    assert trials.state_counts()[TrialState.DONE] < 20

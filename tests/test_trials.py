@@ -244,3 +244,27 @@ def test_insert_trial_docs_with_results_warm_starts_an_experiment() -> None:
     # The imported results count towards max_evals: only two more were evaluated.
     assert len(trials) == 5 and trials.tids == [0, 1, 2, 3, 4]
     assert trials.losses()[:3] == [1.0, 0.25, 2.25]
+
+
+def test_a_saved_running_trial_is_run_again_on_resume(tmp_path: Any) -> None:
+    """A file written while a trial ran must not leave it RUNNING forever after a resume."""
+    import pickle
+
+    import numpy as np
+
+    from parzen import fmin, hp, rand
+
+    trials = Trials()
+    _insert(trials, [{"x": 0.1, "c": 1}])
+    assert trials.store.claim(trials.exp_key, 0, OWNER, 60) is not None
+    trials.refresh()
+    path = tmp_path / "trials.pkl"
+    path.write_bytes(pickle.dumps(trials))
+    space = {"x": hp.uniform("x", 0, 1), "c": hp.choice("c", [0, 1])}
+    fmin(lambda p: p["x"], space, algo=rand.suggest, max_evals=3, show_progressbar=False,
+         trials_save_file=str(path), rstate=np.random.default_rng(0))
+    resumed = pickle.loads(path.read_bytes())
+    assert resumed.count_by_state_synced(JOB_STATE_DONE) == 3
+    first = resumed.all_trials()[0]
+    assert first.state is TrialState.DONE
+    assert [a.outcome for a in first.history] == ["released: the run was saved while it ran"]

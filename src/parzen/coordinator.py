@@ -35,21 +35,23 @@ FAIL_FAST_AFTER = 10
 # How long the loop rides out an unreachable store (a MongoDB restart or failover) before
 # fmin gives up with StoreUnavailable. The workers keep running trials meanwhile.
 STORE_PATIENCE_S = 300.0
+# While shutting down the run is over: give up on the store sooner.
+CLOSE_PATIENCE_S = 10.0
 
 T = TypeVar("T")
 
 
-def patiently(op: Callable[[], T], what: str) -> T:
-    """``op()``, retried for up to ``STORE_PATIENCE_S`` while the store is unavailable.
+def patiently(op: Callable[[], T], what: str, patience_s: float = STORE_PATIENCE_S) -> T:
+    """``op()``, retried for up to ``patience_s`` while the store is unavailable.
 
     Used for reads, tid allocation (a lost reply burns tids, which are never reused), inserts
     of the same trials (idempotent by tid: a retry after an insert whose reply was lost
     neither duplicates nor orphans a trial), cancels and the driver lease release.
 
     Raises:
-        StoreUnavailable: the store stayed unreachable for ``STORE_PATIENCE_S`` seconds.
+        StoreUnavailable: the store stayed unreachable for ``patience_s`` seconds.
     """
-    return retry_unavailable(op, what, STORE_PATIENCE_S)
+    return retry_unavailable(op, what, patience_s)
 
 
 @dataclass(frozen=True)
@@ -243,13 +245,15 @@ def run(domain: Domain, trials: Trials, algo: Callable[..., Any], runner: Runner
         raise
     finally:
         runner.close(cancelled and owner)
-        if owner:
+        # Local runners release running trials to NEW while closing; cancel those too. A
+        # distributed runner cancels its queue itself, before giving up its driver lease.
+        if owner and not getattr(runner, "cancels_on_close", False):
             n_cancelled = patiently(
                 functools.partial(trials.store.cancel, trials.exp_key, (TrialState.NEW,)),
-                "cancelling queued trials")
+                "cancelling queued trials", CLOSE_PATIENCE_S)
             if n_cancelled:
                 log.info("cancelled %d queued trials", n_cancelled)
-        patiently(trials.refresh, "refreshing trials")
+        patiently(trials.refresh, "refreshing trials", CLOSE_PATIENCE_S)
         c = count(trials)
         progress.update(c.finished, c.running, c.error, c.best)
         progress.close()

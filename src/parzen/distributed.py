@@ -161,6 +161,9 @@ class CeleryRunner:
     reason before then, a bad ``points_to_evaluate`` included, leaves nothing behind.
     """
 
+    # close() cancels the queue itself, before it gives up the driver lease.
+    cancels_on_close = True
+
     def __init__(self, trials: MongoTrials, domain: Domain, run_settings: Any) -> None:
         if not trials.broker:
             raise ConfigError(
@@ -254,6 +257,16 @@ class CeleryRunner:
         old = store.get_experiment(exp_key)
         self._check_changes(old, space_fp)  # again: another run may have written meanwhile
         self._acquire_driver(old)
+        try:
+            self._write_experiment(domain, objective, run_settings, old, space_fp)
+        except BaseException:
+            # Don't keep others off an experiment this run never started.
+            self._store.release_driver(exp_key, str(self._holder["holder"]))
+            raise
+
+    def _write_experiment(self, domain: Domain, objective: dict[str, Any], run_settings: Any,
+                          old: Experiment | None, space_fp: str) -> None:
+        store, exp_key = self._store, self._exp_key
         if self._gridfs_data is not None:
             objective["payload_id"] = store.put_payload(exp_key, self._gridfs_data)
             self._gridfs_data = None
@@ -373,21 +386,22 @@ class CeleryRunner:
                 self._dispatched[tid] = now
 
     def close(self, cancelled: bool) -> None:
-        from parzen.coordinator import patiently
+        from parzen.coordinator import CLOSE_PATIENCE_S, patiently
 
         if not self._prepared:
             return  # nothing was written, and the driver lease was never taken
         try:
-            if cancelled:
-                n = patiently(functools.partial(self._store.cancel, self._exp_key,
-                                                (TrialState.NEW, TrialState.RUNNING)),
-                              "cancelling queued and running trials")
-                if n:
-                    log.info("cancelled %d queued or running trials of %r", n, self._exp_key)
+            # While we still hold the driver lease: cancelled after releasing it, the queue
+            # could already belong to a coordinator that took over.
+            states = (TrialState.NEW, TrialState.RUNNING) if cancelled else (TrialState.NEW,)
+            n = patiently(functools.partial(self._store.cancel, self._exp_key, states),
+                          "cancelling queued trials", CLOSE_PATIENCE_S)
+            if n:
+                log.info("cancelled %d queued or running trials of %r", n, self._exp_key)
         finally:
             patiently(functools.partial(self._store.release_driver, self._exp_key,
                                         str(self._holder["holder"])),
-                      "releasing the driver lease")
+                      "releasing the driver lease", CLOSE_PATIENCE_S)
             log.info("coordinator for %r: %d trials requeued after lease expiry, %d messages "
                      "republished", self._exp_key, self._requeued, self._republished)
 

@@ -31,11 +31,15 @@ def no_progress_loss(iteration_stop_count: int = 20,
         )
 
     def stop_fn(trials: Any, best_loss: float | None = None,
-                iteration_no_progress: int = 0, seen: int = 0) -> tuple[bool, list[Any]]:
-        losses = [r.get("loss") for r in trials.results[seen:]
-                  if r.get("status") == "ok" and r.get("loss") is not None]
-        new_seen = len(trials.results)
-        for loss in losses:
+                iteration_no_progress: int = 0,
+                counted: frozenset[int] = frozenset()) -> tuple[bool, list[Any]]:
+        # Count each finished trial once, by tid: with parallel trials, results arrive out of
+        # order and after their trials were first seen.
+        fresh = [(d["tid"], d["result"]["loss"]) for d in trials.trials
+                 if d["tid"] not in counted and d["result"].get("status") == "ok"
+                 and d["result"].get("loss") is not None]
+        fresh.sort()
+        for _, loss in fresh:
             if best_loss is None:
                 best_loss = loss
                 iteration_no_progress = 0
@@ -46,7 +50,8 @@ def no_progress_loss(iteration_stop_count: int = 20,
                 iteration_no_progress = 0
             else:
                 iteration_no_progress += 1
+        counted = counted | {tid for tid, _ in fresh}
         return (iteration_no_progress >= iteration_stop_count,
-                [best_loss, iteration_no_progress, new_seen])
+                [best_loss, iteration_no_progress, counted])
 
     return stop_fn

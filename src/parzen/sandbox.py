@@ -188,6 +188,22 @@ class Sandbox:
             self.kill()
             raise EvaluationAborted(reason)
 
+    def _send(self, msg: Any) -> None:
+        assert self._conn is not None and self._proc is not None
+        try:
+            self._conn.send(msg)
+        except OSError:
+            # The child died between our liveness check and this write.
+            proc = self._proc
+            try:
+                proc.wait(2)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+            why = describe_exit(proc.returncode)
+            self._discard()
+            raise EvaluationCrashed(f"the objective's process {why}") from None
+
     def evaluate(self, ref: ObjectiveRef, params: Mapping[str, Any], tid: int, *,
                  timeout_s: float | None = None,
                  abort: Callable[[], str | None] = lambda: None) -> dict[str, Any]:
@@ -201,9 +217,9 @@ class Sandbox:
             EvaluationAborted: ``abort()`` returned a reason; the child was killed.
         """
         started = time.monotonic()
-        conn = self._ensure()
+        self._ensure()
         if self._loaded != ref.key:
-            conn.send(("load", ref))
+            self._send(("load", ref))
             reply = self._await(None, abort, started)
             if reply[0] == "unloadable":
                 _, etype, msg, missing = reply
@@ -214,7 +230,7 @@ class Sandbox:
                              "objective's imports resolve")
                 raise ObjectiveUnloadable(text)
             self._loaded = ref.key
-        conn.send(("eval", ref.key, tid, dict(params)))
+        self._send(("eval", ref.key, tid, dict(params)))
         # The time limit covers the evaluation only, not the child's start-up or loading.
         reply = self._await(timeout_s, abort, time.monotonic())
         if reply[0] == "ok":

@@ -17,6 +17,7 @@ from parzen.exceptions import AllTrialsFailed
 from parzen.samplers._history import History, HistoryBuilder
 from parzen.space import Space
 from parzen.store import InMemoryTrialStore, TrialStore
+from parzen.store._base import back_to_new
 from parzen.trial import STATUS_NEW, ErrorInfo, Trial, TrialState
 
 JOB_STATE_NEW = int(TrialState.NEW)
@@ -136,10 +137,15 @@ class Trials:
             self._store.put_experiment(state["experiment"])
         trials: list[Trial] = state["trials"]
         self._store.insert_new([dataclasses.replace(t, state=TrialState.NEW) for t in trials])
-        # insert_new creates NEW trials; put back the finished ones exactly as they were.
+        # insert_new creates NEW trials; put back the finished ones exactly as they were. A
+        # trial that was RUNNING when the file was written has no worker any more: it goes
+        # back to NEW (attempt not counted), so a resumed run evaluates it again.
         mem = self._store
         assert isinstance(mem, InMemoryTrialStore)
+        now = datetime.now(timezone.utc)
         for t in trials:
+            if t.state is TrialState.RUNNING:
+                t = back_to_new(t, now, "released: the run was saved while it ran", False)
             mem._trials[t.exp_key][t.tid] = t  # restoring a snapshot, not a lifecycle step
 
     # ---- store access ------------------------------------------------------------------

@@ -20,6 +20,8 @@ from parzen.exceptions import (
     ConfigError,
     ObjectiveUnloadable,
     PayloadSignatureError,
+    StoreError,
+    StoreUnavailable,
     TrialNotFound,
 )
 from parzen.execution import Outcome, run_trial
@@ -180,6 +182,12 @@ class WorkerRuntime:
             except PayloadSignatureError as exc:
                 log.error("experiment %r: %s", exp_key, exc)
                 raise
+            except StoreError as exc:
+                if isinstance(exc, StoreUnavailable):
+                    raise
+                # A missing or unreadable GridFS payload is this experiment's problem, not the
+                # trial's: release it uncounted and let the coordinator fail fast with why.
+                raise ObjectiveUnloadable(f"cannot read the objective payload: {exc}") from exc
             try:
                 return sandbox.evaluate(objective.ref, params, tid,
                                         timeout_s=settings.trial_timeout_s, abort=abort)
