@@ -169,14 +169,20 @@ class Sandbox:
                 if proc.poll() is None:
                     self._check_deadlines(timeout_s, abort, started)
                     continue
-            try:
-                proc.wait(2)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-            why = describe_exit(proc.returncode)
-            self._discard()
-            raise EvaluationCrashed(f"the objective's process {why}")
+            raise self._crashed()
+
+    def _crashed(self) -> EvaluationCrashed:
+        """Reap the dead (or dying) child and describe how it ended."""
+        proc = self._proc
+        assert proc is not None
+        try:
+            proc.wait(2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        why = describe_exit(proc.returncode)
+        self._discard()
+        return EvaluationCrashed(f"the objective's process {why}")
 
     def _check_deadlines(self, timeout_s: float | None, abort: Callable[[], str | None],
                          started: float) -> None:
@@ -194,15 +200,7 @@ class Sandbox:
             self._conn.send(msg)
         except OSError:
             # The child died between our liveness check and this write.
-            proc = self._proc
-            try:
-                proc.wait(2)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-            why = describe_exit(proc.returncode)
-            self._discard()
-            raise EvaluationCrashed(f"the objective's process {why}") from None
+            raise self._crashed() from None
 
     def evaluate(self, ref: ObjectiveRef, params: Mapping[str, Any], tid: int, *,
                  timeout_s: float | None = None,
