@@ -368,25 +368,31 @@ class MongoTrialStore(TrialStore):
             raise ValueError(f"finish() takes DONE or ERROR, got {state!r}")
         encode_result(result)  # reject an unstorable result before touching the store
         with self._op():
-            fence = self._held(exp_key, tid, claim_token)
-            doc = self._trials.find_one(fence)
-            if doc is None:
-                self._require(exp_key, tid)
+            fence, held = self._read_held(exp_key, tid, claim_token)
+            if held is None:
                 return False
-            done = dataclasses.replace(trial_from_doc(doc), state=state, result=dict(result),
+            done = dataclasses.replace(held, state=state, result=dict(result),
                                        error=error, end_time=self._now(), lease_expires=None)
             return self._swap(fence, done)
 
     def release(self, exp_key: str, tid: int, claim_token: str, reason: str,
                 count_attempt: bool = False) -> bool:
         with self._op():
-            fence = self._held(exp_key, tid, claim_token)
-            doc = self._trials.find_one(fence)
-            if doc is None:
-                self._require(exp_key, tid)
+            fence, held = self._read_held(exp_key, tid, claim_token)
+            if held is None:
                 return False
-            return self._swap(fence, back_to_new(trial_from_doc(doc), self._now(), reason,
-                                                  count_attempt))
+            return self._swap(fence, back_to_new(held, self._now(), reason, count_attempt))
+
+    def _read_held(self, exp_key: str, tid: int, claim_token: str
+                   ) -> tuple[dict[str, Any], Trial | None]:
+        """The fence for the attempt holding ``claim_token`` and its trial, or None when the
+        lease was lost (TrialNotFound when there is no such trial at all)."""
+        fence = self._held(exp_key, tid, claim_token)
+        doc = self._trials.find_one(fence)
+        if doc is None:
+            self._require(exp_key, tid)
+            return fence, None
+        return fence, trial_from_doc(doc)
 
     def requeue_expired(self, exp_key: str, max_attempts: int) -> list[Trial]:
         changed: list[Trial] = []
