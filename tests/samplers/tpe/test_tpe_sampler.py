@@ -18,7 +18,7 @@ from parzen.samplers.rand import RandomSampler
 from parzen.samplers.tpe import TPESampler
 from parzen.samplers.tpe import _sampler as sampler_mod
 from parzen.samplers.tpe._encode import build_groups
-from parzen.samplers.tpe._fantasy import Believer, features
+from parzen.samplers.tpe._surrogate import Surrogate, features
 from parzen.space import Space, compile_space
 
 
@@ -205,7 +205,7 @@ def test_believer_predicts_good_and_poor_regions() -> None:
     groups = build_groups(SPACE_2D, True)
     rows = np.arange(h.n)
     values = {lab: np.asarray(v) for lab, v in h.values.items()}
-    b = Believer(features(groups, values, rows), np.asarray(h.losses))
+    b = Surrogate(features(groups, values, rows), np.asarray(h.losses))
     q = {"x": np.array([0.3, -1.0]), "y": np.array([-0.2, 1.0])}
     good, poor = b.predict(features(groups, q, np.arange(2)))
     losses = np.sort(np.asarray(h.losses))

@@ -15,9 +15,15 @@ from parzen.samplers._base import Point
 from parzen.samplers._history import History
 from parzen.samplers._prior import sample_prior, to_points
 from parzen.samplers.tpe._encode import Group, build_groups, snap
-from parzen.samplers.tpe._fantasy import MAX_ROWS, Believer, features
 from parzen.samplers.tpe._parzen import Bandwidth, fit
 from parzen.samplers.tpe._split import Split, n_below, split
+from parzen.samplers.tpe._surrogate import (
+    MAX_ROWS,
+    Surrogate,
+    column_span,
+    features,
+    group_features,
+)
 from parzen.space import Space
 
 FloatArray = npt.NDArray[np.float64]
@@ -52,9 +58,10 @@ def _bool(name: str, value: Any) -> bool:
     return bool(value)
 
 
-# The groups of the last space seen. Spaces are immutable and ``hyperopt_suggest`` builds a
-# fresh sampler per call, so this lives at module level; a new space just replaces it.
-_GROUP_CACHE: tuple[Space, bool, list[Group]] | None = None
+# The groups of the last space seen, by fingerprint. ``hyperopt_suggest`` builds a fresh
+# sampler per call, and a loop that calls ``fmin`` once per step compiles a new (equal) Space
+# each time, so this lives at module level and is keyed by structure, not identity.
+_GROUP_CACHE: tuple[str, bool, list[Group]] | None = None
 
 
 @dataclass(frozen=True)
@@ -66,32 +73,77 @@ class _Work:
     pending: BoolArray
 
 
+@dataclass(frozen=True)
+class _Ranker:
+    """Re-ranks the best candidates of one group by the surrogate's prediction."""
+
+    model: Surrogate | None
+    top: int
+    groups: list[Group]
+    labels: tuple[str, ...] | list[str]
+
+    def pick(self, g: Group, score: FloatArray, best: int, cn: FloatArray, cc: IntArray,
+             point: Point) -> int:
+        """The candidate to propose: among the ``top`` best by ``score`` that share the
+        categories of ``best`` (the TPE alone decides categories), the lowest prediction.
+
+        Other groups' values come from ``point`` (chosen so far) or count as inactive.
+        """
+        if self.model is None:
+            return best
+        order = np.argsort(-score, kind="stable")
+        if g.categorical:
+            order = order[(cc[order] == cc[best]).all(axis=1)]
+        order = order[:self.top]
+        order = order[np.isfinite(score[order])]
+        k = order.shape[0]
+        if k < 2:
+            return best
+        own = group_features(g, cn[order], cc[order])
+        if len(self.groups) == 1:
+            q = own
+        else:
+            values = {lab: np.array([np.nan if point.get(lab) is None else float(point[lab])])
+                      for lab in self.labels}
+            q = np.repeat(features(self.groups, values, np.arange(1)), k, axis=0)
+            start, stop = column_span(self.groups, g)
+            q[:, start:stop] = own
+        return int(order[int(np.argmin(self.model.score(q)))])
+
+
 class TPESampler:
     """Tree-structured Parzen Estimator (Bergstra et al., 2011) with multivariate kernels.
 
     Completed trials are split by loss into a good group (the best
     ``min(ceil(below_fraction * n), below_cap)``) and the rest. Each group of parameters that
     are active together gets one product-kernel density per side, ``l`` (good) and ``g``
-    (rest), each mixed with the prior. Candidates are drawn from ``l`` and the one maximising
-    ``l / g`` is proposed. Conditional parameters are modelled only on the trials where they
-    were active; groups are chosen parents-first, so a child's model is the one of the branch
-    just picked.
+    (the rest), each mixed with the prior. Candidates are drawn from ``l`` and ranked by
+    ``l / g``; the best ``refine_candidates`` of them that share the best one's categories are
+    then re-ranked by a small Gaussian-process surrogate of the losses, and the one it predicts
+    lowest is proposed (``_surrogate.py`` says why). Conditional parameters are modelled only on
+    the trials where they were active; groups are chosen parents-first, so a child's model is
+    the one of the branch just picked.
 
     A batch of ``n`` points is built one point at a time, each added as pending before the next
     is chosen. Pending trials are fantasised ("believer"): each gets the loss a small Gaussian
     process fitted to the completed trials predicts for it and is then split like a completed
     trial, so the batch follows the model's belief as sequential TPE would follow real results.
+    The surrogate is the same Gaussian process that re-ranks candidates.
     With ``believer=False`` they count as bad instead (a constant liar with the worst loss, at
-    ``pending_weight`` of a completed trial's weight). Candidates closer than ``min_distance``
-    to a pending point are discarded, so a batch holds no near-duplicates. When points are
+    ``pending_weight`` of a completed trial's weight). A candidate closer than
+    ``min_distance`` to a pending point is moved out to that distance (or, if it is then near
+    another, discarded), so a batch holds no near-duplicates. When points are
     chosen without all results known (``n > 1`` or pending trials), kernels are widened to
-    ``parallel_bandwidth_factor`` and ``parallel_n_EI_candidates`` are drawn. With ``n == 1``
+    ``parallel_bandwidth_factor``, ``parallel_n_EI_candidates`` are drawn and
+    ``parallel_refine_candidates`` are re-ranked. With ``n == 1``
     and nothing pending none of this applies: sequential TPE is unchanged.
 
     Args:
         n_startup_jobs: points drawn from the prior before modelling starts; pending trials
             count towards it (hyperopt's name and meaning).
         n_EI_candidates: candidates drawn from ``l`` per group and point.
+        refine_candidates: how many of the best candidates by ``l / g`` the surrogate re-ranks;
+            0 or 1 ranks by ``l / g`` alone (classic TPE).
         gamma: if given, hyperopt's split rule of ``ceil(gamma * sqrt(n))`` good trials, for
             compatibility; by default the linear rule is used, which measured stronger.
         prior_weight: weight of the prior in each mixture, relative to one trial.
@@ -108,6 +160,11 @@ class TPESampler:
         bandwidth_factor: Scott-rule factor of the kernel width.
         parallel_bandwidth_factor: the factor used when results are outstanding.
         parallel_n_EI_candidates: candidates per group and point when results are outstanding.
+        parallel_refine_candidates: ``refine_candidates`` when results are outstanding.
+        refine_max_pending: the surrogate re-ranks only while fewer trials than this are
+            pending. Each pending trial is one of the surrogate's own fantasies; with many of
+            them, following its prediction piles a batch into one basin (at batch size 24 on
+            Levy-5 it doubled the regret), so larger batches fall back to ``l / g``.
         min_bandwidth: smallest kernel width, relative to the range.
         verbose: accepted for hyperopt compatibility; ignored.
 
@@ -116,6 +173,8 @@ class TPESampler:
     """
 
     def __init__(self, *, n_startup_jobs: int = 10, n_EI_candidates: int = 24,  # noqa: N803
+                 refine_candidates: int = 5, parallel_refine_candidates: int = 16,
+                 refine_max_pending: int = 8,
                  gamma: float | None = None, prior_weight: float = 1.0,
                  linear_forgetting: int = 25, below_fraction: float = 0.1,
                  below_cap: int = 25, multivariate: bool = True, believer: bool = True,
@@ -125,6 +184,10 @@ class TPESampler:
                  min_bandwidth: float = 0.01, verbose: bool = False) -> None:
         self.n_startup_jobs = _int("n_startup_jobs", n_startup_jobs, 0)
         self.n_EI_candidates = _int("n_EI_candidates", n_EI_candidates, 1)
+        self.refine_candidates = _int("refine_candidates", refine_candidates, 0)
+        self.parallel_refine_candidates = _int("parallel_refine_candidates",
+                                               parallel_refine_candidates, 0)
+        self.refine_max_pending = _int("refine_max_pending", refine_max_pending, 0)
         self.gamma = None if gamma is None else _float("gamma", gamma, 0.0, 1.0,
                                                        low_open=True)
         self.prior_weight = _float("prior_weight", prior_weight, 0.0, math.inf)
@@ -150,8 +213,9 @@ class TPESampler:
     def _groups(self, space: Space) -> list[Group]:
         global _GROUP_CACHE
         cache = _GROUP_CACHE
-        if cache is None or cache[0] is not space or cache[1] != self.multivariate:
-            cache = (space, self.multivariate, build_groups(space, self.multivariate))
+        key = space.fingerprint()
+        if cache is None or cache[0] != key or cache[1] != self.multivariate:
+            cache = (key, self.multivariate, build_groups(space, self.multivariate))
             _GROUP_CACHE = cache
         return cache[2]
 
@@ -187,10 +251,12 @@ class TPESampler:
         k_below = n_below(n_done, self.below_fraction, self.below_cap, self.gamma)
         bw = self.bandwidth
         n_cand = self.n_EI_candidates
+        refine = self.refine_candidates
         if n > 1 or n_pend:
             bw = dataclasses.replace(bw, factor=self.parallel_bandwidth_factor)
             n_cand = self.parallel_n_EI_candidates
-        believer: Believer | None = None
+            refine = self.parallel_refine_candidates
+        model: Surrogate | None = None
         points: list[Point] = []
         for i, drawn in enumerate(head):
             for lab, v in drawn.items():
@@ -200,11 +266,13 @@ class TPESampler:
         for i in range(n_random, n):
             rows = n0 + i
             waiting = np.flatnonzero(work.pending[:rows] & ~np.isfinite(work.losses[:rows]))
-            if self.believer and waiting.shape[0] and n_done >= 2:
-                if believer is None:
-                    believer = self._believer(groups, work, n0)
+            fantasise = self.believer and waiting.shape[0] > 0
+            refining = refine > 1 and waiting.shape[0] < self.refine_max_pending
+            if model is None and n_done >= 2 and (fantasise or refining):
+                model = self._surrogate(groups, work, n0)
+            if fantasise and model is not None:
                 losses = work.losses[:rows].copy()
-                losses[waiting] = believer.predict(features(groups, work.values, waiting))
+                losses[waiting] = model.predict(features(groups, work.values, waiting))
                 kb = n_below(n_done + waiting.shape[0], self.below_fraction, self.below_cap,
                              self.gamma)
                 sp = split(losses, np.zeros(rows, bool), kb, self.linear_forgetting)
@@ -212,11 +280,12 @@ class TPESampler:
                 pending = work.pending[:rows] if self.constant_liar else np.zeros(rows, bool)
                 sp = split(work.losses[:rows], pending, k_below, self.linear_forgetting,
                            self.pending_weight)
+            ranker = _Ranker(model, refine, groups, space.labels) if refining else None
             point: Point = {}
             for g in groups:
                 if not space.is_active(g.labels[0], point):
                     continue
-                self._choose(g, work, rows, sp, rng, point, bw, n_cand)
+                self._choose(g, work, rows, sp, rng, point, bw, n_cand, ranker)
             points.append(point)
             if i + 1 < n:
                 for lab, v in point.items():
@@ -225,13 +294,13 @@ class TPESampler:
         return points
 
     @staticmethod
-    def _believer(groups: list[Group], work: _Work, n0: int) -> Believer:
-        """The GP believer, fitted on the (most recent ``MAX_ROWS``) completed trials."""
+    def _surrogate(groups: list[Group], work: _Work, n0: int) -> Surrogate:
+        """The surrogate, fitted on the (most recent ``MAX_ROWS``) completed trials."""
         done = np.flatnonzero(np.isfinite(work.losses[:n0]))[-MAX_ROWS:]
-        return Believer(features(groups, work.values, done), work.losses[done])
+        return Surrogate(features(groups, work.values, done), work.losses[done])
 
     def _choose(self, g: Group, work: _Work, rows: int, sp: Split, rng: np.random.Generator,
-                point: Point, bw: Bandwidth, n_cand: int) -> None:
+                point: Point, bw: Bandwidth, n_cand: int, ranker: _Ranker | None) -> None:
         """Pick the values of group ``g`` for ``point`` (in place)."""
         active = ~np.isnan(work.values[g.labels[0]][:rows])
         keep_b = active[sp.below]
@@ -246,9 +315,18 @@ class TPESampler:
         score = l_est.logpdf(cn, cc) - g_est.logpdf(cn, cc)
         if self.min_distance > 0 and g.numeric:
             near = self._near_pending(g, work, rows, active, cn, cc)
+            if near.any():
+                moved = np.flatnonzero(near)
+                cn, raw = snap(g, self._push_out(g, work, rows, active, cn, near))
+                score[moved] = (l_est.logpdf(cn[moved], cc[moved])
+                                - g_est.logpdf(cn[moved], cc[moved]))
+                # Moved away from one pending point, a candidate may be near another.
+                near = self._near_pending(g, work, rows, active, cn, cc)
             if not near.all():
                 score = np.where(near, -np.inf, score)
         best = int(np.argmax(score))
+        if ranker is not None:
+            best = ranker.pick(g, score, best, cn, cc, point)
         for j, d in enumerate(g.numeric):
             point[d.label] = float(raw[best, j])
         for j, c in enumerate(g.categorical):
@@ -264,6 +342,38 @@ class TPESampler:
         for j, c in enumerate(g.categorical):
             xc[:, j] = c.encode(work.values[c.label][rows])
         return xn, xc
+
+    def _push_out(self, g: Group, work: _Work, rows: int, active: BoolArray, cn: FloatArray,
+                  near: BoolArray) -> FloatArray:
+        """Move the ``near`` candidates radially away from their nearest pending point to just
+        beyond ``min_distance``, in place of discarding them.
+
+        Late in a run most candidates from ``l`` fall near the batch's first points; discarded,
+        the rest of the batch would come from the few far candidates. Moved to the radius, they
+        probe the incumbent's neighbourhood instead, which measured 10-50% lower regret at batch
+        size 8 (200 held-out seeds).
+        """
+        pend = np.flatnonzero(work.pending[:rows] & active)
+        idx = np.flatnonzero(near)
+        pu = np.empty((pend.shape[0], len(g.numeric)))
+        for j, d in enumerate(g.numeric):
+            pu[:, j] = d.encode(work.values[d.label][pend])
+        diff = cn[idx][:, None, :] - pu[None, :, :]
+        nearest = np.argmin((diff ** 2).sum(axis=2), axis=1)
+        vec = diff[np.arange(idx.shape[0]), nearest]
+        norm = np.sqrt((vec ** 2).sum(axis=1))
+        flat = norm <= 1e-12
+        if flat.any():
+            # A candidate exactly on a pending point has no direction: use the first axis.
+            vec[flat] = 0.0
+            vec[flat, 0] = 1.0
+            norm[flat] = 1.0
+        # 5% beyond the radius, so that snapping to a quantisation grid rarely pulls it back.
+        reach = self.min_distance * np.sqrt(g.dim) * 1.05
+        out: FloatArray = np.array(cn, dtype=np.float64)
+        out[idx] = np.minimum(np.maximum(pu[nearest] + vec * (reach / norm)[:, None], g.lo),
+                              g.hi)
+        return out
 
     def _near_pending(self, g: Group, work: _Work, rows: int, active: BoolArray,
                       cn: FloatArray, cc: IntArray) -> BoolArray:

@@ -1,0 +1,132 @@
+"""A small Gaussian-process surrogate of the losses, used in two places.
+
+1. **Re-ranking candidates.** TPE draws candidates from the good density ``l`` and ranks them by
+   ``l / g``. That ratio says where good trials are *dense*, not where the loss is *lowest*, and
+   among the top few candidates it is a weak tie-breaker. The sampler therefore takes the best
+   few candidates by ``l / g`` (those sharing the best one's categories, so the TPE alone keeps
+   choosing and exploring categories) and proposes the one the surrogate predicts to be best.
+   Measured over 200 held-out seeds on the six benchmark problems, sequential regret fell by a
+   geometric mean of 15-57% per problem at 100 evaluations, and at 50 as well.
+2. **Fantasies for pending trials** (the "kriging believer" of Ginsbourger et al., 2010). A batch
+   is built one point at a time, and the points already handed out have no results yet. Each is
+   given the loss the surrogate predicts for it and then counts as completed: predicted good, it
+   joins the good group; predicted poor, the rest.
+
+Losses are modelled through their ranks (normal scores), so the objective's scale does not
+matter; a predicted score maps back to a loss through the empirical quantiles of the completed
+ones. The kernel is an isotropic squared exponential on the TPE's unit-free encoding
+(categoricals one-hot, a mismatch at distance 1); its length scale is picked from a short grid by
+marginal likelihood. The model sees the most recent ``MAX_ROWS`` completed trials only: that
+keeps it under half a millisecond at any history size, and recent trials are the ones near the
+region the TPE is refining.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from scipy.linalg.lapack import dtrtrs
+from scipy.special import ndtr, ndtri
+
+from parzen.samplers.tpe._encode import Group
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+
+_NOISE = 0.05  # observation noise of the rank scores (their variance is ~1)
+_SCALES = np.array([0.1, 0.2, 0.35, 0.6])  # length scales per sqrt(dimension)
+MAX_ROWS = 64  # the surrogate is fitted on at most this many (most recent) completed trials
+
+
+def features(groups: Sequence[Group], values: dict[str, FloatArray], rows: IntArray
+             ) -> FloatArray:
+    """Rows as unit-free feature vectors: numeric ``u`` (-1 when inactive), one-hot categories
+    scaled so that a mismatch is at distance 1 (all zeros when inactive)."""
+    cols: list[FloatArray] = []
+    for g in groups:
+        if g.numeric:
+            x = np.stack([values[d.label][rows] for d in g.numeric], axis=1)
+            missing = np.isnan(x)
+            # 1.0 stands in for inactive values (valid on a log scale too); they become -1.
+            cols.append(np.where(missing, -1.0, g.encode_numeric(np.where(missing, 1.0, x))))
+        for c in g.categorical:
+            v = values[c.label][rows]
+            onehot = np.zeros((rows.shape[0], c.k))
+            ok = np.flatnonzero(~np.isnan(v))
+            onehot[ok, c.encode(v[ok])] = np.sqrt(0.5)
+            cols.append(onehot)
+    return np.concatenate(cols, axis=1) if cols else np.zeros((rows.shape[0], 0))
+
+
+def group_features(g: Group, un: FloatArray, codes: IntArray) -> FloatArray:
+    """The columns ``features`` gives group ``g``, for points active in it, from their
+    numeric ``u`` values ``(k, dn)`` and category codes ``(k, dc)``."""
+    cols = [un]
+    for j, c in enumerate(g.categorical):
+        onehot = np.zeros((codes.shape[0], c.k))
+        onehot[np.arange(codes.shape[0]), codes[:, j]] = np.sqrt(0.5)
+        cols.append(onehot)
+    return np.concatenate(cols, axis=1) if len(cols) > 1 else un
+
+
+def column_span(groups: Sequence[Group], g: Group) -> tuple[int, int]:
+    """Where group ``g``'s columns lie in ``features``' layout."""
+    start = 0
+    for h in groups:
+        width = len(h.numeric) + sum(c.k for c in h.categorical)
+        if h is g:
+            return start, start + width
+        start += width
+    raise ValueError("group not in groups")
+
+
+def _kernel(d2: FloatArray, ls2: float | FloatArray) -> FloatArray:
+    """Squared-exponential kernel; tiny entries are zeroed, as subnormal numbers would make the
+    Cholesky factorisation a hundred times slower."""
+    k = np.exp(-0.5 * d2 / ls2)
+    k[k < 1e-12] = 0.0
+    return k
+
+
+def _sq_dist(a: FloatArray, b: FloatArray) -> FloatArray:
+    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    return np.asarray(np.maximum(d2, 0.0), dtype=np.float64)
+
+
+class Surrogate:
+    """GP posterior mean of the losses' rank scores, fitted on features ``x`` and losses ``y``."""
+
+    def __init__(self, x: FloatArray, y: FloatArray) -> None:
+        n = y.shape[0]
+        self.x = x
+        self.sorted_y = np.sort(y)
+        rank = np.empty(n)
+        rank[np.argsort(y, kind="stable")] = np.arange(n)
+        z = ndtri((rank + 0.5) / n)
+        dim = max(x.shape[1], 1)
+        ls2 = _SCALES ** 2 * dim
+        # Every length scale factorised in one batched call; the triangular solves that give
+        # each scale's marginal likelihood are cheap, and only the best is finished.
+        k = _kernel(_sq_dist(x, x)[None, :, :], ls2[:, None, None])
+        k[:, np.arange(n), np.arange(n)] += _NOISE
+        chol = np.linalg.cholesky(k)  # the noise keeps every k positive definite
+        # LAPACK's triangular solve directly: scipy.linalg's wrapper costs ~40 us per call.
+        half = [dtrtrs(c, z, lower=1)[0] for c in chol]
+        lml = [-0.5 * float(h @ h) - float(np.log(np.diagonal(c)).sum())
+               for h, c in zip(half, chol, strict=True)]
+        best = int(np.argmax(lml))
+        self.alpha: FloatArray = np.asarray(dtrtrs(chol[best], half[best], lower=1, trans=1)[0],
+                                            dtype=np.float64)
+        self.ls2 = float(ls2[best])
+
+    def score(self, q: FloatArray) -> FloatArray:
+        """Predicted rank scores at features ``q``: lower is better (a normal score)."""
+        return np.asarray(_kernel(_sq_dist(q, self.x), self.ls2) @ self.alpha, dtype=np.float64)
+
+    def predict(self, q: FloatArray) -> FloatArray:
+        """Believed losses at features ``q``: the predicted rank mapped to a loss quantile."""
+        n = self.sorted_y.shape[0]
+        pos = np.clip(ndtr(self.score(q)) * n - 0.5, 0.0, n - 1.0)
+        return np.asarray(np.interp(pos, np.arange(n), self.sorted_y), dtype=np.float64)

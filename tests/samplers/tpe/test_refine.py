@@ -1,0 +1,177 @@
+"""The surrogate's re-ranking of the best candidates, and pushing candidates out of a pending
+point's neighbourhood instead of discarding them."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from parzen import hp
+from parzen.exceptions import ConfigError
+from parzen.samplers._history import History, HistoryBuilder
+from parzen.samplers.rand import RandomSampler
+from parzen.samplers.tpe import TPESampler
+from parzen.samplers.tpe._encode import build_groups
+from parzen.samplers.tpe._sampler import _Ranker, _Work
+from parzen.samplers.tpe._surrogate import column_span, features, group_features
+from parzen.space import compile_space
+
+SPACE_2D = compile_space({"x": hp.uniform("x", -1, 1), "y": hp.uniform("y", -1, 1)})
+MIXED = compile_space({"x": hp.uniform("x", 0, 1), "c": hp.choice("c", ["a", "b", "c"])})
+
+
+def _quad(p: dict[str, Any]) -> float:
+    return float((p["x"] - 0.3) ** 2 + (p["y"] + 0.2) ** 2)
+
+
+def _minimise(sampler: TPESampler, seed: int, evals: int) -> float:
+    b = HistoryBuilder(SPACE_2D)
+    best = math.inf
+    for t in range(evals):
+        (p,) = sampler.suggest(SPACE_2D, b.view(), 1, np.random.default_rng([seed, t]))
+        b.set_row(t, p, _quad(p), False)
+        best = min(best, _quad(p))
+    return best
+
+
+def _random_history(space: Any, n: int, loss: Any, seed: int = 0,
+                    pending: int = 0) -> History:
+    pts = RandomSampler().suggest(space, History.empty(space), n, np.random.default_rng(seed))
+    rows = [(p, None if i >= n - pending else loss(p), i >= n - pending)
+            for i, p in enumerate(pts)]
+    return History.from_rows(space, rows)
+
+
+class _FakeModel:
+    """Predicts whatever a function of the feature rows says."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.seen: list[np.ndarray] = []
+
+    def score(self, q: np.ndarray) -> np.ndarray:
+        self.seen.append(q)
+        return np.asarray(self.fn(q), dtype=np.float64)
+
+
+def test_ranker_takes_the_lowest_prediction_among_the_top_candidates() -> None:
+    (g,) = build_groups(MIXED, True)
+    cn = np.array([[0.1], [0.2], [0.3], [0.4], [0.5]])
+    cc = np.zeros((5, 1), dtype=np.intp)
+    score = np.array([5.0, 4.0, 3.0, 2.0, 1.0])  # candidate 0 is best by l/g
+    model = _FakeModel(lambda q: -q[:, 0])  # predicts larger x is better
+    ranker = _Ranker(model, 3, build_groups(MIXED, True), MIXED.labels)  # type: ignore[arg-type]
+    # Only the three best by l/g are eligible: x = 0.1, 0.2, 0.3, and 0.3 is predicted best.
+    assert ranker.pick(g, score, 0, cn, cc, {}) == 2
+
+
+def test_ranker_never_changes_the_category_the_tpe_chose() -> None:
+    (g,) = build_groups(MIXED, True)
+    cn = np.array([[0.1], [0.9], [0.2], [0.8]])
+    cc = np.array([[1], [0], [1], [2]], dtype=np.intp)
+    score = np.array([4.0, 3.0, 2.0, 1.0])
+    model = _FakeModel(lambda q: -q[:, 0])  # would love x = 0.9 (category 0)
+    ranker = _Ranker(model, 4, build_groups(MIXED, True), MIXED.labels)  # type: ignore[arg-type]
+    assert ranker.pick(g, score, 0, cn, cc, {}) == 2  # the best x within category 1
+    # Only category 1 reached the model.
+    onehot = model.seen[0][:, 1:]
+    assert (onehot.argmax(axis=1) == 1).all()
+
+
+def test_ranker_skips_excluded_candidates_and_defers_without_a_model() -> None:
+    (g,) = build_groups(SPACE_2D, True)
+    cn = np.array([[0.1, 0.1], [0.9, 0.9], [0.5, 0.5]])
+    cc = np.zeros((3, 0), dtype=np.intp)
+    score = np.array([2.0, -np.inf, 1.0])  # candidate 1 duplicates a pending point
+    model = _FakeModel(lambda q: -q.sum(axis=1))
+    groups = build_groups(SPACE_2D, True)
+    assert _Ranker(model, 3, groups, SPACE_2D.labels).pick(  # type: ignore[arg-type]
+        g, score, 0, cn, cc, {}) == 2
+    assert _Ranker(None, 3, groups, SPACE_2D.labels).pick(g, score, 0, cn, cc, {}) == 0
+
+
+def test_group_columns_match_the_full_feature_layout() -> None:
+    space = compile_space({
+        "a": hp.uniform("a", 0, 1),
+        "m": hp.choice("m", [{"lr": hp.loguniform("lr", -5, 0)},
+                             {"k": hp.choice("k", ["x", "y"]), "w": hp.uniform("w", 2, 4)}]),
+    })
+    groups = build_groups(space, True)
+    pts = RandomSampler().suggest(space, History.empty(space), 40, np.random.default_rng(1))
+    h = History.from_rows(space, [(p, 1.0, False) for p in pts])
+    values = {lab: np.asarray(v) for lab, v in h.values.items()}
+    full = features(groups, values, np.arange(h.n))
+    for g in groups:
+        start, stop = column_span(groups, g)
+        active = ~np.isnan(values[g.labels[0]])
+        un = g.encode_numeric(np.stack([values[d.label][active] for d in g.numeric], axis=1))
+        codes = np.stack([c.encode(values[c.label][active]) for c in g.categorical], axis=1) \
+            if g.categorical else np.zeros((int(active.sum()), 0), dtype=np.intp)
+        np.testing.assert_allclose(group_features(g, un, codes), full[active, start:stop])
+    assert column_span(groups, groups[-1])[1] == full.shape[1]
+
+
+def test_refinement_beats_plain_density_ratio_on_a_quadratic() -> None:
+    seeds = range(10)
+    refined = [_minimise(TPESampler(), s, 40) for s in seeds]
+    plain = [_minimise(TPESampler(refine_candidates=0), s, 40) for s in seeds]
+    assert np.median(refined) < 0.7 * np.median(plain)
+
+
+def test_refinement_works_on_conditional_spaces() -> None:
+    space = compile_space({"m": hp.choice("m", [
+        {"kind": "a", "x": hp.uniform("xa", -1, 1)},
+        {"kind": "b", "x": hp.uniform("xb", -1, 1), "y": hp.uniform("yb", -1, 1)},
+    ])})
+
+    def loss(p: dict[str, Any]) -> float:
+        return (p["xa"] - 0.5) ** 2 + 0.3 if p["m"] == 0 else (p["xb"] + 0.2) ** 2 + p["yb"] ** 2
+
+    h = _random_history(space, 40, loss, seed=2)
+    for n in (1, 4):
+        for p in TPESampler().suggest(space, h, n, np.random.default_rng(n)):
+            assert set(p) == set(space.active_labels(p))
+            space.check_assignment(p)
+
+
+def test_many_pending_trials_turn_refinement_off() -> None:
+    h = _random_history(SPACE_2D, 48, _quad, seed=4, pending=8)
+    on = TPESampler(parallel_refine_candidates=16, refine_max_pending=8)
+    off = TPESampler(parallel_refine_candidates=0, refine_max_pending=8)
+    a = on.suggest(SPACE_2D, h, 2, np.random.default_rng(3))
+    b = off.suggest(SPACE_2D, h, 2, np.random.default_rng(3))
+    assert a == b
+    # With room for more pending trials the surrogate does change the choice.
+    few = _random_history(SPACE_2D, 48, _quad, seed=4, pending=1)
+    picks = [TPESampler(parallel_refine_candidates=r).suggest(SPACE_2D, few, 2,
+                                                             np.random.default_rng(s))
+             for s in range(5) for r in (0, 16)]
+    assert picks[0::2] != picks[1::2]
+
+
+def test_candidates_near_a_pending_point_are_pushed_out_to_the_radius() -> None:
+    s = TPESampler(min_distance=0.05)
+    (g,) = build_groups(SPACE_2D, True)
+    # One pending point at the centre (u = 0.5, 0.5) and three candidates near or on it.
+    work = _Work({"x": np.array([0.0]), "y": np.array([0.0])}, np.array([np.nan]),
+                 np.array([True]))
+    cn = np.array([[0.51, 0.5], [0.5, 0.5], [0.9, 0.9]])
+    active = np.array([True])
+    near = np.array([True, True, False])
+    out = s._push_out(g, work, 1, active, cn, near)
+    dist = np.sqrt(((out - 0.5) ** 2).sum(axis=1) / 2)
+    assert (dist[:2] >= 0.05).all() and (dist[:2] < 0.06).all()
+    assert out[0, 0] > 0.5 and out[0, 1] == pytest.approx(0.5)  # same direction, further out
+    np.testing.assert_array_equal(out[2], cn[2])  # far candidates untouched
+    assert not s._near_pending(g, work, 1, active, out, np.zeros((3, 0), np.intp)).any()
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("refine_candidates", -1), ("parallel_refine_candidates", 1.5), ("refine_max_pending", -2),
+])
+def test_bad_refine_settings_name_the_value(setting: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match=f"{setting}={value!r}"):
+        TPESampler(**{setting: value})
