@@ -178,8 +178,11 @@ class ParzenEstimator:
             if self.m:
                 own = self.codes[kc, j]
                 if c.k > 1:
-                    move = rng.uniform(size=n) < self.eps[j]
-                    r = rng.integers(0, c.k - 1, size=n)
+                    # One uniform per draw decides both whether it moves and where to: Generator
+                    # .integers costs ~20 us per call, more than the rest of this loop.
+                    u = rng.uniform(size=n)
+                    move = u < self.eps[j]
+                    r = np.minimum((u / self.eps[j] * (c.k - 1)).astype(np.intp), c.k - 2)
                     other = r + (r >= own)
                     xc[:, j] = np.where(move, other, own)
                 else:
@@ -187,6 +190,29 @@ class ParzenEstimator:
             if n_prior:
                 xc[from_prior, j] = c.prior_sample(n_prior, rng)
         return xn, xc
+
+
+# Abramowitz & Stegun 7.1.26 for erfc, rescaled to the normal CDF (absolute error < 1e-7).
+_AS_P = 0.3275911 / float(np.sqrt(2.0))
+_AS_A = (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
+
+
+def _lower_tail(z: FloatArray) -> FloatArray:
+    """``ndtr(z)`` for ``z <= 0`` (a kernel's mass beyond a bound), to within 1e-7.
+
+    scipy's exact ``ndtr`` costs ~13 ns per element; fitting the bad group's density at n=1000
+    evaluates it for thousands of kernel-dimension pairs, and this is a third cheaper. The error
+    only shifts a kernel's normalising constant by under 1e-7.
+    """
+    t = 1.0 / (1.0 - _AS_P * z)
+    y = np.full_like(t, _AS_A[0])
+    for c in _AS_A[1:]:
+        y *= t
+        y += c
+    y *= t
+    y *= np.exp(-0.5 * z * z)
+    y *= 0.5
+    return y
 
 
 def fit(group: Group, xn: FloatArray, xc: IntArray, weights: FloatArray,
@@ -230,9 +256,9 @@ def fit(group: Group, xn: FloatArray, xc: IntArray, weights: FloatArray,
         lost = np.zeros(x.shape)
         flat = lost.reshape(-1)
         near = np.flatnonzero(z_lo > -6.0)
-        flat[near] = ndtr(z_lo[near])
+        flat[near] = _lower_tail(z_lo[near])
         near = np.flatnonzero(z_hi > -6.0)
-        flat[near] += ndtr(z_hi[near])
+        flat[near] += _lower_tail(z_hi[near])
         np.subtract(1.0, lost, out=lost)
         np.maximum(lost, 1e-300, out=lost)
         log_norm = np.log(lost, out=lost).sum(axis=1)
