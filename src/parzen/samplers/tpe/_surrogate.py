@@ -5,8 +5,9 @@
    among the top few candidates it is a weak tie-breaker. The sampler therefore takes the best
    few candidates by ``l / g`` (those sharing the best one's categories, so the TPE alone keeps
    choosing and exploring categories) and proposes the one the surrogate predicts to be best.
-   Measured over 200 held-out seeds on the six benchmark problems, sequential regret fell by a
-   geometric mean of 15-57% per problem at 100 evaluations, and at 50 as well.
+   Measured over 200 held-out seeds on the six benchmark problems, sequential regret at 100
+   evaluations fell by 15-45% per problem (geometric mean), and at 50 as well. Without the
+   category rule the re-ranking locked onto the first good category (rf_mixed: 2.7x worse).
 2. **Fantasies for pending trials** (the "kriging believer" of Ginsbourger et al., 2010). A batch
    is built one point at a time, and the points already handed out have no results yet. Each is
    given the loss the surrogate predicts for it and then counts as completed: predicted good, it
@@ -20,8 +21,8 @@ Choosing it by marginal likelihood from (0.1, 0.2, 0.35, 0.6) picked 0.1 in 95% 
 measured the same regret (200 held-out seeds); letting it go lower (0.03, 0.05) made the
 re-ranking greedy and multiplied Levy-5's regret by 10, so the scale is a regulariser here, not
 a fitted quantity. The model sees the most recent ``MAX_ROWS`` completed trials only: that
-keeps it under half a millisecond at any history size, and recent trials are the ones near the
-region the TPE is refining.
+keeps it near 0.1 ms at any history size, and recent trials are the ones near the region the
+TPE is refining (32 rows measured 5-70% worse than 64; 100 no better).
 """
 
 from __future__ import annotations
