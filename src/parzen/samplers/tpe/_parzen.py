@@ -251,8 +251,13 @@ def fit(group: Group, xn: FloatArray, xc: IntArray, weights: FloatArray,
             x, lo_b, hi_b, w_b = xn, lo, hi, width
         else:
             x, lo_b, hi_b, w_b = xn[:, bounded], lo[bounded], hi[bounded], width[bounded]
-        z_lo = ((lo_b - x) / w_b).reshape(-1)
-        z_hi = ((x - hi_b) / w_b).reshape(-1)
+        inv = 1.0 / w_b
+        z_lo = np.subtract(lo_b, x)
+        z_lo *= inv
+        z_lo = z_lo.reshape(-1)
+        z_hi = np.subtract(x, hi_b)
+        z_hi *= inv
+        z_hi = z_hi.reshape(-1)
         lost = np.zeros(x.shape)
         flat = lost.reshape(-1)
         near = np.flatnonzero(z_lo > -6.0)
