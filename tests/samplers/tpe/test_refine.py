@@ -175,3 +175,30 @@ def test_candidates_near_a_pending_point_are_pushed_out_to_the_radius() -> None:
 def test_bad_refine_settings_name_the_value(setting: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=f"{setting}={value!r}"):
         TPESampler(**{setting: value})
+
+
+@pytest.mark.parametrize("space_spec", ["categorical", "normal", "constant", "duplicates"])
+def test_refinement_handles_awkward_histories(space_spec: str) -> None:
+    if space_spec == "categorical":
+        space = compile_space({"a": hp.choice("a", list(range(6))), "b": hp.randint("b", 4)})
+
+        def loss(p: dict[str, Any]) -> float:
+            return float(abs(p["a"] - 2) + abs(p["b"] - 1))
+    else:
+        space = compile_space({"n": hp.normal("n", 0, 2), "ln": hp.lognormal("ln", 0, 1),
+                               "q": hp.qnormal("q", 5, 3, 1)})
+
+        def loss(p: dict[str, Any]) -> float:
+            if space_spec == "constant":
+                return 1.0
+            return float((p["n"] - 1) ** 2 + abs(np.log(p["ln"])) + abs(p["q"] - 4))
+    pts = RandomSampler().suggest(space, History.empty(space), 30, np.random.default_rng(0))
+    if space_spec == "duplicates":
+        pts = pts[:5] * 6  # the same five points, six times each
+    h = History.from_rows(space, [(p, loss(p), False) for p in pts])
+    for n in (1, 3):
+        out = TPESampler().suggest(space, h, n, np.random.default_rng(n))
+        assert len(out) == n
+        for p in out:
+            space.check_assignment(p)
+            assert all(np.isfinite(float(v)) for v in p.values())
