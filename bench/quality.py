@@ -42,6 +42,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--problems", default=",".join(PROBLEMS), help="comma list (default: all)")
     ap.add_argument("--seeds", type=int, default=15, help="number of seeds, 0..N-1 (default 15)")
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="first seed (default 0); e.g. --first-seed 15 --seeds 200 --algos parzen "
+                         "for held-out seeds when tuning")
     ap.add_argument("--evals", type=int, default=100, help="evaluations per run (default 100)")
     ap.add_argument("--algos", default="parzen,hyperopt,optuna", help="comma list")
     ap.add_argument("--batch", type=int, default=1, help="suggest K points before evaluating")
@@ -60,6 +63,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             ap.error(f"unknown algo {a!r}")
     if args.batch < 1 or args.evals < 1 or args.seeds < 1:
         ap.error("--batch, --evals and --seeds must be positive")
+    if args.first_seed < 0:
+        ap.error("--first-seed must be >= 0")
     # The machine has 2 cores shared with other work: never fan out wider.
     args.workers = max(1, min(args.workers, 2))
     if args.out is None:
@@ -124,7 +129,7 @@ def run_all(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     todo: dict[str, list[dict[str, Any]]] = {"anchor": [], "parzen": []}
     for algo in args.algos:
         for prob in args.problems:
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 job = {
                     "kind": "quality",
                     "algo": algo,
@@ -263,7 +268,7 @@ def render_table(args: argparse.Namespace, summary: Mapping[str, Any]) -> str:
 
 def gather_meta(args: argparse.Namespace) -> dict[str, Any]:
     meta: dict[str, Any] = base_meta() | {
-        "seeds": list(range(args.seeds)),
+        "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
         "evals": args.evals,
         "batch": args.batch,
         "checkpoints": checkpoints(args.evals),

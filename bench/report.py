@@ -48,14 +48,18 @@ def quality_section(path: Path) -> list[str]:
             if batch > 1:
                 cells.append(g(e["algos"][a]["near_dup"]))
             out.append(f"| {prob} | {a} | " + " | ".join(cells) + " |")
-    last = cps[-1]
+    # The verdicts at the last checkpoint and, for the sequential run, at the middle one too:
+    # the core issue's target is "<= optuna at 50 and at 100 evaluations".
+    shown = [cps[-1]] if batch > 1 or len(cps) < 2 else cps[-2:]
     for name in sorted({n for e in summary.values() for n in e["verdicts"]}):
-        held = [
-            p for p, e in summary.items() if e["verdicts"].get(name, {}).get(last, {}).get("holds")
-        ]
-        which = ", ".join(held) or "none"
-        out.append("")
-        out.append(f"`{name}?` at @{last}: {len(held)}/{len(summary)} ({which})")
+        for cp in shown:
+            held = [
+                p for p, e in summary.items()
+                if e["verdicts"].get(name, {}).get(cp, {}).get("holds")
+            ]
+            which = ", ".join(held) or "none"
+            out.append("")
+            out.append(f"`{name}?` at @{cp}: {len(held)}/{len(summary)} ({which})")
     return out
 
 
@@ -66,6 +70,7 @@ def degradation_section(paths: dict[int, Path]) -> list[str]:
         return []
     last = str(runs[1]["meta"]["checkpoints"][-1])
     batches = [k for k in runs if k != 1]
+    within: dict[int, list[str]] = {}
     out = [
         f"### Batch degradation: median regret @{last} at batch K, and K / batch=1",
         "",
@@ -83,7 +88,14 @@ def degradation_section(paths: dict[int, Path]) -> list[str]:
                 med = runs[k]["summary"][prob]["algos"][a]["regret"][last]["median"]
                 ratio = med / base if base else float("inf")
                 cells.append(f"{g(med)} ({ratio:.2f}×)")
+                if a == "parzen" and ratio <= 1.5:
+                    within.setdefault(k, []).append(prob)
             out.append(f"| {prob} | {a} | " + " | ".join(cells) + " |")
+    for k in batches:
+        held = within.get(k, [])
+        out.append("")
+        out.append(f"parzen K={k} within 1.5× of K=1: {len(held)}/{len(runs[1]['summary'])} "
+                   f"({', '.join(held) or 'none'})")
     return out
 
 
