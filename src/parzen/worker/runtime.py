@@ -106,6 +106,18 @@ class WorkerRuntime:
         self._lock = threading.Lock()
         self._objectives: dict[tuple[str, str], _Objective] = {}
         self._sandboxes: list[Sandbox] = []
+        self._slots = 0
+
+    def _slot(self) -> int:
+        """This thread's slot number (1, 2, ...), fixed for the thread's life: trial owners
+        read ``gpu-1/slot-2`` rather than the executor's thread names."""
+        slot: int | None = getattr(self._local, "slot", None)
+        if slot is None:
+            with self._lock:
+                self._slots += 1
+                slot = self._slots
+            self._local.slot = slot
+        return slot
 
     def _sandbox(self) -> Sandbox:
         sb: Sandbox | None = getattr(self._local, "sandbox", None)
@@ -172,7 +184,7 @@ class WorkerRuntime:
             return Outcome("not claimed")
         settings = TrialSettings.from_dict(exp.settings)
         sandbox = self._sandbox()
-        owner = Owner(worker=f"{self.name}/{threading.current_thread().name}", host=self.host,
+        owner = Owner(worker=f"{self.name}/slot-{self._slot()}", host=self.host,
                       pid=os.getpid())
 
         def evaluate(params: Mapping[str, Any], tid: int,
