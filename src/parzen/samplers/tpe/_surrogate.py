@@ -21,7 +21,8 @@ Choosing it by marginal likelihood from (0.1, 0.2, 0.35, 0.6) picked 0.1 in 95% 
 measured the same regret (200 held-out seeds); letting it go lower (0.03, 0.05) made the
 re-ranking greedy and multiplied Levy-5's regret by 10, so the scale is a regulariser here, not
 a fitted quantity. The model sees the most recent ``MAX_ROWS`` completed trials only: that
-keeps it near 0.1 ms at any history size, and recent trials are the ones near the region the
+keeps its cost (about 0.25 ms per suggestion, encoding included) independent of the
+history size, and recent trials are the ones near the region the
 TPE is refining (32 rows measured 5-70% worse than 64; 100 no better).
 """
 
