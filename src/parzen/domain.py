@@ -30,6 +30,9 @@ class Domain:
         self.fn = fn
         self.expr = expr
         self.space: Space = compile_space(expr)
+        # The fingerprint names the experiment in stores and keys the samplers' caches; taken
+        # here, once per fmin call, it stays off the suggestion path (~50 us on a 10-D space).
+        self.space.fingerprint()
 
     def evaluate(self, params: Mapping[str, Any], tid: int | None = None) -> dict[str, Any]:
         """Call the objective at ``params`` and return its validated result dict."""

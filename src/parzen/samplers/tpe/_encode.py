@@ -156,7 +156,10 @@ class Group:
     hi: FloatArray = field(init=False, repr=False, compare=False)
     q_floor: FloatArray = field(init=False, repr=False, compare=False)  # half steps
     bounded: IntArray = field(init=False, repr=False, compare=False)  # bounded columns
+    bounded_cols: IntArray | slice = field(init=False, repr=False, compare=False)
     unbounded: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    # Where each categorical's one-hot block starts in a design row (see ``design``).
+    cat_start: tuple[int, ...] = field(init=False, repr=False, compare=False)
     _num: _Columns = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -167,13 +170,45 @@ class Group:
                                                 dtype=np.float64))
         object.__setattr__(self, "q_floor", np.array([d.q_u / 2.0 for d in self.numeric],
                                                      dtype=np.float64))
-        object.__setattr__(self, "bounded", np.flatnonzero(np.isfinite(lo)))
+        bounded = np.flatnonzero(np.isfinite(lo))
+        object.__setattr__(self, "bounded", bounded)
+        # The bounded columns as a slice when they are the first ones (always, for spaces
+        # without normal-family parameters), so that selecting them copies nothing.
+        object.__setattr__(self, "bounded_cols",
+                           slice(0, bounded.shape[0])
+                           if np.array_equal(bounded, np.arange(bounded.shape[0])) else bounded)
         object.__setattr__(self, "unbounded",
                            tuple(j for j, d in enumerate(self.numeric) if not d.bounded))
+        start = 2 * len(self.numeric)
+        starts = []
+        for c in self.categorical:
+            starts.append(start)
+            start += c.k
+        object.__setattr__(self, "cat_start", tuple(starts))
 
     @property
     def dim(self) -> int:
         return len(self.numeric) + len(self.categorical)
+
+    @property
+    def design_width(self) -> int:
+        return 2 * len(self.numeric) + sum(c.k for c in self.categorical)
+
+    def design(self, u: FloatArray, codes: IntArray) -> FloatArray:
+        """Observations as design rows ``[u | u**2 | one-hot of each category]``.
+
+        A row is fixed once its trial exists, and with these columns every kernel's log at a
+        point, the bandwidths included, is one dot product with a point-side vector (see
+        ``ParzenEstimator.logpdf``); the weighted mean and variance of ``u`` are two more.
+        """
+        m, dn = codes.shape[0], u.shape[1]
+        out = np.zeros((m, self.design_width))
+        out[:, :dn] = u
+        np.multiply(u, u, out=out[:, dn:2 * dn])
+        rows = np.arange(m)
+        for j, start in enumerate(self.cat_start):
+            out[rows, start + codes[:, j]] = 1.0
+        return out
 
     def encode_numeric(self, x: FloatArray) -> FloatArray:
         """``NumericDim.encode`` of every column of raw values ``x (m, dn)``, in one pass."""
@@ -258,15 +293,15 @@ def build_groups(space: Space, multivariate: bool) -> list[Group]:
 
 def encode_group(group: Group, values: Mapping[str, FloatArray], rows: IntArray | slice
                  ) -> tuple[FloatArray, IntArray]:
-    """The group's rows as ``(numeric (m, dn), categorical (m, dc))`` arrays."""
+    """The group's rows as design rows ``(m, design_width)`` and category codes ``(m, dc)``."""
     m = len(values[group.labels[0]][rows])
     xn = np.empty((m, len(group.numeric)))
     for j, d in enumerate(group.numeric):
-        xn[:, j] = d.encode(np.asarray(values[d.label][rows], dtype=np.float64))
+        xn[:, j] = values[d.label][rows]
     xc = np.empty((m, len(group.categorical)), dtype=np.intp)
     for j, c in enumerate(group.categorical):
         xc[:, j] = c.encode(np.asarray(values[c.label][rows], dtype=np.float64))
-    return xn, xc
+    return group.design(group.encode_numeric(xn), xc), xc
 
 
 def snap(group: Group, un: FloatArray) -> tuple[FloatArray, FloatArray]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -14,13 +14,15 @@ from parzen.exceptions import ConfigError
 from parzen.samplers._base import Point
 from parzen.samplers._history import History
 from parzen.samplers._prior import sample_prior, to_points
-from parzen.samplers.tpe._encode import Group, build_groups, snap
-from parzen.samplers.tpe._parzen import Bandwidth, fit
+from parzen.samplers.tpe._encode import Group, build_groups, encode_group, snap
+from parzen.samplers.tpe._parzen import Bandwidth, fit, log_ratio
+from parzen.samplers.tpe._rows import encoded_rows
 from parzen.samplers.tpe._split import Split, n_below, split
 from parzen.samplers.tpe._surrogate import (
     MAX_ROWS,
     Surrogate,
     column_span,
+    design_features,
     features,
     group_features,
 )
@@ -71,6 +73,10 @@ class _Work:
     values: dict[str, FloatArray]
     losses: FloatArray
     pending: BoolArray
+    # Rows from the history, whose encoding is kept across calls (``_rows.py``); rows after
+    # them are this batch's.
+    n0: int = 0
+    history: dict[str, FloatArray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -239,7 +245,7 @@ class TPESampler:
             work = _Work({lab: np.asarray(history.values[lab], dtype=np.float64)
                           for lab in space.labels},
                          np.asarray(history.losses, dtype=np.float64),
-                         np.asarray(history.pending, dtype=bool))
+                         np.asarray(history.pending, dtype=bool), n0, dict(history.values))
         else:
             work = _Work(
                 {lab: np.concatenate([np.asarray(history.values[lab], dtype=np.float64),
@@ -247,6 +253,7 @@ class TPESampler:
                 np.concatenate([np.asarray(history.losses, dtype=np.float64),
                                 np.full(n, np.nan)]),
                 np.concatenate([np.asarray(history.pending, dtype=bool), np.zeros(n, bool)]),
+                n0, dict(history.values),
             )
         k_below = n_below(n_done, self.below_fraction, self.below_cap, self.gamma)
         bw = self.bandwidth
@@ -297,7 +304,12 @@ class TPESampler:
     def _surrogate(groups: list[Group], work: _Work, n0: int) -> Surrogate:
         """The surrogate, fitted on the (most recent ``MAX_ROWS``) completed trials."""
         done = np.flatnonzero(np.isfinite(work.losses[:n0]))[-MAX_ROWS:]
-        return Surrogate(features(groups, work.values, done), work.losses[done])
+        if work.n0 < n0:
+            x = features(groups, work.values, done)
+        else:
+            designs = [encoded_rows(g, work.history, work.n0)[0] for g in groups]
+            x = design_features(groups, designs, work.values, done)
+        return Surrogate(x, work.losses[done])
 
     def _choose(self, g: Group, work: _Work, rows: int, sp: Split, rng: np.random.Generator,
                 point: Point, bw: Bandwidth, n_cand: int, ranker: _Ranker | None) -> None:
@@ -306,20 +318,19 @@ class TPESampler:
         keep_b = active[sp.below]
         keep_a = active[sp.above]
         below, above = sp.below[keep_b], sp.above[keep_a]
-        xn, xc = self._encode(g, work, np.concatenate([below, above]))
+        xd, xc = self._encode(g, work, np.concatenate([below, above]))
         nb = below.shape[0]
-        l_est = fit(g, xn[:nb], xc[:nb], sp.w_below[keep_b], self.prior_weight, bw)
-        g_est = fit(g, xn[nb:], xc[nb:], sp.w_above[keep_a], self.prior_weight, bw)
+        l_est = fit(g, xd[:nb], xc[:nb], sp.w_below[keep_b], self.prior_weight, bw)
+        g_est = fit(g, xd[nb:], xc[nb:], sp.w_above[keep_a], self.prior_weight, bw)
         cn, cc = l_est.sample(n_cand, rng)
         cn, raw = snap(g, cn)
-        score = l_est.logpdf(cn, cc) - g_est.logpdf(cn, cc)
+        score = log_ratio(l_est, g_est, cn, cc)
         if self.min_distance > 0 and g.numeric:
             near = self._near_pending(g, work, rows, active, cn, cc)
             if near.any():
                 moved = np.flatnonzero(near)
                 cn, raw = snap(g, self._push_out(g, work, rows, active, cn, near))
-                score[moved] = (l_est.logpdf(cn[moved], cc[moved])
-                                - g_est.logpdf(cn[moved], cc[moved]))
+                score[moved] = log_ratio(l_est, g_est, cn[moved], cc[moved])
                 # Moved away from one pending point, a candidate may be near another.
                 near = self._near_pending(g, work, rows, active, cn, cc)
             if not near.all():
@@ -334,14 +345,19 @@ class TPESampler:
 
     @staticmethod
     def _encode(g: Group, work: _Work, rows: IntArray) -> tuple[FloatArray, IntArray]:
-        xn = np.empty((rows.shape[0], len(g.numeric)))
-        for j, d in enumerate(g.numeric):
-            xn[:, j] = work.values[d.label][rows]
-        xn = g.encode_numeric(xn)
+        """``rows`` as design rows and codes: the history's from the kept encoding, this
+        batch's afresh."""
+        if work.n0 == 0:
+            return encode_group(g, work.values, rows)
+        hd, hc = encoded_rows(g, work.history, work.n0)
+        if rows.shape[0] == 0 or int(rows.max()) < work.n0:
+            return hd[rows], hc[rows]
+        old = rows < work.n0
+        xd = np.empty((rows.shape[0], g.design_width))
         xc = np.empty((rows.shape[0], len(g.categorical)), dtype=np.intp)
-        for j, c in enumerate(g.categorical):
-            xc[:, j] = c.encode(work.values[c.label][rows])
-        return xn, xc
+        xd[old], xc[old] = hd[rows[old]], hc[rows[old]]
+        xd[~old], xc[~old] = encode_group(g, work.values, rows[~old])
+        return xd, xc
 
     def _push_out(self, g: Group, work: _Work, rows: int, active: BoolArray, cn: FloatArray,
                   near: BoolArray) -> FloatArray:

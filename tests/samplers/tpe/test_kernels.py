@@ -1,0 +1,180 @@
+"""The density estimators against a direct, kernel-by-kernel computation, and the encoded rows
+kept between suggestions against encoding afresh."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy.stats import truncnorm
+
+from parzen import hp
+from parzen.samplers._history import HistoryBuilder
+from parzen.samplers.rand import RandomSampler
+from parzen.samplers.tpe import TPESampler
+from parzen.samplers.tpe import _rows as rows_mod
+from parzen.samplers.tpe._encode import Group, build_groups, encode_group
+from parzen.samplers.tpe._parzen import Bandwidth, ParzenEstimator, fit
+from parzen.samplers.tpe._surrogate import design_features, features
+from parzen.space import Space, compile_space
+
+MIXED = compile_space({
+    "u": hp.uniform("u", -2, 3),
+    "lr": hp.loguniform("lr", -7, 0),
+    "n": hp.quniform("n", 10, 200, 10),
+    "z": hp.normal("z", 1.0, 2.0),
+    "act": hp.choice("act", ["a", "b", "c"]),
+    "one": hp.choice("one", ["only"]),
+    "k": hp.randint("k", 4),
+})
+
+COND = compile_space({
+    "m": hp.choice("m", [
+        {"x": hp.uniform("x", 0, 1)},
+        {"y": hp.loguniform("y", -3, 0), "c": hp.choice("c", [0, 1, 2, 3])},
+    ]),
+})
+
+
+def _builder(space: Space, n: int, seed: int = 0) -> HistoryBuilder:
+    b = HistoryBuilder(space, capacity=8)
+    pts = RandomSampler().suggest(space, b.view(), n, np.random.default_rng(seed))
+    for i, p in enumerate(pts):
+        b.set_row(i, p, float(i % 7), False)
+    return b
+
+
+def _direct_logpdf(est: ParzenEstimator, xn: np.ndarray, xc: np.ndarray) -> np.ndarray:
+    """The mixture density, one kernel and one dimension at a time."""
+    g = est.group
+    out = np.empty(xn.shape[0] if xn.shape[1] else xc.shape[0])
+    for p in range(out.shape[0]):
+        prior = 1.0
+        for j, d in enumerate(g.numeric):
+            prior *= np.exp(d.prior_logpdf(np.array([xn[p, j]]))[0])
+        for j, c in enumerate(g.categorical):
+            prior *= c.prior[xc[p, j]]
+        total = est.weights[-1] * prior
+        for k in range(est.m):
+            dens = 1.0
+            for j in range(len(g.numeric)):
+                mu, w = est.mu[k, j], est.width[j]
+                a, b = (est.lo[j] - mu) / w, (est.hi[j] - mu) / w
+                dens *= truncnorm.pdf(xn[p, j], a, b, loc=mu, scale=w)
+            for j, c in enumerate(g.categorical):
+                if c.k == 1:
+                    continue
+                same = xc[p, j] == est.codes[k, j]
+                dens *= (1.0 - est.eps[j]) if same else est.eps[j] / (c.k - 1)
+            total += est.weights[k] * dens
+        out[p] = np.log(total)
+    return out
+
+
+@pytest.mark.parametrize("m", [0, 1, 7, 40])
+@pytest.mark.parametrize("factor", [0.2, 3.0])
+def test_logpdf_matches_the_mixture_kernel_by_kernel(m: int, factor: float) -> None:
+    # factor 3 makes kernels wider than a twelfth of the range: both tails truncated.
+    (g,) = build_groups(MIXED, True)
+    b = _builder(MIXED, max(m, 1), seed=m)
+    xd, xc = encode_group(g, b.view().values, slice(0, m))
+    w = np.random.default_rng(1).uniform(0.2, 2.0, size=m)
+    est = fit(g, xd, xc, w, 1.0, Bandwidth(factor=factor))
+    cand = RandomSampler().suggest(MIXED, b.view(), 30, np.random.default_rng(5))
+    cb = HistoryBuilder(MIXED)
+    for i, p in enumerate(cand):
+        cb.set_row(i, p, None, False)
+    cd, cc = encode_group(g, cb.view().values, slice(0, 30))
+    cn = cd[:, :len(g.numeric)]
+    np.testing.assert_allclose(est.logpdf(cn, cc), _direct_logpdf(est, cn, cc),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_weighted_spread_from_the_design_matches_numpy() -> None:
+    (g,) = build_groups(MIXED, True)
+    b = _builder(MIXED, 50)
+    xd, xc = encode_group(g, b.view().values, slice(0, 50))
+    w = np.random.default_rng(2).uniform(0.1, 1.0, size=50)
+    est = fit(g, xd, xc, w, 1.0, Bandwidth(min_width=1e-6))
+    u = xd[:, :len(g.numeric)]
+    wd = w / w.sum()
+    std = np.sqrt(np.average((u - np.average(u, axis=0, weights=wd)) ** 2, axis=0,
+                             weights=wd))
+    a = 50 / (50 + Bandwidth().shrink_count)
+    shrink = 50 ** (-1.0 / (g.dim + 4))
+    expected = np.maximum(Bandwidth().factor * (a * std + (1 - a)) * shrink, g.q_floor)
+    np.testing.assert_allclose(est.width, np.minimum(expected, 1.0), rtol=1e-9)
+
+
+def _spy_encodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    seen: list[int] = []
+    real = rows_mod.encode_group
+
+    def spy(group: Group, values: Any, rows: Any) -> Any:
+        out = real(group, values, rows)
+        seen.append(out[0].shape[0])
+        return out
+
+    monkeypatch.setattr(rows_mod, "encode_group", spy)
+    return seen
+
+
+@pytest.mark.parametrize("space", [MIXED, COND], ids=["mixed", "conditional"])
+def test_kept_rows_equal_fresh_encoding_and_only_new_rows_are_encoded(
+        space: Space, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _spy_encodes(monkeypatch)
+    b = _builder(space, 8)  # capacity 8: full, the next row regrows every buffer
+    groups = build_groups(space, True)
+    for g in groups:
+        xd, xc = rows_mod.encoded_rows(g, b.view().values, 8)
+        fresh = encode_group(g, b.view().values, slice(0, 8))
+        np.testing.assert_array_equal(xd, fresh[0])
+        np.testing.assert_array_equal(xc, fresh[1])
+    assert seen == [8] * len(groups)
+    seen.clear()
+    pts = RandomSampler().suggest(space, b.view(), 12, np.random.default_rng(9))
+    for i, p in enumerate(pts):
+        b.set_row(8 + i, p, 1.0, False)
+        for g in groups:
+            xd, xc = rows_mod.encoded_rows(g, b.view().values, 9 + i)
+            fresh = encode_group(g, b.view().values, slice(0, 9 + i))
+            np.testing.assert_array_equal(xd, fresh[0])
+            np.testing.assert_array_equal(xc, fresh[1])
+    # Buffers regrow when rows 8 (to 16) and 16 (to 32) are added: everything is encoded
+    # again then, and only the new row otherwise.
+    per_call = [9, 1, 1, 1, 1, 1, 1, 1, 17, 1, 1, 1]
+    assert seen == [n for n in per_call for _ in groups]
+
+
+def test_arrays_that_are_not_builder_views_are_encoded_every_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _spy_encodes(monkeypatch)
+    (g,) = build_groups(MIXED, True)
+    values = {lab: np.array(v) for lab, v in _builder(MIXED, 10).view().values.items()}
+    first = rows_mod.encoded_rows(g, values, 10)
+    values["u"][0] = 2.5  # a writable array may change: it must not be cached
+    second = rows_mod.encoded_rows(g, values, 10)
+    assert seen == [10, 10]
+    assert first[0][0, 0] != second[0][0, 0]
+
+
+def test_surrogate_features_from_the_design_equal_encoding_the_values() -> None:
+    b = _builder(COND, 30, seed=4)
+    groups = build_groups(COND, True)
+    values = b.view().values
+    rows = np.arange(3, 30, 2)
+    designs = [encode_group(g, values, slice(0, 30))[0] for g in groups]
+    np.testing.assert_allclose(design_features(groups, designs, values, rows),
+                               features(groups, values, rows), rtol=0, atol=1e-15)
+
+
+def test_suggestions_are_the_same_with_kept_rows_and_without() -> None:
+    b = _builder(MIXED, 60, seed=3)
+    s = TPESampler()
+    kept = s.suggest(MIXED, b.view(), 4, np.random.default_rng(1))
+    again = s.suggest(MIXED, b.view(), 4, np.random.default_rng(1))
+    copied = s.suggest(MIXED, type(b.view())(
+        {lab: np.array(v) for lab, v in b.view().values.items()},
+        np.array(b.view().losses), np.array(b.view().pending)), 4, np.random.default_rng(1))
+    assert kept == again == copied
