@@ -160,6 +160,8 @@ class Group:
     unbounded: tuple[int, ...] = field(init=False, repr=False, compare=False)
     # Where each categorical's one-hot block starts in a design row (see ``design``).
     cat_start: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    sq_start: int = field(init=False, repr=False, compare=False)  # where u**2 starts
+    gap_start: int = field(init=False, repr=False, compare=False)  # where the gaps start
     _num: _Columns = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -179,12 +181,14 @@ class Group:
                            if np.array_equal(bounded, np.arange(bounded.shape[0])) else bounded)
         object.__setattr__(self, "unbounded",
                            tuple(j for j, d in enumerate(self.numeric) if not d.bounded))
-        start = 2 * len(self.numeric)
+        start = len(self.numeric)
         starts = []
         for c in self.categorical:
             starts.append(start)
             start += c.k
         object.__setattr__(self, "cat_start", tuple(starts))
+        object.__setattr__(self, "sq_start", start)
+        object.__setattr__(self, "gap_start", start + len(self.numeric))
 
     @property
     def dim(self) -> int:
@@ -192,19 +196,24 @@ class Group:
 
     @property
     def design_width(self) -> int:
-        return 2 * len(self.numeric) + sum(c.k for c in self.categorical)
+        return self.gap_start + int(self.bounded.shape[0])
 
     def design(self, u: FloatArray, codes: IntArray) -> FloatArray:
-        """Observations as design rows ``[u | u**2 | one-hot of each category]``.
+        """Observations as design rows ``[u | one-hot of each category | u**2 | gap]``, where
+        ``gap`` is the distance from each bounded column's value to its nearer bound.
 
         A row is fixed once its trial exists, and with these columns every kernel's log at a
-        point, the bandwidths included, is one dot product with a point-side vector (see
-        ``ParzenEstimator.logpdf``); the weighted mean and variance of ``u`` are two more.
+        point is one dot product of the first ``sq_start`` columns with a point-side vector
+        that carries the bandwidths (see ``ParzenEstimator.logpdf``), the weighted mean and
+        variance of ``u`` are one more product, and the kernels' truncation needs only the
+        gaps.
         """
         m, dn = codes.shape[0], u.shape[1]
         out = np.zeros((m, self.design_width))
         out[:, :dn] = u
-        np.multiply(u, u, out=out[:, dn:2 * dn])
+        np.multiply(u, u, out=out[:, self.sq_start:self.gap_start])
+        b = self.bounded_cols
+        np.minimum(u[:, b] - self.lo[b], self.hi[b] - u[:, b], out=out[:, self.gap_start:])
         rows = np.arange(m)
         for j, start in enumerate(self.cat_start):
             out[rows, start + codes[:, j]] = 1.0

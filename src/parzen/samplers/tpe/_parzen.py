@@ -3,10 +3,10 @@
 Each observation contributes a kernel: a Gaussian truncated to the parameter's bounds in every
 numeric dimension, times an Aitchison-Aitken kernel in every categorical one. The prior is one
 more mixture component. All kernels share the bandwidth of a dimension, so with observations
-stored as design rows ``[u | u**2 | one-hot]`` (``Group.design``) the log of every kernel at
-``N`` points is one ``(N, F) @ (F, m)`` product with point-side vectors that carry the
-bandwidths, followed by a log-sum-exp: nothing per observation is recomputed per call, and no
-Python loop runs over observations anywhere.
+stored as design rows (``Group.design``) the log of every kernel at ``N`` points is one
+``(N, F) @ (F, m)`` product with point-side vectors that carry the bandwidths, followed by a
+log-sum-exp: nothing per observation is recomputed per call, and no Python loop runs over
+observations anywhere.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ class ParzenEstimator:
     codes: IntArray  # (m, dc) kernel categories
     width: FloatArray  # (dn,) shared Gaussian widths
     eps: FloatArray  # (dc,) probability mass a categorical kernel spreads off its category
-    kconst: FloatArray  # (m,) log weight minus log truncation mass of each kernel
+    # (m,) per-kernel log terms: weight, truncation mass, and the Gaussian's -mu^2/(2w^2)
+    kconst: FloatArray
     weights: FloatArray  # (m + 1,) mixture weights, last one the prior's; sums to 1
     lo: FloatArray  # (dn,) lower bounds in u (-inf if unbounded)
     hi: FloatArray  # (dn,)
@@ -102,13 +103,12 @@ class ParzenEstimator:
             return out
         dn = xn.shape[1]
         # The point-side vector f of a point x, such that f . design_row is the log of that
-        # row's kernel at x, up to a per-point term (row) and a per-kernel one (kconst):
-        # x/w^2 . mu - 1/(2w^2) . mu^2 is the Gaussian's exponent without -x^2/(2w^2), and
+        # row's kernel at x, up to a per-point term (row) and a per-kernel one (kconst, which
+        # holds -mu^2/(2w^2)): x/w^2 . mu is the cross term of the Gaussian's exponent, and
         # (same - other) on x's category picks the categorical kernel's log beyond ``other``.
         inv2 = 1.0 / (self.width * self.width)
-        f = np.zeros((n_pts, self.design.shape[1]))
+        f = np.zeros((n_pts, group.sq_start))
         np.multiply(xn, inv2, out=f[:, :dn])
-        f[:, dn:2 * dn] = -0.5 * inv2
         row = (-0.5 * ((xn * xn) @ inv2) - np.log(self.width).sum() - _LOG_SQRT_2PI * dn)
         pts = np.arange(n_pts)
         for j, c in enumerate(group.categorical):
@@ -118,7 +118,7 @@ class ParzenEstimator:
             other = np.log(self.eps[j] / (c.k - 1))
             f[pts, group.cat_start[j] + xc[:, j]] = same - other
             row += other
-        a = _small_matmul(f, self.design)
+        a = _small_matmul(f, self.design[:, :group.sq_start])
         a += self.kconst
         top = a.max(axis=1)
         # Kernels more than e^80 below the largest add nothing to the sum, but exp() takes a
@@ -255,9 +255,10 @@ def fit(group: Group, xd: FloatArray, xc: IntArray, weights: FloatArray,
             # Weighted mean and variance from the design's u and u**2 columns in one product:
             # u lies in [0, 1] (or a few units for normal-family columns), far from where
             # E[u^2] - E[u]^2 loses precision.
-            moments = wd @ xd[:, :2 * dn]
+            moments = wd @ xd
             mean = moments[:dn]
-            std = np.sqrt(np.maximum(moments[dn:] - mean * mean, 0.0))
+            std = np.sqrt(np.maximum(moments[group.sq_start:group.gap_start] - mean * mean,
+                                     0.0))
             # Few points give a noisy std; blend towards the range (the prior's spread).
             a = m / (m + bw.shrink_count)
             spread = a * std + (1.0 - a) * 1.0
@@ -269,16 +270,18 @@ def fit(group: Group, xd: FloatArray, xc: IntArray, weights: FloatArray,
     eps = np.array([min((c.k - 1) / c.k, bw.cat_factor * shrink) for c in group.categorical])
     with np.errstate(divide="ignore"):
         kconst = np.log(w_all[:m])
+    if dn and m:
+        kconst -= 0.5 * (xd[:, group.sq_start:group.gap_start] @ (1.0 / (width * width)))
     cols = group.bounded_cols
     if m and group.bounded.shape[0]:
-        kconst -= _log_mass_inside(xd[:, cols], lo[cols], hi[cols], width[cols])
+        kconst -= _log_mass_inside(xd[:, group.gap_start:], hi[cols] - lo[cols], width[cols])
     return ParzenEstimator(group, xd, np.asarray(xc, dtype=np.intp), width, eps, kconst,
                            w_all, lo, hi)
 
 
-def _log_mass_inside(x: FloatArray, lo: FloatArray, hi: FloatArray, width: FloatArray
-                     ) -> FloatArray:
-    """Log of the mass each kernel (centres ``x (m, d)``) keeps inside the bounds.
+def _log_mass_inside(gap: FloatArray, span: FloatArray, width: FloatArray) -> FloatArray:
+    """Log of the mass each kernel keeps inside the bounds, from the distances ``gap (m, d)``
+    of its centre to the nearer bound, the ranges ``span`` and the widths.
 
     A kernel loses mass only past a bound within a few widths of its centre (beyond 6 widths
     the loss is < 1e-9), so the normal CDF is evaluated for those tails alone. Kernels narrower
@@ -286,15 +289,14 @@ def _log_mass_inside(x: FloatArray, lo: FloatArray, hi: FloatArray, width: Float
     common case; wider ones get the far tail as well.
     """
     neg_inv = -1.0 / width
-    gap = np.minimum(x - lo, hi - x)  # to the nearer bound
     z = gap * neg_inv
     lost: FloatArray = np.zeros(z.shape)
     flat_z = z.reshape(-1)
     hit = np.flatnonzero(flat_z > -6.0)
     lost.reshape(-1)[hit] = _lower_tail(flat_z[hit])
-    wide = np.flatnonzero(12.0 * width > hi - lo)
+    wide = np.flatnonzero(12.0 * width > span)
     if wide.shape[0]:
-        z_far = ((hi - lo)[wide] - gap[:, wide]) * neg_inv[wide]
+        z_far = (span[wide] - gap[:, wide]) * neg_inv[wide]
         lost[:, wide] += _lower_tail(z_far)
     np.subtract(1.0, lost, out=lost)
     # Column by column: numpy reduces along a short trailing axis slowly. Each factor is at

@@ -79,7 +79,7 @@ def design_features(groups: Sequence[Group], designs: Sequence[FloatArray],
             u[inactive] = -1.0
             cols.append(u)
         if g.categorical:
-            onehot = sub[:, 2 * dn:]
+            onehot = sub[:, dn:g.sq_start]
             onehot *= np.sqrt(0.5)
             onehot[inactive] = 0.0
             cols.append(onehot)
@@ -116,18 +116,27 @@ def _kernel(d2: FloatArray, ls2: float) -> FloatArray:
     but not float64, 3x apart); a relative error of 1e-7 in the kernel is far below the 0.05
     noise that regularises it.
     """
-    arg = (d2 * (-0.5 / ls2)).astype(np.float32)
+    arg = np.multiply(d2, -0.5 / ls2, dtype=np.float32)
     np.maximum(arg, np.float32(-28.0), out=arg)  # e^-28 < 1e-12, and never subnormal
     k = np.exp(arg, out=arg).astype(np.float64)
     k[k < 1e-12] = 0.0
     return k
 
 
-def _sq_dist(a: FloatArray, b: FloatArray) -> FloatArray:
+def _sq_dist(a: FloatArray, a2: FloatArray, b: FloatArray, b2: FloatArray) -> FloatArray:
+    """Squared distances between rows of ``a`` and ``b``, given their squared norms."""
+    d2 = a @ b.T
+    d2 *= -2.0
+    d2 += a2[:, None]
+    d2 += b2[None, :]
+    out: FloatArray = np.maximum(d2, 0.0, out=d2)
+    return out
+
+
+def _sq_norms(a: FloatArray) -> FloatArray:
     # einsum, as numpy's sum over a short trailing axis is slow.
-    d2 = (np.einsum("ij,ij->i", a, a)[:, None] + np.einsum("ij,ij->i", b, b)[None, :]
-          - 2.0 * (a @ b.T))
-    return np.asarray(np.maximum(d2, 0.0), dtype=np.float64)
+    out: FloatArray = np.einsum("ij,ij->i", a, a)
+    return out
 
 
 class Surrogate:
@@ -136,12 +145,14 @@ class Surrogate:
     def __init__(self, x: FloatArray, y: FloatArray) -> None:
         n = y.shape[0]
         self.x = x
-        self.sorted_y = np.sort(y)
+        self.x2 = _sq_norms(x)
+        order = np.argsort(y, kind="stable")
+        self.sorted_y = y[order]
         rank = np.empty(n)
-        rank[np.argsort(y, kind="stable")] = np.arange(n)
+        rank[order] = np.arange(n)
         z = ndtri((rank + 0.5) / n)
         self.ls2 = _SCALE * _SCALE * max(x.shape[1], 1)
-        k = _kernel(_sq_dist(x, x), self.ls2)
+        k = _kernel(_sq_dist(x, self.x2, x, self.x2), self.ls2)
         k.flat[::n + 1] += _NOISE  # the diagonal
         # LAPACK directly: scipy.linalg's wrappers cost more than the factorisation at this
         # size. The noise keeps k positive definite.
@@ -153,7 +164,8 @@ class Surrogate:
 
     def score(self, q: FloatArray) -> FloatArray:
         """Predicted rank scores at features ``q``: lower is better (a normal score)."""
-        return np.asarray(_kernel(_sq_dist(q, self.x), self.ls2) @ self.alpha, dtype=np.float64)
+        k = _kernel(_sq_dist(q, _sq_norms(q), self.x, self.x2), self.ls2)
+        return np.asarray(k @ self.alpha, dtype=np.float64)
 
     def predict(self, q: FloatArray) -> FloatArray:
         """Believed losses at features ``q``: the predicted rank mapped to a loss quantile."""
