@@ -222,7 +222,9 @@ class Trials:
             self.refresh()
         if self._builder is None or self._builder_space is None \
                 or self._builder_space.fingerprint() != space.fingerprint():
-            self._builder = HistoryBuilder(space, capacity=max(64, len(self._known)))
+            # Room to grow: a history loaded whole (a resumed run, a warm start) is appended to
+            # right away, and regrowing the buffers also drops the samplers' kept encodings.
+            self._builder = HistoryBuilder(space, capacity=max(64, 2 * len(self._known)))
             self._builder_space = space
             for t in self._sorted():
                 self._builder.add(t)

@@ -351,7 +351,8 @@ class TPESampler:
             return encode_group(g, work.values, rows)
         hd, hc = encoded_rows(g, work.history, work.n0)
         if rows.shape[0] == 0 or int(rows.max()) < work.n0:
-            return hd[rows], hc[rows]
+            # np.take: half the time of fancy indexing for a (m, F) gather.
+            return np.take(hd, rows, axis=0), np.take(hc, rows, axis=0)
         old = rows < work.n0
         xd = np.empty((rows.shape[0], g.design_width))
         xc = np.empty((rows.shape[0], len(g.categorical)), dtype=np.intp)
