@@ -171,6 +171,8 @@ def test_candidates_near_a_pending_point_are_pushed_out_to_the_radius() -> None:
 
 @pytest.mark.parametrize(("setting", "value"), [
     ("refine_candidates", -1), ("parallel_refine_candidates", 1.5), ("refine_max_pending", -2),
+    ("parallel_polish", -1), ("polish_candidates", 0), ("polish_scale", 0.0),
+    ("parallel_category_spread", "2"),
 ])
 def test_bad_refine_settings_name_the_value(setting: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=f"{setting}={value!r}"):
@@ -202,3 +204,99 @@ def test_refinement_handles_awkward_histories(space_spec: str) -> None:
         for p in out:
             space.check_assignment(p)
             assert all(np.isfinite(float(v)) for v in p.values())
+
+
+# -- batches: polishing their first points, spreading their categories -----------------------
+
+
+def _spy_polish(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = TPESampler._polish
+
+    def spy(self: TPESampler, g: Any, work: Any, rows: int, *args: Any) -> Any:
+        calls.append(rows)
+        return real(self, g, work, rows, *args)
+
+    monkeypatch.setattr(TPESampler, "_polish", spy)
+    return calls
+
+
+def test_only_the_first_points_of_a_batch_are_polished(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    calls = _spy_polish(monkeypatch)
+    h = _random_history(SPACE_2D, 30, _quad, seed=2)
+    TPESampler().suggest(SPACE_2D, h, 8, np.random.default_rng(0))
+    assert calls == [30, 31]  # rows before the first and the second point of the batch
+    calls.clear()
+    TPESampler(parallel_polish=5).suggest(SPACE_2D, h, 8, np.random.default_rng(0))
+    assert calls == [30, 31, 32, 33, 34]
+    calls.clear()
+    TPESampler().suggest(SPACE_2D, h, 1, np.random.default_rng(0))  # sequential: never
+    TPESampler(parallel_polish=0).suggest(SPACE_2D, h, 8, np.random.default_rng(0))
+    assert calls == []
+
+
+def test_polishing_moves_a_batch_point_towards_the_predicted_optimum() -> None:
+    # With a model that knows the optimum, the polished point lands nearer to it than the
+    # candidate it started from, and no nearer to the pending point than min_distance.
+    s = TPESampler(polish_candidates=64, polish_scale=2.0)
+    (g,) = build_groups(SPACE_2D, True)
+    work = _Work({"x": np.array([0.9]), "y": np.array([0.9])}, np.array([np.nan]),
+                 np.array([True]))
+    target = np.array([0.62, 0.41])
+    model = _FakeModel(lambda q: ((q - target) ** 2).sum(axis=1))
+    ranker = _Ranker(model, 5, [g], list(SPACE_2D.labels))  # type: ignore[arg-type]
+    x0 = np.array([0.5, 0.5])
+    active = np.ones(1, dtype=bool)
+    cn, cc, raw = s._polish(g, work, 1, active, ranker, {}, x0, np.zeros(0, np.intp),
+                            np.array([0.05, 0.05]), np.random.default_rng(3))
+    assert np.linalg.norm(cn[0] - target) < 0.5 * np.linalg.norm(x0 - target)
+    np.testing.assert_allclose(raw[0], cn[0] * 2 - 1)  # u in [0, 1] -> x in [-1, 1]
+    assert not s._near_pending(g, work, 1, active, cn, cc).any()
+
+
+def test_polishing_never_returns_a_point_next_to_a_pending_one() -> None:
+    s = TPESampler(polish_candidates=64, polish_scale=1.0, min_distance=0.05)
+    (g,) = build_groups(SPACE_2D, True)
+    # The model's optimum sits on the pending point: the polish must stop short of it.
+    work = _Work({"x": np.array([0.0]), "y": np.array([0.0])}, np.array([np.nan]),
+                 np.array([True]))
+    model = _FakeModel(lambda q: ((q - 0.5) ** 2).sum(axis=1))
+    ranker = _Ranker(model, 5, [g], list(SPACE_2D.labels))  # type: ignore[arg-type]
+    cn, cc, _ = s._polish(g, work, 1, np.ones(1, bool), ranker, {}, np.array([0.6, 0.6]),
+                          np.zeros(0, np.intp), np.array([0.1, 0.1]),
+                          np.random.default_rng(0))
+    assert not s._near_pending(g, work, 1, np.ones(1, bool), cn, cc).any()
+    assert np.linalg.norm(cn[0] - 0.5) < np.linalg.norm(np.array([0.6, 0.6]) - 0.5)
+
+
+def _category_history(n: int, seed: int) -> History:
+    # Category "a" is clearly best; x matters inside each category.
+    def loss(p: dict[str, Any]) -> float:
+        return float((p["x"] - 0.4) ** 2 + (0.0 if p["c"] == 0 else 0.3))
+
+    return _random_history(MIXED, n, loss, seed=seed)
+
+
+def test_a_batch_that_agrees_on_categories_sends_one_point_elsewhere() -> None:
+    spread, same = [], []
+    for seed in range(10):
+        h = _category_history(40, seed)
+        pts = TPESampler().suggest(MIXED, h, 8, np.random.default_rng(seed))
+        spread.append(sum(p["c"] != 0 for p in pts))
+        pts = TPESampler(parallel_category_spread=0).suggest(MIXED, h, 8,
+                                                             np.random.default_rng(seed))
+        same.append(sum(p["c"] != 0 for p in pts))
+    # With spreading, every batch explores another category at least once; without it,
+    # batches that agree all along exist.
+    assert min(spread) >= 1
+    assert min(same) == 0
+    # One diversion per batch, not a share of it: the leading category keeps most points.
+    assert max(spread) <= max(same) + 1
+
+
+def test_category_spread_leaves_sequential_suggestions_alone() -> None:
+    h = _category_history(40, 1)
+    a = TPESampler().suggest(MIXED, h, 1, np.random.default_rng(4))
+    b = TPESampler(parallel_category_spread=0).suggest(MIXED, h, 1, np.random.default_rng(4))
+    assert a == b

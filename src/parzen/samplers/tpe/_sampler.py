@@ -89,7 +89,7 @@ class _Ranker:
     labels: tuple[str, ...] | list[str]
 
     def pick(self, g: Group, score: FloatArray, best: int, cn: FloatArray, cc: IntArray,
-             point: Point) -> int:
+             point: Point, top: int | None = None) -> int:
         """The candidate to propose: among the ``top`` best by ``score`` that share the
         categories of ``best`` (the TPE alone decides categories), the lowest prediction.
 
@@ -100,7 +100,7 @@ class _Ranker:
         order = np.argsort(-score, kind="stable")
         if g.categorical:
             order = order[(cc[order] == cc[best]).all(axis=1)]
-        order = order[:self.top]
+        order = order[:self.top if top is None else top]
         order = order[np.isfinite(score[order])]
         k = order.shape[0]
         if k < 2:
@@ -167,6 +167,25 @@ class TPESampler:
         parallel_bandwidth_factor: the factor used when results are outstanding.
         parallel_n_EI_candidates: candidates per group and point when results are outstanding.
         parallel_refine_candidates: ``refine_candidates`` when results are outstanding.
+        parallel_polish: the first this many points of each batch are polished: the
+            surrogate also ranks ``polish_candidates`` random perturbations of the chosen
+            point (same categories; each numeric ``u`` moved by a normal draw with
+            ``polish_scale`` times the good density's kernel width) and the best prediction
+            is proposed. A batch learns from 8 or 24 results at once but gets few rounds to
+            do so, and most of its points must stay ``min_distance`` apart; the polished
+            ones carry the fine steps a sequential run takes one at a time. On 200 held-out
+            seeds at batch size 8, 2 polished points cut the regret at 100 evaluations by
+            5-25% on five of the six benchmark problems (Levy unchanged). Sequentially it
+            made the search greedy (Levy-5 9x worse), so it applies to batches only.
+        polish_candidates: perturbations ranked when polishing.
+        polish_scale: their size, relative to the good density's kernel widths.
+        parallel_category_spread: once this many of a batch's points share their categories
+            with the best next candidate, the next point takes the best candidate with other
+            categories instead (once per batch; 0 disables). The believer's fantasies make a
+            batch surer of the leading categories than its data are, and all of a batch's
+            points in one category teach it nothing about the others: on rf_mixed at batch
+            size 8 the share of runs still in a worse category after 50 evaluations fell from
+            48% to 39%, and the regret at 100 evaluations by 20-30% (200 held-out seeds).
         refine_max_pending: the surrogate re-ranks only while fewer trials than this are
             pending. Each pending trial is one of the surrogate's own fantasies; with many of
             them, following its prediction piles a batch into one basin (at batch size 24 on
@@ -187,6 +206,8 @@ class TPESampler:
                  constant_liar: bool = True, pending_weight: float = 0.3,
                  min_distance: float = 0.01, bandwidth_factor: float = 0.2,
                  parallel_bandwidth_factor: float = 0.26, parallel_n_EI_candidates: int = 48,
+                 parallel_polish: int = 2, polish_candidates: int = 32,
+                 polish_scale: float = 0.5, parallel_category_spread: int = 2,
                  min_bandwidth: float = 0.01, verbose: bool = False) -> None:
         self.n_startup_jobs = _int("n_startup_jobs", n_startup_jobs, 0)
         self.n_EI_candidates = _int("n_EI_candidates", n_EI_candidates, 1)
@@ -215,6 +236,11 @@ class TPESampler:
             "parallel_bandwidth_factor", parallel_bandwidth_factor, 0.0, 10.0, low_open=True)
         self.parallel_n_EI_candidates = _int("parallel_n_EI_candidates",
                                              parallel_n_EI_candidates, 1)
+        self.parallel_polish = _int("parallel_polish", parallel_polish, 0)
+        self.polish_candidates = _int("polish_candidates", polish_candidates, 1)
+        self.polish_scale = _float("polish_scale", polish_scale, 0.0, 10.0, low_open=True)
+        self.parallel_category_spread = _int("parallel_category_spread",
+                                             parallel_category_spread, 0)
 
     def _groups(self, space: Space) -> list[Group]:
         global _GROUP_CACHE
@@ -292,7 +318,8 @@ class TPESampler:
             for g in groups:
                 if not space.is_active(g.labels[0], point):
                     continue
-                self._choose(g, work, rows, sp, rng, point, bw, n_cand, ranker)
+                self._choose(g, work, rows, sp, rng, point, bw, n_cand, ranker,
+                             n > 1 or n_pend > 0)
             points.append(point)
             if i + 1 < n:
                 for lab, v in point.items():
@@ -312,7 +339,8 @@ class TPESampler:
         return Surrogate(x, work.losses[done])
 
     def _choose(self, g: Group, work: _Work, rows: int, sp: Split, rng: np.random.Generator,
-                point: Point, bw: Bandwidth, n_cand: int, ranker: _Ranker | None) -> None:
+                point: Point, bw: Bandwidth, n_cand: int, ranker: _Ranker | None,
+                batch: bool = False) -> None:
         """Pick the values of group ``g`` for ``point`` (in place)."""
         active = ~np.isnan(work.values[g.labels[0]][:rows])
         keep_b = active[sp.below]
@@ -336,12 +364,54 @@ class TPESampler:
             if not near.all():
                 score = np.where(near, -np.inf, score)
         best = int(np.argmax(score))
+        # This call's own points so far, active in g: the batch being built.
+        mates = np.flatnonzero(work.pending[work.n0:rows] & active[work.n0:rows]) + work.n0
+        if batch and g.categorical and self.parallel_category_spread:
+            best = self._spread_categories(g, work, mates, score, best, cc)
         if ranker is not None:
             best = ranker.pick(g, score, best, cn, cc, point)
+            if batch and g.numeric and mates.shape[0] < self.parallel_polish:
+                cn, cc, raw = self._polish(g, work, rows, active, ranker, point, cn[best],
+                                           cc[best], l_est.width, rng)
+                best = 0
         for j, d in enumerate(g.numeric):
             point[d.label] = float(raw[best, j])
         for j, c in enumerate(g.categorical):
             point[c.label] = int(c.decode(cc[best:best + 1, j])[0])
+
+    def _spread_categories(self, g: Group, work: _Work, mates: IntArray, score: FloatArray,
+                           best: int, cc: IntArray) -> int:
+        """``best``, or the best candidate with other categories when at least
+        ``parallel_category_spread`` of the batch's points all share ``best``'s."""
+        if mates.shape[0] < self.parallel_category_spread:
+            return best
+        codes = np.stack([c.encode(work.values[c.label][mates]) for c in g.categorical], axis=1)
+        if not (codes == cc[best]).all():
+            return best
+        other = ~(cc == cc[best]).all(axis=1) & np.isfinite(score)
+        if not other.any():
+            return best
+        idx = np.flatnonzero(other)
+        return int(idx[np.argmax(score[idx])])
+
+    def _polish(self, g: Group, work: _Work, rows: int, active: BoolArray, ranker: _Ranker,
+                point: Point, x0: FloatArray, c0: IntArray, width: FloatArray,
+                rng: np.random.Generator) -> tuple[FloatArray, IntArray, FloatArray]:
+        """The chosen point ``(x0, c0)`` and perturbations of it, the one the surrogate ranks
+        best first; returns ``(u, codes, raw)`` with that one in row 0."""
+        pert = x0 + rng.normal(size=(self.polish_candidates, x0.shape[0])) * (
+            width * self.polish_scale)
+        cn, raw = snap(g, np.minimum(np.maximum(np.concatenate([x0[None, :], pert]), g.lo),
+                                     g.hi))
+        cc = np.repeat(c0[None, :], cn.shape[0], axis=0)
+        # Perturbations that would duplicate a pending point are out; x0 itself passed.
+        score = np.zeros(cn.shape[0])
+        if self.min_distance > 0:
+            near = self._near_pending(g, work, rows, active, cn, cc)
+            near[0] = False
+            score[near] = -np.inf
+        i = ranker.pick(g, score, 0, cn, cc, point, top=cn.shape[0])
+        return cn[i:i + 1], cc[i:i + 1], raw[i:i + 1]
 
     @staticmethod
     def _encode(g: Group, work: _Work, rows: IntArray) -> tuple[FloatArray, IntArray]:
