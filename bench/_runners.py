@@ -153,8 +153,15 @@ def _verify_batching(
 # --------------------------------------------------------------------------
 
 
-def run_hp_quality(lib_name: str, problem_name: str, seed: int, evals: int, batch: int) -> dict:
-    """One fmin run with ``tpe.suggest`` of parzen or hyperopt."""
+def run_hp_quality(
+    lib_name: str,
+    problem_name: str,
+    seed: int,
+    evals: int,
+    batch: int,
+    settings: Mapping[str, Any] | None = None,
+) -> dict:
+    """One fmin run with ``tpe.suggest`` of parzen or hyperopt (``settings`` go to it)."""
     lib = _hp_lib(lib_name)
     prob = get_problem(problem_name)
     space = build_hp_space(lib.hp, prob.params)
@@ -176,7 +183,7 @@ def run_hp_quality(lib_name: str, problem_name: str, seed: int, evals: int, batc
         # The completed count is read *before* the library picks the points,
         # which is what "suggested before the results existed" means.
         done = len(losses)
-        docs = lib.tpe.suggest(new_ids, domain, trials_, seed_, *args, **kw)
+        docs = lib.tpe.suggest(new_ids, domain, trials_, seed_, *args, **{**kw, **(settings or {})})
         suggested_at.extend([done] * len(docs))
         return docs
 
@@ -248,7 +255,7 @@ def run_quality(job: Mapping[str, Any]) -> dict:
     algo = job["algo"]
     args = (job["problem"], int(job["seed"]), int(job["evals"]), int(job["batch"]))
     if algo in HP_LIKE:
-        return run_hp_quality(algo, *args)
+        return run_hp_quality(algo, *args, settings=job.get("settings"))
     if algo == "optuna":
         return run_optuna_quality(*args)
     raise ValueError(f"unknown algo {algo!r}")

@@ -50,6 +50,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--batch", type=int, default=1, help="suggest K points before evaluating")
     ap.add_argument("--workers", type=int, default=2, help="parallel worker processes (max 2)")
     ap.add_argument(
+        "--parzen-settings",
+        type=json.loads,
+        default=None,
+        help='JSON of tpe.suggest settings for parzen when tuning, e.g. \'{"parallel_polish": 0}\'',
+    )
+    ap.add_argument(
         "--reuse-anchors",
         action="store_true",
         help="take hyperopt/optuna runs from results/anchor_cache.json when present",
@@ -138,6 +144,8 @@ def run_all(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
                     "evals": args.evals,
                     "batch": args.batch,
                 }
+                if algo == "parzen" and args.parzen_settings:
+                    job["settings"] = args.parzen_settings
                 key = cache_key(algo, prob, seed, args.evals, args.batch)
                 if algo in ANCHORS and args.reuse_anchors and key in cache:
                     runs[algo].append({**job, **cache[key], "cached": True})
