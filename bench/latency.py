@@ -46,7 +46,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n", default="100,1000,2000,10000", help="history sizes, comma list")
     ap.add_argument("--algos", default="parzen,hyperopt,optuna", help="comma list")
-    ap.add_argument("--repeats", type=int, default=15, help="timed suggestions per (algo, n)")
+    ap.add_argument(
+        "--repeats", type=int, default=15, help="timed suggestions per (algo, n, round)"
+    )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved rounds: each round times every algo once per n; ratios are taken per "
+        "round and their median reported, so a slow spell of the shared machine that hits one "
+        "library's turn does not decide the ratio",
+    )
     ap.add_argument(
         "--budget",
         type=float,
@@ -65,6 +75,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def merge_rounds(rounds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One algo's results over interleaved rounds: samples pooled, the first round's cold
+    time, the memory pass of whichever round made it, each round's median kept."""
+    first = rounds[0]
+    peaks = [r["peak_bytes"] for r in rounds if r.get("peak_bytes") is not None]
+    return {
+        **first,
+        "times_ms": [t for r in rounds for t in r["times_ms"]],
+        "cpu_ms": [t for r in rounds for t in r.get("cpu_ms") or []],
+        "fmin_step_ms": [t for r in rounds for t in r.get("fmin_step_ms") or []],
+        "capped": any(r["capped"] for r in rounds),
+        "peak_bytes": peaks[0] if peaks else None,
+        "round_medians_ms": [float(np.median(r["times_ms"])) if r["times_ms"] else None
+                             for r in rounds],
+        "round_cpu_medians_ms": [float(np.median(r["cpu_ms"])) if r.get("cpu_ms") else None
+                                 for r in rounds],
+    }
+
+
 def stats(res: Mapping[str, Any]) -> dict[str, Any]:
     t = res["times_ms"]
     return {
@@ -81,6 +110,8 @@ def stats(res: Mapping[str, Any]) -> dict[str, Any]:
         "fmin_step_median_ms": float(np.median(res["fmin_step_ms"]))
         if res.get("fmin_step_ms")
         else None,
+        "round_medians_ms": res.get("round_medians_ms"),
+        "round_cpu_medians_ms": res.get("round_cpu_medians_ms"),
     }
 
 
@@ -94,11 +125,24 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+def paired_ratio(
+    row: Mapping[str, Any], algo: str, other: str, key: str = "round_medians_ms"
+) -> float | None:
+    """Median over rounds of algo's median / other's median in the same round."""
+    a, b = row.get(algo), row.get(other)
+    if a is None or b is None or not a.get(key) or not b.get(key):
+        return None
+    rs = [ratio(x, y) for x, y in zip(a[key], b[key], strict=True)]
+    vals = [r for r in rs if r is not None]
+    return float(np.median(vals)) if vals else None
+
+
 def render(args: argparse.Namespace, table: Mapping[int, Mapping[str, Any]]) -> str:
     lines = [
         "Suggestion latency, ms per suggestion: wall median / min and CPU-time median over"
-        f" repeats (cold = first call, wall); load average at start {args.loadavg[0]:.1f}"
-        f" on {os.cpu_count()} cores"
+        f" {args.rounds} interleaved rounds of {args.repeats} repeats (cold = first call, wall);"
+        " ratios are the median over rounds of each round's ratio of medians;"
+        f" load average at start {args.loadavg[0]:.1f} on {os.cpu_count()} cores"
     ]
     head = f"{'n':>6s}"
     for a in args.algos:
@@ -119,8 +163,8 @@ def render(args: argparse.Namespace, table: Mapping[int, Mapping[str, Any]]) -> 
                 cell += "*"
             line += f"{cell:>20s}{fmt_ms(s['cpu_median_ms']):>7s}{fmt_ms(s['cold_ms']):>7s}"
         for o in others:
-            rw = ratio(_med(row, "parzen"), _med(row, o))
-            rc = ratio(_med(row, "parzen", "cpu_median_ms"), _med(row, o, "cpu_median_ms"))
+            rw = paired_ratio(row, "parzen", o)
+            rc = paired_ratio(row, "parzen", o, "round_cpu_medians_ms")
             line += f"{f'{_r(rw)} ({_r(rc)})':>24s}"
         lines.append(line)
     for n, row in table.items():
@@ -184,12 +228,16 @@ def _targets(table: Mapping[int, Mapping[str, Any]]) -> list[str]:
 
     row = table.get(TARGET_N, {})
     for other, target in (("optuna", TARGET_VS_OPTUNA), ("hyperopt", TARGET_VS_HYPEROPT)):
-        r = ratio(_med(row, "parzen"), _med(row, other))
-        rc = ratio(_med(row, "parzen", "cpu_median_ms"), _med(row, other, "cpu_median_ms"))
+        r = paired_ratio(row, "parzen", other)
+        rc = paired_ratio(row, "parzen", other, "round_cpu_medians_ms")
         ok = None if r is None else r <= target
+        per_round = [ratio(x, y) for x, y in zip(
+            (row.get("parzen") or {}).get("round_medians_ms") or [],
+            (row.get(other) or {}).get("round_medians_ms") or [], strict=False)]
+        rounds = ", ".join(_r(v) for v in per_round)
         out.append(
             f"  n={TARGET_N}: parzen/{other} = {_r(r)} [{_r(rc)}] (target <= {target:.3f})"
-            f" {verdict(ok)}"
+            f" {verdict(ok)}; per round: {rounds}"
         )
     big_row = table.get(TARGET_BIG_N, {})
     big = _med(big_row, "parzen")
@@ -218,6 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "loadavg_at_start": list(args.loadavg),
         "space": "10-D: 4 uniform, 2 loguniform, 2 quniform-int, 2 categorical",
         "repeats": args.repeats,
+        "rounds": args.rounds,
         "budget_s": args.budget,
     }
     if "parzen" in args.algos:
@@ -237,25 +286,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for n in args.n:
             table[n] = {}
+            per_algo: dict[str, list[dict[str, Any]]] = {a: [] for a in args.algos}
+            for rnd in range(args.rounds):
+                for algo in args.algos:
+                    job = {
+                        "kind": "latency",
+                        "algo": algo,
+                        "n": n,
+                        "repeats": args.repeats,
+                        "budget_s": args.budget,
+                        # One tracemalloc pass per (algo, n) is enough.
+                        "memory": not args.no_memory and rnd == 0,
+                    }
+                    # parzen in-process (the interpreter under test); anchors in their venv.
+                    res = run_job(job) if algo == "parzen" else worker.call(job)  # type: ignore[union-attr]
+                    per_algo[algo].append(res)
+                    t = res["times_ms"]
+                    print(
+                        f"n={n:<6d} round {rnd + 1} {algo:8s} median "
+                        f"{fmt_ms(float(np.median(t)) if t else None)} ms over {len(t)}"
+                        f" ({res['history']})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             for algo in args.algos:
-                job = {
-                    "kind": "latency",
-                    "algo": algo,
-                    "n": n,
-                    "repeats": args.repeats,
-                    "budget_s": args.budget,
-                    "memory": not args.no_memory,
-                }
-                # parzen in-process (the interpreter under test); anchors in their venv.
-                res = run_job(job) if algo == "parzen" else worker.call(job)  # type: ignore[union-attr]
-                table[n][algo] = stats(res)
-                s = table[n][algo]
-                print(
-                    f"n={n:<6d} {algo:8s} median {fmt_ms(s['median_ms'])} ms, "
-                    f"min {fmt_ms(s['min_ms'])} ms over {s['repeats']} ({res['history']})",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                table[n][algo] = stats(merge_rounds(per_algo[algo]))
     finally:
         if worker is not None:
             worker.close()
