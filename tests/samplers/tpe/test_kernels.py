@@ -178,3 +178,39 @@ def test_suggestions_are_the_same_with_kept_rows_and_without() -> None:
         {lab: np.array(v) for lab, v in b.view().values.items()},
         np.array(b.view().losses), np.array(b.view().pending)), 4, np.random.default_rng(1))
     assert kept == again == copied
+
+
+def test_scratch_buffers_are_reused_per_name_and_thread() -> None:
+    import threading
+
+    from parzen.samplers.tpe._scratch import scratch
+
+    a = scratch("t1", (10, 4))
+    b = scratch("t1", (8, 5))  # fits: the same memory
+    assert np.shares_memory(a, b) and b.shape == (8, 5)
+    assert not np.shares_memory(a, scratch("t2", (10, 4)))
+    assert scratch("t1", (2, 3), np.float32).dtype == np.float32
+    big = scratch("t1", (1000, 4))  # grows
+    assert big.shape == (1000, 4)
+    other: list[np.ndarray] = []
+    t = threading.Thread(target=lambda: other.append(scratch("t1", (10, 4))))
+    t.start()
+    t.join()
+    assert not np.shares_memory(other[0], scratch("t1", (10, 4)))
+
+
+def test_densities_do_not_depend_on_evaluation_order() -> None:
+    # logpdf works in shared scratch buffers: one estimator's call must not leak into
+    # another's result.
+    (g,) = build_groups(MIXED, True)
+    b = _builder(MIXED, 300, seed=7)
+    xd, xc = encode_group(g, b.view().values, slice(0, 300))
+    small = fit(g, xd[:20], xc[:20], np.ones(20), 1.0, Bandwidth())
+    large = fit(g, xd[20:], xc[20:], np.ones(280), 1.0, Bandwidth())
+    cd, cc = encode_group(g, b.view().values, slice(0, 24))
+    cn = cd[:, :len(g.numeric)]
+    first = small.logpdf(cn, cc)
+    big = large.logpdf(cn, cc)
+    np.testing.assert_array_equal(small.logpdf(cn, cc), first)
+    np.testing.assert_array_equal(large.logpdf(cn, cc), big)
+    np.testing.assert_allclose(big, _direct_logpdf(large, cn, cc), rtol=1e-6, atol=1e-6)

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from scipy.special import ndtr, ndtri
 
 from parzen.samplers.tpe._encode import Group
+from parzen.samplers.tpe._scratch import scratch
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -55,13 +56,16 @@ class Bandwidth:
 _KERNEL_BLOCK = 256
 
 
-def _small_matmul(f: FloatArray, kmat: FloatArray) -> FloatArray:
-    """``f @ kmat.T``, in blocks of kernels that BLAS runs single-threaded."""
+def _small_matmul(f: FloatArray, kmat: FloatArray, out: FloatArray | None = None
+                  ) -> FloatArray:
+    """``f @ kmat.T`` (into ``out`` if given), in blocks of kernels that BLAS runs
+    single-threaded."""
     m = kmat.shape[0]
+    if out is None:
+        out = np.empty((f.shape[0], m))
     if m <= _KERNEL_BLOCK:
-        out: FloatArray = f @ kmat.T
+        np.matmul(f, kmat.T, out=out)
         return out
-    out = np.empty((f.shape[0], m))
     for i in range(0, m, _KERNEL_BLOCK):
         np.matmul(f, kmat[i:i + _KERNEL_BLOCK].T, out=out[:, i:i + _KERNEL_BLOCK])
     return out
@@ -118,7 +122,8 @@ class ParzenEstimator:
             other = np.log(self.eps[j] / (c.k - 1))
             f[pts, group.cat_start[j] + xc[:, j]] = same - other
             row += other
-        a = _small_matmul(f, self.design[:, :group.sq_start])
+        a = _small_matmul(f, self.design[:, :group.sq_start],
+                          out=scratch("kernel_logs", (n_pts, self.m)))
         a += self.kconst
         top = a.max(axis=1)
         # Kernels more than e^80 below the largest add nothing to the sum, but exp() takes a
@@ -127,7 +132,7 @@ class ParzenEstimator:
         # exp on AVX2 machines but not float64 exp, 3x apart over the bad group's N x m terms.
         # Each term is within [e^-80, 1] and the largest is exactly 1, so the sum's relative
         # error is ~1e-7: nothing for ranking candidates.
-        e = np.empty(a.shape, dtype=np.float32)
+        e = scratch("kernel_exps", a.shape, np.float32)
         np.subtract(a, top[:, None], out=e, casting="same_kind")
         np.maximum(e, np.float32(-80.0), out=e)
         np.exp(e, out=e)

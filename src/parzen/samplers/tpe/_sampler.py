@@ -17,6 +17,7 @@ from parzen.samplers._prior import sample_prior, to_points
 from parzen.samplers.tpe._encode import Group, build_groups, encode_group, snap
 from parzen.samplers.tpe._parzen import Bandwidth, fit, log_ratio
 from parzen.samplers.tpe._rows import encoded_rows
+from parzen.samplers.tpe._scratch import scratch
 from parzen.samplers.tpe._split import Split, n_below, split
 from parzen.samplers.tpe._surrogate import (
     MAX_ROWS,
@@ -421,8 +422,12 @@ class TPESampler:
             return encode_group(g, work.values, rows)
         hd, hc = encoded_rows(g, work.history, work.n0)
         if rows.shape[0] == 0 or int(rows.max()) < work.n0:
-            # np.take: half the time of fancy indexing for a (m, F) gather.
-            return np.take(hd, rows, axis=0), np.take(hc, rows, axis=0)
+            # np.take: half the time of fancy indexing for a (m, F) gather. The rows live in
+            # a scratch buffer: the estimators fitted on them do not outlive this group's
+            # choice (see _scratch.py for why it matters).
+            xd = np.take(hd, rows, axis=0, out=scratch("design_rows", (rows.shape[0],
+                                                                       hd.shape[1])))
+            return xd, np.take(hc, rows, axis=0)
         old = rows < work.n0
         xd = np.empty((rows.shape[0], g.design_width))
         xc = np.empty((rows.shape[0], len(g.categorical)), dtype=np.intp)
