@@ -214,3 +214,14 @@ def test_densities_do_not_depend_on_evaluation_order() -> None:
     np.testing.assert_array_equal(small.logpdf(cn, cc), first)
     np.testing.assert_array_equal(large.logpdf(cn, cc), big)
     np.testing.assert_allclose(big, _direct_logpdf(large, cn, cc), rtol=1e-6, atol=1e-6)
+
+
+def test_reset_caches_drops_kept_rows_and_changes_no_result() -> None:
+    from parzen.samplers import tpe
+
+    b = _builder(MIXED, 80, seed=5)
+    before = TPESampler().suggest(MIXED, b.view(), 1, np.random.default_rng(2))
+    assert rows_mod._CACHE
+    tpe.reset_caches()
+    assert not rows_mod._CACHE
+    assert TPESampler().suggest(MIXED, b.view(), 1, np.random.default_rng(2)) == before

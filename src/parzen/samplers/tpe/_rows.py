@@ -70,3 +70,8 @@ def encoded_rows(group: Group, values: Mapping[str, FloatArray], n: int
         entry.xc[entry.n:n] = xc
         entry.n = n
     return entry.xd[:n], entry.xc[:n]
+
+
+def clear() -> None:
+    """Forget every kept encoding."""
+    _CACHE.clear()

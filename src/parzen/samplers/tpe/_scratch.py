@@ -39,3 +39,8 @@ def scratch(name: str, shape: tuple[int, ...], dtype: Any = np.float64) -> npt.N
         buf = np.empty(size + size // 4 + 64, dtype=dtype)
         bufs[key] = buf
     return buf[:size].reshape(shape)
+
+
+def clear() -> None:
+    """Release this thread's buffers."""
+    _LOCAL.bufs = {}
