@@ -78,6 +78,16 @@ class _Work:
     # them are this batch's.
     n0: int = 0
     history: dict[str, FloatArray] = field(default_factory=dict)
+    # The history's encoded rows per group, looked up once per call.
+    encoded: dict[int, tuple[FloatArray, IntArray]] = field(default_factory=dict)
+
+    def history_rows(self, g: Group) -> tuple[FloatArray, IntArray]:
+        """The first ``n0`` rows encoded for ``g`` (design rows, codes)."""
+        out = self.encoded.get(id(g))
+        if out is None:
+            out = encoded_rows(g, self.history, self.n0)
+            self.encoded[id(g)] = out
+        return out
 
 
 @dataclass(frozen=True)
@@ -335,7 +345,7 @@ class TPESampler:
         if work.n0 < n0:
             x = features(groups, work.values, done)
         else:
-            designs = [encoded_rows(g, work.history, work.n0)[0] for g in groups]
+            designs = [work.history_rows(g)[0] for g in groups]
             x = design_features(groups, designs, work.values, done)
         return Surrogate(x, work.losses[done])
 
@@ -420,7 +430,7 @@ class TPESampler:
         batch's afresh."""
         if work.n0 == 0:
             return encode_group(g, work.values, rows)
-        hd, hc = encoded_rows(g, work.history, work.n0)
+        hd, hc = work.history_rows(g)
         if rows.shape[0] == 0 or int(rows.max()) < work.n0:
             # np.take: half the time of fancy indexing for a (m, F) gather. The rows live in
             # a scratch buffer: the estimators fitted on them do not outlive this group's
