@@ -300,3 +300,30 @@ def test_category_spread_leaves_sequential_suggestions_alone() -> None:
     a = TPESampler().suggest(MIXED, h, 1, np.random.default_rng(4))
     b = TPESampler(parallel_category_spread=0).suggest(MIXED, h, 1, np.random.default_rng(4))
     assert a == b
+
+
+def test_a_worker_pool_asking_one_point_at_a_time_is_not_polished_every_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Seven trials running, one point asked for: as the eighth point of a batch, not the first.
+    calls = _spy_polish(monkeypatch)
+    h = _random_history(SPACE_2D, 37, _quad, seed=2, pending=7)
+    TPESampler().suggest(SPACE_2D, h, 1, np.random.default_rng(0))
+    assert calls == []
+    one_running = _random_history(SPACE_2D, 31, _quad, seed=2, pending=1)
+    TPESampler().suggest(SPACE_2D, one_running, 1, np.random.default_rng(0))
+    assert calls == [31]
+
+
+def test_running_trials_that_agree_on_categories_send_the_next_point_elsewhere() -> None:
+    moved = 0
+    for seed in range(10):
+        h = _category_history(40, seed)
+        pts = [{"x": 0.4 + 0.05 * i, "c": 0} for i in range(3)]
+        rows = [({k: float(v) for k, v in p.items()}, None, True) for p in pts]
+        busy = History.from_rows(MIXED, [
+            ({"x": float(x), "c": float(c)}, float(loss), False)
+            for x, c, loss in zip(h.values["x"], h.values["c"], h.losses, strict=True)
+        ] + rows)
+        (p,) = TPESampler().suggest(MIXED, busy, 1, np.random.default_rng(seed))
+        moved += p["c"] != 0
+    assert moved >= 8
