@@ -379,12 +379,12 @@ class TPESampler:
         # Trials without a result yet, active in g: this batch's points so far and, with
         # asynchronous workers, the ones still running. Counting both keeps a worker pool
         # that asks for one point at a time from polishing every point (7 pending of 8).
-        mates = np.flatnonzero(work.pending[:rows] & active)
+        waiting = np.flatnonzero(work.pending[:rows] & active)
         if batch and g.categorical and self.parallel_category_spread:
-            best = self._spread_categories(g, work, mates, score, best, cc)
+            best = self._spread_categories(g, work, waiting, score, best, cc)
         if ranker is not None:
             best = ranker.pick(g, score, best, cn, cc, point)
-            if batch and g.numeric and mates.shape[0] < self.parallel_polish:
+            if batch and g.numeric and waiting.shape[0] < self.parallel_polish:
                 cn, cc, raw = self._polish(g, work, rows, active, ranker, point, cn[best],
                                            cc[best], l_est.width, rng)
                 best = 0
@@ -393,13 +393,14 @@ class TPESampler:
         for j, c in enumerate(g.categorical):
             point[c.label] = int(c.decode(cc[best:best + 1, j])[0])
 
-    def _spread_categories(self, g: Group, work: _Work, mates: IntArray, score: FloatArray,
+    def _spread_categories(self, g: Group, work: _Work, waiting: IntArray, score: FloatArray,
                            best: int, cc: IntArray) -> int:
         """``best``, or the best candidate with other categories when at least
-        ``parallel_category_spread`` of the batch's points all share ``best``'s."""
-        if mates.shape[0] < self.parallel_category_spread:
+        ``parallel_category_spread`` pending trials (rows ``waiting``) all share ``best``'s."""
+        if waiting.shape[0] < self.parallel_category_spread:
             return best
-        codes = np.stack([c.encode(work.values[c.label][mates]) for c in g.categorical], axis=1)
+        codes = np.stack([c.encode(work.values[c.label][waiting]) for c in g.categorical],
+                         axis=1)
         if not (codes == cc[best]).all():
             return best
         other = ~(cc == cc[best]).all(axis=1) & np.isfinite(score)
