@@ -1,5 +1,6 @@
 """The surrogate's re-ranking of the best candidates, and pushing candidates out of a pending
-point's neighbourhood instead of discarding them."""
+point's neighbourhood instead of discarding them, and the batch rules (polishing, posterior
+draws)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from parzen.samplers.rand import RandomSampler
 from parzen.samplers.tpe import TPESampler
 from parzen.samplers.tpe._encode import build_groups
 from parzen.samplers.tpe._sampler import _Ranker, _Work
-from parzen.samplers.tpe._surrogate import column_span, features, group_features
+from parzen.samplers.tpe._surrogate import Surrogate, column_span, features, group_features
 from parzen.space import compile_space
 
 SPACE_2D = compile_space({"x": hp.uniform("x", -1, 1), "y": hp.uniform("y", -1, 1)})
@@ -172,7 +173,7 @@ def test_candidates_near_a_pending_point_are_pushed_out_to_the_radius() -> None:
 @pytest.mark.parametrize(("setting", "value"), [
     ("refine_candidates", -1), ("parallel_refine_candidates", 1.5), ("refine_max_pending", -2),
     ("parallel_polish", -1), ("polish_candidates", 0), ("polish_scale", 0.0),
-    ("parallel_category_spread", "2"),
+    ("parallel_thompson", 1),
 ])
 def test_bad_refine_settings_name_the_value(setting: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=f"{setting}={value!r}"):
@@ -206,7 +207,7 @@ def test_refinement_handles_awkward_histories(space_spec: str) -> None:
             assert all(np.isfinite(float(v)) for v in p.values())
 
 
-# -- batches: polishing their first points, spreading their categories -----------------------
+# -- batches: polishing their first points, posterior draws for the rest -----------------------
 
 
 def _spy_polish(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -270,36 +271,79 @@ def test_polishing_never_returns_a_point_next_to_a_pending_one() -> None:
     assert np.linalg.norm(cn[0] - 0.5) < np.linalg.norm(np.array([0.6, 0.6]) - 0.5)
 
 
-def _category_history(n: int, seed: int) -> History:
-    # Category "a" is clearly best; x matters inside each category.
-    def loss(p: dict[str, Any]) -> float:
-        return float((p["x"] - 0.4) ** 2 + (0.0 if p["c"] == 0 else 0.3))
+def _spy_draws(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = Surrogate.sample
 
-    return _random_history(MIXED, n, loss, seed=seed)
+    def spy(self: Surrogate, q: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        calls.append(q.shape[0])
+        return real(self, q, rng)
 
-
-def test_a_batch_that_agrees_on_categories_sends_one_point_elsewhere() -> None:
-    spread, same = [], []
-    for seed in range(10):
-        h = _category_history(40, seed)
-        pts = TPESampler().suggest(MIXED, h, 8, np.random.default_rng(seed))
-        spread.append(sum(p["c"] != 0 for p in pts))
-        pts = TPESampler(parallel_category_spread=0).suggest(MIXED, h, 8,
-                                                             np.random.default_rng(seed))
-        same.append(sum(p["c"] != 0 for p in pts))
-    # With spreading, every batch explores another category at least once; without it,
-    # batches that agree all along exist.
-    assert min(spread) >= 1
-    assert min(same) == 0
-    # One diversion per batch, not a share of it: the leading category keeps most points.
-    assert max(spread) <= max(same) + 1
+    monkeypatch.setattr(Surrogate, "sample", spy)
+    return calls
 
 
-def test_category_spread_leaves_sequential_suggestions_alone() -> None:
-    h = _category_history(40, 1)
-    a = TPESampler().suggest(MIXED, h, 1, np.random.default_rng(4))
-    b = TPESampler(parallel_category_spread=0).suggest(MIXED, h, 1, np.random.default_rng(4))
-    assert a == b
+def test_batch_points_past_the_polished_ones_are_ranked_by_posterior_draws(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    draws = _spy_draws(monkeypatch)
+    h = _random_history(SPACE_2D, 30, _quad, seed=2)
+    TPESampler().suggest(SPACE_2D, h, 8, np.random.default_rng(0))
+    assert len(draws) == 6  # points 3..8; the first two are polished on the mean
+    draws.clear()
+    TPESampler().suggest(SPACE_2D, h, 1, np.random.default_rng(0))  # sequential: never
+    TPESampler(parallel_thompson=False).suggest(SPACE_2D, h, 8, np.random.default_rng(0))
+    assert draws == []
+    running = _random_history(SPACE_2D, 37, _quad, seed=2, pending=7)
+    TPESampler().suggest(SPACE_2D, running, 1, np.random.default_rng(0))
+    assert len(draws) == 1  # the eighth point of a worker pool's batch
+
+
+def _two_category_model() -> tuple[_Ranker, Any, np.ndarray, np.ndarray]:
+    # Category 0 was tried 40 times, losses (x - 0.4)^2 + 0.05; category 1 once, at a poor x.
+    groups = build_groups(MIXED, True)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(0, 1, 40), [0.95]])
+    c = np.concatenate([np.zeros(40), [1.0]])
+    y = (x - 0.4) ** 2 + 0.05
+    model = Surrogate(features(groups, {"x": x, "c": c}, np.arange(41)), y)
+    ranker = _Ranker(model, 16, groups, list(MIXED.labels))
+    # Candidates: category 0 near its optimum, category 1 at the same x values.
+    cn = np.tile(np.linspace(0.35, 0.45, 8), 2)[:, None]
+    cc = np.repeat([0, 1], 8)[:, None].astype(np.intp)
+    return ranker, groups[0], cn, cc
+
+
+def test_a_posterior_draw_explores_a_barely_tried_category() -> None:
+    ranker, g, cn, cc = _two_category_model()
+    score = np.linspace(1.0, 0.0, 16)  # l / g prefers category 0's candidates
+    by_mean = ranker.pick(g, score, 0, cn, cc, {})
+    assert cc[by_mean, 0] == 0
+    rng = np.random.default_rng(1)
+    picks = [ranker.pick(g, score, 0, cn, cc, {}, rng=rng) for _ in range(200)]
+    other = float(np.mean(cc[picks, 0] == 1))
+    # One poor observation leaves category 1 near the prior: some draws favour it, most not.
+    assert 0.02 < other < 0.6
+
+
+def test_posterior_draws_centre_on_the_mean_and_shrink_near_data() -> None:
+    ranker, _, _, _ = _two_category_model()
+    model = ranker.model
+    assert isinstance(model, Surrogate)
+    groups = build_groups(MIXED, True)
+    # Category 0 near many observations, category 1 at its one observation, category 2.
+    q = features(groups, {"x": np.array([0.4, 0.95, 0.4]), "c": np.array([0.0, 1.0, 2.0])},
+                 np.arange(3))
+    rng = np.random.default_rng(2)
+    draws = np.stack([model.sample(q, rng) for _ in range(4000)])
+    np.testing.assert_allclose(draws.mean(axis=0), model.score(q), atol=0.05)
+    sd = draws.std(axis=0)
+    # Many observations < one (noisy) observation < none (the prior's standard deviation).
+    assert sd[0] < sd[1] < 0.5
+    assert sd[0] < 0.15
+    assert sd[2] == pytest.approx(1.0, abs=0.05)
+    # One joint draw: the same point twice gets the same value.
+    twice = model.sample(np.repeat(q[:1], 2, axis=0), rng)
+    assert twice[0] == pytest.approx(twice[1], abs=1e-6)
 
 
 def test_a_worker_pool_asking_one_point_at_a_time_is_not_polished_every_time(
@@ -312,18 +356,3 @@ def test_a_worker_pool_asking_one_point_at_a_time_is_not_polished_every_time(
     one_running = _random_history(SPACE_2D, 31, _quad, seed=2, pending=1)
     TPESampler().suggest(SPACE_2D, one_running, 1, np.random.default_rng(0))
     assert calls == [31]
-
-
-def test_running_trials_that_agree_on_categories_send_the_next_point_elsewhere() -> None:
-    moved = 0
-    for seed in range(10):
-        h = _category_history(40, seed)
-        pts = [{"x": 0.4 + 0.05 * i, "c": 0} for i in range(3)]
-        rows = [({k: float(v) for k, v in p.items()}, None, True) for p in pts]
-        busy = History.from_rows(MIXED, [
-            ({"x": float(x), "c": float(c)}, float(loss), False)
-            for x, c, loss in zip(h.values["x"], h.values["c"], h.losses, strict=True)
-        ] + rows)
-        (p,) = TPESampler().suggest(MIXED, busy, 1, np.random.default_rng(seed))
-        moved += p["c"] != 0
-    assert moved >= 8

@@ -217,7 +217,8 @@ def test_single_suggestion_without_pending_ignores_batch_settings() -> None:
     h = _random_history(SPACE_2D, 30, _quad)
     a = TPESampler().suggest(SPACE_2D, h, 1, np.random.default_rng(4))
     b = TPESampler(believer=False, parallel_n_EI_candidates=3, parallel_bandwidth_factor=0.5,
-                   min_distance=0.3).suggest(SPACE_2D, h, 1, np.random.default_rng(4))
+                   min_distance=0.3, parallel_polish=0, parallel_thompson=False,
+                   ).suggest(SPACE_2D, h, 1, np.random.default_rng(4))
     assert a == b
 
 
