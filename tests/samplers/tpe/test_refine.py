@@ -341,9 +341,10 @@ def test_posterior_draws_centre_on_the_mean_and_shrink_near_data() -> None:
     assert sd[0] < sd[1] < 0.5
     assert sd[0] < 0.15
     assert sd[2] == pytest.approx(1.0, abs=0.05)
-    # One joint draw: the same point twice gets the same value.
-    twice = model.sample(np.repeat(q[:1], 2, axis=0), rng)
-    assert twice[0] == pytest.approx(twice[1], abs=1e-6)
+    # One joint draw: the same point twice gets the same value, up to the 1e-3 jitter (two
+    # independent draws would differ by about sd[0] * sqrt(2)).
+    twice = np.stack([model.sample(np.repeat(q[:1], 2, axis=0), rng) for _ in range(50)])
+    assert np.abs(twice[:, 0] - twice[:, 1]).max() < 0.01
 
 
 def test_a_worker_pool_asking_one_point_at_a_time_is_not_polished_every_time(

@@ -176,16 +176,25 @@ class Surrogate:
         """One joint draw of the noise-free rank scores at features ``q`` from the posterior.
 
         The prior variance is 1 (the scores are normal scores), so far from every observation
-        a draw ranges as widely as the scores themselves; the covariance is factored by
-        eigendecomposition, as it is singular when two rows of ``q`` coincide.
+        a draw ranges as widely as the scores themselves.
         """
         q2 = _sq_norms(q)
         ks = _kernel(_sq_dist(q, q2, self.x, self.x2), self.ls2)
         mean = ks @ self.alpha
         v, _ = dtrtrs(self.chol, ks.T, lower=1)
         cov = _kernel(_sq_dist(q, q2, q, q2), self.ls2) - v.T @ v
-        w, vec = np.linalg.eigh(cov)
-        draw = vec @ (np.sqrt(np.maximum(w, 0.0)) * rng.standard_normal(w.shape[0]))
+        # The jitter (a standard deviation of 1e-3 in score units) keeps the factorisation
+        # defined when two rows of q coincide, which candidates of a group without numeric
+        # parameters do. eigh is the fallback only: with threaded BLAS it measured 0.3-10 ms
+        # at 32 rows against 0.02 ms for the Cholesky factorisation.
+        cov.flat[::cov.shape[0] + 1] += 1e-6
+        z = rng.standard_normal(cov.shape[0])
+        chol, info = dpotrf(cov, lower=1, clean=1)
+        if info == 0:
+            draw = chol @ z
+        else:  # pragma: no cover - rounding beyond the jitter
+            w, vec = np.linalg.eigh(cov)
+            draw = vec @ (np.sqrt(np.maximum(w, 0.0)) * z)
         return np.asarray(mean + draw, dtype=np.float64)
 
     def predict(self, q: FloatArray) -> FloatArray:
