@@ -224,17 +224,24 @@ def _spy_polish(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 def test_only_the_first_points_of_a_batch_are_polished(monkeypatch: pytest.MonkeyPatch
                                                         ) -> None:
+    # Without local steps, which take the first points of a batch when they can
+    # (test_local.py), and polishing otherwise.
     calls = _spy_polish(monkeypatch)
     h = _random_history(SPACE_2D, 30, _quad, seed=2)
-    TPESampler().suggest(SPACE_2D, h, 8, np.random.default_rng(0))
+    TPESampler(local_every=0).suggest(SPACE_2D, h, 8, np.random.default_rng(0))
     assert calls == [30, 31]  # rows before the first and the second point of the batch
     calls.clear()
-    TPESampler(parallel_polish=5).suggest(SPACE_2D, h, 8, np.random.default_rng(0))
+    TPESampler(parallel_polish=5, local_every=0).suggest(SPACE_2D, h, 8,
+                                                         np.random.default_rng(0))
     assert calls == [30, 31, 32, 33, 34]
     calls.clear()
-    TPESampler().suggest(SPACE_2D, h, 1, np.random.default_rng(0))  # sequential: never
+    TPESampler(local_every=0).suggest(SPACE_2D, h, 1, np.random.default_rng(0))  # never
     TPESampler(parallel_polish=0).suggest(SPACE_2D, h, 8, np.random.default_rng(0))
     assert calls == []
+    # With them: the batch's first point is a local step (the quadratic fits), the second
+    # one polished.
+    TPESampler().suggest(SPACE_2D, h, 8, np.random.default_rng(0))
+    assert calls == [31]
 
 
 def test_polishing_moves_a_batch_point_towards_the_predicted_optimum() -> None:
@@ -352,8 +359,8 @@ def test_a_worker_pool_asking_one_point_at_a_time_is_not_polished_every_time(
     # Seven trials running, one point asked for: as the eighth point of a batch, not the first.
     calls = _spy_polish(monkeypatch)
     h = _random_history(SPACE_2D, 37, _quad, seed=2, pending=7)
-    TPESampler().suggest(SPACE_2D, h, 1, np.random.default_rng(0))
+    TPESampler(local_every=0).suggest(SPACE_2D, h, 1, np.random.default_rng(0))
     assert calls == []
     one_running = _random_history(SPACE_2D, 31, _quad, seed=2, pending=1)
-    TPESampler().suggest(SPACE_2D, one_running, 1, np.random.default_rng(0))
+    TPESampler(local_every=0).suggest(SPACE_2D, one_running, 1, np.random.default_rng(0))
     assert calls == [31]

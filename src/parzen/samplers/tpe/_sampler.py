@@ -15,6 +15,7 @@ from parzen.samplers._base import Point
 from parzen.samplers._history import History
 from parzen.samplers._prior import sample_prior, to_points
 from parzen.samplers.tpe._encode import Group, build_groups, encode_group, snap
+from parzen.samplers.tpe._local import GUARD, SAME, SIZES, quadratic_step
 from parzen.samplers.tpe._parzen import Bandwidth, fit, log_ratio
 from parzen.samplers.tpe._rows import encoded_rows
 from parzen.samplers.tpe._scratch import scratch
@@ -142,7 +143,9 @@ class TPESampler:
     ``l / g``; the best ``refine_candidates`` of them that share the best one's categories are
     then re-ranked by a small Gaussian-process surrogate of the losses, and the one it predicts
     lowest is proposed (``_surrogate.py`` says why); past the first points of a batch, the one a
-    random draw from the surrogate ranks lowest (``parallel_thompson``). Conditional parameters
+    random draw from the surrogate ranks lowest (``parallel_thompson``). Some points are local
+    steps instead: the minimum of a quadratic fitted to the trials nearest the best one
+    (``_local.py``; ``local_every`` and ``parallel_local`` say when). Conditional parameters
     are modelled only on the trials where they were active; groups are chosen parents-first,
     so a child's model is the one of the branch just picked.
 
@@ -207,6 +210,21 @@ class TPESampler:
             26-29% on Levy-5; the other four moved within the streams' noise (-16% to +15%).
             With ``False``, those points are ranked by the mean within the best candidate's
             categories, like sequential points.
+        local_every: sequentially, one suggestion in ``local_every`` (when the history's
+            length is a multiple of it) is a local step, where the quadratic has a minimum
+            and it is not a trial already made; 0 turns local steps off (in batches too).
+            TPE narrows in on the best region only as fast as its densities shrink; the
+            steps close in on the optimum within it. Over 200 held-out seeds, regret at 100
+            evaluations fell by 2-2.5x on Rosenbrock-5, Ackley-5 and Levy-5, 14x on rf_mixed,
+            39x on Hartmann6 and to 1e-10 on Branin (every 3rd or 4th suggestion: less on
+            all six). With noise of 6% of Hartmann6's range it still halved the regret; with
+            heavy noise it measured within the noise of classic TPE.
+        parallel_local: with results outstanding (a batch, or trials running), up to this many
+            neighbourhood sizes each give a minimum, and the first that is not within a
+            quarter of its neighbourhood's radius of a pending trial is proposed: a batch's
+            first points are local steps, and a worker pool asking for one point at a time
+            gets a new one when the results have moved the minimum or the last one is back.
+            0 turns them off with results outstanding; at most 4.
         refine_max_pending: the surrogate re-ranks only while fewer trials than this are
             pending. Each pending trial is one of the surrogate's own fantasies; with many of
             them, following its prediction piles a batch into one basin (at batch size 24 on
@@ -229,6 +247,7 @@ class TPESampler:
                  parallel_bandwidth_factor: float = 0.26, parallel_n_EI_candidates: int = 48,
                  parallel_polish: int = 2, polish_candidates: int = 32,
                  polish_scale: float = 0.5, parallel_thompson: bool = True,
+                 local_every: int = 2, parallel_local: int = 4,
                  min_bandwidth: float = 0.01, verbose: bool = False) -> None:
         self.n_startup_jobs = _int("n_startup_jobs", n_startup_jobs, 0)
         self.n_EI_candidates = _int("n_EI_candidates", n_EI_candidates, 1)
@@ -261,6 +280,11 @@ class TPESampler:
         self.polish_candidates = _int("polish_candidates", polish_candidates, 1)
         self.polish_scale = _float("polish_scale", polish_scale, 0.0, 10.0, low_open=True)
         self.parallel_thompson = _bool("parallel_thompson", parallel_thompson)
+        self.local_every = _int("local_every", local_every, 0)
+        self.parallel_local = _int("parallel_local", parallel_local, 0)
+        if self.parallel_local > len(SIZES):
+            raise ConfigError(f"tpe: parallel_local must be at most {len(SIZES)} (one per "
+                              f"neighbourhood size), got parallel_local={parallel_local!r}")
 
     def _groups(self, space: Space) -> list[Group]:
         global _GROUP_CACHE
@@ -392,7 +416,12 @@ class TPESampler:
             exploit = not batch or waiting.shape[0] < self.parallel_polish
             draw = None if exploit or not self.parallel_thompson else rng
             best = ranker.pick(g, score, best, cn, cc, point, rng=draw)
-            if batch and exploit and g.numeric:
+            local = self._local(g, work, rows, active, cc[best], batch) if g.numeric else None
+            if local is not None:
+                cn, raw = snap(g, local[None, :])
+                cc = cc[best:best + 1]
+                best = 0
+            elif batch and exploit and g.numeric:
                 cn, cc, raw = self._polish(g, work, rows, active, ranker, point, cn[best],
                                            cc[best], l_est.width, rng)
                 best = 0
@@ -419,6 +448,44 @@ class TPESampler:
             score[near] = -np.inf
         i = ranker.pick(g, score, 0, cn, cc, point, top=cn.shape[0])
         return cn[i:i + 1], cc[i:i + 1], raw[i:i + 1]
+
+    def _local(self, g: Group, work: _Work, rows: int, active: BoolArray, c0: IntArray,
+               batch: bool) -> FloatArray | None:
+        """The local step for group ``g`` (``_local.py``) among completed trials with
+        categories ``c0``, in the unit encoding; None when this point takes none.
+
+        Sequentially, one point in ``local_every`` (by history length) takes it. With results
+        outstanding, each of the first ``parallel_local`` neighbourhood sizes gives a minimum
+        and the first that no pending trial is already evaluating is taken: a batch's first
+        points get one each, and a worker pool asking for one point at a time gets a new one
+        whenever the results moved the minimum or the last one came back.
+        """
+        if self.local_every == 0 or work.n0 == 0:
+            return None
+        if not batch and rows % self.local_every:
+            return None
+        n0 = work.n0
+        design, codes = work.history_rows(g)
+        done = np.isfinite(work.losses[:n0]) & active[:n0]
+        if g.categorical:
+            done &= (codes[:n0] == c0[None, :]).all(axis=1)
+        idx = np.flatnonzero(done)
+        u = design[idx, :len(g.numeric)]
+        seen = np.flatnonzero(active[:rows])
+        seen_u = np.stack([d.encode(work.values[d.label][seen]) for d in g.numeric], axis=1)
+        waiting = np.isin(seen, np.flatnonzero(work.pending[:rows]
+                                               & ~np.isfinite(work.losses[:rows])))
+        for size in SIZES[:self.parallel_local] if batch else SIZES[:1]:
+            got = quadratic_step(u, work.losses[idx], g.lo, g.hi, size)
+            if got is None:
+                continue
+            x: FloatArray = snap(g, got[0][None, :])[0][0]
+            radius = got[1]
+            gap = np.sqrt(((seen_u - x) ** 2).sum(axis=1))
+            if (gap < SAME).any() or (gap[waiting] < GUARD * radius).any():
+                continue
+            return x
+        return None
 
     @staticmethod
     def _encode(g: Group, work: _Work, rows: IntArray) -> tuple[FloatArray, IntArray]:

@@ -1,0 +1,110 @@
+"""Local steps: the minimum of a quadratic fitted around the best trial.
+
+TPE finds the region of good trials quickly but closes in on the best point within it only at
+the rate its densities narrow: a random draw from the good density lands near the optimum
+less and less often as the region shrinks. A quadratic fitted by least squares to the trials
+nearest the incumbent (the best completed trial) and stepped to its minimum does that last
+part in a few evaluations, as trust-region methods for derivative-free optimisation do.
+
+The sampler takes such a step for one suggestion in ``local_every`` sequentially, and for a
+batch's first points with results outstanding (``TPESampler`` has the rules and figures).
+
+The fit:
+
+- **Neighbourhood.** The ``m`` completed trials nearest the incumbent in the TPE's unit
+  encoding, ``m = ceil(size * p)`` for ``p`` coefficients; closer ones weigh more
+  (``1 / (1 + (r / radius)^2)``).
+- **Shape.** Separable (``1 + 2d`` coefficients: a curvature per axis) unless a full quadratic
+  (``1 + d + d(d+1)/2``) fits in a neighbourhood of at most a third of the trials: with
+  fewer, its neighbourhood is most of the space and the fit is global, not local (Hartmann6 at
+  batch size 8 had 13x the regret).
+- **Step.** Taken only when the fitted curvature is positive along every axis (or the
+  Hessian positive definite) and not flat along any; clipped to the neighbourhood's radius
+  (the region where the fit was made) and to the bounds. Otherwise there is no step and TPE
+  chooses as usual.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+# Neighbourhood sizes, in coefficients per fit, tried in order for the points of a batch: each
+# gives its own minimum, so a batch can hold several local points that are not duplicates.
+SIZES = (2.0, 3.0, 4.5, 6.0)
+# A local point within this fraction of its neighbourhood's radius of a trial still pending is
+# one already being evaluated.
+GUARD = 0.25
+# A local point closer than this (in the unit encoding) to a trial is that trial again: a
+# quantised parameter snapped back, or the steps converged.
+SAME = 1e-6
+# A curvature below this fraction of the largest is flat: rounding decides its sign, and the
+# step along it would be as long as the neighbourhood allows, in a direction of no gain.
+FLAT = 1e-8
+# The full quadratic's neighbourhood may hold at most 1 / FULL_SHARE of the trials.
+FULL_SHARE = 3
+
+
+def quadratic_step(u: FloatArray, y: FloatArray, lo: FloatArray, hi: FloatArray,
+                   size: float = SIZES[0]) -> tuple[FloatArray, float] | None:
+    """The minimum of a quadratic fitted to the trials nearest the best one.
+
+    Args:
+        u: completed trials' numeric values in the unit encoding, ``(n, d)``.
+        y: their losses, ``(n,)``, all finite.
+        lo: the encoding's lower bounds, ``(d,)``.
+        hi: its upper bounds.
+        size: neighbourhood size in points per fitted coefficient.
+
+    Returns:
+        ``(point, radius)``: the step's end and the neighbourhood's radius; None when there
+        are too few trials, they coincide, or the fit has no minimum.
+    """
+    n, d = u.shape
+    if d == 0:
+        return None
+    full = int(np.ceil(size * (1 + d + d * (d + 1) // 2)))
+    sep = int(np.ceil(size * (1 + 2 * d)))
+    m = full if n >= FULL_SHARE * full else sep
+    if n < m:
+        return None
+    best = u[int(np.argmin(y))]
+    dist = np.sqrt(((u - best) ** 2).sum(axis=1))
+    near = np.argsort(dist, kind="stable")[:m]
+    radius = float(dist[near[-1]])
+    if radius <= 0.0:
+        return None
+    dx = u[near] - best
+    w = 1.0 / (1.0 + (dist[near] / radius) ** 2)
+    if m == full:
+        iu = np.triu_indices(d)
+        a = np.concatenate([np.ones((m, 1)), dx, dx[:, iu[0]] * dx[:, iu[1]]], axis=1)
+    else:
+        a = np.concatenate([np.ones((m, 1)), dx, dx * dx], axis=1)
+    coef = np.linalg.lstsq(a * w[:, None], y[near] * w, rcond=None)[0]
+    grad = coef[1:1 + d]
+    if m == full:
+        # c * x_i * x_j contributes c to H_ij and H_ji; c * x_i^2 contributes 2c to H_ii.
+        h = np.zeros((d, d))
+        h[iu] = coef[1 + d:]
+        h = h + h.T
+        if not np.all(np.isfinite(h)):
+            return None
+        ev = np.linalg.eigvalsh(h)
+        if ev[0] <= FLAT * ev[-1]:
+            return None
+        step = -np.linalg.solve(h, grad)
+    else:
+        curv = coef[1 + d:]
+        if not np.all(curv > FLAT * curv.max()):
+            return None
+        step = -grad / (2.0 * curv)
+    length = float(np.sqrt((step ** 2).sum()))
+    if not np.isfinite(length):
+        return None
+    if length > radius:
+        step *= radius / length
+    out: FloatArray = np.minimum(np.maximum(best + step, lo), hi)
+    return out, radius

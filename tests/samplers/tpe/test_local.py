@@ -1,0 +1,169 @@
+"""Local steps: the quadratic fit around the incumbent, and when the sampler takes one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from parzen import hp
+from parzen.exceptions import ConfigError
+from parzen.samplers._history import History
+from parzen.samplers.rand import RandomSampler
+from parzen.samplers.tpe import TPESampler
+from parzen.samplers.tpe._local import GUARD, quadratic_step
+from parzen.space import compile_space
+
+LO, HI = np.zeros(2), np.ones(2)
+SPACE_2D = compile_space({"x": hp.uniform("x", -1, 1), "y": hp.uniform("y", -1, 1)})
+OPT = np.array([0.3, -0.2])  # _bowl's minimum, in raw values
+
+
+def _bowl(p: dict[str, Any]) -> float:
+    return float(3.0 * (p["x"] - OPT[0]) ** 2 + (p["y"] - OPT[1]) ** 2)
+
+
+def _history(space: Any, loss: Any, n: int, seed: int = 0, pending: int = 0,
+             extra: list[dict[str, Any]] | None = None) -> History:
+    pts = RandomSampler().suggest(space, History.empty(space), n, np.random.default_rng(seed))
+    pts += extra or []
+    k = len(pts)
+    rows = [(p, None if i >= k - pending else loss(p), i >= k - pending)
+            for i, p in enumerate(pts)]
+    return History.from_rows(space, rows)
+
+
+def _at_opt(p: dict[str, Any], tol: float = 1e-6) -> bool:
+    return bool(np.hypot(p["x"] - OPT[0], p["y"] - OPT[1]) < tol)
+
+
+# -- the fit ------------------------------------------------------------------------------------
+
+
+def test_a_separable_quadratic_is_minimised_in_one_step() -> None:
+    rng = np.random.default_rng(0)
+    u = rng.uniform(size=(12, 2))  # 12 < 3 * 12: the separable fit (10 nearest points)
+    y = 3.0 * (u[:, 0] - 0.4) ** 2 + 2.0 * (u[:, 1] - 0.6) ** 2 + 1.0
+    got = quadratic_step(u, y, LO, HI)
+    assert got is not None
+    np.testing.assert_allclose(got[0], [0.4, 0.6], atol=1e-9)
+
+
+def test_a_rotated_quadratic_needs_the_full_fit_and_gets_it_with_enough_trials() -> None:
+    rng = np.random.default_rng(1)
+
+    def f(u: np.ndarray) -> np.ndarray:
+        d = u - np.array([0.55, 0.45])
+        return np.asarray(2 * d[:, 0] ** 2 + 2 * d[:, 1] ** 2 + 3 * d[:, 0] * d[:, 1])
+
+    few, many = rng.uniform(size=(20, 2)), rng.uniform(size=(40, 2))
+    sep, full = quadratic_step(few, f(few), LO, HI), quadratic_step(many, f(many), LO, HI)
+    assert sep is not None and full is not None
+    np.testing.assert_allclose(full[0], [0.55, 0.45], atol=1e-9)  # 40 >= 3 * 12 trials
+    assert np.linalg.norm(sep[0] - [0.55, 0.45]) > 1e-3  # no cross term: not exact
+
+
+@pytest.mark.parametrize("sign", [-1.0, 0.0])
+def test_no_step_without_a_minimum(sign: float) -> None:
+    rng = np.random.default_rng(2)
+    u = rng.uniform(size=(40, 2))
+    y = (u[:, 0] - 0.5) ** 2 + sign * (u[:, 1] - 0.5) ** 2  # a saddle, or flat along y
+    assert quadratic_step(u, y, LO, HI) is None
+    assert quadratic_step(u[:, :1], -(u[:, 0] - 0.5) ** 2, LO[:1], HI[:1]) is None
+
+
+def test_no_step_from_too_few_or_coinciding_trials() -> None:
+    u = np.random.default_rng(3).uniform(size=(9, 2))
+    assert quadratic_step(u, u.sum(axis=1) ** 2, LO, HI) is None  # 9 < 2 * 5
+    same = np.full((12, 2), 0.5)
+    assert quadratic_step(same, np.arange(12.0), LO, HI) is None
+    assert quadratic_step(np.zeros((12, 0)), np.arange(12.0), LO[:0], HI[:0]) is None
+
+
+def test_the_step_stays_in_the_fitted_neighbourhood_and_the_bounds() -> None:
+    rng = np.random.default_rng(4)
+    u = 0.1 + 0.05 * rng.uniform(size=(10, 2))  # all trials near (0.125, 0.125)
+    y = ((u - 0.9) ** 2).sum(axis=1)  # the minimum is far outside them
+    got = quadratic_step(u, y, LO, HI)
+    assert got is not None
+    point, radius = got
+    best = u[np.argmin(y)]
+    assert np.linalg.norm(point - best) <= radius * (1 + 1e-9)
+    assert np.linalg.norm(point - 0.9) < np.linalg.norm(best - 0.9)  # towards it
+    edge = quadratic_step(u, ((u - 1.5) ** 2).sum(axis=1), LO, np.full(2, 0.13))
+    assert edge is not None and np.all(edge[0] <= 0.13)
+
+
+# -- when the sampler takes one ------------------------------------------------------------------
+
+
+def test_sequentially_one_suggestion_in_local_every_is_a_local_step() -> None:
+    # The bowl is a separable quadratic: a local step lands on its minimum exactly; a TPE
+    # draw does not.
+    for n, expect in ((30, True), (31, False), (32, True)):
+        h = _history(SPACE_2D, _bowl, n)
+        (p,) = TPESampler().suggest(SPACE_2D, h, 1, np.random.default_rng(0))
+        assert _at_opt(p) is expect, n
+    h = _history(SPACE_2D, _bowl, 30)
+    (p,) = TPESampler(local_every=3).suggest(SPACE_2D, h, 1, np.random.default_rng(0))
+    assert _at_opt(p)  # 30 % 3 == 0
+    for s in (TPESampler(local_every=0), TPESampler(local_every=4)):
+        (p,) = s.suggest(SPACE_2D, h, 1, np.random.default_rng(0))
+        assert not _at_opt(p)
+
+
+def test_a_batch_starts_with_local_points_none_of_them_a_duplicate() -> None:
+    h = _history(SPACE_2D, _bowl, 40)
+    batch = TPESampler().suggest(SPACE_2D, h, 8, np.random.default_rng(0))
+    assert _at_opt(batch[0])
+    assert sum(_at_opt(p) for p in batch) == 1
+    u = np.array([[p["x"], p["y"]] for p in batch])
+    gaps = np.linalg.norm(u[:, None] - u[None], axis=2)[np.triu_indices(8, 1)]
+    assert gaps.min() > 0.01 * 2  # min_distance, in raw units (the range is 2)
+    none = TPESampler(parallel_local=0).suggest(SPACE_2D, h, 8, np.random.default_rng(0))
+    assert not any(_at_opt(p) for p in none)
+
+
+def test_a_worker_pool_gets_a_new_local_step_only_when_none_is_running() -> None:
+    s = TPESampler()
+    idle = _history(SPACE_2D, _bowl, 41, pending=1)  # one random trial running
+    (p,) = s.suggest(SPACE_2D, idle, 1, np.random.default_rng(0))
+    assert _at_opt(p)
+    # The same, with that local step itself running: the next point is something else, and
+    # no point within GUARD of the neighbourhood's radius of it is another local step.
+    busy = _history(SPACE_2D, _bowl, 40, pending=1, extra=[{"x": OPT[0], "y": OPT[1]}])
+    (q,) = s.suggest(SPACE_2D, busy, 1, np.random.default_rng(0))
+    assert not _at_opt(q, tol=0.01)
+    assert GUARD > 0
+
+
+def test_a_local_step_never_repeats_a_trial() -> None:
+    # The minimum was tried already: the local step would be that trial again, so TPE
+    # chooses instead (a quantised parameter snapping back, or converged steps, do the same).
+    h = _history(SPACE_2D, _bowl, 29, extra=[{"x": OPT[0], "y": OPT[1]}])
+    (p,) = TPESampler().suggest(SPACE_2D, h, 1, np.random.default_rng(0))  # 30 rows: local
+    assert not _at_opt(p, tol=1e-4)
+    near = _history(SPACE_2D, _bowl, 29, extra=[{"x": OPT[0] + 0.01, "y": OPT[1]}])
+    (p,) = TPESampler().suggest(SPACE_2D, near, 1, np.random.default_rng(0))
+    assert _at_opt(p)  # a trial close by is no obstacle
+
+
+def test_the_local_step_fits_the_trials_of_the_chosen_category_only() -> None:
+    space = compile_space({"x": hp.uniform("x", 0, 1), "c": hp.choice("c", ["a", "b"])})
+    centre = {0: 0.25, 1: 0.75}
+
+    def loss(p: dict[str, Any]) -> float:
+        return float(4 * (p["x"] - centre[p["c"]]) ** 2 + 0.5 * p["c"])
+
+    h = _history(space, loss, 40, seed=5)
+    points = [TPESampler().suggest(space, h, 1, np.random.default_rng(s))[0] for s in range(6)]
+    for p in points:
+        assert abs(p["x"] - centre[p["c"]]) < 1e-6
+
+
+@pytest.mark.parametrize("name,value", [("local_every", -1), ("parallel_local", 5),
+                                        ("parallel_local", 1.5)])
+def test_bad_local_settings_name_the_value(name: str, value: Any) -> None:
+    with pytest.raises(ConfigError, match=f"{name}={value!r}"):
+        TPESampler(**{name: value})
