@@ -26,8 +26,11 @@ The fit:
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 import numpy.typing as npt
+from scipy.linalg.lapack import dpotrf, dpotrs
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -71,19 +74,25 @@ def quadratic_step(u: FloatArray, y: FloatArray, lo: FloatArray, hi: FloatArray,
     if n < m:
         return None
     best = u[int(np.argmin(y))]
-    dist = np.sqrt(((u - best) ** 2).sum(axis=1))
-    near = np.argsort(dist, kind="stable")[:m]
+    diff = u - best
+    dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    near = np.argpartition(dist, m - 1)[:m] if m < n else np.arange(n)
+    near = near[np.argsort(dist[near], kind="stable")]
     radius = float(dist[near[-1]])
     if radius <= 0.0:
         return None
-    dx = u[near] - best
+    # In units of the radius, so that every column is of order one however small the
+    # neighbourhood: unscaled, the squares of a 1e-4 neighbourhood fall below lstsq's cutoff.
+    dx = diff[near] / radius
     w = 1.0 / (1.0 + (dist[near] / radius) ** 2)
     if m == full:
-        iu = np.triu_indices(d)
+        iu = _upper(d)
         a = np.concatenate([np.ones((m, 1)), dx, dx[:, iu[0]] * dx[:, iu[1]]], axis=1)
     else:
         a = np.concatenate([np.ones((m, 1)), dx, dx * dx], axis=1)
-    coef = np.linalg.lstsq(a * w[:, None], y[near] * w, rcond=None)[0]
+    coef = _weighted_fit(a, y[near], w)
+    if coef is None:
+        return None
     grad = coef[1:1 + d]
     if m == full:
         # c * x_i * x_j contributes c to H_ij and H_ji; c * x_i^2 contributes 2c to H_ii.
@@ -101,10 +110,36 @@ def quadratic_step(u: FloatArray, y: FloatArray, lo: FloatArray, hi: FloatArray,
         if not np.all(curv > FLAT * curv.max()):
             return None
         step = -grad / (2.0 * curv)
-    length = float(np.sqrt((step ** 2).sum()))
+    length = float(np.sqrt((step ** 2).sum()))  # in radii
     if not np.isfinite(length):
         return None
-    if length > radius:
-        step *= radius / length
-    out: FloatArray = np.minimum(np.maximum(best + step, lo), hi)
+    if length > 1.0:
+        step /= length
+    out: FloatArray = np.minimum(np.maximum(best + step * radius, lo), hi)
     return out, radius
+
+
+def _weighted_fit(a: FloatArray, y: FloatArray, w: FloatArray) -> FloatArray | None:
+    """Weighted least squares by the normal equations; None when the columns are dependent.
+
+    The columns are of order one (the caller scales by the radius), so squaring the condition
+    number costs little precision, and a Cholesky factorisation of the small normal matrix
+    took a tenth of the time of an SVD or QR solver on the tall matrix (0.25 ms for a full
+    quadratic in 8 dimensions, with 90 trials), which every second suggestion pays.
+    """
+    aw = a * w[:, None]
+    chol, info = dpotrf(aw.T @ aw, lower=1, clean=0)
+    if info != 0:
+        return None
+    coef, info = dpotrs(chol, aw.T @ (y * w), lower=1)
+    if info != 0 or not np.all(np.isfinite(coef)):
+        return None
+    out: FloatArray = np.asarray(coef, dtype=np.float64)
+    return out
+
+
+@cache
+def _upper(d: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Row and column indices of a d x d matrix's upper triangle, diagonal included."""
+    rows, cols = np.triu_indices(d)
+    return rows, cols

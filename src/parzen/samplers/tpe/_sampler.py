@@ -469,12 +469,18 @@ class TPESampler:
         done = np.isfinite(work.losses[:n0]) & active[:n0]
         if g.categorical:
             done &= (codes[:n0] == c0[None, :]).all(axis=1)
+        dn = len(g.numeric)
         idx = np.flatnonzero(done)
-        u = design[idx, :len(g.numeric)]
+        u = design[idx, :dn]
+        # Every trial active in g, this batch's points included, to check the step against.
         seen = np.flatnonzero(active[:rows])
-        seen_u = np.stack([d.encode(work.values[d.label][seen]) for d in g.numeric], axis=1)
-        waiting = np.isin(seen, np.flatnonzero(work.pending[:rows]
-                                               & ~np.isfinite(work.losses[:rows])))
+        old = seen[seen < n0]
+        seen_u = design[old, :dn]
+        if old.shape[0] < seen.shape[0]:
+            new = seen[seen >= n0]
+            seen_u = np.concatenate([seen_u, np.stack(
+                [d.encode(work.values[d.label][new]) for d in g.numeric], axis=1)])
+        waiting = work.pending[seen] & ~np.isfinite(work.losses[seen])
         for size in SIZES[:self.parallel_local] if batch else SIZES[:1]:
             got = quadratic_step(u, work.losses[idx], g.lo, g.hi, size)
             if got is None:
