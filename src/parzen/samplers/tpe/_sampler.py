@@ -224,7 +224,8 @@ class TPESampler:
             quarter of its neighbourhood's radius of a pending trial is proposed: a batch's
             first points are local steps, and a worker pool asking for one point at a time
             gets a new one when the results have moved the minimum or the last one is back.
-            0 turns them off with results outstanding; at most 4.
+            Nor within ``min_distance`` of one, so that a batch holds no near-duplicates. 0
+            turns them off with results outstanding; at most 4.
         refine_max_pending: the surrogate re-ranks only while fewer trials than this are
             pending. Each pending trial is one of the surrogate's own fantasies; with many of
             them, following its prediction piles a batch into one basin (at batch size 24 on
@@ -488,7 +489,9 @@ class TPESampler:
             x: FloatArray = snap(g, got[0][None, :])[0][0]
             radius = got[1]
             gap = np.sqrt(((seen_u - x) ** 2).sum(axis=1))
-            if (gap < SAME).any() or (gap[waiting] < GUARD * radius).any():
+            # A pending trial within min_distance is a near-duplicate, as for any candidate.
+            guard = max(GUARD * radius, self.min_distance * math.sqrt(g.dim))
+            if (gap < SAME).any() or (gap[waiting] < guard).any():
                 continue
             return x
         return None
