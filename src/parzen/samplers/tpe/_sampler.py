@@ -221,12 +221,12 @@ class TPESampler:
             noise added to the losses (``bench/noisy.py``) they still helped (Hartmann6, noise
             sd 0.05: 2.8x lower true regret) or measured within noise (sd 0.2).
         parallel_local: with results outstanding (a batch, or trials running), up to this many
-            neighbourhood sizes each give a minimum, and the first that is not within a
-            quarter of its neighbourhood's radius of a pending trial is proposed: a batch's
-            first points are local steps, and a worker pool asking for one point at a time
-            gets a new one when the results have moved the minimum or the last one is back.
-            Nor within ``min_distance`` of one, so that a batch holds no near-duplicates. 0
-            turns them off with results outstanding; at most 4.
+            neighbourhood sizes each give a minimum, and the first that no pending trial is
+            already evaluating (none within a quarter of the neighbourhood's radius, nor
+            within ``min_distance``) is proposed: a batch's first points are local steps, and
+            a worker pool asking for one point at a time gets a new one when the results have
+            moved the minimum or the last one is back. 0 turns them off with results
+            outstanding; at most 4.
         refine_max_pending: the surrogate re-ranks only while fewer trials than this are
             pending. Each pending trial is one of the surrogate's own fantasies; with many of
             them, following its prediction piles a batch into one basin (at batch size 24 on
