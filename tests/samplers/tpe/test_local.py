@@ -12,7 +12,7 @@ from parzen.exceptions import ConfigError
 from parzen.samplers._history import History
 from parzen.samplers.rand import RandomSampler
 from parzen.samplers.tpe import TPESampler
-from parzen.samplers.tpe._local import GUARD, quadratic_step
+from parzen.samplers.tpe._local import quadratic_step
 from parzen.space import compile_space
 
 LO, HI = np.zeros(2), np.ones(2)
@@ -130,12 +130,20 @@ def test_a_worker_pool_gets_a_new_local_step_only_when_none_is_running() -> None
     idle = _history(SPACE_2D, _bowl, 41, pending=1)  # one random trial running
     (p,) = s.suggest(SPACE_2D, idle, 1, np.random.default_rng(0))
     assert _at_opt(p)
-    # The same, with that local step itself running: the next point is something else, and
-    # no point within GUARD of the neighbourhood's radius of it is another local step.
-    busy = _history(SPACE_2D, _bowl, 40, pending=1, extra=[{"x": OPT[0], "y": OPT[1]}])
+    # A pending trial next to the minimum (a local step still running, give or take its
+    # rounding): the minimum is being evaluated already, so the next point is another.
+    busy = _history(SPACE_2D, _bowl, 40, pending=1,
+                    extra=[{"x": OPT[0] + 0.004, "y": OPT[1]}])
     (q,) = s.suggest(SPACE_2D, busy, 1, np.random.default_rng(0))
-    assert not _at_opt(q, tol=0.01)
-    assert GUARD > 0
+    assert not _at_opt(q)
+    # Only while it runs: the same trial completed, the minimum is proposed again.
+    pts = RandomSampler().suggest(SPACE_2D, History.empty(SPACE_2D), 41,
+                                  np.random.default_rng(0))
+    done = [{"x": OPT[0] + 0.004, "y": OPT[1]}, *pts[:40]]
+    back = History.from_rows(SPACE_2D, [*[(p, _bowl(p), False) for p in done],
+                                        (pts[40], None, True)])
+    (q,) = s.suggest(SPACE_2D, back, 1, np.random.default_rng(0))
+    assert _at_opt(q)
 
 
 def test_a_local_step_never_repeats_a_trial() -> None:
