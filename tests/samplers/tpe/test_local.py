@@ -73,11 +73,13 @@ def test_no_step_without_a_minimum(sign: float) -> None:
     assert quadratic_step(u[:, :1], -(u[:, 0] - 0.5) ** 2, LO[:1], HI[:1]) is None
 
 
-def test_no_step_from_too_few_or_coinciding_trials() -> None:
+def test_no_step_from_too_few_or_coinciding_trials_or_a_plateau() -> None:
     u = np.random.default_rng(3).uniform(size=(9, 2))
     assert quadratic_step(u, u.sum(axis=1) ** 2, LO, HI) is None  # 9 < 2 * 5
     same = np.full((12, 2), 0.5)
     assert quadratic_step(same, np.arange(12.0), LO, HI) is None
+    plateau = np.random.default_rng(5).uniform(size=(40, 2))
+    assert quadratic_step(plateau, np.full(40, 0.3), LO, HI) is None
     assert quadratic_step(np.zeros((12, 0)), np.arange(12.0), LO[:0], HI[:0]) is None
 
 
