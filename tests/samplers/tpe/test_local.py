@@ -9,7 +9,7 @@ import pytest
 
 from parzen import hp
 from parzen.exceptions import ConfigError
-from parzen.samplers._history import History
+from parzen.samplers._history import History, HistoryBuilder
 from parzen.samplers.rand import RandomSampler
 from parzen.samplers.tpe import TPESampler
 from parzen.samplers.tpe._local import quadratic_step
@@ -177,3 +177,32 @@ def test_the_local_step_fits_the_trials_of_the_chosen_category_only() -> None:
 def test_bad_local_settings_name_the_value(name: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=f"{name}={value!r}"):
         TPESampler(**{name: value})
+
+
+def test_a_worker_pool_takes_local_steps_now_and_then_not_every_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Eight trials always running, results back one at a time, one point asked for each, on
+    # a curved valley (on a quadratic one step would end it: the next ones repeat a trial).
+    def valley(p: dict[str, Any]) -> float:
+        return float(5 * (p["y"] - p["x"] ** 2) ** 2 + (p["x"] - 0.3) ** 2)
+
+    taken: list[bool] = []
+    real = TPESampler._local
+
+    def spy(self: TPESampler, *args: Any) -> Any:
+        out = real(self, *args)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(TPESampler, "_local", spy)
+    sampler, b, rng = TPESampler(), HistoryBuilder(SPACE_2D), np.random.default_rng(0)
+    running: list[tuple[int, dict[str, Any]]] = []
+    for tid in range(80):
+        if len(running) == 8:
+            done, p = running.pop(0)
+            b.set_row(done, p, valley(p), False)
+        (p,) = sampler.suggest(SPACE_2D, b.view(), 1, rng)
+        b.set_row(tid, p, None, True)
+        running.append((tid, p))
+    assert len(taken) > 50  # the model ranks from the third completed trial on
+    assert 3 <= sum(taken) <= len(taken) // 3
