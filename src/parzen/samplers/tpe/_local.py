@@ -82,7 +82,8 @@ def quadratic_step(u: FloatArray, y: FloatArray, lo: FloatArray, hi: FloatArray,
     if radius <= 0.0:
         return None
     # In units of the radius, so that every column is of order one however small the
-    # neighbourhood: unscaled, the squares of a 1e-4 neighbourhood fall below lstsq's cutoff.
+    # neighbourhood: unscaled, the squares of a 1e-4 neighbourhood are 1e-8 of the constant
+    # column, and the normal equations (``_weighted_fit``) square that.
     dx = diff[near] / radius
     w = 1.0 / (1.0 + (dist[near] / radius) ** 2)
     if m == full:
@@ -99,8 +100,6 @@ def quadratic_step(u: FloatArray, y: FloatArray, lo: FloatArray, hi: FloatArray,
         h = np.zeros((d, d))
         h[iu] = coef[1 + d:]
         h = h + h.T
-        if not np.all(np.isfinite(h)):
-            return None
         ev = np.linalg.eigvalsh(h)
         if ev[0] <= FLAT * ev[-1]:
             return None
@@ -111,7 +110,7 @@ def quadratic_step(u: FloatArray, y: FloatArray, lo: FloatArray, hi: FloatArray,
             return None
         step = -grad / (2.0 * curv)
     length = float(np.sqrt((step ** 2).sum()))  # in radii
-    if not np.isfinite(length):
+    if not np.isfinite(length):  # a curvature barely above FLAT can overflow the step
         return None
     if length > 1.0:
         step /= length
