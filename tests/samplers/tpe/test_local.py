@@ -12,7 +12,11 @@ from parzen.exceptions import ConfigError
 from parzen.samplers._history import History, HistoryBuilder
 from parzen.samplers.rand import RandomSampler
 from parzen.samplers.tpe import TPESampler
-from parzen.samplers.tpe._local import quadratic_step
+from parzen.samplers.tpe._local import (
+    PROBE_REACH,
+    probe_directions,
+    quadratic_step,
+)
 from parzen.space import compile_space
 
 LO, HI = np.zeros(2), np.ones(2)
@@ -172,8 +176,92 @@ def test_the_local_step_fits_the_trials_of_the_chosen_category_only() -> None:
         assert abs(p["x"] - centre[p["c"]]) < 1e-6
 
 
+def test_a_focused_fit_is_the_core_s_when_the_neighbourhood_has_one() -> None:
+    # A cubic term biases a quadratic fitted over a wide neighbourhood; with a core of trials
+    # around the minimum (probes), the focused fit is made there and lands much closer.
+    rng = np.random.default_rng(6)
+    wide = 0.5 + 0.25 * (rng.uniform(size=(30, 2)) - 0.5)
+    core = 0.5 + 0.004 * (rng.uniform(size=(8, 2)) - 0.5)  # 8 of the full fit's 12 points
+    u = np.concatenate([wide, core])
+
+    def f(v: np.ndarray) -> np.ndarray:
+        d = v - 0.5
+        return np.asarray((d ** 2).sum(axis=1) + 4.0 * d[:, 0] ** 3)
+
+    plain, focused = quadratic_step(u, f(u), LO, HI), quadratic_step(u, f(u), LO, HI,
+                                                                      focus=True)
+    assert plain is not None and focused is not None
+    err_plain = np.linalg.norm(plain[0] - 0.5)
+    err_focused = np.linalg.norm(focused[0] - 0.5)
+    assert err_focused < err_plain / 10
+    # No core (the trials spread evenly): focus changes nothing.
+    even = 0.5 + 0.25 * (rng.uniform(size=(60, 2)) - 0.5)
+    spread = quadratic_step(even, f(even), LO, HI, focus=True)
+    same = quadratic_step(even, f(even), LO, HI)
+    assert spread is not None and same is not None
+    np.testing.assert_array_equal(spread[0], same[0])
+
+
+def test_probe_directions_are_the_axes_then_the_diagonals_up_to_three_dimensions() -> None:
+    rng = np.random.default_rng(0)
+    two, six = probe_directions(2, rng), probe_directions(6, rng)
+    assert two.shape == (8, 2) and six.shape == (12, 6)
+    for dirs in (two, six):
+        assert set(np.abs(dirs).ravel()) == {0.0, 1.0}
+        assert len({tuple(v) for v in dirs}) == dirs.shape[0]
+    assert (np.count_nonzero(two[:4], axis=1) == 1).all()  # the axes come first
+    assert (np.count_nonzero(two[4:], axis=1) == 2).all()  # then the square's corners
+    # Every two offsets are at least one reach apart: probes are never near-duplicates.
+    gaps = np.linalg.norm(two[:, None] - two[None], axis=2)[np.triu_indices(8, 1)]
+    assert gaps.min() >= 1.0
+
+
+def _converged_history(pending: int = 0) -> History:
+    # Trials spread over the bowl plus a cloud close to its minimum: the step is short.
+    rng = np.random.default_rng(7)
+    cloud = [{"x": OPT[0] + 0.05 * a, "y": OPT[1] + 0.05 * b}
+             for a, b in rng.uniform(-1, 1, size=(12, 2))]
+    return _history(SPACE_2D, _bowl, 40, extra=cloud, pending=pending)
+
+
+def _raw_u(p: dict[str, Any]) -> np.ndarray:
+    return (np.array([p["x"], p["y"]]) + 1.0) / 2.0  # the unit encoding of [-1, 1]
+
+
+def test_a_converging_batch_probes_around_its_step() -> None:
+    h = _converged_history()
+    batch = TPESampler().suggest(SPACE_2D, h, 8, np.random.default_rng(0))
+    assert _at_opt(batch[0])
+    reach = PROBE_REACH * 0.01 * np.sqrt(2)  # min_distance * sqrt(dim), in the unit encoding
+    dist = np.array([np.linalg.norm(_raw_u(p) - _raw_u(batch[0])) for p in batch[1:]])
+    # Seven probes: the four axes at the reach, three corners of the square at sqrt(2) of it.
+    np.testing.assert_allclose(np.sort(dist), reach * np.array([1] * 4 + [np.sqrt(2)] * 3),
+                               rtol=1e-9)
+    u = np.array([_raw_u(p) for p in batch])
+    gaps = np.linalg.norm(u[:, None] - u[None], axis=2)[np.triu_indices(8, 1)]
+    assert gaps.min() >= 0.01 * np.sqrt(2)  # still no near-duplicates
+    three = TPESampler(parallel_probes=3).suggest(SPACE_2D, h, 8, np.random.default_rng(0))
+    dist = np.array([np.linalg.norm(_raw_u(p) - _raw_u(three[0])) for p in three[1:]])
+    assert np.isclose(dist, reach).sum() == 3 and not np.isclose(dist, reach * np.sqrt(2)).any()
+    off = TPESampler(parallel_probes=0).suggest(SPACE_2D, h, 8, np.random.default_rng(0))
+    dist = np.array([np.linalg.norm(_raw_u(p) - _raw_u(off[0])) for p in off[1:]])
+    assert not np.isclose(dist, reach).any()
+
+
+def test_a_batch_far_from_the_minimum_does_not_probe() -> None:
+    # All trials in a corner, the minimum far outside them: the step is as long as the
+    # neighbourhood allows, and the batch's other points stay with the TPE.
+    rng = np.random.default_rng(8)
+    corner = [{"x": -0.9 + 0.2 * a, "y": -0.9 + 0.2 * b} for a, b in rng.uniform(size=(40, 2))]
+    h = History.from_rows(SPACE_2D, [(p, _bowl(p), False) for p in corner])
+    batch = TPESampler().suggest(SPACE_2D, h, 8, np.random.default_rng(0))
+    reach = PROBE_REACH * 0.01 * np.sqrt(2)
+    dist = np.array([np.linalg.norm(_raw_u(p) - _raw_u(batch[0])) for p in batch[1:]])
+    assert not np.isclose(dist, reach).any()
+
+
 @pytest.mark.parametrize("name,value", [("local_every", -1), ("parallel_local", 5),
-                                        ("parallel_local", 1.5)])
+                                        ("parallel_local", 1.5), ("parallel_probes", -1)])
 def test_bad_local_settings_name_the_value(name: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=f"{name}={value!r}"):
         TPESampler(**{name: value})
@@ -187,14 +275,21 @@ def test_a_worker_pool_takes_local_steps_now_and_then_not_every_time(
         return float(5 * (p["y"] - p["x"] ** 2) ** 2 + (p["x"] - 0.3) ** 2)
 
     taken: list[bool] = []
-    real = TPESampler._local
+    probes: list[bool] = []
+    real, real_probe = TPESampler._local, TPESampler._probe
 
     def spy(self: TPESampler, *args: Any) -> Any:
         out = real(self, *args)
         taken.append(out is not None)
         return out
 
+    def spy_probe(self: TPESampler, *args: Any) -> Any:
+        out = real_probe(self, *args)
+        probes.append(out is not None)
+        return out
+
     monkeypatch.setattr(TPESampler, "_local", spy)
+    monkeypatch.setattr(TPESampler, "_probe", spy_probe)
     sampler, b, rng = TPESampler(), HistoryBuilder(SPACE_2D), np.random.default_rng(0)
     running: list[tuple[int, dict[str, Any]]] = []
     for tid in range(80):
@@ -205,4 +300,7 @@ def test_a_worker_pool_takes_local_steps_now_and_then_not_every_time(
         b.set_row(tid, p, None, True)
         running.append((tid, p))
     assert len(taken) > 50  # the model ranks from the third completed trial on
-    assert 3 <= sum(taken) <= len(taken) // 3
+    steps = sum(taken) - sum(probes)
+    assert 3 <= steps <= len(taken) // 3
+    # While a short step runs, the pool probes around it, a few at a time (parallel_probes).
+    assert 0 < sum(probes) <= 7 * steps

@@ -239,9 +239,12 @@ def test_only_the_first_points_of_a_batch_are_polished(monkeypatch: pytest.Monke
     TPESampler(parallel_polish=0).suggest(SPACE_2D, h, 8, np.random.default_rng(0))
     assert calls == []
     # With them: the batch's first point is a local step (the quadratic fits), the second
-    # one polished.
-    TPESampler().suggest(SPACE_2D, h, 8, np.random.default_rng(0))
+    # one polished; unless the step is short, and probes around it come next (test_local.py).
+    TPESampler(parallel_probes=0).suggest(SPACE_2D, h, 8, np.random.default_rng(0))
     assert calls == [31]
+    calls.clear()
+    TPESampler().suggest(SPACE_2D, h, 8, np.random.default_rng(0))
+    assert calls == []
 
 
 def test_polishing_moves_a_batch_point_towards_the_predicted_optimum() -> None:

@@ -9,6 +9,17 @@ part in a few evaluations, as trust-region methods for derivative-free optimisat
 The sampler takes such a step for one suggestion in ``local_every`` sequentially, and for a
 batch's first points with results outstanding (``TPESampler`` has the rules and figures).
 
+**Probes.** Sequentially, every second trial is a step, and the steps pile up around the
+optimum, so the neighbourhood shrinks with them. A batch may hold only one point that close
+to the optimum (its points must be ``min_distance`` apart), so its neighbourhood stays as wide
+as the batch's spread: 0.1 in Hartmann6's unit cube when the step is 0.001 long, and over that
+width the function is not quadratic. Once the step is short against its neighbourhood (the fit
+says the optimum is well inside it: ``PROBE_GATE``), the batch's next points are probes: as
+close to the step as the batch allows, along the axes both ways (and the diagonals, up to three
+dimensions). They give the next round's fit a core of trials around the optimum in every
+direction; a neighbourhood with such a core is fitted with weights that fall off at the core's
+edge (``focus``), so the fit is made where the optimum is.
+
 The fit:
 
 - **Neighbourhood.** The ``m`` completed trials nearest the incumbent in the TPE's unit
@@ -48,10 +59,22 @@ SAME = 1e-6
 FLAT = 1e-8
 # The full quadratic's neighbourhood may hold at most 1 / FULL_SHARE of the trials.
 FULL_SHARE = 3
+# Probes go in when the step is shorter than this fraction of its neighbourhood's radius. At
+# batch size 8 on Hartmann6 (100 held-out seeds), 0.1, 0.2 and 0.35 gave median regrets of
+# 1.3e-4, 4.6e-5 and 2.7e-5 at 100 evaluations.
+PROBE_GATE = 0.35
+# Probes sit this far beyond the distance under which two points of a batch are duplicates.
+PROBE_REACH = 1.1
+# A neighbourhood has a core when its nearest CORE_SIZE points per coefficient lie within
+# CORE_SHARE of its radius; uniformly spread trials put them at about 0.9 of it in 6
+# dimensions, probes at a tenth.
+CORE_SIZE = 1.3
+CORE_SHARE = 0.5
 
 
 def quadratic_step(u: FloatArray, y: FloatArray, lo: FloatArray, hi: FloatArray,
-                   size: float = SIZES[0]) -> tuple[FloatArray, float] | None:
+                   size: float = SIZES[0], focus: bool = False
+                   ) -> tuple[FloatArray, float] | None:
     """The minimum of a quadratic fitted to the trials nearest the best one.
 
     Args:
@@ -60,6 +83,8 @@ def quadratic_step(u: FloatArray, y: FloatArray, lo: FloatArray, hi: FloatArray,
         lo: the encoding's lower bounds, ``(d,)``.
         hi: its upper bounds.
         size: neighbourhood size in points per fitted coefficient.
+        focus: when the neighbourhood has a core (see ``CORE_SHARE``), weigh its trials by a
+            Gaussian of the core's radius, so that the fit is the core's.
 
     Returns:
         ``(point, radius)``: the step's end and the neighbourhood's radius; None when there
@@ -86,6 +111,10 @@ def quadratic_step(u: FloatArray, y: FloatArray, lo: FloatArray, hi: FloatArray,
     # column, and the normal equations (``_weighted_fit``) square that.
     dx = diff[near] / radius
     w = 1.0 / (1.0 + (dist[near] / radius) ** 2)
+    if focus:
+        core = float(dist[near[min(m, int(np.ceil(CORE_SIZE * m / size))) - 1]])
+        if 0.0 < core < CORE_SHARE * radius:
+            w = np.exp(-0.5 * (dist[near] / core) ** 2)
     if m == full:
         iu = _upper(d)
         a = np.concatenate([np.ones((m, 1)), dx, dx[:, iu[0]] * dx[:, iu[1]]], axis=1)
@@ -116,6 +145,28 @@ def quadratic_step(u: FloatArray, y: FloatArray, lo: FloatArray, hi: FloatArray,
         step /= length
     out: FloatArray = np.minimum(np.maximum(best + step * radius, lo), hi)
     return out, radius
+
+
+def probe_directions(d: int, rng: np.random.Generator) -> FloatArray:
+    """Offsets of probes around a step, in units of the probes' reach, in the order to try
+    them, ``(k, d)``.
+
+    The axes both ways, in random order (a batch of 8 in 6 dimensions has room for 7 of the
+    12); up to three dimensions, then the corners of the square on each pair of axes, which a
+    full quadratic's cross terms need. Corners, not unit diagonals: a diagonal at the reach
+    would be closer than the reach to the axis probes beside it (0.77 of it).
+    """
+    axes = np.concatenate([np.eye(d), -np.eye(d)])[rng.permutation(2 * d)]
+    if d > 3:
+        return axes
+    rows, cols = np.triu_indices(d, k=1)
+    diag = np.zeros((4 * rows.shape[0], d))
+    for k, (si, sj) in enumerate(((1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0))):
+        sel = np.arange(k, diag.shape[0], 4)
+        diag[sel, rows] = si
+        diag[sel, cols] = sj
+    out: FloatArray = np.concatenate([axes, diag[rng.permutation(diag.shape[0])]])
+    return out
 
 
 def _weighted_fit(a: FloatArray, y: FloatArray, w: FloatArray) -> FloatArray | None:

@@ -15,7 +15,15 @@ from parzen.samplers._base import Point
 from parzen.samplers._history import History
 from parzen.samplers._prior import sample_prior, to_points
 from parzen.samplers.tpe._encode import Group, build_groups, encode_group, snap
-from parzen.samplers.tpe._local import GUARD, SAME, SIZES, quadratic_step
+from parzen.samplers.tpe._local import (
+    GUARD,
+    PROBE_GATE,
+    PROBE_REACH,
+    SAME,
+    SIZES,
+    probe_directions,
+    quadratic_step,
+)
 from parzen.samplers.tpe._parzen import Bandwidth, fit, log_ratio
 from parzen.samplers.tpe._rows import encoded_rows
 from parzen.samplers.tpe._scratch import scratch
@@ -145,7 +153,8 @@ class TPESampler:
     lowest is proposed (``_surrogate.py`` says why); past the first points of a batch, the one a
     random draw from the surrogate ranks lowest (``parallel_thompson``). Some points are local
     steps instead: the minimum of a quadratic fitted to the trials nearest the best one
-    (``_local.py``; ``local_every`` and ``parallel_local`` say when). Conditional parameters
+    (``_local.py``; ``local_every`` and ``parallel_local`` say when), and in a converging batch
+    probes around that step (``parallel_probes``). Conditional parameters
     are modelled only on the trials where they were active; groups are chosen parents-first,
     so a child's model is the one of the branch just picked.
 
@@ -227,6 +236,18 @@ class TPESampler:
             a worker pool asking for one point at a time gets a new one when the results have
             moved the minimum or the last one is back. 0 turns them off with results
             outstanding; at most 4.
+        parallel_probes: with results outstanding, once the first neighbourhood's step is
+            short against its radius (the fit places the optimum well inside it) and is being
+            evaluated, up to this many points go around it as probes instead of the larger
+            neighbourhoods' steps: as close as ``min_distance`` allows, along the axes (and
+            the corners of squares on pairs of axes, up to three dimensions). A batch may hold
+            only one point near the optimum, so without them its fits span the batch's
+            spread, where the function is not quadratic; with them the next round's fit has a
+            core of trials around the optimum and is made there (``_local.py``). At batch
+            size 8 over 100 held-out seeds, median regret at 100 evaluations fell from
+            1.6e-6 to 5.2e-8 on Branin, 2.8e-4 to 3.1e-5 on Hartmann6, 1.9 to 1.1 on Ackley-5,
+            1.4e-5 to 4.5e-6 on rf_mixed, 12.0 to 10.4 on Rosenbrock-5 and 0.114 to 0.101 on
+            Levy-5. 0 turns them off.
         refine_max_pending: the surrogate re-ranks only while fewer trials than this are
             pending. Each pending trial is one of the surrogate's own fantasies; with many of
             them, following its prediction piles a batch into one basin (at batch size 24 on
@@ -249,7 +270,7 @@ class TPESampler:
                  parallel_bandwidth_factor: float = 0.26, parallel_n_EI_candidates: int = 48,
                  parallel_polish: int = 2, polish_candidates: int = 32,
                  polish_scale: float = 0.5, parallel_thompson: bool = True,
-                 local_every: int = 2, parallel_local: int = 4,
+                 local_every: int = 2, parallel_local: int = 4, parallel_probes: int = 7,
                  min_bandwidth: float = 0.01, verbose: bool = False) -> None:
         self.n_startup_jobs = _int("n_startup_jobs", n_startup_jobs, 0)
         self.n_EI_candidates = _int("n_EI_candidates", n_EI_candidates, 1)
@@ -284,6 +305,7 @@ class TPESampler:
         self.parallel_thompson = _bool("parallel_thompson", parallel_thompson)
         self.local_every = _int("local_every", local_every, 0)
         self.parallel_local = _int("parallel_local", parallel_local, 0)
+        self.parallel_probes = _int("parallel_probes", parallel_probes, 0)
         if self.parallel_local > len(SIZES):
             raise ConfigError(f"tpe: parallel_local must be at most {len(SIZES)} (one per "
                               f"neighbourhood size), got parallel_local={parallel_local!r}")
@@ -418,7 +440,8 @@ class TPESampler:
             exploit = not batch or waiting.shape[0] < self.parallel_polish
             draw = None if exploit or not self.parallel_thompson else rng
             best = ranker.pick(g, score, best, cn, cc, point, rng=draw)
-            local = self._local(g, work, rows, active, cc[best], batch) if g.numeric else None
+            local = (self._local(g, work, rows, active, cc[best], batch, rng) if g.numeric
+                     else None)
             if local is not None:
                 cn, raw = snap(g, local[None, :])
                 cc = cc[best:best + 1]
@@ -452,7 +475,7 @@ class TPESampler:
         return cn[i:i + 1], cc[i:i + 1], raw[i:i + 1]
 
     def _local(self, g: Group, work: _Work, rows: int, active: BoolArray, c0: IntArray,
-               batch: bool) -> FloatArray | None:
+               batch: bool, rng: np.random.Generator) -> FloatArray | None:
         """The local step for group ``g`` (``_local.py``) among completed trials with
         categories ``c0``, in the unit encoding; None when this point takes none.
 
@@ -460,7 +483,9 @@ class TPESampler:
         outstanding, each of the first ``parallel_local`` neighbourhood sizes gives a minimum
         and the first that no pending trial is already evaluating is taken: a batch's first
         points get one each, and a worker pool asking for one point at a time gets a new one
-        whenever the results moved the minimum or the last one came back.
+        whenever the results moved the minimum or the last one came back. When the first
+        size's minimum is being evaluated and is a short step, probes around it
+        (``_probe``) come instead of the other sizes' minima.
         """
         if self.local_every == 0 or work.n0 == 0:
             return None
@@ -483,16 +508,46 @@ class TPESampler:
             seen_u = np.concatenate([seen_u, np.stack(
                 [d.encode(work.values[d.label][new]) for d in g.numeric], axis=1)])
         waiting = work.pending[seen] & ~np.isfinite(work.losses[seen])
+        y = work.losses[idx]
+        reach = self.min_distance * math.sqrt(g.dim)
         for size in SIZES[:self.parallel_local] if batch else SIZES[:1]:
-            got = quadratic_step(u, work.losses[idx], g.lo, g.hi, size)
+            got = quadratic_step(u, y, g.lo, g.hi, size, focus=batch)
             if got is None:
                 continue
             x: FloatArray = snap(g, got[0][None, :])[0][0]
             radius = got[1]
             gap = np.sqrt(((seen_u - x) ** 2).sum(axis=1))
             # A pending trial within min_distance is a near-duplicate, as for any candidate.
-            guard = max(GUARD * radius, self.min_distance * math.sqrt(g.dim))
-            if (gap < SAME).any() or (gap[waiting] < guard).any():
+            busy = waiting & (gap < max(GUARD * radius, reach))
+            if busy.any():
+                step = float(np.sqrt(((x - u[int(np.argmin(y))]) ** 2).sum()))
+                if size == SIZES[0] and self.parallel_probes and step < PROBE_GATE * radius:
+                    # The first fit's step is being evaluated and is short: probes around
+                    # it instead of the larger neighbourhoods' steps (_local.py says why).
+                    center = seen_u[np.flatnonzero(busy)[np.argmin(gap[busy])]]
+                    return self._probe(g, center, seen_u, seen_u[waiting], reach, rng)
+                continue
+            if (gap < SAME).any():
+                continue
+            return x
+        return None
+
+    def _probe(self, g: Group, center: FloatArray, seen_u: FloatArray, pending_u: FloatArray,
+               reach: float, rng: np.random.Generator) -> FloatArray | None:
+        """The next probe around ``center`` (a pending step), or None when it has
+        ``parallel_probes`` already or every direction would duplicate a trial."""
+        h = PROBE_REACH * reach
+        around = np.sqrt(((pending_u - center) ** 2).sum(axis=1)) < 1.5 * h
+        if int(around.sum()) - 1 >= self.parallel_probes:
+            return None
+        for v in probe_directions(center.shape[0], rng):
+            x: FloatArray = snap(g, np.minimum(np.maximum(center + h * v, g.lo), g.hi)[None, :]
+                                 )[0][0]
+            # Clipped or snapped, a probe can land near another point: it must still be one
+            # the batch may hold.
+            if (np.sqrt(((pending_u - x) ** 2).sum(axis=1)) < reach).any():
+                continue
+            if (np.sqrt(((seen_u - x) ** 2).sum(axis=1)) < SAME).any():
                 continue
             return x
         return None
