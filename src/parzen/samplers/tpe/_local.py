@@ -9,22 +9,26 @@ part in a few evaluations, as trust-region methods for derivative-free optimisat
 The sampler takes such a step for one suggestion in ``local_every`` sequentially, and for a
 batch's first points with results outstanding (``TPESampler`` has the rules and figures).
 
-**Probes.** Sequentially, every second trial is a step, and the steps pile up around the
-optimum, so the neighbourhood shrinks with them. A batch may hold only one point that close
-to the optimum (its points must be ``min_distance`` apart), so its neighbourhood stays as wide
-as the batch's spread: 0.1 in Hartmann6's unit cube when the step is 0.001 long, and over that
-width the function is not quadratic. Once the step is short against its neighbourhood (the fit
-says the optimum is well inside it: ``PROBE_GATE``), the batch's next points are probes: as
-close to the step as the batch allows, along the axes both ways (and the diagonals, up to three
-dimensions). They give the next round's fit a core of trials around the optimum in every
-direction; a neighbourhood with such a core is fitted with weights that fall off at the core's
-edge (``focus``), so the fit is made where the optimum is.
+**Probes.** A batch may hold only one point close to the optimum (its points must be
+``min_distance`` apart), so its fits span the batch's spread: a radius of 0.1 in Hartmann6's
+unit cube when the step is 0.001 long, and over that width the function is not quadratic
+(at batch size 8, the round's first point made nearly all of the progress; the other seven
+almost never improved on it). Once the step is short against its neighbourhood (the fit
+places the optimum well inside it: ``PROBE_GATE``), the batch's next points are probes: as
+close to the step as the batch allows, along the axes both ways (and the corners of squares
+on pairs of axes, up to three dimensions). They give the next round's fit a core of trials
+around the optimum in every direction.
 
 The fit:
 
 - **Neighbourhood.** The ``m`` completed trials nearest the incumbent in the TPE's unit
   encoding, ``m = ceil(size * p)`` for ``p`` coefficients; closer ones weigh more
-  (``1 / (1 + (r / radius)^2)``).
+  (``1 / (1 + (r / radius)^2)``). When the nearest ``1.3 p`` lie within half the radius (a
+  core: probes, or a run of sequential steps), the weights are a Gaussian of the core's
+  radius instead, so that the fit is made where the optimum is, not over the neighbourhood
+  (``focus``). Sequentially too, over 200 held-out seeds, median regret at 100 evaluations
+  fell from 4.7e-11 to 8.4e-12 on Branin, 2.2e-5 to 8.7e-6 on Hartmann6, 1.59 to 1.37 on
+  Ackley-5 and 1.36e-5 to 1.08e-5 on rf_mixed (Rosenbrock-5 6.9 to 6.8, Levy-5 unchanged).
 - **Shape.** Separable (``1 + 2d`` coefficients: a curvature per axis) unless a full quadratic
   (``1 + d + d(d+1)/2``) fits in a neighbourhood of at most a third of the trials: with
   fewer, its neighbourhood is most of the space and the fit is global, not local (Hartmann6 at
@@ -73,7 +77,7 @@ CORE_SHARE = 0.5
 
 
 def quadratic_step(u: FloatArray, y: FloatArray, lo: FloatArray, hi: FloatArray,
-                   size: float = SIZES[0], focus: bool = False
+                   size: float = SIZES[0], focus: bool = True
                    ) -> tuple[FloatArray, float] | None:
     """The minimum of a quadratic fitted to the trials nearest the best one.
 
@@ -84,7 +88,9 @@ def quadratic_step(u: FloatArray, y: FloatArray, lo: FloatArray, hi: FloatArray,
         hi: its upper bounds.
         size: neighbourhood size in points per fitted coefficient.
         focus: when the neighbourhood has a core (see ``CORE_SHARE``), weigh its trials by a
-            Gaussian of the core's radius, so that the fit is the core's.
+            Gaussian of the core's radius, so that the fit is the core's. False only to
+            compare: sequential steps pile up into such a core too, and focused fits measured
+            better there as well.
 
     Returns:
         ``(point, radius)``: the step's end and the neighbourhood's radius; None when there

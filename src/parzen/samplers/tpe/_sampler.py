@@ -511,7 +511,7 @@ class TPESampler:
         y = work.losses[idx]
         reach = self.min_distance * math.sqrt(g.dim)
         for size in SIZES[:self.parallel_local] if batch else SIZES[:1]:
-            got = quadratic_step(u, y, g.lo, g.hi, size, focus=batch)
+            got = quadratic_step(u, y, g.lo, g.hi, size)
             if got is None:
                 continue
             x: FloatArray = snap(g, got[0][None, :])[0][0]
