@@ -248,6 +248,27 @@ def test_a_converging_batch_probes_around_its_step() -> None:
     assert not np.isclose(dist, reach).any()
 
 
+def test_a_pool_takes_a_new_step_once_results_move_the_minimum_off_the_running_one() -> None:
+    # A worker pool: an earlier step still runs, 1.5 duplicate distances from where the
+    # results now put the minimum, well within a quarter of the neighbourhood's radius. The
+    # step is short, so only a near-duplicate blocks it: a new step, not a probe around the
+    # running one (which a pool would otherwise go on doing until that one came back).
+    rng = np.random.default_rng(9)
+    cloud = [{"x": OPT[0] + 0.03 * a, "y": OPT[1] + 0.03 * b}
+             for a, b in rng.uniform(-1, 1, size=(5, 2))]
+    running = {"x": OPT[0] + 2 * 1.5 * 0.01 * np.sqrt(2), "y": OPT[1]}  # raw = 2 x unit
+    h = _history(SPACE_2D, _bowl, 40, extra=[*cloud, running], pending=1)
+    (p,) = TPESampler().suggest(SPACE_2D, h, 1, np.random.default_rng(0))
+    assert _at_opt(p)
+    # The running trial closer than the duplicate distance: it is the step; probe around it.
+    near = {"x": OPT[0] + 2 * 0.5 * 0.01 * np.sqrt(2), "y": OPT[1]}
+    h = _history(SPACE_2D, _bowl, 40, extra=[*cloud, near], pending=1)
+    (q,) = TPESampler().suggest(SPACE_2D, h, 1, np.random.default_rng(0))
+    reach = PROBE_REACH * 0.01 * np.sqrt(2)
+    assert np.isclose(np.linalg.norm(_raw_u(q) - _raw_u(near)), reach) or np.isclose(
+        np.linalg.norm(_raw_u(q) - _raw_u(near)), reach * np.sqrt(2))
+
+
 def test_a_batch_far_from_the_minimum_does_not_probe() -> None:
     # All trials in a corner, the minimum far outside them: the step is as long as the
     # neighbourhood allows, and the batch's other points stay with the TPE.
