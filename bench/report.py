@@ -87,7 +87,8 @@ def degradation_section(paths: dict[int, Path]) -> list[str]:
             for k in batches:
                 med = runs[k]["summary"][prob]["algos"][a]["regret"][last]["median"]
                 ratio = med / base if base else float("inf")
-                cells.append(f"{g(med)} ({ratio:.2f}×)")
+                times = f"{ratio:.2f}" if ratio < 100 else f"{ratio:,.0f}"
+                cells.append(f"{g(med)} ({times}×)")
                 if a == "parzen" and ratio <= 1.5:
                     within.setdefault(k, []).append(prob)
             out.append(f"| {prob} | {a} | " + " | ".join(cells) + " |")
