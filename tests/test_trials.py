@@ -98,6 +98,28 @@ def test_best_trial_rules() -> None:
     assert trials.statuses() == ["ok", "fail", "ok", "ok"]
 
 
+def test_the_kept_best_trial_is_the_one_a_full_scan_finds() -> None:
+    # best_trial is kept as trials finish (not found by a scan per call): in any order of
+    # finishing, with ties, failures and non-finite losses, it is the trial a scan of every
+    # trial gives.
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        trials = Trials()
+        n = 12
+        tids = _insert(trials, [{"x": 0.1 * i, "c": 1} for i in range(n)])
+        for tid in rng.permutation(tids):
+            loss = float(rng.choice([0.5, 1.0, 2.0, np.inf, np.nan]))
+            status = STATUS_OK if rng.uniform() < 0.8 else STATUS_FAIL
+            _finish(trials, int(tid), {"loss": loss, "status": status})
+            trials.refresh()
+            ok = [(d["result"]["loss"], d["tid"]) for d in trials.trials
+                  if d["result"].get("status") == STATUS_OK
+                  and np.isfinite(d["result"].get("loss", np.nan))]
+            if ok:
+                assert trials.best_trial["tid"] == min(ok)[1]
+                assert trials.best_loss == min(ok)[0]
+
+
 def test_best_trial_when_nothing_succeeded() -> None:
     def fails(p: Any) -> Any:
         raise ValueError("nope")

@@ -119,6 +119,10 @@ class Trials:
         self._state_counts: dict[TrialState, int] = dict.fromkeys(TrialState, 0)
         self._n_fail_status = 0
         self._best: float | None = None
+        # The best trial's tid, kept with ``_best``: ``fmin`` returns ``argmin``, and a loop
+        # that calls fmin once per trial would otherwise scan every trial per call (3 ms at
+        # 1,000 trials, twice the suggestion itself).
+        self._best_tid: int | None = None
 
     # ---- pickling (``trials_save_file``) ------------------------------------------------
 
@@ -179,8 +183,9 @@ class Trials:
             self._count(t, +1)
             if old is not None and old.loss is not None and t.loss != old.loss:
                 # Only an operator's requeue takes a loss away; recompute from scratch.
-                losses = [k.loss for k in self._known.values() if k.loss is not None]
-                self._best = min(losses, default=None)
+                ok = [(k.loss, k.tid) for k in self._known.values()
+                      if k.loss is not None and math.isfinite(k.loss)]
+                self._best, self._best_tid = min(ok, default=(None, None))
             if t.state.is_pending():
                 self._in_flight.add(t.tid)
             else:
@@ -195,8 +200,10 @@ class Trials:
         loss = t.loss
         if t.state is TrialState.DONE and (loss is None or not math.isfinite(loss)):
             self._n_fail_status += sign
-        elif sign > 0 and loss is not None and (self._best is None or loss < self._best):
-            self._best = loss
+        elif sign > 0 and loss is not None and (
+                self._best is None or self._best_tid is None
+                or (loss, t.tid) < (self._best, self._best_tid)):
+            self._best, self._best_tid = loss, t.tid
 
     def state_counts(self) -> dict[TrialState, int]:
         """Trials per state as of the last refresh (O(1))."""
@@ -386,6 +393,10 @@ class Trials:
         Raises:
             AllTrialsFailed: no trial finished with status ok.
         """
+        if not self._loaded:
+            self.refresh()
+        if self._best_tid is not None:
+            return trial_to_doc(self._known[self._best_tid])
         ok = self._ok()
         if not ok:
             failed = [t for t in self._sorted() if t.state is TrialState.ERROR]
