@@ -12,8 +12,8 @@ batch's first points with results outstanding (``TPESampler`` has the rules and 
 **Probes.** A batch may hold only one point close to the optimum (its points must be
 ``min_distance`` apart), so its fits span the batch's spread: a radius of 0.1 in Hartmann6's
 unit cube when the step is 0.001 long, and over that width the function is not quadratic
-(at batch size 8, the round's first point made nearly all of the progress; the other seven
-almost never improved on it). Once the step is short against its neighbourhood (the fit
+(at batch size 8 on Hartmann6, the round's first point made 77 of the 88 improvements after
+evaluation 48). Once the step is short against its neighbourhood (the fit
 places the optimum well inside it: ``PROBE_GATE``), the batch's next points are probes: as
 close to the step as the batch allows, along the axes both ways (and the corners of squares
 on pairs of axes, up to three dimensions). They give the next round's fit a core of trials
