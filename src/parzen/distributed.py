@@ -36,6 +36,7 @@ from parzen.store import Experiment, TrialStore
 from parzen.store._uri import redact
 from parzen.trial import TrialState
 from parzen.trials import Trials
+from parzen.wakeup import MIN_SHARE, FinishedSignal
 
 log = logging.getLogger("parzen.distributed")
 
@@ -191,6 +192,7 @@ class CeleryRunner:
         self._task = TASK_NAME
         self._app = make_app(trials.broker, queue=trials.queue)
         self._check_broker()
+        self._finished = FinishedSignal.from_url(str(trials.broker))
         self._prepared = False
         self._dispatched: dict[int, float] = {}
         self._last_wake = time.monotonic()
@@ -339,10 +341,16 @@ class CeleryRunner:
                         tid, redact(str(self._trials.broker)), exc)
 
     def wait(self, timeout_s: float) -> None:
-        # Sleep what is left of the poll interval since the last wake-up, so the loop's own
-        # work does not stretch the period between refreshes.
+        # What is left of the poll interval since the last wake-up, so the loop's own work
+        # does not stretch the period between refreshes; a worker finishing a trial ends it
+        # early (wakeup.py), but not before MIN_SHARE of it.
+        poll = self._trials.poll_interval
         now = time.monotonic()
-        time.sleep(max(0.0, self._last_wake + self._trials.poll_interval - now))
+        left = self._last_wake + poll - now
+        if self._finished is None or not self._finished.wait(self._exp_key, left):
+            time.sleep(max(0.0, self._last_wake + poll - time.monotonic()))
+        else:
+            time.sleep(max(0.0, self._last_wake + MIN_SHARE * poll - time.monotonic()))
         self._last_wake = time.monotonic()
 
     def maintain(self) -> None:

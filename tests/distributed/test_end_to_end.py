@@ -114,3 +114,27 @@ def test_import_path_must_name_the_function_given_to_fmin(cluster):
     with pytest.raises(ConfigError, match="objectives:raises"):
         fmin(quadratic, SPACE, max_evals=2, trials=trials, show_progressbar=False)
     trials.close()
+
+
+def test_workers_wake_the_coordinator_when_trials_finish(cluster, monkeypatch):
+    # Workers push each finished tid to Redis (parzen.wakeup); the coordinator's wait returns
+    # on those pushes instead of sleeping out its poll interval. Counted, not timed.
+    from parzen.wakeup import FinishedSignal
+
+    woken = []
+    real = FinishedSignal.wait
+
+    def spy(self, exp_key, timeout_s):
+        got = real(self, exp_key, timeout_s)
+        woken.append(got)
+        return got
+
+    monkeypatch.setattr(FinishedSignal, "wait", spy)
+    cluster.wait_ready(cluster.start_worker(concurrency=2))
+    trials = MongoTrials(cluster.mongo_url, exp_key="wake", parallelism=2,
+                         **cluster.trials_kwargs(poll_interval=5.0))
+    fmin(quadratic, SPACE, algo=tpe.suggest, max_evals=8, trials=trials,
+         show_progressbar=False, rstate=np.random.default_rng(2))
+    assert trials.state_counts()[TrialState.DONE] == 8
+    # With a 5 s poll interval, eight trials in well under the 120 s limit need wake-ups.
+    assert sum(woken) >= 4

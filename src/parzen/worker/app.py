@@ -19,6 +19,7 @@ from celery import signals
 
 from parzen.exceptions import ConfigError, StoreUnavailable
 from parzen.store._uri import redact
+from parzen.wakeup import FinishedSignal
 from parzen.worker.celery_app import DEFAULT_VISIBILITY_TIMEOUT_S, TASK_NAME, make_app
 from parzen.worker.runtime import WorkerConfig, WorkerRuntime
 
@@ -48,6 +49,7 @@ app = make_app(
 )
 
 _shutdown = threading.Event()
+_finished = FinishedSignal.from_url(config.broker_url)
 _runtime_lock = threading.Lock()
 _runtime: WorkerRuntime | None = None
 
@@ -82,11 +84,13 @@ def _republish(exp_key: str, tid: int) -> None:
 def evaluate_trial(self: Any, exp_key: str, tid: int) -> None:
     """Evaluate one trial. Safe to deliver twice: the store's claim decides who runs it."""
     try:
-        runtime().evaluate_trial(exp_key, int(tid), republish=_republish)
+        outcome = runtime().evaluate_trial(exp_key, int(tid), republish=_republish)
     except StoreUnavailable as exc:
         delay = min(60, 2 ** min(self.request.retries, 6))
         log.warning("trial %s of %r: %s; retrying in %ds", tid, exp_key, exc, delay)
         raise self.retry(countdown=delay, exc=exc) from exc
+    if outcome.status in ("done", "error") and _finished is not None:
+        _finished.push(exp_key, int(tid))  # wakes the coordinator now (wakeup.py)
 
 
 @signals.worker_ready.connect
