@@ -88,7 +88,8 @@ class MongoTrials(Trials):
         trial_timeout: hard time limit of one evaluation, in seconds.
         max_attempts: attempts per trial before a crashing trial fails for good.
         dispatch_timeout: republish a NEW trial's message after this many seconds.
-        poll_interval: seconds between the coordinator's refreshes.
+        poll_interval: the longest the coordinator waits between refreshes; with a Redis
+            broker, a worker finishing a trial wakes it sooner (``parzen.wakeup``).
         allow_space_change: resume even if the space or objective changed.
         queue: the Celery queue to publish to (default ``$PARZEN_QUEUE``, else ``parzen``).
         max_payload_bytes: refuse objectives that pickle to more than this.
