@@ -88,8 +88,9 @@ class MongoTrials(Trials):
         trial_timeout: hard time limit of one evaluation, in seconds.
         max_attempts: attempts per trial before a crashing trial fails for good.
         dispatch_timeout: republish a NEW trial's message after this many seconds.
-        poll_interval: the longest the coordinator waits between refreshes; with a Redis
-            broker, a worker finishing a trial wakes it sooner (``parzen.wakeup``).
+        poll_interval: seconds between the coordinator's refreshes while no trial
+            finishes; with a Redis broker, a worker finishing a trial wakes it at once
+            (``parzen.wakeup``; Redis's timer can add up to 0.1 s to a wait without one).
         allow_space_change: resume even if the space or objective changed.
         queue: the Celery queue to publish to (default ``$PARZEN_QUEUE``, else ``parzen``).
         max_payload_bytes: refuse objectives that pickle to more than this.

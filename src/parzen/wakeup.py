@@ -29,6 +29,11 @@ TTL_S = 3600
 # A woken coordinator waits at least this fraction of the poll interval between reads, so a
 # burst of short trials cannot turn its loop into a busy loop against the store.
 MIN_SHARE = 0.1
+# A BLPOP timeout of 0 blocks forever, and Redis ends timed-out blocks on its timer (10 times
+# a second by default): a 10 us wait took 100 ms. Waits shorter than this are slept instead.
+# A longer one is cut to MAX_BLOCK_S, under the client's socket timeout.
+MIN_BLOCK_S = 0.002
+MAX_BLOCK_S = 5.0
 
 
 def finished_key(exp_key: str) -> str:
@@ -75,15 +80,21 @@ class FinishedSignal:
     def wait(self, exp_key: str, timeout_s: float) -> bool:
         """Block until a trial of ``exp_key`` finishes or ``timeout_s`` passes.
 
+        Without a push this can last up to Redis's timer period (0.1 s by default) longer
+        than ``timeout_s``: the server ends timed-out blocks on that timer.
+
         Returns:
-            True when a push woke us. Redis errors sleep out the timeout, as polling did.
+            True when a push woke us; False on the timeout, or sooner when ``timeout_s`` is
+            over ``MAX_BLOCK_S`` (the caller sleeps the rest). Redis errors sleep out the
+            timeout, as polling did.
         """
-        if timeout_s <= 0:
+        if timeout_s < MIN_BLOCK_S:
+            time.sleep(max(0.0, timeout_s))
             return False
         key = finished_key(exp_key)
         start = time.monotonic()
         try:
-            got = self._client.blpop([key], timeout=timeout_s)
+            got = self._client.blpop([key], timeout=min(timeout_s, MAX_BLOCK_S))
             if got is not None:
                 # One read of the store covers every trial that finished meanwhile.
                 self._client.delete(key)
