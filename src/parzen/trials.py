@@ -397,18 +397,14 @@ class Trials:
             self.refresh()
         if self._best_tid is not None:
             return trial_to_doc(self._known[self._best_tid])
-        ok = self._ok()
-        if not ok:
-            failed = [t for t in self._sorted() if t.state is TrialState.ERROR]
-            msg = f"no trial of {len(self._known)} finished with status ok"
-            if failed and failed[0].error is not None:
-                e = failed[0].error
-                msg += (f"; {len(failed)} of {len(self._known)} raised, the first (trial "
-                        f"{failed[0].tid}) with "
-                        f"{e.type}: {e.message}\n{e.traceback}")
-            raise AllTrialsFailed(msg)
-        best = min(ok, key=lambda t: (t.loss, t.tid))
-        return trial_to_doc(best)
+        failed = [t for t in self._sorted() if t.state is TrialState.ERROR]
+        msg = f"no trial of {len(self._known)} finished with status ok"
+        if failed and failed[0].error is not None:
+            e = failed[0].error
+            msg += (f"; {len(failed)} of {len(self._known)} raised, the first (trial "
+                    f"{failed[0].tid}) with "
+                    f"{e.type}: {e.message}\n{e.traceback}")
+        raise AllTrialsFailed(msg)
 
     @property
     def argmin(self) -> dict[str, Any]:
