@@ -89,6 +89,10 @@ class _Work:
     history: dict[str, FloatArray] = field(default_factory=dict)
     # The history's encoded rows per group, looked up once per call.
     encoded: dict[int, tuple[FloatArray, IntArray]] = field(default_factory=dict)
+    # Local fits by (group, categories, neighbourhood size): they use completed trials only,
+    # so every point of a batch would otherwise refit the same quadratics.
+    fits: dict[tuple[int, bytes, float], tuple[FloatArray, float] | None] = field(
+        default_factory=dict)
 
     def history_rows(self, g: Group) -> tuple[FloatArray, IntArray]:
         """The first ``n0`` rows encoded for ``g`` (design rows, codes)."""
@@ -517,15 +521,17 @@ class TPESampler:
         y = work.losses[idx]
         reach = self.min_distance * math.sqrt(g.dim)
         for size in SIZES[:self.parallel_local] if batch else SIZES[:1]:
-            got = quadratic_step(u, y, g.lo, g.hi, size)
+            key = (id(g), c0.tobytes(), size)
+            if key not in work.fits:
+                work.fits[key] = quadratic_step(u, y, g.lo, g.hi, size)
+            got = work.fits[key]
             if got is None:
                 continue
             x: FloatArray = snap(g, got[0][None, :])[0][0]
             radius = got[1]
             gap = np.sqrt(((seen_u - x) ** 2).sum(axis=1))
-            step = float(np.sqrt(((x - u[int(np.argmin(y))]) ** 2).sum()))
-            short = (size == SIZES[0] and self.parallel_probes > 0
-                     and step < PROBE_GATE * radius)
+            short = (size == SIZES[0] and self.parallel_probes > 0 and float(
+                np.sqrt(((x - u[int(np.argmin(y))]) ** 2).sum())) < PROBE_GATE * radius)
             # A pending trial within min_distance is a near-duplicate, as for any candidate.
             # Converging, only that: the pending trials around are probes, and a minimum the
             # results moved off the one being evaluated is a new step (in a worker pool,
