@@ -251,8 +251,13 @@ def test_s21_all_trials_failing_stops_fmin_with_the_first_traceback(
     counts = cluster.counts("s21")
     n = counts[TrialState.ERROR]
     assert 10 <= n < 20, "fmin should stop after about ten failures, not run all 100"
+    # The first failed trial by tid. Usually trial 0; but trial 0 may still be starting on a
+    # cold worker's sandbox when the other slot has failed ten (the coordinator wakes on each
+    # failure), and is then cancelled with the queue.
+    first = min(t.tid for t in cluster.trials("s21") if t.state is TrialState.ERROR)
+    assert first <= 1
     assert msg.startswith(f"{n} of {n} trials failed and none succeeded; stopping; the first "
-                          "(trial 0) raised RuntimeError: broken objective at x=")
+                          f"(trial {first}) raised RuntimeError: broken objective at x=")
     assert "Traceback (most recent call last)" in msg and "always_raises" in msg
     settle(cluster, "s21")
     assert counts[TrialState.DONE] == 0
