@@ -153,6 +153,47 @@ def _verify_batching(
 # --------------------------------------------------------------------------
 
 
+class _Measure:
+    """Evaluates a problem's objective, optionally with Gaussian noise, and keeps the record.
+
+    With ``noise_sd`` > 0 the optimiser sees ``value + noise``; the noise comes from its own
+    generator per seed, so every algorithm sees the same noise in the same evaluation order,
+    and ``true_losses`` keeps the values without it, to score the trial each would report.
+    """
+
+    def __init__(self, problem_name: str, seed: int, noise_sd: float) -> None:
+        self.prob = get_problem(problem_name)
+        self.noise_sd = float(noise_sd)
+        self.noise = np.random.default_rng([seed, 7919])
+        self.losses: list[float] = []
+        self.true_losses: list[float] = []
+        self.points: list[dict[str, Any]] = []
+
+    def __call__(self, point: Mapping[str, Any]) -> float:
+        pt = native_point(self.prob.params, point)
+        value = float(self.prob.objective(pt))
+        loss = value
+        if self.noise_sd:
+            loss += self.noise_sd * float(self.noise.standard_normal())
+        self.points.append(pt)
+        self.losses.append(loss)
+        self.true_losses.append(value)
+        return loss
+
+    def record(self, seconds: float, check: dict[str, str], batch: int) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "losses": self.losses,
+            "points": self.points,
+            "seconds": seconds,
+            "batch_check": check,
+            "near_dup": (near_duplicate_fraction(self.prob.params, self.points, batch)
+                         if batch > 1 else None),
+        }
+        if self.noise_sd:
+            out["true_losses"] = self.true_losses
+        return out
+
+
 def run_hp_quality(
     lib_name: str,
     problem_name: str,
@@ -160,24 +201,20 @@ def run_hp_quality(
     evals: int,
     batch: int,
     settings: Mapping[str, Any] | None = None,
+    noise_sd: float = 0.0,
 ) -> dict:
     """One fmin run with ``tpe.suggest`` of parzen or hyperopt (``settings`` go to it)."""
     lib = _hp_lib(lib_name)
-    prob = get_problem(problem_name)
-    space = build_hp_space(lib.hp, prob.params)
+    measure = _Measure(problem_name, seed, noise_sd)
+    space = build_hp_space(lib.hp, measure.prob.params)
     trials = lib.Trials()
-    losses: list[float] = []
-    points: list[dict[str, Any]] = []
+    losses = measure.losses
     suggested_at: list[int] = []
     docs_at_eval: list[int | None] = []
 
     def objective(params: Mapping[str, Any]) -> dict[str, Any]:
         docs_at_eval.append(_trial_doc_count(trials))
-        pt = native_point(prob.params, params)
-        loss = float(prob.objective(pt))
-        points.append(pt)
-        losses.append(loss)
-        return {"loss": loss, "status": lib.STATUS_OK}
+        return {"loss": measure(params), "status": lib.STATUS_OK}
 
     def algo(new_ids: Any, domain: Any, trials_: Any, seed_: Any, *args: Any, **kw: Any) -> Any:
         # The completed count is read *before* the library picks the points,
@@ -205,24 +242,19 @@ def run_hp_quality(
     check = _verify_batching(
         suggested_at, docs_at_eval, evals, batch, f"{lib_name}/{problem_name}/seed={seed}"
     )
-    return {
-        "losses": losses,
-        "points": points,
-        "seconds": seconds,
-        "batch_check": check,
-        "near_dup": near_duplicate_fraction(prob.params, points, batch) if batch > 1 else None,
-    }
+    return measure.record(seconds, check, batch)
 
 
-def run_optuna_quality(problem_name: str, seed: int, evals: int, batch: int) -> dict:
+def run_optuna_quality(problem_name: str, seed: int, evals: int, batch: int,
+                       noise_sd: float = 0.0) -> dict:
     """One optuna study with the default ``TPESampler(seed=seed)``, via ask/tell."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    prob = get_problem(problem_name)
+    measure = _Measure(problem_name, seed, noise_sd)
+    prob = measure.prob
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
-    losses: list[float] = []
-    points: list[dict[str, Any]] = []
+    losses = measure.losses
     suggested_at: list[int] = []
     t0 = time.perf_counter()
     while len(losses) < evals:
@@ -235,29 +267,20 @@ def run_optuna_quality(problem_name: str, seed: int, evals: int, batch: int) -> 
             pending.append((trial, suggest_optuna(trial, prob.params)))
             suggested_at.append(done)
         for trial, params in pending:
-            pt = native_point(prob.params, params)
-            loss = float(prob.objective(pt))
-            study.tell(trial, loss)
-            points.append(pt)
-            losses.append(loss)
+            study.tell(trial, measure(params))
     seconds = time.perf_counter() - t0
     check = _verify_batching(suggested_at, [], evals, batch, f"optuna/{problem_name}/seed={seed}")
-    return {
-        "losses": losses,
-        "points": points,
-        "seconds": seconds,
-        "batch_check": check,
-        "near_dup": near_duplicate_fraction(prob.params, points, batch) if batch > 1 else None,
-    }
+    return measure.record(seconds, check, batch)
 
 
 def run_quality(job: Mapping[str, Any]) -> dict:
     algo = job["algo"]
     args = (job["problem"], int(job["seed"]), int(job["evals"]), int(job["batch"]))
+    noise_sd = float(job.get("noise_sd", 0.0))
     if algo in HP_LIKE:
-        return run_hp_quality(algo, *args, settings=job.get("settings"))
+        return run_hp_quality(algo, *args, settings=job.get("settings"), noise_sd=noise_sd)
     if algo == "optuna":
-        return run_optuna_quality(*args)
+        return run_optuna_quality(*args, noise_sd=noise_sd)
     raise ValueError(f"unknown algo {algo!r}")
 
 

@@ -202,13 +202,14 @@ class Probe:
     # ---- results ------------------------------------------------------------------------
 
     def iterations(self) -> list[dict[str, float]]:
-        """Per loop iteration: work wall/cpu (poll sleep excluded), the sampler's part, the
-        store's blocked time, the publish's blocked time, and how many trials it published."""
+        """Per loop iteration: its period (wait included), work wall/cpu (wait excluded), the
+        sampler's part, the store's blocked time, the publish's blocked time, and how many
+        trials it published."""
         out = []
         for a, b in zip(self.snapshots, self.snapshots[1:], strict=False):
             work_wall = (b.wall - a.wall) - (b.sleep - a.sleep)
             out.append({
-                "work_wall": work_wall, "work_cpu": b.cpu - a.cpu,
+                "period": b.wall - a.wall, "work_wall": work_wall, "work_cpu": b.cpu - a.cpu,
                 "sampler_wall": b.sampler_wall - a.sampler_wall,
                 "sampler_cpu": b.sampler_cpu - a.sampler_cpu,
                 "store_wait": (b.store_wall - a.store_wall) - (b.store_cpu - a.store_cpu),

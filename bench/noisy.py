@@ -13,7 +13,6 @@ generator per seed, so every setting sees the same noise for the same point orde
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
 from pathlib import Path
@@ -23,7 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from problems import build_hp_space, get_problem, native_point  # noqa: E402
+from _runners import run_hp_quality  # noqa: E402
+from problems import get_problem  # noqa: E402
+from quality import regrets  # noqa: E402
 
 # Noise standard deviations: about 1.5% and 6% of Hartmann6's range, 0.3% of Branin's, and
 # a tenth of rf_mixed's spread between criteria.
@@ -33,24 +34,8 @@ DEFAULT_PROBLEMS = "hartmann6:0.05,hartmann6:0.2,branin:1.0,rf_mixed:0.005"
 def true_regret(problem: str, sd: float, seed: int, evals: int, batch: int,
                 settings: dict[str, Any]) -> float:
     """One run's true regret at the trial with the lowest noisy loss."""
-    import parzen
-
-    prob = get_problem(problem)
-    noise = np.random.default_rng([seed, 7919])
-    seen: list[tuple[float, float]] = []
-
-    def objective(params: dict[str, Any]) -> float:
-        value = float(prob.objective(native_point(prob.params, params)))
-        observed = value + sd * float(noise.standard_normal())
-        seen.append((observed, value))
-        return observed
-
-    parzen.fmin(objective, build_hp_space(parzen.hp, prob.params),
-                algo=functools.partial(parzen.tpe.suggest, **settings), max_evals=evals,
-                trials=parzen.Trials(), rstate=np.random.default_rng(seed),
-                max_queue_len=batch, show_progressbar=False)
-    observed, value = min(seen)
-    return value - prob.optimum
+    run = run_hp_quality("parzen", problem, seed, evals, batch, settings=settings, noise_sd=sd)
+    return regrets(run, get_problem(problem).optimum, [evals])[str(evals)]
 
 
 def main() -> None:

@@ -324,8 +324,9 @@ def phase_utilisation(env: Env, out: dict[str, Any]) -> None:
 def throughput_stats(run: Mapping[str, Any], slots: int) -> dict[str, Any]:
     """Rates, per-process CPU, per-trial steps and the coordinator loop of one no-op run.
 
-    ``poll_bound`` is parallelism / (poll interval + the loop's work per iteration): the most
-    a poll-driven coordinator can sustain when every queued trial finishes within one poll.
+    ``poll_bound`` is parallelism / the loop's median period (its work plus its wait, which a
+    worker's wake-up push cuts short of the poll interval): the most the loop can sustain
+    when every queued trial finishes within one iteration.
     """
     rows = timeline(run)
     ends = sorted(r["end"] for r in rows if r["end"])
@@ -334,8 +335,8 @@ def throughput_stats(run: Mapping[str, Any], slots: int) -> dict[str, Any]:
     probe: Probe = run["probe"]
     iters = probe.iterations()
     steady = iters[1:-1] or iters
-    period = med([i["work_wall"] for i in steady])
-    period_ms = None if period is None else (period + run["poll_interval"]) * 1e3
+    period = med([i["period"] for i in steady])
+    period_ms = None if period is None else period * 1e3
     win_lo, win_hi = ends[lo], ends[hi]
     busy = sum(max(0.0, min(r["end"], win_hi) - max(r["book"], win_lo)) for r in rows
                if r["book"] and r["end"])
@@ -854,7 +855,7 @@ def render(out: Mapping[str, Any]) -> str:
                   f"{_f(md['rate_e2e'], '.1f')} first publish -> last end, "
                   f"{_f(md['fmin_rate'], '.1f')} incl. fmin start-up",
                   f"  slots busy {_f(md['slot_busy'] * 100, '.0f')}%; coordinator loop "
-                  f"{_f(md['loop_period_ms'], '.0f')} ms/iteration (poll sleep incl.), "
+                  f"{_f(md['loop_period_ms'], '.0f')} ms/iteration (wait incl.), "
                   f"{_f(md['trials_per_iteration'], '.1f')} trials/iteration; "
                   f"parallelism/loop period = {_f(md['poll_bound'], '.0f')} trials/s",
                   "  CPU ms per trial: " + ", ".join(
