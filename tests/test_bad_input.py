@@ -267,6 +267,11 @@ def _captures(nbytes: int) -> Callable[[Any], float]:
 # (id, what to pass, exception, message fragment). "trials": MongoTrials keywords (over
 # working defaults: the wire server, the test Redis, a valid key); "url": the store URL;
 # "fmin": fmin keywords; "env": environment variables to set (None: unset).
+def _no_packaging(*args: Any, **kwargs: Any) -> None:
+    """kombu's Redis transport on a machine without its extra's packages."""
+    raise ModuleNotFoundError("No module named 'packaging'")
+
+
 MONGO_CASES: list[tuple[str, dict[str, Any], type[BaseException], str]] = [
     # ---- MongoTrials settings ------------------------------------------------------------
     ("mongo-parallelism-zero", {"trials": {"parallelism": 0}}, ConfigError,
@@ -309,6 +314,10 @@ MONGO_CASES: list[tuple[str, dict[str, Any], type[BaseException], str]] = [
      "broker 'http://user:***@q:6379/0' is not a redis:// (or rediss://, amqp://) URL"),
     ("broker-unreachable", {"trials": {"broker": f"redis://:{PASSWORD}@127.0.0.1:{DEAD}/0"}},
      ConfigError, f"cannot reach the broker at redis://:***@127.0.0.1:{DEAD}/0"),
+    ("broker-transport-missing",
+     {"patch": {"kombu.connection.Connection.ensure_connection": _no_packaging}}, ConfigError,
+     "ModuleNotFoundError: No module named 'packaging'. Install it with pip install "
+     "'celery[redis]'"),
     ("broker-missing", {"trials": {"broker": None}, "env": {"PARZEN_BROKER_URL": None}},
      ConfigError, "MongoTrials needs a broker to reach the workers: pass "
      "broker='redis://host:6379/0' or set PARZEN_BROKER_URL"),
@@ -326,7 +335,7 @@ MONGO_CASES: list[tuple[str, dict[str, Any], type[BaseException], str]] = [
     ("objective-path-malformed", {"trials": {"objective": "mymodule.fn"}}, ConfigError,
      "objective import path 'mymodule.fn' must look like 'package.module:function'"),
     ("objective-path-missing", {"trials": {"objective": "no_such_module_xyz:fn"}},
-     ObjectiveUnloadable, "module 'no_such_module_xyz' is not installed here"),
+     ObjectiveUnloadable, "module 'no_such_module_xyz' is not installed on "),
     ("objective-path-other-function", {"trials": {"objective": "math:sqrt"}}, ConfigError,
      "objective='math:sqrt' imports <built-in function sqrt>, but fmin was given"),
     ("unpicklable-closure", {"fmin": {"fn": _captures_lock()}}, ObjectiveNotPicklable,
@@ -389,6 +398,8 @@ def test_mongo_trials_reject_bad_input_before_writing(
             monkeypatch.delenv(name, raising=False)
         else:
             monkeypatch.setenv(name, value)
+    for target, value in spec.get("patch", {}).items():
+        monkeypatch.setattr(target, value)
     kw: dict[str, Any] = {"broker": redis_url, "secret": KEY, "parallelism": 2, "lease": 3.0,
                           "heartbeat": 0.5, "connect_timeout": 2.0, "queue": "bad-input"}
     kw.update(spec.get("trials", {}))
@@ -509,3 +520,34 @@ def test_worker_refuses_bad_configuration_at_start(args: list[str], env: dict[st
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert fragment in proc.stderr
     assert PASSWORD not in proc.stdout + proc.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_a_worker_without_mongodb_says_not_ready_and_never_ready(
+        redis_url: str, tmp_path: Path) -> None:
+    full = dict(os.environ)
+    full.pop("PARZEN_SECRET_FILE", None)
+    full.update(PARZEN_SECRET=KEY)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "parzen", "worker", "--queue", "bad-input-not-ready",
+         "--mongo", f"mongodb://alice:{PASSWORD}@127.0.0.1:{DEAD}/db", "--broker", redis_url],
+        env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # Celery's own "ready." comes after our line
+            lines.append(line)
+            if "celery@" in line and "ready." in line:
+                break
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    text = "".join(lines)
+    assert "parzen worker NOT ready, it cannot evaluate trials: MongoDB unreachable at " \
+           f"mongodb://alice:***@127.0.0.1:{DEAD}/db" in text
+    assert "Is mongod running there" in text and "retries MongoDB when trials arrive" in text
+    assert "parzen worker ready" not in text
+    assert PASSWORD not in text

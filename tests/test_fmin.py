@@ -456,3 +456,12 @@ def test_regret_bound_on_a_quadratic(name: str) -> None:
     noise = np.random.default_rng(123)
     uninformed = _median_regret(ALGOS[name], lambda p: float(noise.uniform(0, 50)))
     assert uninformed > REGRET_BOUND
+
+
+@pytest.mark.parametrize(("kw", "shown"), [({}, True), ({"verbose": False}, False),
+                                           ({"show_progressbar": False}, False)])
+def test_verbose_false_hides_the_progress_bar_as_in_hyperopt(
+        kw: dict[str, Any], shown: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    fmin(lambda p: float(p) ** 2, hp.uniform("x", -1, 1), algo=rand.suggest, max_evals=3,
+         rstate=np.random.default_rng(0), **kw)
+    assert ("best loss" in capsys.readouterr().err) is shown

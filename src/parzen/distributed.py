@@ -41,6 +41,9 @@ from parzen.wakeup import MIN_SHARE, FinishedSignal
 log = logging.getLogger("parzen.distributed")
 
 DRIVER_LEASE_S = 30.0
+# A cluster with no worker on the queue is said to be so at once, then every ten minutes: a
+# warning per republish (every dispatch timeout) would bury the rest of the log.
+IDLE_REPEAT_S = 600.0
 BROKER_SCHEMES = ("redis://", "rediss://", "amqp://", "amqps://")
 
 
@@ -202,6 +205,7 @@ class CeleryRunner:
         self._last_renew = time.monotonic()
         self._republished = 0
         self._requeued = 0
+        self._idle_warned = -1e18
 
     # ---- setup -------------------------------------------------------------------------
 
@@ -319,6 +323,13 @@ class CeleryRunner:
             with self._app.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=2, interval_start=0.2, interval_step=0.5,
                                        timeout=5)
+        except ImportError as exc:
+            # Not the server: this machine lacks the transport's packages.
+            raise ConfigError(
+                f"cannot load the broker transport for {redact(str(self._trials.broker))}: "
+                f"{type(exc).__name__}: {exc}. Install it with pip install 'celery[redis]' "
+                "(a plain pip install parzen brings it)"
+            ) from None
         except Exception as exc:  # kombu raises transport-specific errors
             raise ConfigError(
                 f"cannot reach the broker at {redact(str(self._trials.broker))}: "
@@ -381,8 +392,10 @@ class CeleryRunner:
         except StoreUnavailable as exc:
             log.warning("%s; retrying", exc)
             return
+        waited = running = 0
         for tid in self._trials.in_flight:
             t = self._trials.known(tid)
+            running += t.state is TrialState.RUNNING
             if t.state is TrialState.NEW and t.history \
                     and t.history[-1].outcome.startswith(UNLOADABLE):
                 raise ObjectiveUnloadable(
@@ -391,9 +404,27 @@ class CeleryRunner:
                 )
             if t.state is TrialState.NEW and \
                     now - self._dispatched.get(tid, -1e18) > self._trials.dispatch_timeout:
+                waited += 1
                 self._republished += 1
                 self._publish(tid)
                 self._dispatched[tid] = now
+        if waited and not running:
+            self._warn_idle(waited, now)
+
+    def _warn_idle(self, waited: int, now: float) -> None:
+        """Say so when trials wait a whole dispatch timeout and none is running: no worker
+        listens on the queue, or every one is down. Once, then every IDLE_REPEAT_S."""
+        if now - self._idle_warned < IDLE_REPEAT_S:
+            return
+        self._idle_warned = now
+        trials = self._trials
+        log.warning(
+            "%d trials of %r waited %g s on queue %r and no worker is running any of them: is "
+            "a worker up and listening on that queue? Start one with: parzen worker --mongo "
+            "%s --broker %s --queue %s (the messages are republished every %g s)", waited,
+            self._exp_key, trials.dispatch_timeout, trials.queue,
+            redact(str(trials.url)), redact(str(trials.broker)), trials.queue,
+            trials.dispatch_timeout)
 
     def close(self, cancelled: bool) -> None:
         from parzen.coordinator import CLOSE_PATIENCE_S, patiently

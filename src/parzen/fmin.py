@@ -121,6 +121,8 @@ def fmin(
             its value ``space_eval(space, argmin)`` (None when no trial ran).
         points_to_evaluate: points (``{label: value}``, choice indices) to try first.
         max_queue_len: how many points are suggested before their results are known.
+        verbose: False hides the progress bar even with ``show_progressbar=True``, as in
+            hyperopt.
         show_progressbar: show a tqdm bar with the best loss.
         early_stop_fn: ``early_stop_fn(trials, *state) -> (stop, state)``.
         trials_save_file: pickle ``trials`` here as the run goes, and resume from it.
@@ -157,7 +159,8 @@ def fmin(
         max_queue_len=_check_int("max_queue_len", max_queue_len, 1),  # raised below
         early_stop_fn=early_stop_fn,
         save_file=str(trials_save_file or ""),
-        show_progressbar=bool(show_progressbar),
+        # hyperopt's rule: verbose=False hides the bar whatever show_progressbar says.
+        show_progressbar=bool(show_progressbar) and bool(verbose),
     )
     if early_stop_fn is not None and not callable(early_stop_fn):
         raise ConfigError(f"early_stop_fn must be callable, got {early_stop_fn!r}")

@@ -17,6 +17,8 @@ import json
 import os
 import platform
 import secrets
+import socket
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -269,8 +271,9 @@ def import_objective(path: str) -> Any:
             obj = getattr(obj, part)
     except ModuleNotFoundError as exc:
         raise ObjectiveUnloadable(
-            f"cannot import the objective {path!r}: module {exc.name!r} is not installed here; "
-            "install it on the workers"
+            f"cannot import the objective {path!r}: module {exc.name!r} is not installed on "
+            f"{socket.gethostname()} for {sys.executable}; the coordinator and every worker "
+            "import it, so install it (or put its directory on PYTHONPATH) on each"
         ) from exc
     except (ImportError, AttributeError) as exc:
         raise ObjectiveUnloadable(f"cannot import the objective {path!r}: {exc}") from exc

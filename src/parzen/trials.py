@@ -397,6 +397,9 @@ class Trials:
             self.refresh()
         if self._best_tid is not None:
             return trial_to_doc(self._known[self._best_tid])
+        if not self._known:
+            raise AllTrialsFailed("no trial has run, so there is no best one: these trials are "
+                                  "empty (fmin with max_evals=0?); run fmin with max_evals >= 1")
         failed = [t for t in self._sorted() if t.state is TrialState.ERROR]
         msg = f"no trial of {len(self._known)} finished with status ok"
         if failed and failed[0].error is not None:

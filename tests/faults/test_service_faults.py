@@ -164,3 +164,26 @@ def test_s18_mongo_outage_loses_and_double_counts_nothing(
         assert "MongoDB unreachable" in caplog.text and "retrying in" in caplog.text
     finally:
         cluster.stop()
+
+
+@pytest.mark.timeout(90)
+def test_s22_a_queue_without_workers_is_reported_once_with_the_command_to_start_one(
+        cluster: FaultCluster, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="parzen.distributed")
+
+    def idle() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "no worker is running" in
+                r.getMessage()]
+
+    run = start_fmin(cluster, "s22", max_evals=4, sleep=0.1, dispatch_timeout=0.5)
+    wait_for(idle, 20, "the coordinator to say that no worker runs its trials")
+    time.sleep(1.6)  # three more republish rounds: said once, not on every one
+    said, = idle()
+    assert f"waited 0.5 s on queue '{cluster.queue}'" in said
+    assert f"parzen worker --mongo {cluster.mongo_url} --broker " in said
+    assert said.split("--broker ")[1].startswith(f"redis://127.0.0.1:{cluster.redis.port}")
+    # A worker that starts late takes the republished messages; the run ends cleanly.
+    cluster.start_ready(1)
+    run.join(60)
+    trials = assert_clean_end(cluster, "s22", done=4)
+    assert all(runs_of(cluster.executions(), t.params["x"]) == 1 for t in trials)

@@ -30,8 +30,9 @@ NUMERIC_COLUMNS = ("tid", "loss", "duration_s", "attempts")
 
 
 def add_format_argument(p: argparse.ArgumentParser, choices: Sequence[str] = FORMATS) -> None:
+    others = " or ".join(c for c in choices if c != "table")
     p.add_argument("--format", choices=list(choices), default="table",
-                   help="table for people (default), json or csv for other programs")
+                   help=f"table for people (default), {others} for other programs")
 
 
 def out(text: str) -> None:

@@ -19,12 +19,25 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=int, default=None,
                    help="trials evaluated at once (default $PARZEN_CONCURRENCY, else the "
                         "number of CPUs this process may use)")
-    p.add_argument("--queue", default=os.environ.get("PARZEN_QUEUE", "parzen"))
+    p.add_argument("--queue", default=os.environ.get("PARZEN_QUEUE", "parzen"),
+                   help="the Celery queue to take trials from; the same as the coordinator's "
+                        "MongoTrials(queue=...) (default $PARZEN_QUEUE, else parzen)")
     p.add_argument("--name", default=os.environ.get("PARZEN_WORKER_NAME", ""),
                    help="worker name shown in trial owners (default: host-pid)")
     p.add_argument("--secret-file", default=os.environ.get("PARZEN_SECRET_FILE"),
                    help="file holding the signing key (or set $PARZEN_SECRET)")
-    p.add_argument("--loglevel", default="INFO")
+    p.add_argument("--loglevel", default="INFO",
+                   help="DEBUG, INFO (default), WARNING or ERROR: the worker's and Celery's "
+                        "log level")
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = (
+        "examples:\n"
+        "  export PARZEN_SECRET_FILE=/etc/parzen/key   # the coordinator's signing key\n"
+        "  parzen worker --mongo mongodb://db:27017/parzen --broker redis://redis:6379/0\n"
+        "  parzen worker --mongo mongodb://db:27017/parzen --broker redis://redis:6379/0 \\\n"
+        "      --queue gpu --concurrency 1 --name gpu-node-3\n"
+        "the worker runs until stopped; SIGTERM (or Ctrl-C) releases its running trials to\n"
+        "NEW, so other workers restart them at once: give it 10 s before SIGKILL")
     p.set_defaults(run=run)
 
 

@@ -145,8 +145,7 @@ class MongoTrialStore(TrialStore):
             message = redact_text(str(exc))
             if not isinstance(exc, InvalidURI) and any(
                     word in message for word in ("DNS", "resolution", "nameserver")):
-                raise StoreUnavailable(
-                    f"MongoDB unreachable at {parsed.redacted}: {message}") from None
+                raise StoreUnavailable(_unreachable(parsed.redacted, message)) from None
             raise ConfigError(f"store URL {parsed.redacted}: {message}") from None
         try:
             store = cls(client[parsed.database], lock=lock, where=parsed.redacted)
@@ -194,8 +193,7 @@ class MongoTrialStore(TrialStore):
                 detail = redact_text(str(exc)).split(", Timeout:")[0][:300]
                 timeout = "" if self._timeout_s is None else \
                     f" (server selection timeout {self._timeout_s:g} s)"
-                raise StoreUnavailable(
-                    f"MongoDB unreachable at {self._where}{timeout}: {detail}") from exc
+                raise StoreUnavailable(_unreachable(f"{self._where}{timeout}", detail)) from exc
 
     def _server_time(self) -> datetime | None:
         admin = self._db.client.admin
@@ -638,3 +636,9 @@ def _describe(db: Any) -> str:
         return f"{type(db).__module__}:{db.name}"
     hosts = ",".join(f"{h}:{p}" for h, p in db.client.topology_description.server_descriptions())
     return f"mongodb://{hosts}/{db.name}"
+
+
+def _unreachable(where: str, detail: str) -> str:
+    return (f"MongoDB unreachable at {where}: {detail}. Is mongod running there and the URL "
+            "right (--mongo or $PARZEN_MONGO_URL)? Over a slow link, raise the timeout "
+            "(connect_timeout=, --connect-timeout)")

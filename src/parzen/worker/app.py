@@ -95,12 +95,16 @@ def evaluate_trial(self: Any, exp_key: str, tid: int) -> None:
 
 @signals.worker_ready.connect
 def _ready(**_: Any) -> None:
-    log.info("parzen worker ready: mongo=%s broker=%s queue=%s", redact(config.mongo_url),
-             redact(config.broker_url), config.queue)
+    # MongoDB first: "ready" followed by an error buries the error among Celery's own lines.
     try:
         runtime()
     except StoreUnavailable as exc:
-        log.error("%s; the worker will retry when trials arrive", exc)
+        log.error("parzen worker NOT ready, it cannot evaluate trials: %s. It keeps listening "
+                  "on queue %s (broker %s) and retries MongoDB when trials arrive", exc,
+                  config.queue, redact(config.broker_url))
+        return
+    log.info("parzen worker ready: mongo=%s broker=%s queue=%s", redact(config.mongo_url),
+             redact(config.broker_url), config.queue)
 
 
 @signals.worker_shutting_down.connect
