@@ -28,13 +28,19 @@ def quality_section(path: Path) -> list[str]:
     cps = [str(c) for c in meta["checkpoints"]]
     algos = [a for a in ALGOS if any(a in e["algos"] for e in summary.values())]
     batch = meta["batch"]
+    noise: dict[str, float] = meta.get("noise_sd") or {}
     out = [
-        f"### Quality, batch={batch} ({len(meta['seeds'])} seeds, {meta['evals']} evals; "
-        f"git {meta.get('git', '?')}, {meta['date'][:16]}Z)",
+        f"### Quality{', noisy' if noise else ''}, batch={batch} ({len(meta['seeds'])} seeds, "
+        f"{meta['evals']} evals; git {meta.get('git', '?')}, {meta['date'][:16]}Z)",
         "",
         "Regret (best loss − optimum), median [q25, q75] over seeds; lower is better.",
         "",
     ]
+    if noise:
+        out[-1:-1] = [
+            "Each evaluation adds Gaussian noise of sd " + ", ".join(
+                f"{g(sd)} ({p})" for p, sd in noise.items()) + "; the regret is the true one "
+            "of the trial with the lowest noisy loss, the trial fmin returns."]
     head = "| problem | algo | " + " | ".join(f"@{c}" for c in cps)
     head += " | near-dup |" if batch > 1 else " |"
     out.append(head)
@@ -141,7 +147,8 @@ def latency_section(path: Path) -> list[str]:
 
 def main() -> int:
     lines: list[str] = []
-    for name in ("quality.json", "quality_batch8.json", "quality_batch24.json"):
+    for name in ("quality.json", "quality_batch8.json", "quality_batch24.json",
+                 "quality_noisy.json", "quality_batch8_noisy.json"):
         if (RESULTS / name).exists():
             lines += quality_section(RESULTS / name) + [""]
     degradation = degradation_section({1: RESULTS / "quality.json",

@@ -292,3 +292,25 @@ def test_a_saved_running_trial_is_run_again_on_resume(tmp_path: Any) -> None:
     first = resumed.all_trials()[0]
     assert first.state is TrialState.DONE
     assert [a.outcome for a in first.history] == ["released: the run was saved while it ran"]
+
+
+def test_trial_attachments_read_what_the_objective_attached() -> None:
+    trials = Trials()
+
+    def objective(x: float) -> dict[str, Any]:
+        extra = {"attachments": {"model": b"\x00weights", "x": x}} if x > 0.5 else {}
+        return {"loss": x, "status": STATUS_OK, **extra}
+
+    fmin(objective, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=8, trials=trials,
+         rstate=np.random.default_rng(3), show_progressbar=False)
+    docs = trials.trials
+    big = [d for d in docs if d["result"]["loss"] > 0.5]
+    small = [d for d in docs if d["result"]["loss"] <= 0.5]
+    assert big and small
+    att = trials.trial_attachments(big[0])
+    assert att["model"] == b"\x00weights" and att["x"] == big[0]["result"]["loss"]
+    assert dict(trials.trial_attachments(small[0])) == {}
+    with pytest.raises(TypeError):
+        att["model"] = b""  # type: ignore[index]
+    with pytest.raises(KeyError, match="trial 99 is not among these trials"):
+        trials.trial_attachments({"tid": 99})

@@ -11,6 +11,7 @@ import dataclasses
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
+from types import MappingProxyType
 from typing import Any
 
 from parzen.exceptions import AllTrialsFailed
@@ -423,6 +424,25 @@ class Trials:
         best = min(loss for loss, _ in ok)
         ties = [float(tl) for loss, tl in ok if loss == best]
         return sum(ties) / len(ties)
+
+    def trial_attachments(self, trial: Mapping[str, Any]) -> Mapping[str, Any]:
+        """What the objective returned under ``"attachments"`` for ``trial`` (a document of
+        ``trials.trials``), read-only: ``trials.trial_attachments(trial)["model"]``.
+
+        hyperopt moves a result's attachments out of the result into ``trials.attachments``;
+        parzen keeps them in the result, where workers store them with the trial (so in
+        MongoDB they count against its 16 MB document limit: keep big artefacts in files).
+
+        Raises:
+            KeyError: ``trial`` has no ``tid`` this object knows.
+        """
+        if not self._loaded:
+            self.refresh()
+        tid = int(trial["tid"])
+        if tid not in self._known:
+            raise KeyError(f"trial {tid} is not among these trials")
+        found = self._known[tid].result.get("attachments")
+        return MappingProxyType(dict(found) if isinstance(found, Mapping) else {})
 
     def errors(self) -> list[tuple[int, ErrorInfo]]:
         """``(tid, ErrorInfo)`` of every ERROR trial."""
