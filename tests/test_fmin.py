@@ -144,7 +144,7 @@ def test_points_to_evaluate_run_first_in_order() -> None:
     for doc, point in zip(trials.trials[:3], points, strict=True):
         assert {k: v[0] for k, v in doc["misc"]["vals"].items()} == point
         assert doc["misc"]["origin"] == "points_to_evaluate"
-    assert "origin" not in trials.trials[3]["misc"]
+    assert [d["misc"]["origin"] for d in trials.trials[3:]] == ["random"] * 3
 
 
 def test_points_to_evaluate_in_a_conditional_space() -> None:

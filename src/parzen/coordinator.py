@@ -252,7 +252,7 @@ def run(domain: Domain, trials: Trials, algo: Callable[..., Any], runner: Runner
                 functools.partial(trials.store.cancel, trials.exp_key, (TrialState.NEW,)),
                 "cancelling queued trials", CLOSE_PATIENCE_S)
             if n_cancelled:
-                log.info("cancelled %d queued trials", n_cancelled)
+                log.info("cancelled %d queued or running trials", n_cancelled)
         patiently(trials.refresh, "refreshing trials", CLOSE_PATIENCE_S)
         c = count(trials)
         progress.update(c.finished, c.running, c.error, c.best)

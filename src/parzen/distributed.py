@@ -192,6 +192,12 @@ class CeleryRunner:
         old = self._store.get_experiment(self._exp_key)
         self._check_changes(old, domain.space.fingerprint())
         self._check_driver(old)
+        if old is not None:
+            n = self._store.count_by_state(self._exp_key)
+            log.info("resuming experiment %r: %d done, %d failed, %d cancelled, %d queued or "
+                     "running; the next trial is %d", self._exp_key, n[TrialState.DONE],
+                     n[TrialState.ERROR], n[TrialState.CANCEL],
+                     n[TrialState.NEW] + n[TrialState.RUNNING], old.next_tid)
         from parzen.worker.celery_app import TASK_NAME, make_app
 
         self._task = TASK_NAME
@@ -384,9 +390,10 @@ class CeleryRunner:
                                                      self._settings.max_attempts):
                     if t.state is TrialState.NEW:
                         self._requeued += 1
-                        log.warning("trial %s of %r: lease expired (worker died or stalled), "
-                                    "requeued for attempt %d", t.tid, self._exp_key,
-                                    t.attempts + 1)
+                        last = t.history[-1].owner if t.history else None
+                        log.warning("trial %s of %r: lease expired (worker %s died or "
+                                    "stalled), requeued for attempt %d", t.tid, self._exp_key,
+                                    last or "?", t.attempts + 1)
                         self._publish(t.tid)
                         self._dispatched[t.tid] = now
         except StoreUnavailable as exc:
@@ -404,7 +411,9 @@ class CeleryRunner:
                 )
             if t.state is TrialState.NEW and \
                     now - self._dispatched.get(tid, -1e18) > self._trials.dispatch_timeout:
-                waited += 1
+                # Only a trial this coordinator published has waited: a resumed run
+                # republishes what it inherited at once.
+                waited += tid in self._dispatched
                 self._republished += 1
                 self._publish(tid)
                 self._dispatched[tid] = now

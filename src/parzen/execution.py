@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from parzen.exceptions import InvalidResult, ObjectiveUnloadable, StoreUnavailable
+from parzen.exceptions import InvalidResult, ObjectiveUnloadable, StoreError, StoreUnavailable
 from parzen.sandbox import (
     EvaluationAborted,
     EvaluationCrashed,
@@ -120,11 +120,24 @@ class Heartbeat:
                             t.tid, t.exp_key, exc, self._interval_s)
                 continue
             if not ok:
-                log.warning("lease lost on trial %s of %r: it was requeued or finished "
-                            "elsewhere; this attempt's result will be discarded",
-                            t.tid, t.exp_key)
-                self.lost.set()
+                self.lost.set()  # first: the evaluation must stop whatever the log line does
+                log.warning("lease lost on trial %s of %r: %s; this attempt's result will be "
+                            "discarded", t.tid, t.exp_key, lost_because(self._store, t))
                 return
+
+
+def lost_because(store: TrialStore, trial: Trial) -> str:
+    """Why this worker no longer owns ``trial``, for its log: at 2 a.m. a stopped run must not
+    read like a trial that ran twice."""
+    try:
+        now = store.get(trial.exp_key, trial.tid)
+    except StoreError:  # unreachable again, or the trial was deleted
+        return "it was cancelled, requeued or finished elsewhere"
+    if now.state is TrialState.CANCEL:
+        return "the coordinator cancelled it (fmin stopped: timeout, Ctrl-C or another stop)"
+    if now.state in (TrialState.DONE, TrialState.ERROR):
+        return "another attempt finished it"
+    return "its lease expired and it was requeued (this worker stalled or lost the store)"
 
 
 def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate: Evaluate,
@@ -173,8 +186,8 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
         if not retry_unavailable(
                 lambda: store.finish(exp_key, tid, token, state, result, error),
                 f"recording trial {tid} of {exp_key!r}", RECORD_PATIENCE_S):
-            log.warning("lease lost on trial %s of %r: result discarded (another attempt owns "
-                        "the trial now)", tid, exp_key)
+            log.warning("lease lost on trial %s of %r: %s; result discarded", tid, exp_key,
+                        lost_because(store, trial))
             return Outcome("lease lost", trial)
         return Outcome("done" if state is TrialState.DONE else "error", trial, exc)
 

@@ -198,8 +198,9 @@ def fmin(
         # interrupt goes on to the caller.
         if trials.best_loss is None:
             raise
-        log.warning("fmin interrupted (Ctrl-C): queued trials cancelled; returning the best "
-                    "of %d finished trials", trials.state_counts()[TrialState.DONE])
+        log.warning("fmin interrupted (Ctrl-C): queued and running trials cancelled; "
+                    "returning the best of %d finished trials",
+                    trials.state_counts()[TrialState.DONE])
     if not return_argmin:
         # hyperopt returns the best point's value (space_eval of the argmin), or None when
         # no trial ran.

@@ -56,16 +56,24 @@ def stamp() -> dict[str, str]:
 
 def load_secret(secret: str | bytes | None = None, *, required: bool = True,
                 environ: Mapping[str, str] | None = None) -> bytes | None:
-    """The signing key: ``secret`` if given, else ``$PARZEN_SECRET``, else the file named by
+    """The signing key: ``secret`` if given, else ``$PARZEN_SECRET`` or the file named by
     ``$PARZEN_SECRET_FILE`` (read from ``environ``, by default the process environment).
 
     Raises:
-        ConfigError: no key is configured and ``required``, or the key is too short.
+        ConfigError: no key is configured and ``required``, both variables are set, or the
+            key is too short.
     """
     environ = os.environ if environ is None else environ
     if secret is None:
         env = environ.get(SECRET_ENV, "")
         path = environ.get(SECRET_FILE_ENV, "")
+        if env and path:
+            # One rule for the coordinator and every kind of worker: a half-edited env file
+            # must not leave them on different keys.
+            raise ConfigError(
+                f"both {SECRET_ENV} and {SECRET_FILE_ENV} are set; keep one so there is no "
+                "doubt which key is used"
+            )
         if env:
             secret = env
         elif path:

@@ -46,6 +46,9 @@ class Owner:
     host: str
     pid: int
 
+    def __str__(self) -> str:
+        return f"{self.worker} (pid {self.pid} on {self.host})"
+
 
 @dataclass(frozen=True)
 class ErrorInfo:

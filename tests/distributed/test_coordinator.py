@@ -126,10 +126,13 @@ def test_tampered_payload_is_rejected_before_unpickling(cluster, tmp_path):
         outcome = runtime.evaluate_trial("tampered", 0)
     finally:
         runtime.close()
-    assert outcome.status == "error"
+    # The payload, not the trial, is bad: the trial goes back uncounted, and the reason is
+    # kept for the coordinator to stop the run with.
+    assert outcome.status == "unloadable"
     t = store.get("tampered", 0)
-    assert t.state is TrialState.ERROR
-    assert t.error is not None and t.error.type == "PayloadSignatureError"
-    assert "tampered" in t.error.message and "Nothing was unpickled" in t.error.message
+    assert t.state is TrialState.NEW and t.error is None and t.attempts == 0
+    reason = t.history[-1].outcome
+    assert reason.startswith("objective unloadable: PayloadSignatureError: ")
+    assert "tampered" in reason and "Nothing was unpickled" in reason
     assert not proof.exists()
     assert not os.listdir(cluster.side_effects)

@@ -77,9 +77,11 @@ def test_s07_coordinator_kill9_and_restart_reuses_no_tid_and_no_point(
              "the workers to finish the dead coordinator's published trials")
     done_without_coordinator = cluster.counts("s07")[TrialState.DONE]
 
-    caplog.set_level(logging.WARNING, logger="parzen.distributed")
+    caplog.set_level(logging.INFO, logger="parzen.distributed")
     _, trials = resume(cluster, "s07", 14, sleep=0.4, seed=7)
     assert f"from dead coordinator pid {first.proc.pid} on this host" in caplog.text
+    assert f"resuming experiment 's07': {done_without_coordinator} done, 0 failed, " \
+           "0 cancelled, " in caplog.text
 
     done = assert_clean_end(cluster, "s07", done=14)
     assert done_without_coordinator >= 4 + 1
@@ -94,7 +96,7 @@ def test_s07_coordinator_kill9_and_restart_reuses_no_tid_and_no_point(
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_s08_crash_between_insert_and_publish_is_repaired_by_the_resume(
-        cluster: FaultCluster, tmp_path: Any) -> None:
+        cluster: FaultCluster, tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
     cluster.start_ready(2)
     crashed = Coordinator(cluster, {"exp_key": "s08", "max_evals": 8, "parallelism": 3,
                                     "sleep": 0.3, "crash_on_dispatch": 3}, tmp_path)
@@ -109,9 +111,13 @@ def test_s08_crash_between_insert_and_publish_is_repaired_by_the_resume(
     assert cluster.redis.queue_length(cluster.queue) == 0 and cluster.redis.unacked() == 0
 
     # dispatch_timeout is 60 s: only the resume's start-up dispatch can finish in time.
+    caplog.set_level(logging.WARNING, logger="parzen.distributed")
     started = time.monotonic()
     resume(cluster, "s08", 8, trials_kw={"dispatch_timeout": 60.0})
     assert time.monotonic() - started < 30
+    # The orphans waited, but not on this coordinator: republishing them is no sign that
+    # workers are missing.
+    assert "no worker is running" not in caplog.text
     trials = {t.tid: t for t in assert_clean_end(cluster, "s08", done=8)}
     for tid in orphans:
         assert trials[tid].attempts == 1 and trials[tid].history == ()

@@ -261,14 +261,17 @@ def test_s16_tampered_payload_is_refused_before_unpickling(
         def fn(p: dict[str, Any]) -> float:
             return float(p["x"] ** 2 + big[0])
 
-    with pytest.raises(AllTrialsFailed) as info:
+    # Refused like an objective the worker cannot load: the run stops at once, naming the
+    # worker, and no trial is spent (a worker with the wrong key must not burn trials).
+    with pytest.raises(ObjectiveUnloadable) as info:
         run(c, exp_key, fn, 3)
-    assert "3 of 3 raised" in str(info.value) and "PayloadSignatureError" in str(info.value)
-    assert_clean_end(c, exp_key, done=0, error=3)
-    for t in c.trials(exp_key):
-        assert t.error is not None and t.error.type == "PayloadSignatureError"
-        assert "tampered with" in t.error.message
-        assert t.error.message.endswith("Nothing was unpickled")
+    msg = str(info.value)
+    assert "reported objective unloadable: PayloadSignatureError: " in msg
+    assert "tampered with" in msg and msg.endswith("Nothing was unpickled")
+    trials = c.trials(exp_key)
+    released = [t for t in trials if t.history]
+    assert released and all(t.attempts == 0 and t.error is None for t in released)
+    assert {t.state for t in trials} == {TrialState.CANCEL}
     assert not proof.exists(), "the tampered pickle was loaded"
     assert c.executions() == []
 
@@ -336,13 +339,15 @@ def test_s23_numpy_results_are_converted_and_others_rejected_with_the_key_path(
 
 
 @pytest.mark.timeout(30)
-def test_secret_mismatch_fails_every_trial_with_a_clear_message(
+def test_secret_mismatch_stops_the_run_without_spending_a_trial(
         shared_cluster: FaultCluster) -> None:
     # Not tampering, but the same check: the coordinator signs with another key.
     c = shared_cluster
     other = "another-key-entirely-" + "1" * 16
     assert other != SECRET
-    with pytest.raises(AllTrialsFailed, match="PayloadSignatureError"):
+    with pytest.raises(ObjectiveUnloadable, match="PayloadSignatureError") as info:
         run(c, "wrong-key", raises_for_positive, 2, secret=other)
+    assert "different PARZEN_SECRET values" in str(info.value)
+    assert "worker " in str(info.value), "the message names the worker"
     for t in c.trials("wrong-key"):
-        assert t.error is not None and "different PARZEN_SECRET values" in t.error.message
+        assert t.error is None and t.attempts == 0 and t.state is TrialState.CANCEL

@@ -7,6 +7,7 @@ state: exactly max_evals DONE, one result per tid, nothing NEW or RUNNING.
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
 from typing import Any
@@ -56,7 +57,9 @@ def running_on(cluster: FaultCluster, exp_key: str, pid: int) -> Trial | None:
 
 
 @pytest.mark.timeout(90)
-def test_s01_kill9_mid_trial_runs_the_trial_again_elsewhere(cluster: FaultCluster) -> None:
+def test_s01_kill9_mid_trial_runs_the_trial_again_elsewhere(
+        cluster: FaultCluster, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="parzen.distributed")
     victim, survivor = cluster.start_ready(2)
     run = start_fmin(cluster, "s01", max_evals=6, sleep=0.8)
     trial = wait_for(lambda: running_on(cluster, "s01", victim.pid), 30,
@@ -72,6 +75,11 @@ def test_s01_kill9_mid_trial_runs_the_trial_again_elsewhere(cluster: FaultCluste
     assert lease_expiries(trials) == 1, "only the killed attempt may have been requeued"
     assert runs_of(cluster.executions(), t.params["x"]) == 2
     assert survivor.poll() is None
+    # The coordinator's log names the worker that died, as its trial document does.
+    dead = t.history[0].owner
+    assert dead is not None
+    assert f"trial {t.tid} of 's01': lease expired (worker {dead.worker} (pid {victim.pid} " \
+           f"on {dead.host}) died or stalled), requeued for attempt 2" in caplog.text
 
 
 @pytest.mark.timeout(90)

@@ -350,12 +350,15 @@ class TrialStoreContract:
         self._finished(store, {0: 3.0, 1: None, 2: 1.0, 3: 2.0, 4: 1.0})
         store.insert_new(new(5))
         assert [t.tid for t in store.find(EXP, sort="loss")] == [2, 4, 3, 0, 1, 5]
+        # Descending: the worst losses first; trials without a loss still last.
         assert [t.tid for t in store.find(EXP, sort="loss", descending=True)] == \
-            [5, 1, 0, 3, 4, 2]
+            [0, 3, 4, 2, 5, 1]
         assert [t.tid for t in store.find(EXP, sort="loss", limit=2)] == [2, 4]
         assert [t.tid for t in store.find(EXP, sort="loss", limit=5)] == [2, 4, 3, 0, 1]
         assert [t.tid for t in store.find(EXP, sort="loss", descending=True, limit=3)] == \
-            [5, 1, 0]
+            [0, 3, 4]
+        assert [t.tid for t in store.find(EXP, sort="loss", descending=True, limit=5)] == \
+            [0, 3, 4, 2, 5]
         assert [t.tid for t in store.find(EXP, [TrialState.DONE], sort="loss", limit=1)] == [2]
 
     def test_find_filters_by_state_and_sorts_by_tid(self, store: TrialStore) -> None:

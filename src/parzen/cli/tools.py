@@ -174,7 +174,8 @@ def _configure_trials(p: argparse.ArgumentParser) -> None:
                    help="only trials in STATE: queued, running, done, failed, cancelled "
                         "(repeat, or separate with commas)")
     p.add_argument("--sort", choices=["tid", "loss"], default="tid",
-                   help="order by tid (default) or by loss (trials without a loss last)")
+                   help="order by tid (default) or by loss (trials without a loss last, "
+                        "with --desc too)")
     p.add_argument("--desc", action="store_true", help="reverse the order")
     p.add_argument("--limit", type=int, metavar="N", help="at most N trials")
     add_format_argument(p)

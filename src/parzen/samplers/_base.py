@@ -36,12 +36,15 @@ class Sampler(Protocol):
 
 def hyperopt_suggest(sampler: Sampler, new_ids: Sequence[int], domain: Any, trials: Any,
                      seed: int) -> list[dict[str, Any]]:
-    """Run ``sampler`` behind hyperopt's algorithm signature and return trial documents."""
+    """Run ``sampler`` behind hyperopt's algorithm signature and return trial documents,
+    each with the sampler's name as its ``origin`` (``TPESampler`` gives ``"tpe"``)."""
     space: Space = domain.space
     history: History = trials.history(space)
     rng = np.random.default_rng(seed)
     points = sampler.suggest(space, history, len(new_ids), rng)
-    docs: list[dict[str, Any]] = trials.docs_for_points(list(new_ids)[: len(points)], points)
+    origin = type(sampler).__name__.removesuffix("Sampler").lower() or "sampler"
+    docs: list[dict[str, Any]] = trials.docs_for_points(list(new_ids)[: len(points)], points,
+                                                        origin=origin)
     return docs
 
 

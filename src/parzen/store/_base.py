@@ -241,7 +241,7 @@ class TrialStore(abc.ABC):
              limit: int | None = None, sort: str = "tid", descending: bool = False
              ) -> list[Trial]:
         """Trials of ``exp_key``, optionally only in ``states``; ``sort`` is ``"tid"`` or
-        ``"loss"``."""
+        ``"loss"`` (trials without a loss last, descending too; ties by tid)."""
 
     @abc.abstractmethod
     def count_by_state(self, exp_key: str) -> dict[TrialState, int]:

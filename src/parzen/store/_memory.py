@@ -265,9 +265,12 @@ class InMemoryTrialStore(TrialStore):
             wanted = set(states)
             rows = [t for t in rows if t.state in wanted]
         if sort == "loss":
-            inf = float("inf")
-            rows.sort(key=lambda t: (t.loss if t.loss is not None else inf, t.tid),
-                      reverse=descending)
+            # Trials without a loss last in either order: the worst losses, not the
+            # failures, head a descending list.
+            scored = sorted((t for t in rows if t.loss is not None),
+                            key=lambda t: (t.loss, t.tid), reverse=descending)
+            rows = scored + sorted((t for t in rows if t.loss is None),
+                                   key=lambda t: t.tid, reverse=descending)
         else:
             rows.sort(key=lambda t: t.tid, reverse=descending)
         return rows[:limit] if limit is not None else rows

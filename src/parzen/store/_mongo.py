@@ -489,12 +489,13 @@ class MongoTrialStore(TrialStore):
             if sort == "tid":
                 docs = self._find(query, [("tid", order)], limit)
             else:
-                # Trials without a loss sort as +inf (like the reference store), which
-                # MongoDB's null-first order cannot express: query the two groups apart.
+                # Trials without a loss come last in either order (as in the reference
+                # store), which MongoDB's null-first order cannot express: query the two
+                # groups apart.
                 with_loss = ({"$and": [query, _HAS_LOSS]}, [("result.loss", order), ("tid", order)])
                 without = ({"$and": [query, {"$nor": [_HAS_LOSS]}]}, [("tid", order)])
                 docs = []
-                for q, keys in ((without, with_loss) if descending else (with_loss, without)):
+                for q, keys in (with_loss, without):
                     left = None if limit is None else limit - len(docs)
                     if left != 0:
                         docs += self._find(q, keys, left)

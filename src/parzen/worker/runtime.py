@@ -192,8 +192,11 @@ class WorkerRuntime:
             try:
                 objective = self._objective(exp)
             except PayloadSignatureError as exc:
+                # This worker's key (or the payload) is wrong, not the trial: an ERROR would
+                # burn a trial per delivery, and a misconfigured worker fails them fastest.
+                # Released uncounted, the coordinator stops the run naming this worker.
                 log.error("experiment %r: %s", exp_key, exc)
-                raise
+                raise ObjectiveUnloadable(f"PayloadSignatureError: {exc}") from exc
             except StoreError as exc:
                 if isinstance(exc, StoreUnavailable):
                     raise
