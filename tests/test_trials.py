@@ -314,3 +314,19 @@ def test_trial_attachments_read_what_the_objective_attached() -> None:
         att["model"] = b""  # type: ignore[index]
     with pytest.raises(KeyError, match="trial 99 is not among these trials"):
         trials.trial_attachments({"tid": 99})
+
+
+def test_only_a_finished_evaluation_has_a_duration() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from parzen.trial import Trial
+
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    ran = Trial("e", 0, TrialState.DONE, {"x": 0.1}, book_time=start,
+                end_time=start + timedelta(seconds=1.5))
+    assert ran.duration == 1.5
+    for state in (TrialState.CANCEL, TrialState.RUNNING, TrialState.NEW):
+        # A running trial the coordinator cancelled has both times, but it did not finish.
+        stopped = Trial("e", 0, state, {"x": 0.1}, book_time=start,
+                        end_time=start + timedelta(seconds=1.5))
+        assert stopped.duration is None

@@ -115,7 +115,9 @@ class Trial:
 
     @property
     def duration(self) -> float | None:
-        """Seconds from claim to end, when both are known."""
-        if self.book_time is None or self.end_time is None:
+        """Seconds from claim to end of a DONE or ERROR trial; None for any other (a
+        cancelled trial's evaluation did not finish)."""
+        if self.state not in (TrialState.DONE, TrialState.ERROR) \
+                or self.book_time is None or self.end_time is None:
             return None
         return (self.end_time - self.book_time).total_seconds()

@@ -208,7 +208,7 @@ def trial_to_doc(trial: Trial) -> dict[str, Any]:
         InvalidResult: a result value cannot be stored.
     """
     params: dict[str, Any] = to_bson(trial.params, "params", InvalidTrial)
-    duration = trial.duration if trial.state in (TrialState.DONE, TrialState.ERROR) else None
+    duration = trial.duration
     return {
         "schema_version": SCHEMA_VERSION,
         "exp_key": trial.exp_key,
