@@ -316,7 +316,7 @@ MONGO_CASES: list[tuple[str, dict[str, Any], type[BaseException], str]] = [
      ConfigError, f"cannot reach the broker at redis://:***@127.0.0.1:{DEAD}/0"),
     ("broker-transport-missing",
      {"patch": {"kombu.connection.Connection.ensure_connection": _no_packaging}}, ConfigError,
-     "ModuleNotFoundError: No module named 'packaging'. Install it with pip install "
+     "ModuleNotFoundError: No module named 'packaging'. Install it: pip install "
      "'celery[redis]'"),
     ("broker-missing", {"trials": {"broker": None}, "env": {"PARZEN_BROKER_URL": None}},
      ConfigError, "MongoTrials needs a broker to reach the workers: pass "
@@ -551,6 +551,7 @@ def test_a_worker_without_mongodb_says_not_ready_and_never_ready(
     text = "".join(lines)
     assert "parzen worker NOT ready, it cannot evaluate trials: MongoDB unreachable at " \
            f"mongodb://alice:***@127.0.0.1:{DEAD}/db" in text
-    assert "Is mongod running there" in text and "retries MongoDB when trials arrive" in text
+    assert "Is mongod up there, and the URL right?" in text
+    assert "retries MongoDB when trials arrive" in text
     assert "parzen worker ready" not in text
     assert PASSWORD not in text

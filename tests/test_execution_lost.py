@@ -4,8 +4,12 @@ read like a trial that ran twice (``parzen.execution.lost_because``)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from parzen.execution import lost_because
+import pytest
+
+from parzen.exceptions import StoreUnavailable
+from parzen.execution import lost_because, run_trial
 from parzen.store import InMemoryTrialStore
 from parzen.trial import Owner, Trial, TrialState
 
@@ -43,3 +47,39 @@ def test_each_way_of_losing_a_claim_gets_its_own_reason() -> None:
 
     store.delete_experiment("e")
     assert lost_because(store, finished) == "it was cancelled, requeued or finished elsewhere"
+
+
+class _ReplyLost(InMemoryTrialStore):
+    """The first finish is written, then its reply is lost: the worker retries it."""
+
+    lost = 0
+
+    def finish(self, *args: Any, **kwargs: Any) -> bool:
+        done = super().finish(*args, **kwargs)
+        if not self.lost:
+            self.lost += 1
+            raise StoreUnavailable("connection reset after the write")
+        return done
+
+
+def test_a_result_whose_reply_was_lost_counts_as_recorded(
+        caplog: pytest.LogCaptureFixture) -> None:
+    store = _ReplyLost()
+    store.insert_new([Trial("e", 0, TrialState.NEW, {"x": 0.1})])
+    outcome = run_trial(store, "e", 0, A, lambda p, tid, abort: {"loss": 0.5, "status": "ok"})
+    assert outcome.status == "done" and store.lost == 1
+    t = store.get("e", 0)
+    assert t.state is TrialState.DONE and t.loss == 0.5
+    assert "lease lost" not in caplog.text
+    assert lost_because(store, outcome.trial) == \
+        "this attempt's own result is recorded (the store's reply to it was lost)"
+
+
+def test_a_trial_the_coordinator_gave_up_on_says_so() -> None:
+    clock = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
+    store = InMemoryTrialStore(clock=lambda: clock[0])
+    first = claimed(store, 0)
+    clock[0] += timedelta(seconds=61)
+    assert [t.state for t in store.requeue_expired("e", 1)] == [TrialState.ERROR]
+    assert lost_because(store, first) == \
+        "the coordinator gave up on it: its lease expired on every attempt"

@@ -330,3 +330,13 @@ def test_only_a_finished_evaluation_has_a_duration() -> None:
         stopped = Trial("e", 0, state, {"x": 0.1}, book_time=start,
                         end_time=start + timedelta(seconds=1.5))
         assert stopped.duration is None
+
+
+def test_trials_fmin_is_quiet_unless_asked_as_in_hyperopt(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    Trials().fmin(lambda p: float(p), hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=2,
+                  rstate=np.random.default_rng(0))
+    assert "best loss" not in capsys.readouterr().err
+    Trials().fmin(lambda p: float(p), hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=2,
+                  rstate=np.random.default_rng(0), verbose=True)
+    assert "best loss" in capsys.readouterr().err

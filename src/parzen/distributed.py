@@ -331,10 +331,12 @@ class CeleryRunner:
                                        timeout=5)
         except ImportError as exc:
             # Not the server: this machine lacks the transport's packages.
+            fix = ("pip install 'celery[redis]' (a plain pip install parzen brings it)"
+                   if str(self._trials.broker).startswith("redis") else
+                   f"pip install the module {getattr(exc, 'name', None) or 'named above'}")
             raise ConfigError(
                 f"cannot load the broker transport for {redact(str(self._trials.broker))}: "
-                f"{type(exc).__name__}: {exc}. Install it with pip install 'celery[redis]' "
-                "(a plain pip install parzen brings it)"
+                f"{type(exc).__name__}: {exc}. Install it: {fix}"
             ) from None
         except Exception as exc:  # kombu raises transport-specific errors
             raise ConfigError(
@@ -428,12 +430,12 @@ class CeleryRunner:
         self._idle_warned = now
         trials = self._trials
         log.warning(
-            "%d trials of %r waited %g s on queue %r and no worker is running any of them: is "
-            "a worker up and listening on that queue? Start one with: parzen worker --mongo "
-            "%s --broker %s --queue %s (the messages are republished every %g s)", waited,
-            self._exp_key, trials.dispatch_timeout, trials.queue,
-            redact(str(trials.url)), redact(str(trials.broker)), trials.queue,
-            trials.dispatch_timeout)
+            "%d trials of %r waited %g s on queue %r and no worker is running any of them: no "
+            "worker listens on that queue, or all are busy with other experiments. To add "
+            "one: parzen worker --mongo %s --broker %s --queue %s (passwords shown as ***). "
+            "The messages are republished every %g s", waited, self._exp_key,
+            trials.dispatch_timeout, trials.queue, redact(str(trials.url)),
+            redact(str(trials.broker)), trials.queue, trials.dispatch_timeout)
 
     def close(self, cancelled: bool) -> None:
         from parzen.coordinator import CLOSE_PATIENCE_S, patiently

@@ -102,7 +102,8 @@ class ObjectiveNotPicklable(PayloadError, TypeError):
 
 
 class ObjectiveUnloadable(PayloadError):
-    """A worker's environment cannot load the objective (missing module, version skew)."""
+    """A worker cannot load the objective: a missing module, version skew, or a payload its
+    signing key does not verify (another key, or tampering)."""
 
 
 class ConfigError(ParzenError, ValueError):

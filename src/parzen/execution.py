@@ -136,8 +136,22 @@ def lost_because(store: TrialStore, trial: Trial) -> str:
     if now.state is TrialState.CANCEL:
         return "the coordinator cancelled it (fmin stopped: timeout, Ctrl-C or another stop)"
     if now.state in (TrialState.DONE, TrialState.ERROR):
+        if now.claim_token == trial.claim_token:
+            return "this attempt's own result is recorded (the store's reply to it was lost)"
+        if now.error is not None and now.error.type == "LeaseExpired":
+            return "the coordinator gave up on it: its lease expired on every attempt"
         return "another attempt finished it"
     return "its lease expired and it was requeued (this worker stalled or lost the store)"
+
+
+def _recorded(store: TrialStore, trial: Trial, state: TrialState) -> bool:
+    """Whether ``trial`` is stored in ``state`` under this attempt's claim: a write that
+    succeeded although the store's reply was lost, so its retry found no RUNNING trial."""
+    try:
+        now = store.get(trial.exp_key, trial.tid)
+    except StoreError:
+        return False
+    return now.state is state and now.claim_token == trial.claim_token
 
 
 def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate: Evaluate,
@@ -185,7 +199,8 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
                exc: BaseException | None) -> Outcome:
         if not retry_unavailable(
                 lambda: store.finish(exp_key, tid, token, state, result, error),
-                f"recording trial {tid} of {exp_key!r}", RECORD_PATIENCE_S):
+                f"recording trial {tid} of {exp_key!r}", RECORD_PATIENCE_S) \
+                and not _recorded(store, trial, state):
             log.warning("lease lost on trial %s of %r: %s; result discarded", tid, exp_key,
                         lost_because(store, trial))
             return Outcome("lease lost", trial)

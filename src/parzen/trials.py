@@ -456,9 +456,11 @@ class Trials:
 
     def fmin(self, fn: Any, space: Any, algo: Any = None, max_evals: int | None = None,
              **kwargs: Any) -> Any:
-        """``fmin(fn, space, algo, max_evals, trials=self, ...)``."""
+        """``fmin(fn, space, algo, max_evals, trials=self, ...)``; quiet unless
+        ``verbose=True``, as hyperopt's ``Trials.fmin`` is."""
         from parzen.fmin import fmin
 
+        kwargs.setdefault("verbose", False)
         return fmin(fn, space, algo=algo, max_evals=max_evals, trials=self, **kwargs)
 
     def export(self, path: str, format: str | None = None) -> int:

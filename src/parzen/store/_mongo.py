@@ -640,6 +640,6 @@ def _describe(db: Any) -> str:
 
 
 def _unreachable(where: str, detail: str) -> str:
-    return (f"MongoDB unreachable at {where}: {detail}. Is mongod running there and the URL "
-            "right (--mongo or $PARZEN_MONGO_URL)? Over a slow link, raise the timeout "
-            "(connect_timeout=, --connect-timeout)")
+    # The same words for a coordinator's URL argument, a worker's --mongo and the CLI: each
+    # caller knows its own way to set the URL and the timeout.
+    return f"MongoDB unreachable at {where}: {detail}. Is mongod up there, and the URL right?"
