@@ -87,7 +87,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             name, _, sd = item.partition(":")
             try:
                 args.noise_sd[get_problem(name).name] = float(sd)
-            except (KeyError, ValueError):
+            except ValueError:
                 ap.error(f"--noise: {item!r} is not PROBLEM:SD, e.g. branin:1.5")
         missing = [p for p in args.problems if args.noise_sd.get(p, 0.0) <= 0.0]
         if missing:
