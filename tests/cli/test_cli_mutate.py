@@ -143,14 +143,18 @@ def main_with_stderr(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[st
     return captured.out, captured.err
 
 
-def test_requeue_expired_puts_dead_workers_trials_back(cli: Cli, fresh_mongo: Fresh) -> None:
+def test_requeue_expired_puts_dead_workers_trials_back(
+        cli: Cli, fresh_mongo: Fresh, capsys: pytest.CaptureFixture[str]) -> None:
     url, store = fresh_mongo
     add_in_flight(store, "run")
     store.release_driver("run", "coord-1")
     status = cli("status", "run", "--mongo", url)
     assert "expired leases: 1" in status and "parzen requeue run --expired" in status
-    assert cli("requeue", "run", "--mongo", url, "--expired") == (
-        "requeued 1 trials of 'run' whose lease expired\n")
+    out, err = main_with_stderr(capsys, "requeue", "run", "--mongo", url, "--expired")
+    assert out == "requeued 1 trials of 'run' whose lease expired\n"
+    # Nothing publishes them without a coordinator: the operator is told how they will run.
+    assert err == "note: no coordinator is running; the trials run when you resume fmin " \
+                  "with MongoTrials(..., exp_key='run')\n"
     counts = store.count_by_state("run")
     assert counts[TrialState.RUNNING] == 2 and counts[TrialState.NEW] == 3
     assert "leave out --state" in cli("requeue", "run", "--mongo", url, "--expired",

@@ -465,17 +465,18 @@ def run_requeue(args: argparse.Namespace) -> int:
             max_attempts = int(exp.settings.get("max_attempts", 3))
             changed = src.store.requeue_expired(exp.exp_key, max_attempts)
             src.save()
-            back = sum(1 for t in changed if t.state is TrialState.NEW)
-            out(f"requeued {back} trials of {exp.exp_key!r} whose lease expired"
-                + (f"; {len(changed) - back} failed for good after {max_attempts} attempts"
-                   if len(changed) > back else ""))
-            return 0
-        n = src.store.requeue(exp.exp_key, states)
-        src.save()
-        words = "/".join(s.name.lower() for s in states)
-        out(f"requeued {n} {words} trial{'s' if n != 1 else ''} of {exp.exp_key!r}")
+            n = sum(1 for t in changed if t.state is TrialState.NEW)
+            out(f"requeued {n} trials of {exp.exp_key!r} whose lease expired"
+                + (f"; {len(changed) - n} failed for good after {max_attempts} attempts"
+                   if len(changed) > n else ""))
+        else:
+            n = src.store.requeue(exp.exp_key, states)
+            src.save()
+            words = "/".join(s.name.lower() for s in states)
+            out(f"requeued {n} {words} trial{'s' if n != 1 else ''} of {exp.exp_key!r}")
         alive, _ = driver_state(exp, src.store.now())
         if n and not alive:
+            # Only a coordinator publishes trials: without one they wait in the store.
             how = (f"fmin(..., trials_save_file={src.file!r})" if src.file else
                    f"fmin with MongoTrials(..., exp_key={exp.exp_key!r})")
             print(f"note: no coordinator is running; the trials run when you resume {how}",
