@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from parzen import payload
+from parzen._process import pid_alive
 from parzen.domain import Domain
 from parzen.exceptions import (
     ConfigError,
@@ -60,16 +61,6 @@ def objective_fingerprint(fn: Any) -> str:
     h.update(repr(code.co_consts).encode())
     h.update(repr(code.co_names).encode())
     return h.hexdigest()[:16]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class MongoTrials(Trials):
@@ -302,7 +293,7 @@ class CeleryRunner:
         exp = store.get_experiment(exp_key)
         cur = dict(exp.driver or {}) if exp is not None else {}
         if cur.get("host") == self._holder["host"] and isinstance(cur.get("pid"), int) \
-                and not _pid_alive(cur["pid"]):
+                and not pid_alive(cur["pid"]):
             # The holder was a coordinator on this machine that died without releasing.
             log.warning("taking over %r from dead coordinator pid %s on this host", exp_key,
                         cur["pid"])
@@ -320,7 +311,7 @@ class CeleryRunner:
                 or expires <= self._store.now():
             return
         if cur.get("host") == self._holder["host"] and isinstance(cur.get("pid"), int) \
-                and not _pid_alive(cur["pid"]):
+                and not pid_alive(cur["pid"]):
             return  # a dead coordinator on this host: taken over by _acquire_driver
         raise _locked(self._exp_key, cur)
 

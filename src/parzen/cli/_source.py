@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from parzen._process import pid_alive
 from parzen.exceptions import ConfigError, StoreError
 from parzen.store import Experiment, TrialStore
 from parzen.trials import Trials
@@ -205,21 +206,11 @@ def driver_state(exp: Experiment, now: datetime) -> tuple[bool, str]:
         return False, f"gone ({who}, lease expired {ago(expires, now)})"
     left = duration((expires - now).total_seconds())
     if d.get("host") == socket.gethostname() and isinstance(d.get("pid"), int) \
-            and not _pid_alive(d["pid"]):
+            and not pid_alive(d["pid"]):
         # On the coordinator's own machine a dead process is certain; elsewhere only the
         # lease running out tells.
         return False, f"dead ({who} is not running; its lease would run {left} more)"
     return True, f"alive ({who}, lease renewed, {left} left)"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by another user
-        return True
-    return True
 
 
 def _listing(names: list[str], limit: int = 12) -> str:
