@@ -7,6 +7,9 @@ so nothing here touches global matplotlib state or needs a display::
     from parzen.plotting import plot_experiment
     plot_experiment(trials).savefig("run.png")
 
+The exceptions are hyperopt's names, ``main_plot_history`` and ``main_plot_vars``: as in
+hyperopt they draw on pyplot figures and call ``plt.show()`` (``do_show=False`` skips it).
+
 Colour is the trial number throughout (early trials dark, late ones light), which shows where
 the search went over time; the best trial is a red star, and failed trials are red crosses
 along the top edge of a panel, at the value they were tried with.
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +40,7 @@ BEST_COLOR = "#d62728"
 FAIL_COLOR = "#d62728"
 LINE_COLOR = "#ff7f0e"
 PANEL_W, HISTORY_H, PANEL_H = 4.2, 3.4, 3.1
+MakeFigure = Callable[[float, float], "Figure"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,11 @@ class _Data:
 def plot_history(trials: Trials | Sequence[Trial], *, title: str | None = None) -> Figure:
     """Loss against trial number, with the best loss so far as a step line and failed trials
     marked; one panel."""
-    fig = _figure(PANEL_W * 2.4, HISTORY_H + 0.4)
+    return _history(trials, title, _figure)
+
+
+def _history(trials: Trials | Sequence[Trial], title: str | None, make: MakeFigure) -> Figure:
+    fig = make(PANEL_W * 2.4, HISTORY_H + 0.4)
     data = _data(trials, None)
     ax = fig.add_subplot(1, 1, 1)
     _draw_history(ax, data)
@@ -72,11 +80,16 @@ def plot_params(trials: Trials | Sequence[Trial], *, space: Any = None,
             trials know (``attachments["space_description"]`` or the experiment document).
             Without one, every parameter is drawn as a plain number.
     """
+    return _params(trials, space, ncols, _figure)
+
+
+def _params(trials: Trials | Sequence[Trial], space: Any, ncols: int,
+            make: MakeFigure) -> Figure:
     data = _data(trials, space)
     n = max(1, len(data.infos))
     cols = max(1, min(ncols, n))
     rows = math.ceil(n / cols)
-    fig = _figure(PANEL_W * cols, PANEL_H * rows)
+    fig = make(PANEL_W * cols, PANEL_H * rows)
     first: Axes | None = None
     for i, info in enumerate(data.infos.values()):
         ax = fig.add_subplot(rows, cols, i + 1, sharey=first)
@@ -106,6 +119,33 @@ def plot_experiment(trials: Trials | Sequence[Trial], *, space: Any = None,
                     first_col=c == 0)
     _finish_loss_axis(history, data)
     fig.suptitle(title or _title(trials, data), fontsize=12, fontweight="bold")
+    return fig
+
+
+# ---- hyperopt's names ---------------------------------------------------------------------
+
+def main_plot_history(trials: Trials | Sequence[Trial], do_show: bool = True,
+                      status_colors: Any = None, title: str = "Loss History") -> Figure:
+    """hyperopt's ``plotting.main_plot_history``: ``plot_history`` on a pyplot figure, shown
+    with ``plt.show()`` unless ``do_show=False``. ``status_colors`` is accepted and ignored:
+    failed trials are red crosses here."""
+    return _shown(_history(trials, title, _pyplot_figure), do_show)
+
+
+def main_plot_vars(trials: Trials | Sequence[Trial], do_show: bool = True,
+                   fontsize: float = 10, colorize_best: Any = None, columns: int = 5,
+                   arrange_by_loss: bool = False) -> Figure:
+    """hyperopt's ``plotting.main_plot_vars``: ``plot_params`` on a pyplot figure with
+    ``columns`` panels a row, shown unless ``do_show=False``. ``fontsize``,
+    ``colorize_best`` and ``arrange_by_loss`` are accepted and ignored."""
+    return _shown(_params(trials, None, columns, _pyplot_figure), do_show)
+
+
+def _shown(fig: Figure, do_show: bool) -> Figure:
+    if do_show:
+        import matplotlib.pyplot as plt
+
+        plt.show()
     return fig
 
 
@@ -142,6 +182,14 @@ def _title(trials: Trials | Sequence[Trial], d: _Data) -> str:
 
 
 # ---- drawing ------------------------------------------------------------------------------
+
+def _pyplot_figure(w: float, h: float) -> Figure:
+    """A figure pyplot manages, for hyperopt's names, whose callers expect ``plt.show()``."""
+    _figure(1, 1)  # the same error as everywhere without matplotlib
+    import matplotlib.pyplot as plt
+
+    return plt.figure(figsize=(w, h), dpi=100, layout="constrained")
+
 
 def _figure(w: float, h: float) -> Figure:
     try:

@@ -12,7 +12,13 @@ from _cli_helpers import LABELS
 
 from parzen import Trials
 from parzen.exceptions import ConfigError
-from parzen.plotting import plot_experiment, plot_history, plot_params
+from parzen.plotting import (
+    main_plot_history,
+    main_plot_vars,
+    plot_experiment,
+    plot_history,
+    plot_params,
+)
 from parzen.trial import Trial, TrialState
 
 
@@ -80,3 +86,26 @@ def test_without_matplotlib_the_error_names_the_extra(trials: Trials,
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ConfigError, match=r"pip install 'parzen\[plots\]'"):
         plot_experiment(trials)
+
+
+def test_hyperopt_names_draw_on_pyplot_and_show(trials: Trials,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown: list[int] = []
+    monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(1))
+    try:
+        fig = main_plot_history(trials)
+        assert plt.fignum_exists(fig.number) and len(fig.axes) == 1 and shown == [1]
+        assert fig._suptitle is not None and fig._suptitle.get_text() == "Loss History"
+        fig = main_plot_vars(trials, do_show=False, columns=2)
+        assert plt.fignum_exists(fig.number) and shown == [1]
+        assert [ax.get_title(loc="left") for ax in fig.axes][:2] == [
+            "lr (loguniform)", "layers (quniform)"]
+        assert fig.axes[2].get_subplotspec().rowspan.start == 1  # two panels a row
+    finally:
+        plt.close("all")
+
