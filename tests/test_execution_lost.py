@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from parzen.exceptions import StoreUnavailable
-from parzen.execution import lost_because, run_trial
+from parzen.execution import lost_because, run_trial, stored
 from parzen.store import InMemoryTrialStore
 from parzen.trial import Owner, Trial, TrialState
 
@@ -31,22 +31,23 @@ def test_each_way_of_losing_a_claim_gets_its_own_reason() -> None:
     store.cancel("e", (TrialState.RUNNING,))
     requeued, finished = claimed(store, 1), claimed(store, 2)
     assert store.get("e", 0).state is TrialState.CANCEL
-    assert lost_because(store, cancelled) == \
+    assert lost_because(stored(store, cancelled), cancelled) == \
         "the coordinator cancelled it (fmin stopped: timeout, Ctrl-C or another stop)"
 
     clock[0] += timedelta(seconds=61)
     assert {t.tid for t in store.requeue_expired("e", 3)} == {1, 2}
-    assert lost_because(store, requeued) == \
+    assert lost_because(stored(store, requeued), requeued) == \
         "its lease expired and it was requeued (this worker stalled or lost the store)"
 
     again = store.claim("e", 2, B, 60.0)
     assert again is not None and again.claim_token is not None
     assert store.finish("e", 2, again.claim_token, TrialState.DONE,
                         {"status": "ok", "loss": 1.0}, None)
-    assert lost_because(store, finished) == "another attempt finished it"
+    assert lost_because(stored(store, finished), finished) == "another attempt finished it"
 
     store.delete_experiment("e")
-    assert lost_because(store, finished) == "it was cancelled, requeued or finished elsewhere"
+    assert stored(store, finished) is None
+    assert lost_because(None, finished) == "it was cancelled, requeued or finished elsewhere"
 
 
 class _ReplyLost(InMemoryTrialStore):
@@ -71,7 +72,7 @@ def test_a_result_whose_reply_was_lost_counts_as_recorded(
     t = store.get("e", 0)
     assert t.state is TrialState.DONE and t.loss == 0.5
     assert "lease lost" not in caplog.text
-    assert lost_because(store, outcome.trial) == \
+    assert lost_because(stored(store, outcome.trial), outcome.trial) == \
         "this attempt's own result is recorded (the store's reply to it was lost)"
 
 
@@ -81,5 +82,5 @@ def test_a_trial_the_coordinator_gave_up_on_says_so() -> None:
     first = claimed(store, 0)
     clock[0] += timedelta(seconds=61)
     assert [t.state for t in store.requeue_expired("e", 1)] == [TrialState.ERROR]
-    assert lost_because(store, first) == \
+    assert lost_because(stored(store, first), first) == \
         "the coordinator gave up on it: its lease expired on every attempt"

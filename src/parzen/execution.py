@@ -122,16 +122,24 @@ class Heartbeat:
             if not ok:
                 self.lost.set()  # first: the evaluation must stop whatever the log line does
                 log.warning("lease lost on trial %s of %r: %s; this attempt's result will be "
-                            "discarded", t.tid, t.exp_key, lost_because(self._store, t))
+                            "discarded", t.tid, t.exp_key,
+                            lost_because(stored(self._store, t), t))
                 return
 
 
-def lost_because(store: TrialStore, trial: Trial) -> str:
-    """Why this worker no longer owns ``trial``, for its log: at 2 a.m. a stopped run must not
-    read like a trial that ran twice."""
+def stored(store: TrialStore, trial: Trial) -> Trial | None:
+    """``trial`` as the store holds it now; None when the store cannot say (unreachable
+    again, or the trial was deleted)."""
     try:
-        now = store.get(trial.exp_key, trial.tid)
-    except StoreError:  # unreachable again, or the trial was deleted
+        return store.get(trial.exp_key, trial.tid)
+    except StoreError:
+        return None
+
+
+def lost_because(now: Trial | None, trial: Trial) -> str:
+    """Why this worker no longer owns ``trial``, given the stored trial ``now``, for its log:
+    at 2 a.m. a stopped run must not read like a trial that ran twice."""
+    if now is None:
         return "it was cancelled, requeued or finished elsewhere"
     if now.state is TrialState.CANCEL:
         return "the coordinator cancelled it (fmin stopped: timeout, Ctrl-C or another stop)"
@@ -142,16 +150,6 @@ def lost_because(store: TrialStore, trial: Trial) -> str:
             return "the coordinator gave up on it: its lease expired on every attempt"
         return "another attempt finished it"
     return "its lease expired and it was requeued (this worker stalled or lost the store)"
-
-
-def _recorded(store: TrialStore, trial: Trial, state: TrialState) -> bool:
-    """Whether ``trial`` is stored in ``state`` under this attempt's claim: a write that
-    succeeded although the store's reply was lost, so its retry found no RUNNING trial."""
-    try:
-        now = store.get(trial.exp_key, trial.tid)
-    except StoreError:
-        return False
-    return now.state is state and now.claim_token == trial.claim_token
 
 
 def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate: Evaluate,
@@ -199,11 +197,14 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
                exc: BaseException | None) -> Outcome:
         if not retry_unavailable(
                 lambda: store.finish(exp_key, tid, token, state, result, error),
-                f"recording trial {tid} of {exp_key!r}", RECORD_PATIENCE_S) \
-                and not _recorded(store, trial, state):
-            log.warning("lease lost on trial %s of %r: %s; result discarded", tid, exp_key,
-                        lost_because(store, trial))
-            return Outcome("lease lost", trial)
+                f"recording trial {tid} of {exp_key!r}", RECORD_PATIENCE_S):
+            now = stored(store, trial)
+            # Written although the reply was lost: the retry found no RUNNING trial, but the
+            # stored one ended under this attempt's claim.
+            if now is None or now.state is not state or now.claim_token != token:
+                log.warning("lease lost on trial %s of %r: %s; result discarded", tid,
+                            exp_key, lost_because(now, trial))
+                return Outcome("lease lost", trial)
         return Outcome("done" if state is TrialState.DONE else "error", trial, exc)
 
     def release(reason: str, count_attempt: bool) -> bool:
