@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from parzen import payload
+from parzen import payload, validation
 from parzen._process import pid_alive
 from parzen.domain import Domain
 from parzen.exceptions import (
@@ -101,13 +101,13 @@ class MongoTrials(Trials):
                  allow_space_change: bool = False, queue: str | None = None,
                  max_payload_bytes: int = payload.DEFAULT_MAX_BYTES,
                  store: TrialStore | None = None, connect_timeout: float = 5.0) -> None:
-        from parzen.parallel import check_positive_int, check_timeout
-
-        self.parallelism = check_positive_int("parallelism", parallelism)
+        self.parallelism = validation.integer("parallelism", parallelism, 1)
         self.trial_settings = TrialSettings(lease, heartbeat, trial_timeout, max_attempts)
-        self.dispatch_timeout = check_timeout("dispatch_timeout", dispatch_timeout) or 60.0
-        self.poll_interval = check_timeout("poll_interval", poll_interval) or 0.1
-        self.max_payload_bytes = check_positive_int("max_payload_bytes", max_payload_bytes)
+        self.dispatch_timeout = validation.seconds(
+            "dispatch_timeout", dispatch_timeout, allow_none=True) or 60.0
+        self.poll_interval = validation.seconds(
+            "poll_interval", poll_interval, allow_none=True) or 0.1
+        self.max_payload_bytes = validation.integer("max_payload_bytes", max_payload_bytes, 1)
         self.broker = broker or os.environ.get("PARZEN_BROKER_URL") or None
         if self.broker is not None and (not isinstance(self.broker, str) or not
                                         self.broker.startswith(BROKER_SCHEMES)):

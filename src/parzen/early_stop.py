@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from parzen.exceptions import ConfigError
+from parzen import validation
 
 EarlyStopFn = Callable[..., tuple[bool, list[Any]]]
 
@@ -23,12 +23,8 @@ def no_progress_loss(iteration_stop_count: int = 20,
     Returns:
         A function for ``fmin(early_stop_fn=...)``.
     """
-    if isinstance(iteration_stop_count, bool) or not isinstance(iteration_stop_count, int) \
-            or iteration_stop_count < 1:
-        raise ConfigError(
-            f"no_progress_loss: iteration_stop_count must be an int >= 1, got "
-            f"{iteration_stop_count!r}"
-        )
+    validation.integer("iteration_stop_count", iteration_stop_count, 1,
+                       who="no_progress_loss")
 
     def stop_fn(trials: Any, best_loss: float | None = None,
                 iteration_no_progress: int = 0,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import pickle
 import sys
@@ -14,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from parzen import validation
 from parzen.coordinator import RunSettings, run
 from parzen.domain import Domain
 from parzen.exceptions import ConfigError, UnsupportedExpression
@@ -59,26 +59,6 @@ def _check_algo(algo: Any) -> Callable[..., Any]:
     if not callable(algo):
         raise ConfigError(f"algo must be callable like tpe.suggest, got {algo!r}")
     return algo  # type: ignore[no-any-return]
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if int(value) < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {name}={value!r}")
-    return int(value)
-
-
-def _check_number(name: str, value: Any, positive: bool) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"{name} must be a number or None, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v) or (positive and v <= 0):
-        what = "a finite number > 0" if positive else "a finite number"
-        raise ConfigError(f"{name} must be {what} or None, got {name}={value!r}")
-    return v
 
 
 def fmin(
@@ -151,12 +131,12 @@ def fmin(
             )
         evals = sys.maxsize
     else:
-        evals = _check_int("max_evals", max_evals, 0)
+        evals = validation.integer("max_evals", max_evals, 0)
     settings = RunSettings(
         max_evals=evals,
-        timeout=_check_number("timeout", timeout, positive=True),
-        loss_threshold=_check_number("loss_threshold", loss_threshold, positive=False),
-        max_queue_len=_check_int("max_queue_len", max_queue_len, 1),  # raised below
+        timeout=validation.optional_number("timeout", timeout, low=0, low_open=True),
+        loss_threshold=validation.optional_number("loss_threshold", loss_threshold),
+        max_queue_len=validation.integer("max_queue_len", max_queue_len, 1),  # raised below
         early_stop_fn=early_stop_fn,
         save_file=str(trials_save_file or ""),
         # hyperopt's rule: verbose=False hides the bar whatever show_progressbar says.

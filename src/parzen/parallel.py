@@ -17,29 +17,15 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from parzen import payload
+from parzen import payload, validation
 from parzen.domain import Domain
-from parzen.exceptions import ConfigError, ObjectiveUnloadable
+from parzen.exceptions import ObjectiveUnloadable
 from parzen.execution import Outcome, run_trial
 from parzen.sandbox import ObjectiveRef, Sandbox
 from parzen.trial import Owner
 from parzen.trials import Trials
 
 log = logging.getLogger("parzen.parallel")
-
-
-def check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be an int >= 1, got {name}={value!r}")
-    return value
-
-
-def check_timeout(name: str, value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigError(f"{name} must be a number of seconds > 0 or None, got {value!r}")
-    return float(value)
 
 
 class ParallelTrials(Trials):
@@ -60,11 +46,11 @@ class ParallelTrials(Trials):
                  trial_timeout: float | None = None, max_attempts: int = 3,
                  max_payload_bytes: int = payload.DEFAULT_MAX_BYTES) -> None:
         super().__init__(exp_key=exp_key)
-        self.parallelism = check_positive_int(
-            "parallelism", parallelism if parallelism is not None else (os.cpu_count() or 1))
-        self.trial_timeout = check_timeout("trial_timeout", trial_timeout)
-        self.max_attempts = check_positive_int("max_attempts", max_attempts)
-        self.max_payload_bytes = check_positive_int("max_payload_bytes", max_payload_bytes)
+        self.parallelism = validation.integer(
+            "parallelism", parallelism if parallelism is not None else (os.cpu_count() or 1), 1)
+        self.trial_timeout = validation.seconds("trial_timeout", trial_timeout, allow_none=True)
+        self.max_attempts = validation.integer("max_attempts", max_attempts, 1)
+        self.max_payload_bytes = validation.integer("max_payload_bytes", max_payload_bytes, 1)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()

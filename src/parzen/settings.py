@@ -10,16 +10,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from parzen import validation
 from parzen.exceptions import ConfigError
-
-
-def _seconds(name: str, value: Any, *, allow_none: bool = False) -> float | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        none = " or None" if allow_none else ""
-        raise ConfigError(f"{name} must be a number of seconds > 0{none}, got {name}={value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -41,9 +33,9 @@ class TrialSettings:
     max_attempts: int = 3
 
     def __post_init__(self) -> None:
-        lease = _seconds("lease", self.lease_s)
-        hb = _seconds("heartbeat", self.heartbeat_s)
-        _seconds("trial_timeout", self.trial_timeout_s, allow_none=True)
+        lease = validation.seconds("lease", self.lease_s)
+        hb = validation.seconds("heartbeat", self.heartbeat_s)
+        validation.seconds("trial_timeout", self.trial_timeout_s, allow_none=True)
         assert lease is not None and hb is not None
         if lease < 3 * hb:
             raise ConfigError(
@@ -51,9 +43,7 @@ class TrialSettings:
                 f"single slow heartbeat would lose the lease. Use lease >= {3 * hb:g} or a "
                 "shorter heartbeat"
             )
-        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) \
-                or self.max_attempts < 1:
-            raise ConfigError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
+        validation.integer("max_attempts", self.max_attempts, 1)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

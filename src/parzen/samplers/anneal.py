@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from parzen.exceptions import ConfigError
+from parzen import validation
 from parzen.samplers._base import Point, as_algo
 from parzen.samplers._history import History
 from parzen.samplers._prior import quantize, sample_param, to_points
@@ -27,17 +27,11 @@ class AnnealSampler:
 
     def __init__(self, avg_best_idx: float = 2.0, shrink_coef: float = 0.1,
                  n_startup_jobs: int = 5) -> None:
-        if not avg_best_idx > 0:
-            raise ConfigError(f"anneal: avg_best_idx must be > 0, got {avg_best_idx!r}")
-        if not shrink_coef >= 0:
-            raise ConfigError(f"anneal: shrink_coef must be >= 0, got {shrink_coef!r}")
-        if isinstance(n_startup_jobs, bool) or not isinstance(n_startup_jobs, int) \
-                or n_startup_jobs < 0:
-            raise ConfigError(f"anneal: n_startup_jobs must be an int >= 0, got "
-                              f"{n_startup_jobs!r}")
-        self.avg_best_idx = avg_best_idx
-        self.shrink_coef = shrink_coef
-        self.n_startup_jobs = n_startup_jobs
+        self.avg_best_idx = validation.number("avg_best_idx", avg_best_idx, low=0,
+                                              low_open=True, who="anneal")
+        self.shrink_coef = validation.number("shrink_coef", shrink_coef, low=0, who="anneal")
+        self.n_startup_jobs = validation.integer("n_startup_jobs", n_startup_jobs, 0,
+                                                 who="anneal")
 
     def suggest(self, space: Space, history: History, n: int,
                 rng: np.random.Generator) -> list[Point]:

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from parzen.exceptions import ConfigError, SpaceError
+from parzen import validation
+from parzen.exceptions import SpaceError
 from parzen.samplers._base import Point, as_algo
 from parzen.samplers._history import History
 from parzen.space import Choice, Param, RandInt, Space, Uniform
@@ -85,9 +86,8 @@ class GridSampler:
     """
 
     def __init__(self, seed: int = 0, shuffle: bool = True) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ConfigError(f"grid: seed must be an int, got {seed!r}")
-        self.seed = seed
+        # numpy refuses negative seeds, so they are refused here, where the name is known.
+        self.seed = validation.integer("seed", seed, 0, who="grid")
         self.shuffle = shuffle
         self._cache: tuple[str, list[Point]] | None = None
 

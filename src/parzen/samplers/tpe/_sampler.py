@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from parzen import validation
 from parzen.exceptions import ConfigError
 from parzen.samplers._base import Point
 from parzen.samplers._history import History
@@ -41,33 +41,6 @@ from parzen.space import Space
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 BoolArray = npt.NDArray[np.bool_]
-
-
-def _int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ConfigError(f"tpe: {name} must be an integer >= {low}, got {name}={value!r}")
-    return int(value)
-
-
-def _float(name: str, value: Any, low: float, high: float, *, low_open: bool = False,
-           high_open: bool = False) -> float:
-    ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.floating))
-          and math.isfinite(float(value)))
-    if ok:
-        v = float(value)
-        ok = (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
-    if not ok:
-        lb = "(" if low_open else "["
-        rb = ")" if high_open else "]"
-        raise ConfigError(f"tpe: {name} must be a number in {lb}{low}, {high}{rb}, "
-                          f"got {name}={value!r}")
-    return float(value)
-
-
-def _bool(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ConfigError(f"tpe: {name} must be True or False, got {name}={value!r}")
-    return bool(value)
 
 
 # The groups of the last space seen, by fingerprint. ``hyperopt_suggest`` builds a fresh
@@ -282,40 +255,50 @@ class TPESampler:
                  polish_scale: float = 0.5, parallel_thompson: bool = True,
                  local_every: int = 2, parallel_local: int = 4, parallel_probes: int = 7,
                  min_bandwidth: float = 0.01, verbose: bool = False) -> None:
-        self.n_startup_jobs = _int("n_startup_jobs", n_startup_jobs, 0)
-        self.n_EI_candidates = _int("n_EI_candidates", n_EI_candidates, 1)
-        self.refine_candidates = _int("refine_candidates", refine_candidates, 0)
-        self.parallel_refine_candidates = _int("parallel_refine_candidates",
-                                               parallel_refine_candidates, 0)
-        self.refine_max_pending = _int("refine_max_pending", refine_max_pending, 0)
-        self.gamma = None if gamma is None else _float("gamma", gamma, 0.0, 1.0,
-                                                       low_open=True)
-        self.prior_weight = _float("prior_weight", prior_weight, 0.0, math.inf)
-        self.linear_forgetting = _int("linear_forgetting", linear_forgetting, 0)
-        self.below_fraction = _float("below_fraction", below_fraction, 0.0, 1.0,
-                                     low_open=True)
-        self.below_cap = _int("below_cap", below_cap, 1)
-        self.multivariate = _bool("multivariate", multivariate)
-        self.believer = _bool("believer", believer)
-        self.constant_liar = _bool("constant_liar", constant_liar)
-        self.pending_weight = _float("pending_weight", pending_weight, 0.0, math.inf,
-                                     low_open=True)
-        self.min_distance = _float("min_distance", min_distance, 0.0, 1.0)
+        self.n_startup_jobs = validation.integer("n_startup_jobs", n_startup_jobs, 0, who="tpe")
+        self.n_EI_candidates = validation.integer("n_EI_candidates", n_EI_candidates, 1, who="tpe")
+        self.refine_candidates = validation.integer(
+            "refine_candidates", refine_candidates, 0, who="tpe")
+        self.parallel_refine_candidates = validation.integer(
+            "parallel_refine_candidates", parallel_refine_candidates, 0, who="tpe")
+        self.refine_max_pending = validation.integer(
+            "refine_max_pending", refine_max_pending, 0, who="tpe")
+        self.gamma = None if gamma is None else validation.number(
+            "gamma", gamma, low=0.0, high=1.0, low_open=True, who="tpe")
+        self.prior_weight = validation.number("prior_weight", prior_weight, low=0.0, who="tpe")
+        self.linear_forgetting = validation.integer(
+            "linear_forgetting", linear_forgetting, 0, who="tpe")
+        self.below_fraction = validation.number(
+            "below_fraction", below_fraction, low=0.0, high=1.0, low_open=True, who="tpe")
+        self.below_cap = validation.integer("below_cap", below_cap, 1, who="tpe")
+        self.multivariate = validation.flag("multivariate", multivariate, who="tpe")
+        self.believer = validation.flag("believer", believer, who="tpe")
+        self.constant_liar = validation.flag("constant_liar", constant_liar, who="tpe")
+        self.pending_weight = validation.number(
+            "pending_weight", pending_weight, low=0.0, low_open=True, who="tpe")
+        self.min_distance = validation.number(
+            "min_distance", min_distance, low=0.0, high=1.0, who="tpe")
         self.bandwidth = Bandwidth(
-            factor=_float("bandwidth_factor", bandwidth_factor, 0.0, 10.0, low_open=True),
-            min_width=_float("min_bandwidth", min_bandwidth, 0.0, 1.0, low_open=True),
+            factor=validation.number(
+                "bandwidth_factor", bandwidth_factor, low=0.0, high=10.0, low_open=True,
+                who="tpe"),
+            min_width=validation.number(
+                "min_bandwidth", min_bandwidth, low=0.0, high=1.0, low_open=True, who="tpe"),
         )
-        self.parallel_bandwidth_factor = _float(
-            "parallel_bandwidth_factor", parallel_bandwidth_factor, 0.0, 10.0, low_open=True)
-        self.parallel_n_EI_candidates = _int("parallel_n_EI_candidates",
-                                             parallel_n_EI_candidates, 1)
-        self.parallel_polish = _int("parallel_polish", parallel_polish, 0)
-        self.polish_candidates = _int("polish_candidates", polish_candidates, 1)
-        self.polish_scale = _float("polish_scale", polish_scale, 0.0, 10.0, low_open=True)
-        self.parallel_thompson = _bool("parallel_thompson", parallel_thompson)
-        self.local_every = _int("local_every", local_every, 0)
-        self.parallel_local = _int("parallel_local", parallel_local, 0)
-        self.parallel_probes = _int("parallel_probes", parallel_probes, 0)
+        self.parallel_bandwidth_factor = validation.number(
+            "parallel_bandwidth_factor", parallel_bandwidth_factor, low=0.0, high=10.0,
+            low_open=True, who="tpe")
+        self.parallel_n_EI_candidates = validation.integer(
+            "parallel_n_EI_candidates", parallel_n_EI_candidates, 1, who="tpe")
+        self.parallel_polish = validation.integer("parallel_polish", parallel_polish, 0, who="tpe")
+        self.polish_candidates = validation.integer(
+            "polish_candidates", polish_candidates, 1, who="tpe")
+        self.polish_scale = validation.number(
+            "polish_scale", polish_scale, low=0.0, high=10.0, low_open=True, who="tpe")
+        self.parallel_thompson = validation.flag("parallel_thompson", parallel_thompson, who="tpe")
+        self.local_every = validation.integer("local_every", local_every, 0, who="tpe")
+        self.parallel_local = validation.integer("parallel_local", parallel_local, 0, who="tpe")
+        self.parallel_probes = validation.integer("parallel_probes", parallel_probes, 0, who="tpe")
         if self.parallel_local > len(SIZES):
             raise ConfigError(f"tpe: parallel_local must be at most {len(SIZES)} (one per "
                               f"neighbourhood size), got parallel_local={parallel_local!r}")
