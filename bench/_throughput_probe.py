@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from parzen.distributed import MongoTrials
+from parzen.mongoexp import MongoTrials
 from parzen.samplers._base import hyperopt_suggest
 from parzen.trial import Trial
 

@@ -250,7 +250,7 @@ def run_chaos(cfg: ChaosConfig, log: Any = print) -> ChaosReport:
     import numpy as np
 
     from parzen import fmin, hp, tpe
-    from parzen.distributed import MongoTrials
+    from parzen.mongoexp import MongoTrials
     from parzen.store._mongo import MongoTrialStore
 
     sys.path.insert(0, str(BENCH_DIR))

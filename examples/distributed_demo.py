@@ -31,7 +31,7 @@ from collections import Counter
 import numpy as np
 
 from parzen import AllTrialsFailed, ParzenError, fmin, hp, space_eval, tpe
-from parzen.distributed import MongoTrials
+from parzen.mongoexp import MongoTrials
 
 SPACE = {
     "x": hp.uniform("x", -5.0, 10.0),

@@ -223,7 +223,6 @@ def test_helpers_reject_bad_settings(factory: Callable[[], Any], exc: type[BaseE
 # which no message may show.
 
 from parzen import ParallelTrials  # noqa: E402
-from parzen.distributed import MongoTrials  # noqa: E402
 from parzen.exceptions import (  # noqa: E402
     AllTrialsFailed,
     DuplicateLabel,
@@ -232,6 +231,7 @@ from parzen.exceptions import (  # noqa: E402
     PayloadTooLarge,
     StoreUnavailable,
 )
+from parzen.mongoexp import MongoTrials  # noqa: E402
 from parzen.trial import TrialState  # noqa: E402
 
 try:

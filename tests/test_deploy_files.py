@@ -25,10 +25,10 @@ from urllib.parse import urlsplit
 import pytest
 import yaml  # the `test` extra
 
-from parzen import payload
 from parzen.cli._main import build_parser
 from parzen.exceptions import ConfigError
-from parzen.store._uri import parse_mongo_url
+from parzen.execution import payload
+from parzen.store.uri import parse_mongo_url
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"
@@ -45,8 +45,8 @@ DEPLOY_FILES = [COMPOSE, DEMO, *ENV_EXAMPLES, *sorted((REPO / "workers").iterdir
 # The modules that read the worker's environment. There is no constant listing the names, so
 # they are extracted from these modules' string literals rather than repeated here.
 WORKER_ENV_MODULES = ("parzen.worker.app", "parzen.worker.runtime", "parzen.cli.worker",
-                      "parzen.payload")
-COORDINATOR_ENV_MODULES = ("parzen.distributed", "parzen.payload")
+                      "parzen.execution.payload")
+COORDINATOR_ENV_MODULES = ("parzen.mongoexp", "parzen.execution.payload")
 REQUIRED = {"PARZEN_MONGO_URL", "PARZEN_BROKER_URL", payload.SECRET_ENV}
 DUMMY_SECRET = "0123456789abcdef0123456789abcdef"
 

@@ -1,5 +1,5 @@
 """A worker that loses its claim says why in its log: a run the coordinator stopped must not
-read like a trial that ran twice (``parzen.execution.lost_because``)."""
+read like a trial that ran twice (``parzen.execution.run.lost_because``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from parzen.exceptions import StoreUnavailable
-from parzen.execution import lost_because, run_trial, stored
+from parzen.execution.run import lost_because, run_trial, stored
 from parzen.store import InMemoryTrialStore
 from parzen.trial import Owner, Trial, TrialState
 

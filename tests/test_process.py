@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from parzen._process import pid_alive
+from parzen.processes import pid_alive
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux /proc")

@@ -10,7 +10,7 @@ import uuid
 import pytest
 import redis
 
-from parzen.wakeup import TTL_S, FinishedSignal, finished_key
+from parzen.worker.wakeup import TTL_S, FinishedSignal, finished_key
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_an_unreachable_redis_never_fails_a_trial_and_says_so_once(
     # redacted), and waiting falls back to sleeping out the poll interval.
     signal = FinishedSignal.from_url("redis://user:hunter2@127.0.0.1:1/0")
     assert signal is not None
-    with caplog.at_level(logging.WARNING, logger="parzen.wakeup"):
+    with caplog.at_level(logging.WARNING, logger="parzen.worker.wakeup"):
         signal.push("exp", 1)
         signal.push("exp", 2)
         start = time.monotonic()

@@ -9,7 +9,6 @@ same. ``Trials`` runs in-process; ``ParallelTrials`` uses local worker processes
 from __future__ import annotations
 
 from parzen import hp
-from parzen.distributed import MongoTrials
 from parzen.domain import Domain
 from parzen.early_stop import no_progress_loss
 from parzen.exceptions import (
@@ -26,6 +25,7 @@ from parzen.exceptions import (
     UnsupportedExpression,
 )
 from parzen.fmin import fmin
+from parzen.mongoexp import MongoTrials
 from parzen.parallel import ParallelTrials
 from parzen.samplers import anneal, grid, rand, tpe
 from parzen.space import space_eval

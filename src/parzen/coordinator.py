@@ -20,7 +20,7 @@ import numpy as np
 
 from parzen.domain import Domain
 from parzen.exceptions import AllTrialsFailed, ExperimentLocked, InvalidTrial, SpaceChanged
-from parzen.execution import retry_unavailable
+from parzen.execution.run import retry_unavailable
 from parzen.progress import Progress
 from parzen.runners import Runner
 from parzen.trial import TrialState

@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from parzen._described import ParamInfo, choice_value, params_of
 from parzen.exceptions import ConfigError
+from parzen.space.described import ParamInfo, choice_value, params_of
 from parzen.trial import Trial
 
 if TYPE_CHECKING:

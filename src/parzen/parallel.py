@@ -17,11 +17,12 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from parzen import payload, validation
+from parzen import validation
 from parzen.domain import Domain
 from parzen.exceptions import ObjectiveUnloadable
-from parzen.execution import Outcome, run_trial
-from parzen.sandbox import ObjectiveRef, Sandbox
+from parzen.execution import payload
+from parzen.execution.run import Outcome, run_trial
+from parzen.execution.sandbox import ObjectiveRef, Sandbox
 from parzen.trial import Owner
 from parzen.trials import Trials
 

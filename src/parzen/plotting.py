@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from parzen._described import ParamInfo
 from parzen.exceptions import ConfigError
 from parzen.export import parameter_infos, space_description
+from parzen.space.described import ParamInfo
 from parzen.trial import Trial, TrialState
 from parzen.trials import Trials
 

@@ -450,7 +450,7 @@ class Trials:
 
     def _make_runner(self, domain: Any, *, catch_eval_exceptions: bool, settings: Any) -> Any:
         """The runner that evaluates this facade's trials: in this process, one by one."""
-        from parzen.runners import InlineRunner
+        from parzen.runners.inline import InlineRunner
 
         return InlineRunner(domain, self, catch_eval_exceptions)
 

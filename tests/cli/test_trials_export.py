@@ -14,9 +14,9 @@ import pytest
 from _cli_helpers import SPACE, Cli
 
 from parzen import Trials
-from parzen._described import evaluate, params_of, short_text
 from parzen.exceptions import ConfigError, InvalidTrial
 from parzen.space import describe, space_eval
+from parzen.space.described import evaluate, params_of, short_text
 
 
 def _load(path: str) -> Trials:

@@ -12,9 +12,10 @@ import pytest
 from _cluster import SECRET
 from objectives import quadratic
 
-import parzen.distributed as distributed
-from parzen import fmin, hp, payload, tpe
+import parzen.mongoexp as distributed
+from parzen import fmin, hp, tpe
 from parzen.exceptions import ConfigError, ExperimentLocked, SpaceChanged
+from parzen.execution import payload
 from parzen.store import Experiment
 from parzen.trial import Trial, TrialState
 from parzen.worker.runtime import WorkerRuntime

@@ -7,7 +7,7 @@ import pytest
 from objectives import quadratic
 
 from parzen import fmin, hp, tpe
-from parzen.distributed import MongoTrials
+from parzen.mongoexp import MongoTrials
 from parzen.trial import TrialState
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -117,9 +117,9 @@ def test_import_path_must_name_the_function_given_to_fmin(cluster):
 
 
 def test_workers_wake_the_coordinator_when_trials_finish(cluster, monkeypatch):
-    # Workers push each finished tid to Redis (parzen.wakeup); the coordinator's wait returns
+    # Workers push each finished tid to Redis (parzen.worker.wakeup); the coordinator's wait returns
     # on those pushes instead of sleeping out its poll interval. Counted, not timed.
-    from parzen.wakeup import FinishedSignal
+    from parzen.worker.wakeup import FinishedSignal
 
     woken = []
     real = FinishedSignal.wait

@@ -11,7 +11,7 @@ Test-only fault hooks, all explicit and confined to this script (none lives in `
 - ``crash_on_dispatch: K``: on the K-th ``CeleryRunner.dispatch`` call, after the trials were
   inserted and before any message is published, write their tids to ``<out>.orphans`` and
   ``os._exit(17)``: a coordinator dying between insert and publish.
-- ``driver_lease_s``: shorten ``parzen.distributed.DRIVER_LEASE_S`` (30 s) so a test can
+- ``driver_lease_s``: shorten ``parzen.mongoexp.DRIVER_LEASE_S`` (30 s) so a test can
   watch a takeover after the driver lease expires.
 
 SIGINT (Ctrl-C) is left to Python's default handler: ``fmin`` sees KeyboardInterrupt, cancels
@@ -37,7 +37,7 @@ def main(config_path: str) -> int:
     os.environ["PARZEN_TEST_SIDE_EFFECTS"] = cfg["side_effects"]
     import fault_objectives
 
-    import parzen.distributed as distributed
+    import parzen.mongoexp as distributed
     from parzen import fmin, tpe
     from parzen.trial import TrialState
 

@@ -23,10 +23,10 @@ from _harness import (
 )
 from fault_objectives import always_raises, raises_for_positive, runs_of, sleepy, space
 
-import parzen.distributed as distributed
+import parzen.mongoexp as distributed
 from parzen import fmin, hp, tpe
-from parzen.distributed import MongoTrials
 from parzen.exceptions import AllTrialsFailed, ExperimentLocked, SpaceChanged
+from parzen.mongoexp import MongoTrials
 from parzen.trial import TrialState
 
 pytestmark = [pytest.mark.integration]
@@ -77,7 +77,7 @@ def test_s07_coordinator_kill9_and_restart_reuses_no_tid_and_no_point(
              "the workers to finish the dead coordinator's published trials")
     done_without_coordinator = cluster.counts("s07")[TrialState.DONE]
 
-    caplog.set_level(logging.INFO, logger="parzen.distributed")
+    caplog.set_level(logging.INFO, logger="parzen.mongoexp")
     _, trials = resume(cluster, "s07", 14, sleep=0.4, seed=7)
     assert f"from dead coordinator pid {first.proc.pid} on this host" in caplog.text
     assert f"resuming experiment 's07': {done_without_coordinator} done, 0 failed, " \
@@ -111,7 +111,7 @@ def test_s08_crash_between_insert_and_publish_is_repaired_by_the_resume(
     assert cluster.redis.queue_length(cluster.queue) == 0 and cluster.redis.unacked() == 0
 
     # dispatch_timeout is 60 s: only the resume's start-up dispatch can finish in time.
-    caplog.set_level(logging.WARNING, logger="parzen.distributed")
+    caplog.set_level(logging.WARNING, logger="parzen.mongoexp")
     started = time.monotonic()
     resume(cluster, "s08", 8, trials_kw={"dispatch_timeout": 60.0})
     assert time.monotonic() - started < 30

@@ -38,10 +38,10 @@ from fault_objectives import (
     unstorable_result,
 )
 
-import parzen.distributed as distributed
+import parzen.mongoexp as distributed
 from parzen import fmin, tpe
-from parzen.distributed import MongoTrials
 from parzen.exceptions import AllTrialsFailed, ObjectiveUnloadable, PayloadTooLarge
+from parzen.mongoexp import MongoTrials
 from parzen.trial import TrialState
 
 pytestmark = [pytest.mark.integration]
@@ -299,7 +299,7 @@ def test_s22_large_captures_are_refused_or_go_through_gridfs(
     def captures_20mb(p: dict[str, Any]) -> float:
         return float((p["x"] - 0.3) ** 2 + big[0] - 1)
 
-    with caplog.at_level(logging.INFO, logger="parzen.distributed"):
+    with caplog.at_level(logging.INFO, logger="parzen.mongoexp"):
         run(c, "s22-big", captures_20mb, 4)
     assert_clean_end(c, "s22-big", done=4)
     objective = c.store.get_experiment("s22-big").objective  # type: ignore[union-attr]

@@ -16,8 +16,8 @@ from _harness import SECRET, FaultCluster, PrivateRedis, make_cluster, wait_for
 from fault_objectives import sleepy, space
 
 from parzen import fmin, tpe
-from parzen.distributed import MongoTrials
 from parzen.exceptions import AllTrialsFailed
+from parzen.mongoexp import MongoTrials
 from parzen.trial import Trial, TrialState
 from parzen.worker.celery_app import TASK_NAME, make_app
 

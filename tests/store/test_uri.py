@@ -8,7 +8,7 @@ import pytest
 
 from parzen.exceptions import ConfigError, StoreUnavailable
 from parzen.store._mongo import MongoTrialStore
-from parzen.store._uri import DEFAULT_DATABASE, parse_mongo_url, redact, redact_text
+from parzen.store.uri import DEFAULT_DATABASE, parse_mongo_url, redact, redact_text
 
 from .conftest import mf
 

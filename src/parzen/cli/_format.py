@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from parzen._described import shorten, value_text
 from parzen.export import Table, write_csv
+from parzen.space.described import shorten, value_text
 
 FORMATS = ("table", "json", "csv")
 MAX_CELL = 28

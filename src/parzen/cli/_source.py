@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from parzen._process import pid_alive
 from parzen.exceptions import ConfigError, StoreError
+from parzen.processes import pid_alive
 from parzen.store import Experiment, TrialStore
 from parzen.trials import Trials
 
@@ -119,7 +119,7 @@ def open_mongo(url: str | None, timeout_s: float) -> Source:
     from pymongo.errors import OperationFailure
 
     from parzen.store._mongo import MongoTrialStore
-    from parzen.store._uri import parse_mongo_url, redact_text
+    from parzen.store.uri import parse_mongo_url, redact_text
 
     where = parse_mongo_url(url).redacted
     try:

@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from parzen._described import evaluate
 from parzen.cli import _status
 from parzen.cli._format import (
     add_format_argument,
@@ -41,6 +40,7 @@ from parzen.cli._main import command
 from parzen.cli._source import add_source_arguments, driver_state, experiment, opened
 from parzen.exceptions import AllTrialsFailed, ConfigError, InvalidTrial
 from parzen.export import Table, trial_table
+from parzen.space.described import evaluate
 from parzen.store import TrialStore
 from parzen.trial import STATUS_OK, Trial, TrialState
 

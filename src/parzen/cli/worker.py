@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--mongo (or $PARZEN_MONGO_URL) is required")
     if not args.broker:
         raise ConfigError("--broker (or $PARZEN_BROKER_URL) is required")
-    from parzen.store._uri import parse_mongo_url, redact
+    from parzen.store.uri import parse_mongo_url, redact
 
     parse_mongo_url(args.mongo)  # malformed URLs fail here, before Celery starts
     if not args.broker.startswith(("redis://", "rediss://", "amqp://", "amqps://")):

@@ -72,7 +72,7 @@ from parzen.store._documents import (
     trial_to_doc,
     utc,
 )
-from parzen.store._uri import parse_mongo_url, redact_text
+from parzen.store.uri import parse_mongo_url, redact_text
 from parzen.trial import ErrorInfo, Owner, Trial, TrialState
 
 # GridFS's default chunk size: 255 KiB keeps a chunk plus overhead under 256 KiB.

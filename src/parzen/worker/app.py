@@ -18,10 +18,10 @@ from typing import Any
 from celery import signals
 
 from parzen.exceptions import ConfigError, StoreUnavailable
-from parzen.store._uri import redact
-from parzen.wakeup import FinishedSignal
+from parzen.store.uri import redact
 from parzen.worker.celery_app import DEFAULT_VISIBILITY_TIMEOUT_S, TASK_NAME, make_app
 from parzen.worker.runtime import WorkerConfig, WorkerRuntime
+from parzen.worker.wakeup import FinishedSignal
 
 log = logging.getLogger("parzen.worker")
 

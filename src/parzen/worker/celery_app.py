@@ -43,7 +43,7 @@ def make_app(broker_url: str, *, queue: str = DEFAULT_QUEUE, concurrency: int | 
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,  # a worker waits for Redis instead of exiting
         "broker_connection_timeout": 5,
-        # Threads supervise one objective child process each (see parzen.sandbox): the
+        # Threads supervise one objective child process each (see parzen.execution.sandbox): the
         # objective never runs in the worker process, so threads cost no parallelism, and
         # SIGTERM reaches the code that releases running trials.
         "worker_pool": "threads",

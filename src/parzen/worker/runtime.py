@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from parzen import payload
 from parzen.exceptions import (
     ConfigError,
     ObjectiveUnloadable,
@@ -24,8 +23,9 @@ from parzen.exceptions import (
     StoreUnavailable,
     TrialNotFound,
 )
-from parzen.execution import Outcome, run_trial
-from parzen.sandbox import ObjectiveRef, Sandbox
+from parzen.execution import payload
+from parzen.execution.run import Outcome, run_trial
+from parzen.execution.sandbox import ObjectiveRef, Sandbox
 from parzen.settings import TrialSettings
 from parzen.store import Experiment, TrialStore
 from parzen.trial import Owner

@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 
 import redis
 
-from parzen.store._uri import redact
+from parzen.store.uri import redact
 
-log = logging.getLogger("parzen.wakeup")
+log = logging.getLogger("parzen.worker.wakeup")
 
 # The list outlives a coordinator that stopped reading it by this long, then Redis drops it.
 TTL_S = 3600

@@ -20,8 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from parzen import payload, validation
-from parzen._process import pid_alive
+from parzen import validation
 from parzen.domain import Domain
 from parzen.exceptions import (
     ConfigError,
@@ -30,16 +29,18 @@ from parzen.exceptions import (
     SpaceChanged,
     StoreUnavailable,
 )
-from parzen.execution import UNLOADABLE
+from parzen.execution import payload
+from parzen.execution.run import UNLOADABLE
+from parzen.processes import pid_alive
 from parzen.settings import TrialSettings
 from parzen.space import describe
 from parzen.store import Experiment, TrialStore
-from parzen.store._uri import redact
+from parzen.store.uri import redact
 from parzen.trial import TrialState
 from parzen.trials import Trials
-from parzen.wakeup import MIN_SHARE, FinishedSignal
+from parzen.worker.wakeup import MIN_SHARE, FinishedSignal
 
-log = logging.getLogger("parzen.distributed")
+log = logging.getLogger("parzen.mongoexp")
 
 DRIVER_LEASE_S = 30.0
 # A cluster with no worker on the queue is said to be so at once, then every ten minutes: a
@@ -84,7 +85,7 @@ class MongoTrials(Trials):
         dispatch_timeout: republish a NEW trial's message after this many seconds.
         poll_interval: seconds between the coordinator's refreshes while no trial
             finishes; with a Redis broker, a worker finishing a trial wakes it at once
-            (``parzen.wakeup``; Redis's timer can add up to 0.1 s to a wait without one).
+            (``parzen.worker.wakeup``; Redis's timer can add up to 0.1 s to a wait without one).
         allow_space_change: resume even if the space or objective changed.
         queue: the Celery queue to publish to (default ``$PARZEN_QUEUE``, else ``parzen``).
         max_payload_bytes: refuse objectives that pickle to more than this.

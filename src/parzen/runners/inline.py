@@ -1,36 +1,16 @@
-"""Runners get NEW trials evaluated. The coordinator loop is the same for all of them.
-
-``InlineRunner`` evaluates in the calling process, one trial after another, as hyperopt's
-``Trials`` does. Distributed and multi-process runners implement the same protocol.
-"""
+"""``InlineRunner``: evaluates in the calling process, one trial after another, as
+hyperopt's ``Trials`` does."""
 
 from __future__ import annotations
 
 import os
 import socket
 from collections.abc import Sequence
-from typing import Protocol
 
 from parzen.domain import Domain
-from parzen.execution import run_trial
+from parzen.execution.run import run_trial
 from parzen.trial import Owner
 from parzen.trials import Trials
-
-
-class Runner(Protocol):
-    """Evaluates dispatched trials; owned by one coordinator loop."""
-
-    def dispatch(self, tids: Sequence[int]) -> None:
-        """Hand NEW trials over for evaluation (publish them, queue them, ...)."""
-
-    def wait(self, timeout_s: float) -> None:
-        """Block until some trial may have changed state, or ``timeout_s`` passed."""
-
-    def maintain(self) -> None:
-        """Periodic housekeeping: reap expired leases, republish lost messages."""
-
-    def close(self, cancelled: bool) -> None:
-        """Release resources; ``cancelled`` says the run ended before its trials did."""
 
 
 class InlineRunner:

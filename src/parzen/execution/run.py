@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from parzen.exceptions import InvalidResult, ObjectiveUnloadable, StoreError, StoreUnavailable
-from parzen.sandbox import (
+from parzen.execution.sandbox import (
     EvaluationAborted,
     EvaluationCrashed,
     EvaluationTimeout,

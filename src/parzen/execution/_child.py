@@ -1,4 +1,4 @@
-"""The evaluation child's main loop: ``python -m parzen._sandbox_child FD``.
+"""The evaluation child's main loop: ``python -m parzen.execution._child FD``.
 
 It receives verified objective bytes (or an import path) and points over the socket ``FD``,
 and answers with results or the objective's exception. It trusts its supervisor, which
@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
-from parzen.sandbox import ObjectiveRef
+from parzen.execution.sandbox import ObjectiveRef
 
 
 def _unpicklable_path(value: Any, path: str) -> tuple[str, Any] | None:
@@ -63,7 +63,7 @@ def _child_main(conn: multiprocessing.connection.Connection) -> None:
     import cloudpickle
 
     from parzen.domain import Domain
-    from parzen.payload import import_objective
+    from parzen.execution.payload import import_objective
 
     cache: dict[str, Domain] = {}
     while True:

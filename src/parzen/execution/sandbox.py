@@ -27,7 +27,7 @@ from typing import Any
 from parzen.exceptions import ObjectiveUnloadable
 from parzen.trial import ErrorInfo
 
-log = logging.getLogger("parzen.sandbox")
+log = logging.getLogger("parzen.execution.sandbox")
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def describe_exit(exitcode: int | None) -> str:
 class Sandbox:
     """One evaluation child, restarted after it dies or is killed.
 
-    The child is a fresh interpreter (``python -m parzen._sandbox_child FD``) rather than a
+    The child is a fresh interpreter (``python -m parzen.execution._child FD``) rather than a
     multiprocessing child: the supervisor is multi-threaded, so forking could deadlock, and
     multiprocessing's spawn re-imports the user's ``__main__``, which breaks scripts written
     without an ``if __name__ == "__main__"`` guard, as most hyperopt scripts are.
@@ -111,7 +111,7 @@ class Sandbox:
             self._discard()
             ours, theirs = socket.socketpair()
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "parzen._sandbox_child", str(theirs.fileno())],
+                [sys.executable, "-m", "parzen.execution._child", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=self._env,
                 # A new session keeps a terminal's Ctrl-C for the supervisor, which then
                 # stops the child itself.
