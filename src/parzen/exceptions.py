@@ -10,7 +10,6 @@
     ├── PayloadError ── PayloadSignatureError, PayloadTooLarge, ObjectiveNotPicklable,
     │                   ObjectiveUnloadable
     ├── ConfigError
-    ├── GridExhausted
     └── AllTrialsFailed
 
 Every error is a ``ParzenError``; the ones a user can cause by passing a wrong value are also
@@ -108,10 +107,6 @@ class ObjectiveUnloadable(PayloadError):
 
 class ConfigError(ParzenError, ValueError):
     """An argument to fmin, a trials object or a worker is of the wrong type or range."""
-
-
-class GridExhausted(ParzenError):
-    """Grid search has proposed every point of its finite space."""
 
 
 class AllTrialsFailed(ParzenError):

@@ -233,34 +233,6 @@ def verify(data: bytes, key: bytes) -> tuple[dict[str, str], bytes]:
     return json.loads(header), body
 
 
-def load(data: bytes, key: bytes) -> Any:
-    """Verify, then unpickle.
-
-    Raises:
-        PayloadSignatureError: see ``verify``; raised before any unpickling.
-        ObjectiveUnloadable: unpickling failed (missing module, version skew); the message
-            names the module and the version differences.
-    """
-    header, body = verify(data, key)
-    try:
-        return cloudpickle.loads(body)
-    except Exception as exc:
-        raise ObjectiveUnloadable(_unloadable_message(exc, header)) from exc
-
-
-def _unloadable_message(exc: BaseException, header: dict[str, str]) -> str:
-    mine = stamp()
-    skew = [f"{k} {header.get(k)} on the coordinator vs {mine[k]} here"
-            for k in sorted(mine) if header.get(k) != mine[k]]
-    msg = f"this worker cannot load the objective: {type(exc).__name__}: {exc}"
-    if isinstance(exc, ModuleNotFoundError) and exc.name:
-        msg += (f". Install module {exc.name!r} on the workers (or add it to the worker image) "
-                "so that the objective's imports resolve")
-    if skew:
-        msg += ". Version skew: " + "; ".join(skew)
-    return msg
-
-
 def import_objective(path: str) -> Any:
     """Load ``"package.module:function"``.
 
