@@ -438,10 +438,11 @@ def run_hp_latency(lib_name: str, n: int, repeats: int, budget_s: float, memory:
     def timed_algo(new_ids: Any, domain: Any, trials_: Any, seed_: Any, *a: Any, **kw: Any) -> Any:
         if state["trace"]:
             # What a library keeps between suggestions (parzen: encoded rows, scratch
-            # buffers) is rebuilt inside the traced call, so the peak includes it.
+            # buffers, kept with the trials' history) is rebuilt inside the traced call, so
+            # the peak includes it.
             reset = getattr(lib.tpe, "reset_caches", None)
             if reset is not None:
-                reset()
+                reset(trials_.history(domain.space))
             tracemalloc.start()
             tracemalloc.reset_peak()
         t, c = time.perf_counter(), time.process_time()

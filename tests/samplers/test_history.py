@@ -110,3 +110,56 @@ def test_from_rows_and_empty() -> None:
     assert h.n == 2 and h.n_completed == 1 and h.pending.tolist() == [False, True]
     e = History.empty(SPACE)
     assert e.n == 0 and e.n_completed == 0 and set(e.values) == set(SPACE.labels)
+
+
+# -- the memo: what samplers keep with a builder's rows ----------------------------------------
+
+
+class _Kept:
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+
+
+def test_views_of_one_builder_share_its_memo_and_other_histories_do_not() -> None:
+    b = HistoryBuilder(SPACE)
+    first = b.view()
+    b.set_row(0, {"x": 0.5, "c": 1}, 1.0, False)
+    assert first.memo is not None and first.memo is b.view().memo  # kept as rows are added
+    kept = first.memo.slot(_Kept)
+    assert b.view().memo is not None and b.view().memo.slot(_Kept) is kept
+    other = HistoryBuilder(SPACE).view()
+    assert other.memo is not None and other.memo is not first.memo and len(other.memo) == 0
+    # Histories not made by a builder may change in place: they carry no memo.
+    assert History.empty(SPACE).memo is None
+    assert History(dict(first.values), first.losses, first.pending).memo is None
+    # The memo takes no part in comparisons or the repr.
+    assert "memo" not in repr(first)
+
+
+def test_memo_slots_are_made_once_and_can_be_dropped() -> None:
+    import copy
+    import pickle
+
+    from parzen.samplers._history import Memo
+
+    memo = Memo()
+    kept = memo.slot(_Kept)
+    kept.rows.append(1)
+    assert memo.slot(_Kept) is kept and len(memo) == 1
+    memo.drop(_Kept)
+    assert len(memo) == 0 and memo.slot(_Kept) is not kept
+    memo.drop(_Kept)
+    memo.drop(int)  # dropping what is not there is fine
+    # A copy or an unpickled memo starts empty: what it kept belongs to the original rows.
+    assert len(copy.deepcopy(memo)) == 0 and len(pickle.loads(pickle.dumps(memo))) == 0
+
+
+def test_trials_give_a_new_memo_when_the_space_changes() -> None:
+    from parzen import Trials
+
+    other = compile_space({"y": hp.uniform("y", 0, 1)})
+    trials = Trials()
+    a = trials.history(SPACE)
+    assert a.memo is not None and trials.history(SPACE).memo is a.memo
+    b = trials.history(other)
+    assert b.memo is not None and b.memo is not a.memo

@@ -7,9 +7,10 @@ as numpy arrays. Rebuilding them from trial objects on every suggestion costs O(
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +20,50 @@ from parzen.trial import Trial, TrialState
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+T = TypeVar("T")
+
+
+class Memo:
+    """What samplers derive from the rows of one ``HistoryBuilder``, kept with that builder.
+
+    A row's values never change once the row exists: the builder appends rows and updates only
+    a row's loss and pending flag. So state a sampler computes from the values of the first
+    ``n`` rows (their encoding, scratch space sized for them, the groups of the space) stays
+    valid as the history grows, and can be kept from one suggestion to the next even though
+    ``tpe.suggest`` makes a new sampler per call. Kept here, it lives exactly as long as the
+    rows it was derived from: a rebuilt builder (``Trials.history`` rebuilds it when the space
+    changes) starts with an empty memo, and nothing is kept at module level.
+
+    Each user keeps one object, keyed by its class (a class is held by the key, so the key
+    cannot come to mean another object). Pickled or copied, a memo starts empty.
+    """
+
+    __slots__ = ("_lock", "_slots")
+
+    def __init__(self) -> None:
+        self._slots: dict[type[Any], Any] = {}
+        self._lock = threading.Lock()
+
+    def slot(self, kind: type[T]) -> T:
+        """The ``kind`` object kept here, made by ``kind()`` on first use."""
+        got = self._slots.get(kind)
+        if got is None:
+            with self._lock:  # two threads asking first must get the same object
+                got = self._slots.get(kind)
+                if got is None:
+                    got = self._slots[kind] = kind()
+        return cast(T, got)
+
+    def drop(self, kind: type[Any]) -> None:
+        """Forget the ``kind`` object, if any; the next ``slot(kind)`` makes a new one."""
+        with self._lock:
+            self._slots.pop(kind, None)
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def __reduce__(self) -> tuple[type[Memo], tuple[()]]:
+        return Memo, ()
 
 
 @dataclass(frozen=True)
@@ -30,11 +75,15 @@ class History:
             Choices and randint hold their index/integer as a float.
         losses: shape (n,); the loss of trials finished with status ok, NaN otherwise.
         pending: shape (n,); True for trials queued or running (no result yet).
+        memo: the ``Memo`` of the builder this is a view of, where samplers may keep what
+            they derive from the rows' values; None for histories built by hand, whose
+            arrays may be changed in place.
     """
 
     values: Mapping[str, FloatArray]
     losses: FloatArray
     pending: BoolArray
+    memo: Memo | None = field(default=None, compare=False, repr=False)
 
     @property
     def n(self) -> int:
@@ -76,6 +125,7 @@ class HistoryBuilder:
         self._losses = np.full(capacity, np.nan)
         self._pending = np.zeros(capacity, dtype=bool)
         self._row_of: dict[int, int] = {}
+        self._memo = Memo()
 
     def __len__(self) -> int:
         return self._n
@@ -113,7 +163,8 @@ class HistoryBuilder:
                      (TrialState.NEW, TrialState.RUNNING))
 
     def view(self) -> History:
-        """Read-only views of the first n rows; valid until the next ``add``."""
+        """Read-only views of the first n rows, with this builder's ``Memo``; valid until the
+        next ``add``."""
         n = self._n
 
         def ro(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -122,7 +173,7 @@ class HistoryBuilder:
             return v
 
         return History({lab: ro(a) for lab, a in self._values.items()}, ro(self._losses),
-                       ro(self._pending))
+                       ro(self._pending), self._memo)
 
 
 def _grown(a: npt.NDArray[Any], cap: int, fill: Any) -> npt.NDArray[Any]:

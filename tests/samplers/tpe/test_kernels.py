@@ -10,12 +10,14 @@ import pytest
 from scipy.stats import truncnorm
 
 from parzen import hp
-from parzen.samplers._history import HistoryBuilder
+from parzen.samplers._history import History, HistoryBuilder
 from parzen.samplers.rand import RandomSampler
 from parzen.samplers.tpe import TPESampler
-from parzen.samplers.tpe import _rows as rows_mod
+from parzen.samplers.tpe import _state as state_mod
 from parzen.samplers.tpe._encode import Group, build_groups, encode_group
 from parzen.samplers.tpe._parzen import Bandwidth, ParzenEstimator, fit
+from parzen.samplers.tpe._scratch import Scratch
+from parzen.samplers.tpe._state import TPEState, state_of
 from parzen.samplers.tpe._surrogate import design_features, features
 from parzen.space import Space, compile_space
 
@@ -109,15 +111,20 @@ def test_weighted_spread_from_the_design_matches_numpy() -> None:
 
 def _spy_encodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     seen: list[int] = []
-    real = rows_mod.encode_group
+    real = state_mod.encode_group
 
     def spy(group: Group, values: Any, rows: Any) -> Any:
         out = real(group, values, rows)
         seen.append(out[0].shape[0])
         return out
 
-    monkeypatch.setattr(rows_mod, "encode_group", spy)
+    monkeypatch.setattr(state_mod, "encode_group", spy)
     return seen
+
+
+def _kept_rows(space: Space, b: HistoryBuilder, g: Group, n: int) -> tuple[Any, Any]:
+    h = b.view()
+    return state_of(h).layout(space, True).rows(g, h.values, n)
 
 
 @pytest.mark.parametrize("space", [MIXED, COND], ids=["mixed", "conditional"])
@@ -125,38 +132,49 @@ def test_kept_rows_equal_fresh_encoding_and_only_new_rows_are_encoded(
         space: Space, monkeypatch: pytest.MonkeyPatch) -> None:
     seen = _spy_encodes(monkeypatch)
     b = _builder(space, 8)  # capacity 8: full, the next row regrows every buffer
-    groups = build_groups(space, True)
+    groups = state_of(b.view()).layout(space, True).groups
     for g in groups:
-        xd, xc = rows_mod.encoded_rows(g, b.view().values, 8)
+        xd, xc = _kept_rows(space, b, g, 8)
         fresh = encode_group(g, b.view().values, slice(0, 8))
         np.testing.assert_array_equal(xd, fresh[0])
         np.testing.assert_array_equal(xc, fresh[1])
     assert seen == [8] * len(groups)
     seen.clear()
-    pts = RandomSampler().suggest(space, b.view(), 12, np.random.default_rng(9))
+    pts = RandomSampler().suggest(space, b.view(), 120, np.random.default_rng(9))
     for i, p in enumerate(pts):
         b.set_row(8 + i, p, 1.0, False)
         for g in groups:
-            xd, xc = rows_mod.encoded_rows(g, b.view().values, 9 + i)
+            xd, xc = _kept_rows(space, b, g, 9 + i)
             fresh = encode_group(g, b.view().values, slice(0, 9 + i))
             np.testing.assert_array_equal(xd, fresh[0])
             np.testing.assert_array_equal(xc, fresh[1])
-    # Buffers regrow when rows 8 (to 16) and 16 (to 32) are added: everything is encoded
-    # again then, and only the new row otherwise.
-    per_call = [9, 1, 1, 1, 1, 1, 1, 1, 17, 1, 1, 1]
-    assert seen == [n for n in per_call for _ in groups]
+    # Only the new row each time, also when the builder's buffers regrow (rows 8, 16, 32,
+    # 64) and when the kept encoding itself outgrows its room (past 64 and 128 rows).
+    assert seen == [1] * (120 * len(groups))
+    # An older, shorter view reads the same rows and encodes nothing.
+    (g0, *_) = groups
+    np.testing.assert_array_equal(_kept_rows(space, b, g0, 5)[0],
+                                  encode_group(g0, b.view().values, slice(0, 5))[0])
+    assert seen == [1] * (120 * len(groups))
 
 
-def test_arrays_that_are_not_builder_views_are_encoded_every_time(
+def test_histories_built_by_hand_are_encoded_afresh_every_time(
         monkeypatch: pytest.MonkeyPatch) -> None:
     seen = _spy_encodes(monkeypatch)
+    view = _builder(MIXED, 10).view()
+    h = History({lab: np.array(v) for lab, v in view.values.items()}, np.array(view.losses),
+                np.array(view.pending))
+    assert h.memo is None and state_of(h) is not state_of(h)
     (g,) = build_groups(MIXED, True)
-    values = {lab: np.array(v) for lab, v in _builder(MIXED, 10).view().values.items()}
-    first = rows_mod.encoded_rows(g, values, 10)
-    values["u"][0] = 2.5  # a writable array may change: it must not be cached
-    second = rows_mod.encoded_rows(g, values, 10)
+    first = state_of(h).layout(MIXED, True).rows(g, h.values, 10)
+    h.values["u"][0] = 2.5  # a writable array may change: it must not be kept
+    second = state_of(h).layout(MIXED, True).rows(g, h.values, 10)
     assert seen == [10, 10]
     assert first[0][0, 0] != second[0][0, 0]
+    seen.clear()
+    for _ in range(2):
+        TPESampler().suggest(MIXED, h, 1, np.random.default_rng(0))
+    assert seen == [10, 10]
 
 
 def test_surrogate_features_from_the_design_equal_encoding_the_values() -> None:
@@ -183,20 +201,21 @@ def test_suggestions_are_the_same_with_kept_rows_and_without() -> None:
 def test_scratch_buffers_are_reused_per_name_and_thread() -> None:
     import threading
 
-    from parzen.samplers.tpe._scratch import scratch
-
-    a = scratch("t1", (10, 4))
-    b = scratch("t1", (8, 5))  # fits: the same memory
+    scratch = Scratch()
+    a = scratch.get("t1", (10, 4))
+    b = scratch.get("t1", (8, 5))  # fits: the same memory
     assert np.shares_memory(a, b) and b.shape == (8, 5)
-    assert not np.shares_memory(a, scratch("t2", (10, 4)))
-    assert scratch("t1", (2, 3), np.float32).dtype == np.float32
-    big = scratch("t1", (1000, 4))  # grows
+    assert not np.shares_memory(a, scratch.get("t2", (10, 4)))
+    assert scratch.get("t1", (2, 3), np.float32).dtype == np.float32
+    big = scratch.get("t1", (1000, 4))  # grows
     assert big.shape == (1000, 4)
     other: list[np.ndarray] = []
-    t = threading.Thread(target=lambda: other.append(scratch("t1", (10, 4))))
+    t = threading.Thread(target=lambda: other.append(scratch.get("t1", (10, 4))))
     t.start()
     t.join()
-    assert not np.shares_memory(other[0], scratch("t1", (10, 4)))
+    assert not np.shares_memory(other[0], scratch.get("t1", (10, 4)))
+    # Another owner's buffers are its own.
+    assert not np.shares_memory(Scratch().get("t1", (10, 4)), scratch.get("t1", (10, 4)))
 
 
 def test_densities_do_not_depend_on_evaluation_order() -> None:
@@ -221,7 +240,43 @@ def test_reset_caches_drops_kept_rows_and_changes_no_result() -> None:
 
     b = _builder(MIXED, 80, seed=5)
     before = TPESampler().suggest(MIXED, b.view(), 1, np.random.default_rng(2))
-    assert rows_mod._CACHE
-    tpe.reset_caches()
-    assert not rows_mod._CACHE
+    memo = b.view().memo
+    assert memo is not None and len(memo) == 1
+    kept = memo.slot(TPEState)
+    tpe.reset_caches(b.view())
+    assert len(memo) == 0
     assert TPESampler().suggest(MIXED, b.view(), 1, np.random.default_rng(2)) == before
+    assert memo.slot(TPEState) is not kept
+    hand = History({lab: np.array(v) for lab, v in b.view().values.items()},
+                   np.array(b.view().losses), np.array(b.view().pending))
+    tpe.reset_caches(hand)  # nothing kept, nothing to drop
+
+
+def test_two_histories_share_no_state_and_views_of_one_do() -> None:
+    one, two = _builder(MIXED, 40, seed=1), _builder(MIXED, 40, seed=1)
+    a = TPESampler().suggest(MIXED, one.view(), 2, np.random.default_rng(3))
+    memo = two.view().memo
+    assert memo is not None and len(memo) == 0  # the first history's suggestion left none
+    assert state_of(one.view()) is state_of(one.view())
+    assert state_of(one.view()) is not state_of(two.view())
+    # Equal rows, separate state: the same answer.
+    assert TPESampler().suggest(MIXED, two.view(), 2, np.random.default_rng(3)) == a
+    assert state_of(one.view()).scratch is not state_of(two.view()).scratch
+
+
+def test_no_module_of_the_tpe_keeps_mutable_state() -> None:
+    # What is kept between suggestions lives in the history's memo (_state.py), never at
+    # module level, where it would outlive the history and be shared between histories.
+    import importlib
+    import pkgutil
+    import threading
+
+    from parzen.samplers import tpe
+
+    mutable = (dict, list, set, bytearray, np.ndarray, threading.local)
+    for info in pkgutil.iter_modules(tpe.__path__):
+        mod = importlib.import_module(f"{tpe.__name__}.{info.name}")
+        for name, value in vars(mod).items():
+            if name.startswith("__") or isinstance(value, type):
+                continue
+            assert not isinstance(value, mutable), f"{mod.__name__}.{name}"

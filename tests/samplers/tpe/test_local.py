@@ -12,11 +12,10 @@ from parzen.exceptions import ConfigError
 from parzen.samplers._history import History, HistoryBuilder
 from parzen.samplers.rand import RandomSampler
 from parzen.samplers.tpe import TPESampler
-from parzen.samplers.tpe._local import (
-    PROBE_REACH,
-    probe_directions,
-    quadratic_step,
-)
+from parzen.samplers.tpe import _local as local_mod
+from parzen.samplers.tpe import _sampler as sampler_mod
+from parzen.samplers.tpe._probes import PROBE_REACH, probe_directions
+from parzen.samplers.tpe._quadratic import quadratic_step
 from parzen.space import compile_space
 
 LO, HI = np.zeros(2), np.ones(2)
@@ -297,20 +296,20 @@ def test_a_worker_pool_takes_local_steps_now_and_then_not_every_time(
 
     taken: list[bool] = []
     probes: list[bool] = []
-    real, real_probe = TPESampler._local, TPESampler._probe
+    real, real_probe = sampler_mod.local_step, local_mod.probe
 
-    def spy(self: TPESampler, *args: Any) -> Any:
-        out = real(self, *args)
+    def spy(*args: Any) -> Any:
+        out = real(*args)
         taken.append(out is not None)
         return out
 
-    def spy_probe(self: TPESampler, *args: Any) -> Any:
-        out = real_probe(self, *args)
+    def spy_probe(*args: Any) -> Any:
+        out = real_probe(*args)
         probes.append(out is not None)
         return out
 
-    monkeypatch.setattr(TPESampler, "_local", spy)
-    monkeypatch.setattr(TPESampler, "_probe", spy_probe)
+    monkeypatch.setattr(sampler_mod, "local_step", spy)
+    monkeypatch.setattr(local_mod, "probe", spy_probe)
     sampler, b, rng = TPESampler(), HistoryBuilder(SPACE_2D), np.random.default_rng(0)
     running: list[tuple[int, dict[str, Any]]] = []
     for tid in range(80):

@@ -15,9 +15,13 @@ from parzen.exceptions import ConfigError
 from parzen.samplers._history import History, HistoryBuilder
 from parzen.samplers.rand import RandomSampler
 from parzen.samplers.tpe import TPESampler
+from parzen.samplers.tpe import _sampler as sampler_mod
 from parzen.samplers.tpe._encode import build_groups
-from parzen.samplers.tpe._sampler import _Ranker, _Work
+from parzen.samplers.tpe._pending import near_pending, push_out
+from parzen.samplers.tpe._polish import polish
+from parzen.samplers.tpe._rerank import Ranker
 from parzen.samplers.tpe._surrogate import Surrogate, column_span, features, group_features
+from parzen.samplers.tpe._work import Candidates, Pick, Work
 from parzen.space import compile_space
 
 SPACE_2D = compile_space({"x": hp.uniform("x", -1, 1), "y": hp.uniform("y", -1, 1)})
@@ -46,6 +50,17 @@ def _random_history(space: Any, n: int, loss: Any, seed: int = 0,
     return History.from_rows(space, rows)
 
 
+def _cands(cn: np.ndarray, cc: np.ndarray, score: np.ndarray) -> Candidates:
+    return Candidates(cn, cc, cn, score)  # raw values unused by the ranker
+
+
+def _pick(s: TPESampler, work: Work, point: dict[str, Any] | None = None,
+          seed: int = 0) -> Pick:
+    (g,) = build_groups(SPACE_2D, True)
+    return Pick(g, work, 1, {} if point is None else point, np.random.default_rng(seed),
+                batch=True, min_distance=s.settings.pending.min_distance)
+
+
 class _FakeModel:
     """Predicts whatever a function of the feature rows says."""
 
@@ -64,9 +79,9 @@ def test_ranker_takes_the_lowest_prediction_among_the_top_candidates() -> None:
     cc = np.zeros((5, 1), dtype=np.intp)
     score = np.array([5.0, 4.0, 3.0, 2.0, 1.0])  # candidate 0 is best by l/g
     model = _FakeModel(lambda q: -q[:, 0])  # predicts larger x is better
-    ranker = _Ranker(model, 3, build_groups(MIXED, True), MIXED.labels)  # type: ignore[arg-type]
+    ranker = Ranker(model, 3, build_groups(MIXED, True), MIXED.labels)  # type: ignore[arg-type]
     # Only the three best by l/g are eligible: x = 0.1, 0.2, 0.3, and 0.3 is predicted best.
-    assert ranker.pick(g, score, 0, cn, cc, {}) == 2
+    assert ranker.pick(g, _cands(cn, cc, score), 0, {}) == 2
 
 
 def test_ranker_never_changes_the_category_the_tpe_chose() -> None:
@@ -75,8 +90,8 @@ def test_ranker_never_changes_the_category_the_tpe_chose() -> None:
     cc = np.array([[1], [0], [1], [2]], dtype=np.intp)
     score = np.array([4.0, 3.0, 2.0, 1.0])
     model = _FakeModel(lambda q: -q[:, 0])  # would love x = 0.9 (category 0)
-    ranker = _Ranker(model, 4, build_groups(MIXED, True), MIXED.labels)  # type: ignore[arg-type]
-    assert ranker.pick(g, score, 0, cn, cc, {}) == 2  # the best x within category 1
+    ranker = Ranker(model, 4, build_groups(MIXED, True), MIXED.labels)  # type: ignore[arg-type]
+    assert ranker.pick(g, _cands(cn, cc, score), 0, {}) == 2  # the best x within category 1
     # Only category 1 reached the model.
     onehot = model.seen[0][:, 1:]
     assert (onehot.argmax(axis=1) == 1).all()
@@ -89,9 +104,9 @@ def test_ranker_skips_excluded_candidates_and_defers_without_a_model() -> None:
     score = np.array([2.0, -np.inf, 1.0])  # candidate 1 duplicates a pending point
     model = _FakeModel(lambda q: -q.sum(axis=1))
     groups = build_groups(SPACE_2D, True)
-    assert _Ranker(model, 3, groups, SPACE_2D.labels).pick(  # type: ignore[arg-type]
-        g, score, 0, cn, cc, {}) == 2
-    assert _Ranker(None, 3, groups, SPACE_2D.labels).pick(g, score, 0, cn, cc, {}) == 0
+    assert Ranker(model, 3, groups, SPACE_2D.labels).pick(  # type: ignore[arg-type]
+        g, _cands(cn, cc, score), 0, {}) == 2
+    assert Ranker(None, 3, groups, SPACE_2D.labels).pick(g, _cands(cn, cc, score), 0, {}) == 0
 
 
 def test_group_columns_match_the_full_feature_layout() -> None:
@@ -155,19 +170,19 @@ def test_many_pending_trials_turn_refinement_off() -> None:
 
 def test_candidates_near_a_pending_point_are_pushed_out_to_the_radius() -> None:
     s = TPESampler(min_distance=0.05)
-    (g,) = build_groups(SPACE_2D, True)
     # One pending point at the centre (u = 0.5, 0.5) and three candidates near or on it.
-    work = _Work({"x": np.array([0.0]), "y": np.array([0.0])}, np.array([np.nan]),
-                 np.array([True]))
+    work = Work({"x": np.array([0.0]), "y": np.array([0.0])}, np.array([np.nan]),
+                np.array([True]))
     cn = np.array([[0.51, 0.5], [0.5, 0.5], [0.9, 0.9]])
-    active = np.array([True])
+    pick = _pick(s, work)
+    assert pick.active.tolist() == [True]
     near = np.array([True, True, False])
-    out = s._push_out(g, work, 1, active, cn, near)
+    out = push_out(pick, cn, near)
     dist = np.sqrt(((out - 0.5) ** 2).sum(axis=1) / 2)
     assert (dist[:2] >= 0.05).all() and (dist[:2] < 0.06).all()
     assert out[0, 0] > 0.5 and out[0, 1] == pytest.approx(0.5)  # same direction, further out
     np.testing.assert_array_equal(out[2], cn[2])  # far candidates untouched
-    assert not s._near_pending(g, work, 1, active, out, np.zeros((3, 0), np.intp)).any()
+    assert not near_pending(pick, out, np.zeros((3, 0), np.intp)).any()
 
 
 @pytest.mark.parametrize(("setting", "value"), [
@@ -212,13 +227,13 @@ def test_refinement_handles_awkward_histories(space_spec: str) -> None:
 
 def _spy_polish(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
-    real = TPESampler._polish
+    real = sampler_mod.polish
 
-    def spy(self: TPESampler, g: Any, work: Any, rows: int, *args: Any) -> Any:
-        calls.append(rows)
-        return real(self, g, work, rows, *args)
+    def spy(settings: Any, pick: Pick, *args: Any) -> Any:
+        calls.append(pick.rows)
+        return real(settings, pick, *args)
 
-    monkeypatch.setattr(TPESampler, "_polish", spy)
+    monkeypatch.setattr(sampler_mod, "polish", spy)
     return calls
 
 
@@ -252,32 +267,36 @@ def test_polishing_moves_a_batch_point_towards_the_predicted_optimum() -> None:
     # candidate it started from, and no nearer to the pending point than min_distance.
     s = TPESampler(polish_candidates=64, polish_scale=2.0)
     (g,) = build_groups(SPACE_2D, True)
-    work = _Work({"x": np.array([0.9]), "y": np.array([0.9])}, np.array([np.nan]),
-                 np.array([True]))
+    work = Work({"x": np.array([0.9]), "y": np.array([0.9])}, np.array([np.nan]),
+                np.array([True]))
     target = np.array([0.62, 0.41])
     model = _FakeModel(lambda q: ((q - target) ** 2).sum(axis=1))
-    ranker = _Ranker(model, 5, [g], list(SPACE_2D.labels))  # type: ignore[arg-type]
+    ranker = Ranker(model, 5, [g], list(SPACE_2D.labels))  # type: ignore[arg-type]
     x0 = np.array([0.5, 0.5])
-    active = np.ones(1, dtype=bool)
-    cn, cc, raw = s._polish(g, work, 1, active, ranker, {}, x0, np.zeros(0, np.intp),
-                            np.array([0.05, 0.05]), np.random.default_rng(3))
+    pick = _pick(s, work, seed=3)
+    out = polish(s.settings.polish, pick, ranker,
+                 _cands(x0[None, :], np.zeros((1, 0), np.intp), np.zeros(1)),
+                 np.array([0.05, 0.05]))
+    cn, cc, raw = out.u, out.codes, out.raw
     assert np.linalg.norm(cn[0] - target) < 0.5 * np.linalg.norm(x0 - target)
     np.testing.assert_allclose(raw[0], cn[0] * 2 - 1)  # u in [0, 1] -> x in [-1, 1]
-    assert not s._near_pending(g, work, 1, active, cn, cc).any()
+    assert not near_pending(pick, cn, cc).any()
 
 
 def test_polishing_never_returns_a_point_next_to_a_pending_one() -> None:
     s = TPESampler(polish_candidates=64, polish_scale=1.0, min_distance=0.05)
     (g,) = build_groups(SPACE_2D, True)
     # The model's optimum sits on the pending point: the polish must stop short of it.
-    work = _Work({"x": np.array([0.0]), "y": np.array([0.0])}, np.array([np.nan]),
-                 np.array([True]))
+    work = Work({"x": np.array([0.0]), "y": np.array([0.0])}, np.array([np.nan]),
+                np.array([True]))
     model = _FakeModel(lambda q: ((q - 0.5) ** 2).sum(axis=1))
-    ranker = _Ranker(model, 5, [g], list(SPACE_2D.labels))  # type: ignore[arg-type]
-    cn, cc, _ = s._polish(g, work, 1, np.ones(1, bool), ranker, {}, np.array([0.6, 0.6]),
-                          np.zeros(0, np.intp), np.array([0.1, 0.1]),
-                          np.random.default_rng(0))
-    assert not s._near_pending(g, work, 1, np.ones(1, bool), cn, cc).any()
+    ranker = Ranker(model, 5, [g], list(SPACE_2D.labels))  # type: ignore[arg-type]
+    pick = _pick(s, work)
+    out = polish(s.settings.polish, pick, ranker,
+                 _cands(np.array([[0.6, 0.6]]), np.zeros((1, 0), np.intp), np.zeros(1)),
+                 np.array([0.1, 0.1]))
+    cn, cc = out.u, out.codes
+    assert not near_pending(pick, cn, cc).any()
     assert np.linalg.norm(cn[0] - 0.5) < np.linalg.norm(np.array([0.6, 0.6]) - 0.5)
 
 
@@ -308,7 +327,7 @@ def test_batch_points_past_the_polished_ones_are_ranked_by_posterior_draws(
     assert len(draws) == 1  # the eighth point of a worker pool's batch
 
 
-def _two_category_model() -> tuple[_Ranker, Any, np.ndarray, np.ndarray]:
+def _two_category_model() -> tuple[Ranker, Any, np.ndarray, np.ndarray]:
     # Category 0 was tried 40 times, losses (x - 0.4)^2 + 0.05; category 1 once, at a poor x.
     groups = build_groups(MIXED, True)
     rng = np.random.default_rng(0)
@@ -316,7 +335,7 @@ def _two_category_model() -> tuple[_Ranker, Any, np.ndarray, np.ndarray]:
     c = np.concatenate([np.zeros(40), [1.0]])
     y = (x - 0.4) ** 2 + 0.05
     model = Surrogate(features(groups, {"x": x, "c": c}, np.arange(41)), y)
-    ranker = _Ranker(model, 16, groups, list(MIXED.labels))
+    ranker = Ranker(model, 16, groups, list(MIXED.labels))
     # Candidates: category 0 near its optimum, category 1 at the same x values.
     cn = np.tile(np.linspace(0.35, 0.45, 8), 2)[:, None]
     cc = np.repeat([0, 1], 8)[:, None].astype(np.intp)
@@ -326,10 +345,10 @@ def _two_category_model() -> tuple[_Ranker, Any, np.ndarray, np.ndarray]:
 def test_a_posterior_draw_explores_a_barely_tried_category() -> None:
     ranker, g, cn, cc = _two_category_model()
     score = np.linspace(1.0, 0.0, 16)  # l / g prefers category 0's candidates
-    by_mean = ranker.pick(g, score, 0, cn, cc, {})
+    by_mean = ranker.pick(g, _cands(cn, cc, score), 0, {})
     assert cc[by_mean, 0] == 0
     rng = np.random.default_rng(1)
-    picks = [ranker.pick(g, score, 0, cn, cc, {}, rng=rng) for _ in range(200)]
+    picks = [ranker.pick(g, _cands(cn, cc, score), 0, {}, rng=rng) for _ in range(200)]
     other = float(np.mean(cc[picks, 0] == 1))
     # One poor observation leaves category 1 near the prior: some draws favour it, most not.
     assert 0.02 < other < 0.6

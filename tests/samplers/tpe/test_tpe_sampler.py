@@ -16,7 +16,7 @@ from parzen.samplers._history import History, HistoryBuilder
 from parzen.samplers._prior import sample_prior
 from parzen.samplers.rand import RandomSampler
 from parzen.samplers.tpe import TPESampler
-from parzen.samplers.tpe import _sampler as sampler_mod
+from parzen.samplers.tpe import _proposal as proposal_mod
 from parzen.samplers.tpe._encode import build_groups
 from parzen.samplers.tpe._surrogate import Surrogate, features
 from parzen.space import Space, compile_space
@@ -110,14 +110,14 @@ def test_child_model_uses_only_rows_where_it_was_active(monkeypatch: pytest.Monk
     h = _random_history(COND, 40, _cond_loss, seed=3)
     active_rows = {lab: int(np.count_nonzero(~np.isnan(h.values[lab]))) for lab in COND.labels}
     seen: dict[tuple[str, ...], int] = {}
-    real_fit = sampler_mod.fit  # type: ignore[attr-defined]
+    real_fit = proposal_mod.fit
 
     def spy(group: Any, xn: Any, xc: Any, *args: Any) -> Any:
         rows = xn.shape[0] if xn.shape[1] else xc.shape[0]
         seen[group.labels] = seen.get(group.labels, 0) + rows
         return real_fit(group, xn, xc, *args)
 
-    monkeypatch.setattr(sampler_mod, "fit", spy)
+    monkeypatch.setattr(proposal_mod, "fit", spy)
     TPESampler().suggest(COND, h, 1, np.random.default_rng(0))
     assert seen, "no group was fitted"
     for labels, rows in seen.items():
@@ -183,7 +183,7 @@ def test_a_batch_has_no_near_duplicates(seed: int) -> None:
     h = _random_history(SPACE_2D, 50, _quad, seed=seed)
     pts = TPESampler().suggest(SPACE_2D, h, 8, np.random.default_rng(seed))
     assert len(pts) == 8
-    assert _min_pair_distance(pts) >= TPESampler().min_distance
+    assert _min_pair_distance(pts) >= TPESampler().settings.pending.min_distance
 
 
 def test_pending_points_are_avoided() -> None:
@@ -197,7 +197,7 @@ def test_pending_points_are_avoided() -> None:
                     [False] * 50 + [True])
     again = s.suggest(SPACE_2D, busy, 1, np.random.default_rng(5))
     dist = float(np.sqrt(((_normalised(first[0]) - _normalised(again[0])) ** 2).sum() / 2))
-    assert dist >= s.min_distance
+    assert dist >= s.settings.pending.min_distance
 
 
 def test_believer_predicts_good_and_poor_regions() -> None:
@@ -277,6 +277,66 @@ def test_bad_settings_raise_config_error_naming_the_value(setting: str, value: A
         TPESampler(**{setting: value})
 
 
+def test_refusals_read_as_before() -> None:
+    with pytest.raises(ConfigError) as err:
+        TPESampler(n_startup_jobs=-1)
+    assert str(err.value) == "tpe: n_startup_jobs must be an int >= 0, got n_startup_jobs=-1"
+    with pytest.raises(ConfigError) as err:
+        TPESampler(parallel_local=5)
+    assert str(err.value) == ("tpe: parallel_local must be at most 4 (one per neighbourhood "
+                              "size), got parallel_local=5")
+    # With several bad settings, the first in the order they are checked is reported.
+    with pytest.raises(ConfigError, match="gamma=2.0"):
+        TPESampler(gamma=2.0, min_distance=5.0, parallel_probes=-1)
+
+
+# Each keyword of TPESampler and the part of TPESettings that holds it.
+_PARTS = {
+    "n_startup_jobs": "prior", "prior_weight": "prior",
+    "n_EI_candidates": "proposal", "parallel_n_EI_candidates": "proposal",
+    "gamma": "proposal", "below_fraction": "proposal", "below_cap": "proposal",
+    "linear_forgetting": "proposal", "multivariate": "proposal",
+    "bandwidth_factor": "proposal", "parallel_bandwidth_factor": "proposal",
+    "min_bandwidth": "proposal",
+    "believer": "pending", "constant_liar": "pending", "pending_weight": "pending",
+    "min_distance": "pending",
+    "refine_candidates": "rerank", "parallel_refine_candidates": "rerank",
+    "refine_max_pending": "rerank", "parallel_thompson": "rerank",
+    "local_every": "local", "parallel_local": "local",
+    "parallel_probes": "probes",
+    "parallel_polish": "polish", "polish_candidates": "polish", "polish_scale": "polish",
+}
+
+
+def test_every_keyword_lands_in_its_part_with_the_same_default() -> None:
+    import inspect
+
+    params = inspect.signature(TPESampler).parameters
+    assert sorted(n for n in params if n != "verbose") == sorted(_PARTS)
+    settings = TPESampler().settings
+    for name, part in _PARTS.items():
+        default = params[name].default
+        assert getattr(getattr(settings, part), name) == default, name
+        # The part's own default is the keyword's, so a part built alone behaves the same.
+        assert getattr(type(getattr(settings, part))(), name) == default, name
+    values = {"n_startup_jobs": 3, "prior_weight": 2.0, "n_EI_candidates": 7,
+              "parallel_n_EI_candidates": 9, "gamma": 0.25, "below_fraction": 0.2,
+              "below_cap": 4, "linear_forgetting": 0, "multivariate": False,
+              "bandwidth_factor": 0.3, "parallel_bandwidth_factor": 0.4, "min_bandwidth": 0.02,
+              "believer": False, "constant_liar": False, "pending_weight": 0.5,
+              "min_distance": 0.0, "refine_candidates": 0, "parallel_refine_candidates": 3,
+              "refine_max_pending": 2, "parallel_thompson": False, "local_every": 0,
+              "parallel_local": 1, "parallel_probes": 0, "parallel_polish": 0,
+              "polish_candidates": 5, "polish_scale": 1.5}
+    assert sorted(values) == sorted(_PARTS)
+    settings = TPESampler(**values).settings  # type: ignore[arg-type]
+    for name, value in values.items():
+        assert getattr(getattr(settings, _PARTS[name]), name) == value, name
+    proposal = settings.proposal
+    assert proposal.bandwidth(False).factor == 0.3 and proposal.bandwidth(True).factor == 0.4
+    assert proposal.bandwidth(True).min_width == 0.02
+
+
 def test_unknown_setting_is_refused() -> None:
     with pytest.raises(TypeError):
         TPESampler(n_startup=3)  # type: ignore[call-arg]
@@ -285,8 +345,11 @@ def test_unknown_setting_is_refused() -> None:
 def test_hyperopt_style_partial_settings_are_accepted() -> None:
     algo = functools.partial(tpe.suggest, n_startup_jobs=20, n_EI_candidates=10, gamma=0.25,
                              prior_weight=1.0, linear_forgetting=25)
-    sampler = tpe.suggest.sampler_factory(**algo.keywords)  # type: ignore[attr-defined]
-    assert isinstance(sampler, TPESampler) and sampler.n_startup_jobs == 20
+    # The factory behind tpe.suggest: ``make`` since fmin builds the sampler once per run,
+    # ``sampler_factory`` before.
+    factory = getattr(tpe.suggest, "make", None) or tpe.suggest.sampler_factory
+    sampler = factory(**algo.keywords)
+    assert isinstance(sampler, TPESampler) and sampler.settings.prior.n_startup_jobs == 20
     h = _random_history(SPACE_2D, 30, _quad)
     pts = sampler.suggest(SPACE_2D, h, 3, np.random.default_rng(0))
     assert len(pts) == 3

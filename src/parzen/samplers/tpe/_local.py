@@ -1,53 +1,30 @@
-"""Local steps: the minimum of a quadratic fitted around the best trial.
+"""Local steps: when a point is the minimum of a quadratic fitted around the best trial.
 
-TPE finds the region of good trials quickly but closes in on the best point within it only at
-the rate its densities narrow: a random draw from the good density lands near the optimum
-less and less often as the region shrinks. A quadratic fitted by least squares to the trials
-nearest the incumbent (the best completed trial) and stepped to its minimum does that last
-part in a few evaluations, as trust-region methods for derivative-free optimisation do.
-
-The sampler takes such a step for one suggestion in ``local_every`` sequentially, and for a
-batch's first points with results outstanding (``TPESampler`` has the rules and figures).
-
-**Probes.** A batch may hold only one point close to the optimum (its points must be
-``min_distance`` apart), so its fits span the batch's spread: a radius of 0.1 in Hartmann6's
-unit cube when the step is 0.001 long, and over that width the function is not quadratic
-(at batch size 8 on Hartmann6, the round's first point made 77 of the 88 improvements after
-evaluation 48). Once the step is short against its neighbourhood (the fit
-places the optimum well inside it: ``PROBE_GATE``), the batch's next points are probes: as
-close to the step as the batch allows, along the axes both ways (and the corners of squares
-on pairs of axes, up to three dimensions). They give the next round's fit a core of trials
-around the optimum in every direction.
-
-The fit:
-
-- **Neighbourhood.** The ``m`` completed trials nearest the incumbent in the TPE's unit
-  encoding, ``m = ceil(size * p)`` for ``p`` coefficients; closer ones weigh more
-  (``1 / (1 + (r / radius)^2)``). When the nearest ``1.3 p`` lie within half the radius (a
-  core: probes, or a run of sequential steps), the weights are a Gaussian of the core's
-  radius instead, so that the fit is made where the optimum is, not over the neighbourhood
-  (``focus``). Sequentially too, over 200 held-out seeds, median regret at 100 evaluations
-  fell from 4.7e-11 to 8.4e-12 on Branin, 2.2e-5 to 8.7e-6 on Hartmann6, 1.59 to 1.37 on
-  Ackley-5 and 1.36e-5 to 1.08e-5 on rf_mixed (Rosenbrock-5 6.9 to 6.8, Levy-5 unchanged).
-- **Shape.** Separable (``1 + 2d`` coefficients: a curvature per axis) unless a full quadratic
-  (``1 + d + d(d+1)/2``) fits in a neighbourhood of at most a third of the trials: with
-  fewer, its neighbourhood is most of the space and the fit is global, not local (Hartmann6 at
-  batch size 8 had 13x the regret).
-- **Step.** Taken only when the fitted curvature is positive along every axis (or the
-  Hessian positive definite) and not flat along any; clipped to the neighbourhood's radius
-  (the region where the fit was made) and to the bounds. Otherwise there is no step and TPE
-  chooses as usual.
+TPE narrows in on the best region only as fast as its densities shrink; a step to the minimum
+of a quadratic fitted to the trials nearest the incumbent (``_quadratic.py``) closes in on the
+optimum within it. Sequentially, one suggestion in ``local_every`` is such a step. With
+results outstanding, each of the first ``parallel_local`` neighbourhood sizes gives a minimum
+and the first that no pending trial is already evaluating is taken: a batch's first points
+get one each, and a worker pool asking for one point at a time gets a new one whenever the
+results moved the minimum or the last one came back. When the first size's minimum is being
+evaluated and is a short step, probes around it (``_probes.py``) come instead of the other
+sizes' minima.
 """
 
 from __future__ import annotations
 
-from functools import cache
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.linalg.lapack import dpotrf, dpotrs
+
+from parzen.samplers.tpe._encode import snap
+from parzen.samplers.tpe._probes import SAME, Around, ProbeSettings, probe
+from parzen.samplers.tpe._quadratic import quadratic_step
+from parzen.samplers.tpe._work import Pick
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
 
 # Neighbourhood sizes, in coefficients per fit, tried in order for the points of a batch: each
 # gives its own minimum, so a batch can hold several local points that are not duplicates.
@@ -55,148 +32,83 @@ SIZES = (2.0, 3.0, 4.5, 6.0)
 # A local point within this fraction of its neighbourhood's radius of a trial still pending is
 # one already being evaluated.
 GUARD = 0.25
-# A local point closer than this (in the unit encoding) to a trial is that trial again: a
-# quantised parameter snapped back, or the steps converged.
-SAME = 1e-6
-# A curvature below this fraction of the largest is flat: rounding decides its sign, and the
-# step along it would be as long as the neighbourhood allows, in a direction of no gain.
-FLAT = 1e-8
-# The full quadratic's neighbourhood may hold at most 1 / FULL_SHARE of the trials.
-FULL_SHARE = 3
-# Probes go in when the step is shorter than this fraction of its neighbourhood's radius. At
-# batch size 8 on Hartmann6 (100 held-out seeds, median regret at 100 evaluations), 0.1, 0.2
-# and 0.35 gave 1.3e-4, 4.6e-5 and 2.7e-5 with an earlier form of the focused fit; with this
-# one, 0.35 gave 3.1e-5 and 0.5 gave 4.9e-5.
-PROBE_GATE = 0.35
-# Probes sit this far beyond the distance under which two points of a batch are duplicates.
-PROBE_REACH = 1.1
-# A neighbourhood has a core when its nearest CORE_SIZE points per coefficient lie within
-# CORE_SHARE of its radius; uniformly spread trials put them at about 0.9 of it in 6
-# dimensions, probes at a tenth.
-CORE_SIZE = 1.3
-CORE_SHARE = 0.5
 
 
-def quadratic_step(u: FloatArray, y: FloatArray, lo: FloatArray, hi: FloatArray,
-                   size: float = SIZES[0], focus: bool = True
-                   ) -> tuple[FloatArray, float] | None:
-    """The minimum of a quadratic fitted to the trials nearest the best one.
+@dataclass(frozen=True)
+class LocalSettings:
+    """When local steps are taken (``TPESampler(local_every=..., parallel_local=...)``).
 
-    Args:
-        u: completed trials' numeric values in the unit encoding, ``(n, d)``.
-        y: their losses, ``(n,)``, all finite.
-        lo: the encoding's lower bounds, ``(d,)``.
-        hi: its upper bounds.
-        size: neighbourhood size in points per fitted coefficient.
-        focus: when the neighbourhood has a core (see ``CORE_SHARE``), weigh its trials by a
-            Gaussian of the core's radius, so that the fit is the core's. False only to
-            compare: sequential steps pile up into such a core too, and focused fits measured
-            better there as well.
-
-    Returns:
-        ``(point, radius)``: the step's end and the neighbourhood's radius; None when there
-        are too few trials, they coincide, or the fit has no minimum.
+    Attributes:
+        local_every: sequentially, one suggestion in ``local_every`` (when the history's
+            length is a multiple of it) is a local step, where the quadratic has a minimum
+            and it is not a trial already made; 0 turns local steps off (in batches too).
+            Default 2.
+        parallel_local: with results outstanding (a batch, or trials running), up to this
+            many neighbourhood sizes each give a minimum, and the first that no pending trial
+            is already evaluating (none within a quarter of the neighbourhood's radius, nor
+            within ``min_distance``) is proposed; 0 turns them off with results outstanding.
+            At most 4 (``len(SIZES)``). Default 4.
     """
-    n, d = u.shape
-    if d == 0:
+
+    local_every: int = 2
+    parallel_local: int = 4
+
+
+def local_step(settings: LocalSettings, probes: ProbeSettings, pick: Pick, c0: IntArray
+               ) -> FloatArray | None:
+    """The local step for ``pick``'s group among completed trials with categories ``c0``,
+    in the unit encoding (a probe around a pending step when ``probes`` say so); None when
+    this point takes none."""
+    g, work, rows, active, batch = pick.g, pick.work, pick.rows, pick.active, pick.batch
+    if settings.local_every == 0 or work.n0 == 0:
         return None
-    full = int(np.ceil(size * (1 + d + d * (d + 1) // 2)))
-    sep = int(np.ceil(size * (1 + 2 * d)))
-    m = full if n >= FULL_SHARE * full else sep
-    if n < m:
+    if not batch and rows % settings.local_every:
         return None
-    best = u[int(np.argmin(y))]
-    diff = u - best
-    dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-    near = np.argpartition(dist, m - 1)[:m] if m < n else np.arange(n)
-    near = near[np.argsort(dist[near], kind="stable")]
-    radius = float(dist[near[-1]])
-    if radius <= 0.0:
-        return None
-    # In units of the radius, so that every column is of order one however small the
-    # neighbourhood: unscaled, the squares of a 1e-4 neighbourhood are 1e-8 of the constant
-    # column, and the normal equations (``_weighted_fit``) square that.
-    dx = diff[near] / radius
-    w = 1.0 / (1.0 + (dist[near] / radius) ** 2)
-    if focus:
-        core = float(dist[near[min(m, int(np.ceil(CORE_SIZE * m / size))) - 1]])
-        if 0.0 < core < CORE_SHARE * radius:
-            w = np.exp(-0.5 * (dist[near] / core) ** 2)
-    if m == full:
-        iu = _upper(d)
-        a = np.concatenate([np.ones((m, 1)), dx, dx[:, iu[0]] * dx[:, iu[1]]], axis=1)
-    else:
-        a = np.concatenate([np.ones((m, 1)), dx, dx * dx], axis=1)
-    coef = _weighted_fit(a, y[near], w)
-    if coef is None:
-        return None
-    grad = coef[1:1 + d]
-    if m == full:
-        # c * x_i * x_j contributes c to H_ij and H_ji; c * x_i^2 contributes 2c to H_ii.
-        h = np.zeros((d, d))
-        h[iu] = coef[1 + d:]
-        h = h + h.T
-        ev = np.linalg.eigvalsh(h)
-        if ev[0] <= FLAT * ev[-1]:
-            return None
-        step = -np.linalg.solve(h, grad)
-    else:
-        curv = coef[1 + d:]
-        if not np.all(curv > FLAT * curv.max()):
-            return None
-        step = -grad / (2.0 * curv)
-    length = float(np.sqrt((step ** 2).sum()))  # in radii
-    if not np.isfinite(length):  # a curvature barely above FLAT can overflow the step
-        return None
-    if length > 1.0:
-        step /= length
-    out: FloatArray = np.minimum(np.maximum(best + step * radius, lo), hi)
-    return out, radius
-
-
-def probe_directions(d: int, rng: np.random.Generator) -> FloatArray:
-    """Offsets of probes around a step, in units of the probes' reach, in the order to try
-    them, ``(k, d)``.
-
-    The axes both ways, in random order (a batch of 8 in 6 dimensions has room for 7 of the
-    12); up to three dimensions, then the corners of the square on each pair of axes, which a
-    full quadratic's cross terms need. Corners, not unit diagonals: a diagonal at the reach
-    would be closer than the reach to the axis probes beside it (0.77 of it).
-    """
-    axes = np.concatenate([np.eye(d), -np.eye(d)])[rng.permutation(2 * d)]
-    if d > 3:
-        return axes
-    rows, cols = np.triu_indices(d, k=1)
-    diag = np.zeros((4 * rows.shape[0], d))
-    for k, (si, sj) in enumerate(((1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0))):
-        sel = np.arange(k, diag.shape[0], 4)
-        diag[sel, rows] = si
-        diag[sel, cols] = sj
-    out: FloatArray = np.concatenate([axes, diag[rng.permutation(diag.shape[0])]])
-    return out
-
-
-def _weighted_fit(a: FloatArray, y: FloatArray, w: FloatArray) -> FloatArray | None:
-    """Weighted least squares by the normal equations; None when the columns are dependent.
-
-    The columns are of order one (the caller scales by the radius), so squaring the condition
-    number costs little precision, and a Cholesky factorisation of the small normal matrix
-    took a tenth of the time of an SVD or QR solver on the tall matrix (0.25 ms for a full
-    quadratic in 8 dimensions, with 90 trials), which every second suggestion pays.
-    """
-    aw = a * w[:, None]
-    chol, info = dpotrf(aw.T @ aw, lower=1, clean=0)
-    if info != 0:
-        return None
-    coef, info = dpotrs(chol, aw.T @ (y * w), lower=1)
-    if info != 0 or not np.all(np.isfinite(coef)):
-        return None
-    out: FloatArray = np.asarray(coef, dtype=np.float64)
-    return out
-
-
-@cache
-def _upper(d: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """Row and column indices of a d x d matrix's upper triangle, diagonal included."""
-    rows, cols = np.triu_indices(d)
-    return rows, cols
+    n0 = work.n0
+    design, codes = work.history_rows(g)
+    done = np.isfinite(work.losses[:n0]) & active[:n0]
+    if g.categorical:
+        done &= (codes[:n0] == c0[None, :]).all(axis=1)
+    dn = len(g.numeric)
+    idx = np.flatnonzero(done)
+    u = design[idx, :dn]
+    # Every trial active in g, this batch's points included, to check the step against.
+    seen = np.flatnonzero(active[:rows])
+    old = seen[seen < n0]
+    seen_u = design[old, :dn]
+    if old.shape[0] < seen.shape[0]:
+        new = seen[seen >= n0]
+        seen_u = np.concatenate([seen_u, np.stack(
+            [d.encode(work.values[d.label][new]) for d in g.numeric], axis=1)])
+    waiting = work.pending[seen] & ~np.isfinite(work.losses[seen])
+    y = work.losses[idx]
+    reach = pick.reach
+    for size in SIZES[:settings.parallel_local] if batch else SIZES[:1]:
+        key = (g.labels, c0.tobytes(), size)
+        if key not in work.fits:
+            work.fits[key] = quadratic_step(u, y, g.lo, g.hi, size)
+        got = work.fits[key]
+        if got is None:
+            continue
+        x: FloatArray = snap(g, got[0][None, :])[0][0]
+        radius = got[1]
+        gap = np.sqrt(((seen_u - x) ** 2).sum(axis=1))
+        short = size == SIZES[0] and probes.gate(
+            float(np.sqrt(((x - u[int(np.argmin(y))]) ** 2).sum())), radius)
+        # A pending trial within min_distance is a near-duplicate, as for any candidate.
+        # Converging, only that: the pending trials around are probes, and a minimum the
+        # results moved off the one being evaluated is a new step (in a worker pool,
+        # else it would probe around a running step until it came back).
+        busy = waiting & (gap < (reach if short else max(GUARD * radius, reach)))
+        if busy.any():
+            if short:
+                # The first fit's step is being evaluated and is short: probes around it
+                # instead of the larger neighbourhoods' steps (_probes.py says why).
+                center = seen_u[np.flatnonzero(busy)[np.argmin(gap[busy])]]
+                return probe(probes, g, Around(center, seen_u, seen_u[waiting], reach),
+                             pick.rng)
+            continue
+        if (gap < SAME).any():
+            continue
+        return x
+    return None

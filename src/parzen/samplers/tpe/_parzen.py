@@ -18,7 +18,7 @@ import numpy.typing as npt
 from scipy.special import ndtr, ndtri
 
 from parzen.samplers.tpe._encode import Group
-from parzen.samplers.tpe._scratch import scratch
+from parzen.samplers.tpe._scratch import Scratch, buffer
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -97,8 +97,10 @@ class ParzenEstimator:
 
     # -- density ---------------------------------------------------------------------------
 
-    def logpdf(self, xn: FloatArray, xc: IntArray) -> FloatArray:
-        """Log-density of ``N`` points given as numeric ``(N, dn)`` and categorical ``(N, dc)``."""
+    def logpdf(self, xn: FloatArray, xc: IntArray, scratch: Scratch | None = None
+               ) -> FloatArray:
+        """Log-density of ``N`` points given as numeric ``(N, dn)`` and categorical ``(N, dc)``;
+        the temporaries live in ``scratch`` when given."""
         group = self.group
         n_pts = xc.shape[0] if group.categorical else xn.shape[0]
         with np.errstate(divide="ignore"):
@@ -123,7 +125,7 @@ class ParzenEstimator:
             f[pts, group.cat_start[j] + xc[:, j]] = same - other
             row += other
         a = _small_matmul(f, self.design[:, :group.sq_start],
-                          out=scratch("kernel_logs", (n_pts, self.m)))
+                          out=buffer(scratch, "kernel_logs", (n_pts, self.m)))
         a += self.kconst
         top = a.max(axis=1)
         # Kernels more than e^80 below the largest add nothing to the sum, but exp() takes a
@@ -132,7 +134,7 @@ class ParzenEstimator:
         # exp on AVX2 machines but not float64 exp, 3x apart over the bad group's N x m terms.
         # Each term is within [e^-80, 1] and the largest is exactly 1, so the sum's relative
         # error is ~1e-7: nothing for ranking candidates.
-        e = scratch("kernel_exps", a.shape, np.float32)
+        e = buffer(scratch, "kernel_exps", a.shape, np.float32)
         np.subtract(a, top[:, None], out=e, casting="same_kind")
         np.maximum(e, np.float32(-80.0), out=e)
         np.exp(e, out=e)
@@ -204,10 +206,11 @@ def prior_logpdf(group: Group, xn: FloatArray, xc: IntArray) -> FloatArray:
     return out
 
 
-def log_ratio(l_est: ParzenEstimator, g_est: ParzenEstimator, xn: FloatArray, xc: IntArray
-              ) -> FloatArray:
-    """``log l(x) - log g(x)``, TPE's ranking of candidates."""
-    return np.asarray(l_est.logpdf(xn, xc) - g_est.logpdf(xn, xc), dtype=np.float64)
+def log_ratio(l_est: ParzenEstimator, g_est: ParzenEstimator, xn: FloatArray, xc: IntArray,
+              scratch: Scratch | None = None) -> FloatArray:
+    """``log l(x) - log g(x)``, TPE's ranking of candidates (Bergstra et al., 2011)."""
+    return np.asarray(l_est.logpdf(xn, xc, scratch) - g_est.logpdf(xn, xc, scratch),
+                      dtype=np.float64)
 
 
 # Abramowitz & Stegun 7.1.26 for erfc, rescaled to the normal CDF (absolute error < 1e-7).

@@ -1,8 +1,11 @@
 """Splitting trials into the "below" (good) and "above" (the rest) groups, and their weights.
 
-Pending trials have no loss. They go to the above group: the constant liar with the *worst*
-loss. That lowers the density ratio around points already handed out, so parallel workers
-(and the members of one batch) spread out instead of piling onto the incumbent.
+The good group is the best ``n_below`` completed trials (Bergstra et al., 2011). Pending
+trials have no loss; passed as ``pending``, they go to the above group: the constant liar with
+the *worst* loss (Ginsbourger et al., 2010; ``_pending.py`` chooses between this and
+believing the surrogate). That lowers the density ratio around points already handed out, so
+parallel workers (and the members of one batch) spread out instead of piling onto the
+incumbent.
 """
 
 from __future__ import annotations
@@ -89,9 +92,9 @@ def improvement_weights(below: FloatArray, above: FloatArray) -> FloatArray:
     """Weights of the good trials proportional to how far each beats the split threshold.
 
     The threshold is the best loss of the bad group, so ``l`` becomes a density of expected
-    improvement rather than of mere membership; measured over 60 seeds per problem this cut the
-    geometric-mean regret by ~20% and made falling into poor local basins rarer. Mean 1, so the
-    prior's weight keeps its meaning.
+    improvement rather than of mere membership, which measured lower regret and fewer falls
+    into poor local basins (``bench/README.md``, "TPE settings"). Mean 1, so the prior's weight
+    keeps its meaning.
     """
     done = above[np.isfinite(above)]
     if below.shape[0] < 2 or done.shape[0] == 0:

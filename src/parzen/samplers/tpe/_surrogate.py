@@ -1,33 +1,29 @@
 """A small Gaussian-process surrogate of the losses, used in three places.
 
-1. **Re-ranking candidates.** TPE draws candidates from the good density ``l`` and ranks them by
-   ``l / g``. That ratio says where good trials are *dense*, not where the loss is *lowest*, and
-   among the top few candidates it is a weak tie-breaker. The sampler therefore takes the best
-   few candidates by ``l / g`` (those sharing the best one's categories, so the TPE alone keeps
-   choosing and exploring categories) and proposes the one the surrogate predicts to be best.
-   Measured over 200 held-out seeds on the six benchmark problems, sequential regret at 100
-   evaluations fell by 15-45% per problem (geometric mean), and at 50 as well. Without the
-   category rule the re-ranking locked onto the first good category (rf_mixed: 2.7x worse).
-2. **Fantasies for pending trials** (the "kriging believer" of Ginsbourger et al., 2010). A batch
-   is built one point at a time, and the points already handed out have no results yet. Each is
-   given the loss the surrogate predicts for it and then counts as completed: predicted good, it
-   joins the good group; predicted poor, the rest.
-3. **Thompson draws in batches.** Past a batch's first points, candidates are ranked by one
-   joint draw from the posterior instead of its mean (``Surrogate.sample``), so the batch
-   spreads over what the model is unsure of; ``TPESampler``'s ``parallel_thompson`` has the
-   figures.
+1. **Re-ranking candidates** (``_rerank.py``). ``l / g`` says where good trials are *dense*,
+   not where the loss is *lowest*, and among the top few candidates it is a weak
+   tie-breaker; the surrogate's prediction decides among them instead, within the best
+   candidate's categories (without that rule the re-ranking locked onto the first good
+   category).
+2. **Fantasies for pending trials** (``_pending.py``; the "kriging believer" of Ginsbourger,
+   Le Riche and Carraro, 2010). A batch is built one point at a time, and the points already
+   handed out have no results yet. Each is given the loss the surrogate predicts for it and
+   then counts as completed: predicted good, it joins the good group; predicted poor, the
+   rest.
+3. **Thompson draws in batches** (``_rerank.py``). Past a batch's first points, candidates are
+   ranked by one joint draw from the posterior instead of its mean (``Surrogate.sample``), so
+   the batch spreads over what the model is unsure of.
 
 Losses are modelled through their ranks (normal scores), so the objective's scale does not
 matter; a predicted score maps back to a loss through the empirical quantiles of the completed
 ones. The kernel is an isotropic squared exponential on the TPE's unit-free encoding
-(categoricals one-hot, a mismatch at distance 1) with a fixed length scale of ``0.1 * sqrt(d)``.
-Choosing it by marginal likelihood from (0.1, 0.2, 0.35, 0.6) picked 0.1 in 95% of fits and
-measured the same regret (200 held-out seeds); letting it go lower (0.03, 0.05) made the
-re-ranking greedy and multiplied Levy-5's regret by 10, so the scale is a regulariser here, not
-a fitted quantity. The model sees the most recent ``MAX_ROWS`` completed trials only: that
-keeps its cost (about 0.25 ms per suggestion, encoding included) independent of the
-history size, and recent trials are the ones near the region the
-TPE is refining (32 rows measured 5-70% worse than 64; 100 no better).
+(categoricals one-hot, a mismatch at distance 1) with a fixed length scale of ``0.1 * sqrt(d)``:
+fitting it by marginal likelihood chose about that anyway, and smaller scales made the
+re-ranking greedy, so the scale is a regulariser here, not a fitted quantity. The model sees
+the most recent ``MAX_ROWS`` completed trials only: that keeps its cost (about 0.25 ms per
+suggestion, encoding included) independent of the history size, and recent trials are the
+ones near the region the TPE is refining. ``bench/README.md`` ("TPE settings") has the
+measurements behind these choices.
 """
 
 from __future__ import annotations
