@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: example test lint pytest clean
+.PHONY: example test test-fast lint typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,21 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 example: $(VENV)/.examples
 	$(BIN)/python examples/random_forest.py
 
-## Run the whole test suite: lint, type-check, then pytest (starts Redis if it is not up).
-test: $(VENV)/.dev
+## Lint: ruff, then the dead-code check (vulture; what it must keep: vulture_whitelist.py).
+lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests workers bench examples
+	$(BIN)/vulture
+
+## Type-check src/ (mypy, strict).
+typecheck: $(VENV)/.dev
 	$(BIN)/mypy
+
+## Unit tests only: no Redis, no Mongo test server, no worker processes (about 40 s).
+test-fast: $(VENV)/.dev
+	$(BIN)/python -m pytest -q -m "not integration and not slow"
+
+## Run the whole test suite: lint, type-check, then pytest (starts Redis if it is not up).
+test: lint typecheck
 	scripts/ensure-redis
 	$(BIN)/python -m pytest -q
 

@@ -67,11 +67,11 @@ def redis_cpu(client: Any) -> float:
 # ---- wire test server --------------------------------------------------------------------
 
 class WireProcess:
-    """``python tests/wire_server.py --port 0`` as a child process."""
+    """``python tests/support/wire_server.py --port 0`` as a child process."""
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(REPO / "tests" / "wire_server.py"), "--port", "0"],
+            [sys.executable, str(REPO / "tests" / "support" / "wire_server.py"), "--port", "0"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=str(REPO))
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().strip()

@@ -6,7 +6,7 @@ two results, and nothing RUNNING.
     .venv/bin/python bench/chaos.py --trials 40 --workers 2 --kill-every 2 --seed 1
 
 Everything is private to the run: a ``redis-server`` on a free port (never the machine's
-Redis), the MongoDB wire-protocol test server (``tests/wire_server.py``) as a subprocess,
+Redis), the MongoDB wire-protocol test server (``tests/support/wire_server.py``) as a subprocess,
 unless ``--mongo`` names a real mongod, and ``parzen worker`` processes (concurrency 1) on a
 private queue. Kill times come from ``--seed``; which trial a kill hits depends on timing, so
 figures vary a little between runs. Results: ``bench/results/chaos.json``.
@@ -138,11 +138,11 @@ class _Redis:
 
 
 class _WireServer:
-    """``python tests/wire_server.py --port 0`` in a process of its own."""
+    """``python tests/support/wire_server.py --port 0`` in a process of its own."""
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(REPO / "tests" / "wire_server.py"), "--port", "0"],
+            [sys.executable, str(REPO / "tests" / "support" / "wire_server.py"), "--port", "0"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=str(REPO))
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().strip()

@@ -1,6 +1,6 @@
 """Distributed throughput benchmark: MongoTrials + ``parzen worker`` + Redis + wire test server.
 
-Measures, against the wire-protocol test double (``tests/wire_server.py``, run as a separate
+Measures, against the wire-protocol test double (``tests/support/wire_server.py``, run as a separate
 process so its CPU is accounted apart) and the local Redis, with 2 workers x 4 slots:
 
 util      worker busy time / wall time, 0.5 s sleeping trials on 8 slots, parallelism 16,

@@ -233,13 +233,7 @@ from parzen.exceptions import (  # noqa: E402
 )
 from parzen.mongoexp import MongoTrials  # noqa: E402
 from parzen.trial import TrialState  # noqa: E402
-
-try:
-    import _mongo_fixtures as mf
-except ModuleNotFoundError:  # tests/ is a package
-    from tests import _mongo_fixtures as mf  # type: ignore[no-redef]
-
-wire_server = mf.wire_server  # registers the session fixture for this module
+from tests.support import mongo as mf  # noqa: E402
 
 PASSWORD = "hunter2"
 KEY = "bad-input-signing-key-" + "0" * 16
@@ -465,6 +459,7 @@ RESULT_CASES: list[tuple[str, Callable[[Any], Any], str]] = [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(("fn", "fragment"),
                          [pytest.param(f, m, id=i) for i, f, m in RESULT_CASES])
@@ -506,6 +501,7 @@ WORKER_CASES: list[tuple[str, list[str], dict[str, str | None], str]] = [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(("args", "env", "fragment"),
                          [pytest.param(a, e, f, id=i) for i, a, e, f in WORKER_CASES])

@@ -13,7 +13,7 @@ from parzen.exceptions import ConfigError, ObjectiveNotPicklable, PayloadTooLarg
 from parzen.parallel import ParallelTrials
 from parzen.trial import TrialState
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 SPACE = {"x": hp.uniform("x", -1, 1), "k": hp.choice("k", [0, 1])}
 

@@ -4,15 +4,15 @@ counts what the issue defines, and a real parzen batch run passes the check."""
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from tests.support.bench import bench_module
 
-from _runners import NotBatchedError, _verify_batching, run_hp_quality  # noqa: E402
-from problems import Param, near_duplicate_fraction  # noqa: E402
+_runners, problems = bench_module("_runners"), bench_module("problems")
+NotBatchedError, _verify_batching, run_hp_quality = (
+    _runners.NotBatchedError, _runners._verify_batching, _runners.run_hp_quality)
+Param, near_duplicate_fraction = problems.Param, problems.near_duplicate_fraction
 
 
 def test_a_true_batch_passes_and_a_sequential_run_fails_loudly() -> None:

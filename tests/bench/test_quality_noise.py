@@ -3,15 +3,13 @@ scored by the true loss of the trial it would report, and a bad spec is refused 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from tests.support.bench import bench_module
 
-from _runners import _Measure, run_hp_quality  # noqa: E402
-from quality import NOISE_SD, parse_args, regrets  # noqa: E402
+_runners, quality = bench_module("_runners"), bench_module("quality")
+_Measure, run_hp_quality = _runners._Measure, _runners.run_hp_quality
+NOISE_SD, parse_args, regrets = quality.NOISE_SD, quality.parse_args, quality.regrets
 
 POINT = {"x1": 3.0, "x2": 2.0}
 

@@ -13,7 +13,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _cli_helpers import (
+
+from parzen.space import describe
+from parzen.store import Experiment
+from parzen.store._mongo import MongoTrialStore
+from parzen.trials import Trials
+from tests.support import mongo as mf
+from tests.support.cli import (
     MONGO_EXP,
     SPACE,
     Cli,
@@ -22,19 +28,6 @@ from _cli_helpers import (
     finished_experiment,
     run_fmin,
 )
-
-from parzen.space import describe
-from parzen.store import Experiment
-from parzen.store._mongo import MongoTrialStore
-from parzen.trials import Trials
-
-try:
-    import _mongo_fixtures as mf
-except ModuleNotFoundError:  # tests/ is a package
-    from tests import _mongo_fixtures as mf  # type: ignore[no-redef]
-
-wire_server = mf.wire_server
-wire_client = mf.wire_client
 
 
 @pytest.fixture
@@ -78,7 +71,7 @@ def fresh_mongo(wire_server: Any, wire_client: Any) -> Iterator[tuple[str, Mongo
         store.close()
 
 
-@pytest.fixture(params=["mongo", "file"])
+@pytest.fixture(params=[pytest.param("mongo", marks=pytest.mark.integration), "file"])
 def source(request: pytest.FixtureRequest) -> list[str]:
     """CLI arguments naming an experiment: ``EXP --mongo URL``, or ``--file PATH``."""
     if request.param == "mongo":

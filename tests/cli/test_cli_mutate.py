@@ -9,11 +9,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _cli_helpers import Cli, add_in_flight, finished_experiment
 
 from parzen.store import Experiment
 from parzen.store._mongo import MongoTrialStore
 from parzen.trial import TrialState
+from tests.support.cli import Cli, add_in_flight, finished_experiment
 
 Fresh = tuple[str, MongoTrialStore]
 
@@ -110,7 +110,7 @@ def test_file_requeue_and_cancel_resave_the_file(cli: Cli, local_file: str,
 
 def test_file_requeue_then_fmin_resume_runs_them(cli: Cli, local_file: str,
                                                  tmp_path: Path) -> None:
-    from _cli_helpers import N_EVALS, run_fmin
+    from tests.support.cli import N_EVALS, run_fmin
 
     path = str(tmp_path / "copy.pkl")
     shutil.copy(local_file, path)

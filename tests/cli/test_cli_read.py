@@ -6,9 +6,8 @@ import csv
 import io
 import json
 
-from _cli_helpers import LABELS, MONGO_EXP, N_EVALS, Cli, finished_experiment, trials_of
-
 from parzen.export import FIXED_COLUMNS
+from tests.support.cli import LABELS, MONGO_EXP, N_EVALS, Cli, finished_experiment, trials_of
 
 
 def test_experiments_lists_counts_best_activity_and_coordinator(cli: Cli, mongo_url: str

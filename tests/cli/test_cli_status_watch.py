@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from _cli_helpers import Cli, add_in_flight, finished_experiment
 
 from parzen.cli import tools
 from parzen.store._mongo import MongoTrialStore
 from parzen.trial import TrialState
+from tests.support.cli import Cli, add_in_flight, finished_experiment
 
 
 def _finish_run_on_sleep(store: MongoTrialStore, monkeypatch: pytest.MonkeyPatch

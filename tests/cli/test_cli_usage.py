@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from _cli_helpers import MONGO_EXP, Cli
 
 from parzen.cli import main
 from parzen.cli._main import COMMANDS, build_parser
+from tests.support.cli import MONGO_EXP, Cli
 
 TOOLS = ["experiments", "trials", "best", "status", "errors", "plot", "cancel", "requeue",
          "delete"]
@@ -85,7 +85,7 @@ def test_table_fits_the_terminal_width(cli: Cli, local_file: str,
 
 
 def test_best_without_any_loss_says_why(cli: Cli, fresh_mongo: tuple[str, object]) -> None:
-    from _cli_helpers import finished_experiment
+    from tests.support.cli import finished_experiment
 
     url, store = fresh_mongo
     finished_experiment(store, "broken", n=0, fail=2)  # type: ignore[arg-type]

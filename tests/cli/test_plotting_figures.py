@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from _cli_helpers import LABELS
 
 from parzen import Trials
 from parzen.exceptions import ConfigError
@@ -20,6 +19,7 @@ from parzen.plotting import (
     plot_params,
 )
 from parzen.trial import Trial, TrialState
+from tests.support.cli import LABELS
 
 
 @pytest.fixture(scope="module")

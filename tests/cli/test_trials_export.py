@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _cli_helpers import SPACE, Cli
 
 from parzen import Trials
 from parzen.exceptions import ConfigError, InvalidTrial
 from parzen.space import describe, space_eval
 from parzen.space.described import evaluate, params_of, short_text
+from tests.support.cli import SPACE, Cli
 
 
 def _load(path: str) -> Trials:
@@ -45,9 +45,8 @@ def test_export_jsonl_has_the_cli_rows(cli: Cli, local_file: str, tmp_path: Path
 
 def test_export_of_a_mongo_experiment_uses_the_stored_space(mongo_url: str,
                                                             tmp_path: Path) -> None:
-    from _cli_helpers import MONGO_EXP
-
     from parzen.store._mongo import MongoTrialStore
+    from tests.support.cli import MONGO_EXP
 
     store = MongoTrialStore.from_url(mongo_url)
     try:

@@ -1,5 +1,5 @@
 """Fixtures for multi-process tests: the wire-protocol Mongo test server, real Redis, and
-``parzen worker`` processes (see ``_cluster.py``)."""
+``parzen worker`` processes (see ``tests/support/cluster.py``)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _cluster import Cluster, db_url
 
-try:
-    import _mongo_fixtures as mf
-except ModuleNotFoundError:  # tests/ is a package
-    from tests import _mongo_fixtures as mf  # type: ignore[no-redef]
-
-wire_server = mf.wire_server
+from tests.support import mongo as mf
+from tests.support.cluster import Cluster, db_url
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ import socket
 
 import numpy as np
 import pytest
-from _cluster import SECRET
-from objectives import quadratic
 
 import parzen.mongoexp as distributed
 from parzen import fmin, hp, tpe
@@ -19,6 +17,8 @@ from parzen.execution import payload
 from parzen.store import Experiment
 from parzen.trial import Trial, TrialState
 from parzen.worker.runtime import WorkerRuntime
+from tests.support.cluster import SECRET
+from tests.support.objectives import quadratic
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

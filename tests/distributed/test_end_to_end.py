@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from objectives import quadratic
 
 from parzen import fmin, hp, tpe
 from parzen.mongoexp import MongoTrials
 from parzen.trial import TrialState
+from tests.support.objectives import quadratic
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -95,13 +95,13 @@ def test_duplicate_message_runs_the_objective_once(cluster):
 def test_objective_by_import_path_is_imported_not_unpickled(cluster):
     cluster.wait_ready(cluster.start_worker(concurrency=2))
     trials = MongoTrials(cluster.mongo_url, exp_key="imported", parallelism=2,
-                         objective="objectives:quadratic", **cluster.trials_kwargs())
+                         objective="tests.support.objectives:quadratic", **cluster.trials_kwargs())
     fmin(quadratic, SPACE, algo=tpe.suggest, max_evals=6, trials=trials,
          show_progressbar=False, rstate=np.random.default_rng(4))
     assert trials.state_counts()[TrialState.DONE] == 6
     exp = cluster.store._experiments.find_one({"_id": "imported"})
     assert exp["objective"]["kind"] == "import"
-    assert exp["objective"]["path"] == "objectives:quadratic"
+    assert exp["objective"]["path"] == "tests.support.objectives:quadratic"
     assert "inline" not in exp["objective"] and "payload_id" not in exp["objective"]
     trials.close()
 
@@ -110,8 +110,8 @@ def test_import_path_must_name_the_function_given_to_fmin(cluster):
     from parzen.exceptions import ConfigError
 
     trials = MongoTrials(cluster.mongo_url, exp_key="mismatch",
-                         objective="objectives:raises", **cluster.trials_kwargs())
-    with pytest.raises(ConfigError, match="objectives:raises"):
+                         objective="tests.support.objectives:raises", **cluster.trials_kwargs())
+    with pytest.raises(ConfigError, match="tests.support.objectives:raises"):
         fmin(quadratic, SPACE, max_evals=2, trials=trials, show_progressbar=False)
     trials.close()
 

@@ -1,5 +1,6 @@
 """Fixtures for the fault-injection suite: a private Redis per test, the wire-protocol Mongo
-test server, and a ``FaultCluster`` of ``parzen worker`` processes (see ``_harness.py``).
+test server, and a ``FaultCluster`` of ``parzen worker`` processes (see
+``tests/support/faults.py``).
 
 Every test here is a real multi-process test. Workers, sandboxes, private Redis servers and
 coordinator subprocesses are killed when the test ends, pass or fail.
@@ -7,37 +8,20 @@ coordinator subprocesses are killed when the test ends, pass or fail.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _harness import FaultCluster, PrivateRedis, make_cluster
 
-try:
-    import _mongo_fixtures as mf
-except ModuleNotFoundError:  # tests/ is a package
-    from tests import _mongo_fixtures as mf  # type: ignore[no-redef]
-
-# Re-exported so pytest registers it for tests under tests/faults.
-wire_server = mf.wire_server
-
-
-def _need_redis_server() -> None:
-    # As tests/conftest.py's missing_service: fail under CI, skip elsewhere.
-    if shutil.which("redis-server") is None:
-        what = "redis-server (the fault tests start private ones)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{what} is required under CI=true")
-        pytest.skip(f"{what} is not available")
+from tests.support.faults import FaultCluster, PrivateRedis, make_cluster
+from tests.support.services import require_redis_server
 
 
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     """A ``redis-server`` of this test's own on a free port; killed afterwards."""
-    _need_redis_server()
+    require_redis_server()
     redis = PrivateRedis(tmp_path / "redis")
     redis.start()
     try:
@@ -62,7 +46,7 @@ def shared_cluster(wire_server: Any,
                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
     """Two running workers (concurrency 1) for a whole module, for scenarios that do not
     harm workers; each test uses its own exp_key and clears the side-effect files."""
-    _need_redis_server()
+    require_redis_server()
     root = tmp_path_factory.mktemp("shared")
     redis = PrivateRedis(root / "redis")
     redis.start()

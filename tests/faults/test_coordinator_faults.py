@@ -15,19 +15,25 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _harness import (
-    Coordinator,
-    FaultCluster,
-    assert_clean_end,
-    wait_for,
-)
-from fault_objectives import always_raises, raises_for_positive, runs_of, sleepy, space
 
 import parzen.mongoexp as distributed
 from parzen import fmin, hp, tpe
 from parzen.exceptions import AllTrialsFailed, ExperimentLocked, SpaceChanged
 from parzen.mongoexp import MongoTrials
 from parzen.trial import TrialState
+from tests.support.fault_objectives import (
+    always_raises,
+    raises_for_positive,
+    runs_of,
+    sleepy,
+    space,
+)
+from tests.support.faults import (
+    Coordinator,
+    FaultCluster,
+    assert_clean_end,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration]
 

@@ -16,16 +16,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _harness import (
-    HOOKED,
-    SECRET,
-    FaultCluster,
-    Supervisor,
-    assert_clean_end,
-    lease_expiries,
-    wait_for,
-)
-from fault_objectives import (
+
+import parzen.mongoexp as distributed
+from parzen import fmin, tpe
+from parzen.exceptions import AllTrialsFailed, ObjectiveUnloadable, PayloadTooLarge
+from parzen.mongoexp import MongoTrials
+from parzen.trial import TrialState
+from tests.support.fault_objectives import (
     POISON_X,
     crashes_for_positive,
     hangs_for_positive,
@@ -37,12 +34,15 @@ from fault_objectives import (
     unpicklable_result,
     unstorable_result,
 )
-
-import parzen.mongoexp as distributed
-from parzen import fmin, tpe
-from parzen.exceptions import AllTrialsFailed, ObjectiveUnloadable, PayloadTooLarge
-from parzen.mongoexp import MongoTrials
-from parzen.trial import TrialState
+from tests.support.faults import (
+    HOOKED,
+    SECRET,
+    FaultCluster,
+    Supervisor,
+    assert_clean_end,
+    lease_expiries,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration]
 
@@ -324,7 +324,8 @@ def test_s23_numpy_results_are_converted_and_others_rejected_with_the_key_path(
 
     cases = [
         ("s23-object", unstorable_result,
-         'result["extra"]["model"]: cannot store a fault_objectives.Model in MongoDB'),
+         'result["extra"]["model"]: cannot store a '
+         'tests.support.fault_objectives.Model in MongoDB'),
         ("s23-lock", unpicklable_result,
          'result["handles"][0]: cannot store a _thread.lock: it cannot be sent back'),
     ]

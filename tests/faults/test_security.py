@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _harness import SECRET, FaultCluster, PrivateRedis, make_cluster, wait_for
-from fault_objectives import sleepy, space
 
 from parzen import fmin, tpe
 from parzen.exceptions import AllTrialsFailed
 from parzen.mongoexp import MongoTrials
 from parzen.trial import Trial, TrialState
 from parzen.worker.celery_app import TASK_NAME, make_app
+from tests.support.fault_objectives import sleepy, space
+from tests.support.faults import SECRET, FaultCluster, PrivateRedis, make_cluster, wait_for
 
 pytestmark = [pytest.mark.integration]
 

@@ -15,7 +15,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _harness import (
+
+from parzen import fmin, tpe
+from parzen.mongoexp import MongoTrials
+from parzen.trial import TrialState
+from tests.support import mongo as mf
+from tests.support.fault_objectives import runs_of, sleepy, space
+from tests.support.faults import (
     Background,
     FaultCluster,
     PrivateRedis,
@@ -23,16 +29,6 @@ from _harness import (
     make_cluster,
     wait_for,
 )
-from fault_objectives import runs_of, sleepy, space
-
-from parzen import fmin, tpe
-from parzen.mongoexp import MongoTrials
-from parzen.trial import TrialState
-
-try:
-    import _mongo_fixtures as mf
-except ModuleNotFoundError:  # tests/ is a package
-    from tests import _mongo_fixtures as mf  # type: ignore[no-redef]
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -14,7 +14,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _harness import (
+
+from parzen import fmin, tpe
+from parzen.mongoexp import MongoTrials
+from parzen.trial import Trial, TrialState
+from parzen.worker.celery_app import TASK_NAME, make_app
+from tests.support.fault_objectives import runs_of, sleepy, space
+from tests.support.faults import (
     HOOKED,
     Background,
     FaultCluster,
@@ -22,12 +28,6 @@ from _harness import (
     lease_expiries,
     wait_for,
 )
-from fault_objectives import runs_of, sleepy, space
-
-from parzen import fmin, tpe
-from parzen.mongoexp import MongoTrials
-from parzen.trial import Trial, TrialState
-from parzen.worker.celery_app import TASK_NAME, make_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -16,16 +16,7 @@ import pytest
 
 from parzen.store import InMemoryTrialStore, TrialStore
 from parzen.store._mongo import MongoTrialStore
-
-try:
-    import _mongo_fixtures as mf
-except ModuleNotFoundError:  # tests/ is a package
-    from tests import _mongo_fixtures as mf  # type: ignore[no-redef]
-
-# Re-exported so pytest registers them for tests under tests/store.
-wire_server = mf.wire_server
-wire_client = mf.wire_client
-real_mongo_client = mf.real_mongo_client
+from tests.support import mongo as mf
 
 MONGO_BACKENDS = ["mongomock", *mf.mongo_targets()]
 BACKENDS = ["memory", *MONGO_BACKENDS]

@@ -12,9 +12,9 @@ from pymongo import MongoClient
 
 from parzen.store._mongo import MongoTrialStore
 from parzen.trial import Owner, TrialState
+from tests.support import mongo as mf
+from tests.support import race_worker
 
-from . import _race_worker
-from .conftest import mf
 from .contract import new
 
 N_WORKERS = 8
@@ -53,7 +53,7 @@ def test_processes_over_the_wire_claim_each_trial_once(wire_client: MongoClient[
         url = f"mongodb://{host}:{port}/{db.name}?directConnection=true"
         ctx = _context()
         ready, results, start = ctx.Queue(), ctx.Queue(), ctx.Event()
-        procs = [ctx.Process(target=_race_worker.claim_all,
+        procs = [ctx.Process(target=race_worker.claim_all,
                              args=(url, "race", n, i, ready, start, results))
                  for i in range(N_WORKERS)]
         for p in procs:

@@ -12,8 +12,9 @@ from bson import ObjectId
 from parzen.exceptions import InvalidResult, StoreError, StoreUnavailable
 from parzen.store._mongo import PAYLOAD_CHUNK_BYTES, MongoTrialStore
 from parzen.trial import Owner, TrialState
+from tests.support import mongo as mf
 
-from .conftest import StoreCase, mf
+from .conftest import StoreCase
 from .contract import EXP, TrialStoreContract, new
 
 
@@ -79,6 +80,7 @@ def test_documents_are_plain_bson_for_mongosh(mongo_case: StoreCase) -> None:
             "worker_heartbeat"} <= names
 
 
+@pytest.mark.integration  # starts a wire-protocol test server of its own
 def test_store_unavailable_during_restart_then_recovers() -> None:
     with mf.running_wire_server() as server:
         store = MongoTrialStore.from_url(server.url + "&serverSelectionTimeoutMS=300")

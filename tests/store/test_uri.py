@@ -9,8 +9,7 @@ import pytest
 from parzen.exceptions import ConfigError, StoreUnavailable
 from parzen.store._mongo import MongoTrialStore
 from parzen.store.uri import DEFAULT_DATABASE, parse_mongo_url, redact, redact_text
-
-from .conftest import mf
+from tests.support import mongo as mf
 
 
 @pytest.mark.parametrize(("url", "uri", "database"), [

@@ -1,8 +1,9 @@
 """The multi-process test harness: ``parzen worker`` processes that a test can signal, pause
 or kill, on a queue of their own, against the wire-protocol Mongo test server and Redis.
 
-It lives in a module of its own (not in ``conftest.py``) so that tests elsewhere can import
-it by a name no other directory uses.
+Workers get the repository root on their ``PYTHONPATH``, so they import the objectives the
+tests send (``tests.support.objectives``, ``tests.support.fault_objectives``) by name, as a
+user's workers import the user's code.
 """
 
 from __future__ import annotations
@@ -18,15 +19,7 @@ from typing import Any
 
 from parzen.store._mongo import MongoTrialStore
 
-try:
-    import _mongo_fixtures as mf
-except ModuleNotFoundError:  # tests/ is a package
-    from tests import _mongo_fixtures as mf  # type: ignore[no-redef]
-
-# The fault suite's harness reaches the Mongo fixtures through this module.
-mongo_fixtures = mf
-
-HERE = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[2]
 SECRET = "test-signing-key-" + "0" * 16
 PARZEN = [sys.executable, "-m", "parzen"]
 
@@ -59,7 +52,7 @@ class Cluster:
         env = dict(os.environ)
         env.pop("PARZEN_SECRET_FILE", None)
         env.update(PARZEN_SECRET=SECRET, PARZEN_TEST_SIDE_EFFECTS=str(self.side_effects),
-                   PYTHONPATH=os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")]))
+                   PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]))
         env.update(extra)
         return env
 

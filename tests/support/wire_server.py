@@ -14,7 +14,8 @@ its usual exceptions. Anything else is ``CommandNotFound`` (59). No auth, TLS, s
 transactions, change streams or compression; ``hello`` does not advertise them, so pymongo
 does not try.
 
-Speed (see ``python tests/wire_server.py --bench``): three stock behaviours are worked around.
+Speed (see ``python tests/support/wire_server.py --bench``): three stock behaviours are
+worked around.
 
 - mockupdb formats every request and reply with ``json_util.dumps`` for its log, even with
   logging off, and serialises all connections on one lock; ``_Server`` has its own
@@ -32,7 +33,7 @@ the three workarounds (ping 0.28 -> 0.10 ms; 8 MiB payload put+get 190 -> ~70 ms
 claims take ~0.9 ms among 2,000 trials and ~9 ms among 10,000: fine for tests of hundreds to
 a few thousand trials, not a benchmark of anything.
 
-Run alone: ``python tests/wire_server.py --port 27999`` prints its URL and serves until
+Run alone: ``python tests/support/wire_server.py --port 27999`` prints its URL and serves until
 interrupted.
 """
 

@@ -1,14 +1,14 @@
 """Objectives the distributed tests send to workers.
 
-Workers import this module by name (the tests put this folder on the workers' PYTHONPATH),
-the way a user's workers import the user's own code. Side effects go to files named by the
+Workers import this module by name, ``tests.support.objectives`` (the harness puts the
+repository root on the workers' PYTHONPATH), the way a user's workers import the user's own
+code. Side effects go to files named by the
 ``PARZEN_TEST_SIDE_EFFECTS`` directory so a test can count executions across processes.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import time
 from typing import Any
 
@@ -26,23 +26,5 @@ def quadratic(p: dict[str, Any]) -> float:
     return float((p["x"] - 0.3) ** 2 + p["k"])
 
 
-def slow_quadratic(p: dict[str, Any]) -> float:
-    """Sleeps ``sleep`` seconds (a space constant) so a test can act mid-trial."""
-    _mark(f"run-{p['x']:.12f}")
-    time.sleep(float(p.get("sleep", 1.0)))
-    return float((p["x"] - 0.3) ** 2 + p["k"])
-
-
 def raises(p: dict[str, Any]) -> float:
     raise ValueError(f"bad x={p['x']:.3f}")
-
-
-def hangs(p: dict[str, Any]) -> float:
-    if p["x"] > 0:
-        time.sleep(3600)
-    return float(p["x"] ** 2)
-
-
-def segfaults(p: dict[str, Any]) -> float:
-    os.kill(os.getpid(), signal.SIGSEGV)
-    return 0.0

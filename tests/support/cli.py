@@ -1,5 +1,5 @@
 """Shared pieces of the tool tests: the space, the objective, the in-process CLI runner and
-builders of experiments (used by ``conftest.py`` and the tests)."""
+builders of experiments (used by ``tests/cli/conftest.py`` and the CLI tests)."""
 
 from __future__ import annotations
 

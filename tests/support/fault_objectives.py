@@ -1,9 +1,10 @@
 """Objectives and spaces for the fault tests.
 
-Workers import this module by name (the harness puts ``tests/faults`` on their PYTHONPATH),
-so functions here are pickled by reference. Every objective records each execution as a
-file in ``$PARZEN_TEST_SIDE_EFFECTS`` (``run-<x>-<pid>-<ns>``), which lets a test count how
-often a point really ran across processes. Time and behaviour come from space constants, so
+Workers import this module by name, ``tests.support.fault_objectives`` (the harness puts the
+repository root on their PYTHONPATH), so functions here are pickled by reference. Every
+objective records each execution as a file in ``$PARZEN_TEST_SIDE_EFFECTS``
+(``run-<x>-<pid>-<ns>``), which lets a test count how often a point really ran across
+processes. Time and behaviour come from space constants, so
 one worker pool serves several experiments.
 """
 

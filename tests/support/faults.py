@@ -2,18 +2,15 @@
 processes a test can kill, pause or restart, a coordinator in a subprocess, and the checks
 every scenario ends with.
 
-It extends the distributed harness (``tests/distributed/_cluster.py``), which it loads by
-path under a private module name: importing it as ``conftest`` would pick whichever conftest
-pytest imported last. The machine's own Redis is never touched: every broker here is a
-``redis-server`` started on a free port, in the test's tmp dir, without persistence, so a
-flush or a restart loses the queue as a crashed broker would.
+It extends the distributed harness (``tests.support.cluster``). The machine's own Redis is
+never touched: every broker here is a ``redis-server`` started on a free port, in the
+test's tmp dir, without persistence, so a flush or a restart loses the queue as a crashed
+broker would.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -25,32 +22,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from parzen.trial import Trial, TrialState
+from tests.support import mongo as mf
+from tests.support.cluster import PARZEN, SECRET, Cluster, db_url
 
-HERE = Path(__file__).resolve().parent
-TESTS = HERE.parent
-DISTRIBUTED = TESTS / "distributed"
-
-
-def _load_distributed_harness() -> Any:
-    name = "_parzen_distributed_harness"
-    if name in sys.modules:
-        return sys.modules[name]
-    if str(TESTS) not in sys.path:  # it imports _mongo_fixtures, which lives in tests/
-        sys.path.insert(0, str(TESTS))
-    spec = importlib.util.spec_from_file_location(name, DISTRIBUTED / "_cluster.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-dist = _load_distributed_harness()
-SECRET: str = dist.SECRET
-PARZEN: list[str] = dist.PARZEN
 # A worker with test-only fault hooks (see hooked_worker.py).
-HOOKED = [sys.executable, str(HERE / "hooked_worker.py")]
-db_url: Callable[[str, str], str] = dist.db_url
+HOOKED = [sys.executable, "-m", "tests.support.hooked_worker"]
 
 # Short leases keep the suite fast; the lease is 5 heartbeats, above the 3 the settings
 # require, so one slow heartbeat on a loaded CI machine does not lose it.
@@ -173,21 +149,15 @@ class PrivateRedis:
             client.close()
 
 
-class FaultCluster(dist.Cluster):  # type: ignore[misc]
+class FaultCluster(Cluster):
     """``Cluster`` plus what fault tests need: workers from a custom entry script, worker
-    lookup by pid, kill/pause/restart, and the distributed and faults objective modules on
-    the workers' path.
+    lookup by pid, kill/pause/restart.
     """
 
     def __init__(self, mongo_url: str, redis: PrivateRedis, side_effects: Path) -> None:
         super().__init__(mongo_url, redis.url, side_effects)
         self.redis = redis
         self.kills = 0
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = super().env(**extra)
-        env["PYTHONPATH"] = os.pathsep.join([str(HERE), env["PYTHONPATH"]])
-        return env
 
     def start_worker(self, concurrency: int = 1, *, entry: Sequence[str] | None = None,
                      **env: str) -> subprocess.Popen[bytes]:
@@ -252,8 +222,8 @@ class FaultCluster(dist.Cluster):  # type: ignore[misc]
 def make_cluster(server_url: str, redis: PrivateRedis, root: Path) -> FaultCluster:
     """A ``FaultCluster`` on a fresh database of ``server_url`` (or of the real mongod
     named by ``PARZEN_TEST_MONGO_URL``), brokered by ``redis``."""
-    real = dist.mf.real_mongo_url()
-    url = db_url(real if real else server_url, dist.mf.unique_db_name())
+    real = mf.real_mongo_url()
+    url = db_url(real if real else server_url, mf.unique_db_name())
     effects = root / "effects"
     effects.mkdir(parents=True)
     return FaultCluster(url, redis, effects)
@@ -287,7 +257,7 @@ def lease_expiries(trials: Iterable[Trial]) -> int:
 # ---- the coordinator in a subprocess -------------------------------------------------------
 
 class Coordinator:
-    """``tests/faults/coordinator_proc.py`` (fmin with MongoTrials) as a process we can kill.
+    """``tests.support.coordinator_proc`` (fmin with MongoTrials) as a process we can kill.
 
     Args:
         cluster: supplies the URLs, queue and environment.
@@ -308,7 +278,7 @@ class Coordinator:
         cfg_path.write_text(json.dumps(cfg))
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, str(HERE / "coordinator_proc.py"), str(cfg_path)],
+                [sys.executable, "-m", "tests.support.coordinator_proc", str(cfg_path)],
                 env=cluster.env(), stdout=log, stderr=subprocess.STDOUT)
 
     def log_text(self) -> str:

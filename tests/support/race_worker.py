@@ -1,4 +1,5 @@
-"""Worker process for ``test_claim_race``: claim every trial it can, report what it won.
+"""Worker process for ``tests/store/test_claim_race.py``: claim every trial it can, report
+what it won.
 
 A module of its own so that spawned processes import only this, not the test module.
 """

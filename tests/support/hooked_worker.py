@@ -1,4 +1,5 @@
-"""``parzen worker`` with test-only fault hooks: ``python hooked_worker.py worker --mongo ...``.
+"""``parzen worker`` with test-only fault hooks:
+``python -m tests.support.hooked_worker worker --mongo ...``.
 
 The worker code under test is unchanged; each hook, chosen by an environment variable,
 changes only the environment the worker runs in:

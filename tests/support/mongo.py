@@ -1,10 +1,8 @@
 """Reusable MongoDB test fixtures: the wire-protocol test server and throwaway databases.
 
-Use them from any conftest::
-
-    from _mongo_fixtures import wire_client, wire_server  # noqa: F401  (registers fixtures)
-
-or without pytest::
+``tests/conftest.py`` registers the fixtures (``wire_server``, ``wire_client``,
+``real_mongo_client``) for the whole suite, and marks every test that uses one
+``integration``. Without pytest::
 
     with running_wire_server() as server:
         store = MongoTrialStore.from_url(server.url)
@@ -27,10 +25,7 @@ import mongomock
 import pytest
 from pymongo import MongoClient
 
-if __package__:  # imported as tests._mongo_fixtures (tests/ is a package)
-    from .wire_server import WireServer
-else:  # tests/ is on sys.path (pytest's default import mode)
-    from wire_server import WireServer
+from tests.support.wire_server import WireServer
 
 ENV_URL = "PARZEN_TEST_MONGO_URL"
 _names = itertools.count()
@@ -41,9 +36,11 @@ def real_mongo_url() -> str | None:
     return os.environ.get(ENV_URL) or None
 
 
-def mongo_targets() -> list[str]:
-    """Backends for parametrizing: always ``"wire"``; ``"real"`` when a URL is configured."""
-    return ["wire", "real"] if real_mongo_url() else ["wire"]
+def mongo_targets() -> list[Any]:
+    """Backends for parametrizing: always ``"wire"``; ``"real"`` when a URL is configured.
+    Both are marked ``integration``: they need a server."""
+    names = ["wire", "real"] if real_mongo_url() else ["wire"]
+    return [pytest.param(name, marks=pytest.mark.integration) for name in names]
 
 
 def unique_db_name() -> str:

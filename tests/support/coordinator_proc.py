@@ -1,4 +1,5 @@
-"""A coordinator process for the fault tests: ``python coordinator_proc.py CONFIG.json``.
+"""A coordinator process for the fault tests:
+``python -m tests.support.coordinator_proc CONFIG.json``.
 
 It runs ``fmin(fault_objectives.<objective>, space(sleep), tpe.suggest, max_evals,
 trials=MongoTrials(...))`` and writes ``{"reason", "best", "counts", "error"}`` as JSON to
@@ -35,11 +36,10 @@ def main(config_path: str) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s", stream=sys.stdout)
     os.environ["PARZEN_TEST_SIDE_EFFECTS"] = cfg["side_effects"]
-    import fault_objectives
-
     import parzen.mongoexp as distributed
     from parzen import fmin, tpe
     from parzen.trial import TrialState
+    from tests.support import fault_objectives
 
     if "driver_lease_s" in cfg:
         distributed.DRIVER_LEASE_S = float(cfg["driver_lease_s"])
