@@ -33,8 +33,3 @@ _._address
 pytestmark
 # bench/chaos.py: a field of the JSON report (dataclasses.asdict)
 _.retried
-
-# ---- dead: reported (issue 14), not deleted yet; delete the code and its line together ----
-_.failed_ok  # src/parzen/coordinator.py: Counts.failed_ok is filled in and never read
-group_labels  # src/parzen/samplers/tpe/_encode.py: no caller
-n_rows  # src/parzen/samplers/tpe/_split.py: recency_weights(rows, n_rows, ...) ignores it

@@ -65,7 +65,7 @@ TARGET_D2C_P50_MS = 20.0
 TARGET_COORD_RATIO = 1.5
 SAMPLERS: dict[str, Callable[[], Any]] = {
     "rand": RandomSampler,
-    "tpe": tpe_suggest.sampler_factory,  # type: ignore[attr-defined]
+    "tpe": tpe_suggest.make,
 }
 
 
@@ -626,6 +626,7 @@ def loop_replay(env: Env, exp_key: str, n: int, algo: str, iterations: int,
     """
     from parzen.coordinator import RunSettings, algo_seed, count
     from parzen.domain import Domain
+    from parzen.runners import Closing, build_runner
 
     probe = Probe()
     queue = f"bench-tp-replay-{uuid.uuid4().hex[:8]}"
@@ -636,7 +637,8 @@ def loop_replay(env: Env, exp_key: str, n: int, algo: str, iterations: int,
     settings = RunSettings(max_evals=n + batch * (iterations + 2), timeout=None,
                            loss_threshold=None, max_queue_len=batch, early_stop_fn=None,
                            show_progressbar=False)
-    runner = trials._make_runner(domain, catch_eval_exceptions=False, settings=settings)
+    runner = build_runner(trials.backend(), trials, domain, catch_eval_exceptions=False,
+                          max_evals=settings.max_evals)
     suggest = probe.algo(SAMPLERS[algo])
     rstate = np.random.default_rng(0)
     coll = env.client[env.db].trials
@@ -651,7 +653,7 @@ def loop_replay(env: Env, exp_key: str, n: int, algo: str, iterations: int,
     rows = []
     probe.start_gc_watch()
     try:
-        runner.maintain()
+        runner.start()
         trials.refresh()
         tids: list[int] = []
         for i in range(iterations + 1):
@@ -673,7 +675,7 @@ def loop_replay(env: Env, exp_key: str, n: int, algo: str, iterations: int,
                              "gc": s1.gc - s0.gc})
             finish_all(tids)
         trials.refresh()
-        runner.close(False)
+        runner.close(Closing.FINISHED)
     finally:
         probe.stop_gc_watch()
         trials.close()

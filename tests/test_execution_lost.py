@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from parzen.exceptions import StoreUnavailable
-from parzen.execution.run import lost_because, run_trial, stored
+from parzen.execution.run import OutcomeStatus, lost_because, run_trial, stored
 from parzen.store import InMemoryTrialStore
 from parzen.trial import Owner, Trial, TrialState
 
@@ -68,7 +68,7 @@ def test_a_result_whose_reply_was_lost_counts_as_recorded(
     store = _ReplyLost()
     store.insert_new([Trial("e", 0, TrialState.NEW, {"x": 0.1})])
     outcome = run_trial(store, "e", 0, A, lambda p, tid, abort: {"loss": 0.5, "status": "ok"})
-    assert outcome.status == "done" and store.lost == 1
+    assert outcome.status is OutcomeStatus.DONE and store.lost == 1
     t = store.get("e", 0)
     assert t.state is TrialState.DONE and t.loss == 0.5
     assert "lease lost" not in caplog.text

@@ -40,8 +40,7 @@ from parzen.trials import (
     Trials,
     generate_trials_to_calculate,
 )
-
-__version__ = "0.1.0"
+from parzen.version import __version__
 
 __all__ = [
     "JOB_STATES",

@@ -6,52 +6,30 @@ settings; the loop does the I/O around them. Every exit logs its reason.
 
 from __future__ import annotations
 
+import enum
 import functools
 import logging
-import os
-import pickle
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from parzen.domain import Domain
 from parzen.exceptions import AllTrialsFailed, ExperimentLocked, InvalidTrial, SpaceChanged
-from parzen.execution.run import retry_unavailable
 from parzen.progress import Progress
-from parzen.runners import Runner
+from parzen.runners.base import Closing, Runner
+from parzen.samplers import Sampler, origin_of
+from parzen.store.retry import CLOSE_PATIENCE_S, patiently
 from parzen.trial import TrialState
-from parzen.trials import Trials
+from parzen.trials import Trials, save_trials
 
 log = logging.getLogger("parzen.fmin")
 
 # Consecutive ERROR trials (objective raised) with no success at all after which the run
 # stops instead of burning the rest of max_evals on a broken objective.
 FAIL_FAST_AFTER = 10
-
-# How long the loop rides out an unreachable store (a MongoDB restart or failover) before
-# fmin gives up with StoreUnavailable. The workers keep running trials meanwhile.
-STORE_PATIENCE_S = 300.0
-# While shutting down the run is over: give up on the store sooner.
-CLOSE_PATIENCE_S = 10.0
-
-T = TypeVar("T")
-
-
-def patiently(op: Callable[[], T], what: str, patience_s: float = STORE_PATIENCE_S) -> T:
-    """``op()``, retried for up to ``patience_s`` while the store is unavailable.
-
-    Used for reads, tid allocation (a lost reply burns tids, which are never reused), inserts
-    of the same trials (idempotent by tid: a retry after an insert whose reply was lost
-    neither duplicates nor orphans a trial), cancels and the driver lease release.
-
-    Raises:
-        StoreUnavailable: the store stayed unreachable for ``patience_s`` seconds.
-    """
-    return retry_unavailable(op, what, patience_s)
 
 
 @dataclass(frozen=True)
@@ -76,7 +54,6 @@ class Counts:
     running: int
     done: int
     error: int
-    failed_ok: int  # DONE with status fail
     best: float | None
 
     @property
@@ -97,7 +74,7 @@ def count(trials: Trials) -> Counts:
     """The loop's view of ``trials`` after a refresh; O(1), kept incrementally by Trials."""
     by = trials.state_counts()
     return Counts(by[TrialState.NEW], by[TrialState.RUNNING], by[TrialState.DONE],
-                  by[TrialState.ERROR], trials._n_fail_status, trials.best_loss)
+                  by[TrialState.ERROR], trials.best_loss)
 
 
 def algo_seed(rstate: np.random.Generator, first_tid: int) -> int:
@@ -110,16 +87,39 @@ def algo_seed(rstate: np.random.Generator, first_tid: int) -> int:
     return (int(rstate.integers(2**31 - 1)) + 1_000_003 * first_tid) % (2**31 - 1)
 
 
-def stop_reason(c: Counts, s: RunSettings, elapsed: float) -> str | None:
+class Stop(enum.Enum):
+    """Why a run stops; every exit of ``run`` is one of these."""
+
+    MAX_EVALS = "max_evals reached"
+    LOSS_THRESHOLD = "loss_threshold reached"
+    TIMEOUT = "timeout reached"
+    ALL_FAILED = "all trials failed"
+    EARLY_STOP = "early_stop_fn asked to stop"
+    EXHAUSTED = "search space exhausted"
+
+
+@dataclass(frozen=True)
+class StopReason:
+    """A stop and the figures that explain it, as logged."""
+
+    stop: Stop
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return self.detail or self.stop.value
+
+
+def stop_reason(c: Counts, s: RunSettings, elapsed: float) -> StopReason | None:
     """Why the run should stop now, or None to go on."""
     if c.finished >= s.max_evals and c.in_flight == 0:
-        return f"max_evals={s.max_evals} reached"
+        return StopReason(Stop.MAX_EVALS, f"max_evals={s.max_evals} reached")
     if s.loss_threshold is not None and c.best is not None and c.best <= s.loss_threshold:
-        return f"loss_threshold={s.loss_threshold} reached (best loss {c.best:.6g})"
+        return StopReason(Stop.LOSS_THRESHOLD, f"loss_threshold={s.loss_threshold} reached "
+                          f"(best loss {c.best:.6g})")
     if s.timeout is not None and elapsed >= s.timeout:
-        return f"timeout={s.timeout}s reached"
+        return StopReason(Stop.TIMEOUT, f"timeout={s.timeout}s reached")
     if c.error >= FAIL_FAST_AFTER and c.done == 0:
-        return "all trials failed"
+        return StopReason(Stop.ALL_FAILED)
     return None
 
 
@@ -147,27 +147,56 @@ def check_points(domain: Domain, points: Sequence[Mapping[str, Any]]
 def insert_points(trials: Trials, checked: Sequence[Mapping[str, Any]]) -> list[int]:
     """Insert points checked by ``check_points`` as NEW trials."""
     tids = patiently(lambda: trials.new_trial_ids(len(checked)), "allocating tids")
-    docs = trials.docs_for_points(tids, checked, origin="points_to_evaluate")
-    return patiently(lambda: trials.insert_trial_docs(docs), "inserting trials")
+    return patiently(lambda: trials.insert_points(tids, checked, "points_to_evaluate"),
+                     "inserting trials")
 
 
-def save_trials(trials: Trials, path: str) -> None:
-    """Pickle ``trials`` to ``path`` atomically (write a temp file, then rename)."""
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".parzen-", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(trials, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+@dataclass(frozen=True)
+class Proposer:
+    """How the run gets new points: a parzen sampler built once for the run, whose points
+    become trials directly, or a user-supplied hyperopt-style ``algo``, whose trial documents
+    are read at this edge.
+
+    Attributes:
+        algo: ``suggest(new_ids, domain, trials, seed) -> documents`` (hyperopt's shape).
+        sampler: the parzen sampler behind ``algo``, when it is one (``tpe.suggest``, a
+            ``functools.partial`` of it, ...), else None.
+    """
+
+    algo: Callable[..., Any]
+    sampler: Sampler | None
+
+    def propose(self, new_ids: Sequence[int], domain: Domain, trials: Trials, seed: int,
+                before_insert: Callable[[], None]) -> list[int]:
+        """Insert up to ``len(new_ids)`` NEW trials; fewer means the space is exhausted.
+        ``before_insert()`` runs once there is something to insert (the runner's lease
+        check).
+
+        Returns:
+            The tids inserted.
+        """
+        if self.sampler is None:
+            docs = self.algo(list(new_ids), domain, trials, seed)
+            if not docs:
+                return []
+            before_insert()
+            return patiently(functools.partial(trials.insert_trial_docs, docs),
+                             "inserting trials")
+        space = domain.space
+        points = self.sampler.suggest(space, trials.history(space), len(new_ids),
+                                      np.random.default_rng(seed))
+        if not points:
+            return []
+        before_insert()
+        tids = list(new_ids)[:len(points)]
+        origin = origin_of(self.sampler)
+        return patiently(functools.partial(trials.insert_points, tids, points, origin),
+                         "inserting trials")
 
 
-def run(domain: Domain, trials: Trials, algo: Callable[..., Any], runner: Runner,
+def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
         rstate: np.random.Generator, settings: RunSettings,
-        points_to_evaluate: Sequence[Mapping[str, Any]] | None = None) -> str:
+        points_to_evaluate: Sequence[Mapping[str, Any]] | None = None) -> StopReason:
     """Run the optimisation loop until a stopping condition holds.
 
     Returns:
@@ -186,16 +215,15 @@ def run(domain: Domain, trials: Trials, algo: Callable[..., Any], runner: Runner
     early_state: list[Any] = []
     exhausted = False
     last_save = 0.0
-    reason: str | None = None
-    cancelled = True
-    owner = False  # whether this run may cancel the experiment's queued trials at the end
+    reason: StopReason | None = None
+    closing = Closing.HANDS_OFF  # until the runner has taken the experiment for this run
     try:
-        # Checked before the runner's first call: runners write nothing until then (see
-        # CeleryRunner), so a bad point leaves no trace.
+        # Checked before the runner starts: runners write nothing until then, so a bad
+        # point leaves no trace.
         points = check_points(domain, points_to_evaluate) \
             if points_to_evaluate and len(trials) == 0 else []
-        runner.maintain()  # a MongoTrials runner takes the driver lease here
-        owner = True
+        runner.start()
+        closing = Closing.STOPPED  # whatever ends the run from here cancels what it left
         if queued:
             runner.dispatch(queued)
         if points:
@@ -209,50 +237,42 @@ def run(domain: Domain, trials: Trials, algo: Callable[..., Any], runner: Runner
             if reason is None and settings.early_stop_fn is not None and c.finished:
                 stop, early_state = settings.early_stop_fn(trials, *early_state)
                 if stop:
-                    reason = "early_stop_fn asked to stop"
+                    reason = StopReason(Stop.EARLY_STOP)
             if reason is not None:
                 break
             n = 0 if exhausted else n_to_suggest(c, settings)
             if n > 0:
                 new_ids = patiently(functools.partial(trials.new_trial_ids, n),
                                     "allocating tids")
-                docs = algo(new_ids, domain, trials, algo_seed(rstate, new_ids[0]))
-                if len(docs) < n:
+                # Check the driver lease again just before writing: if this process was
+                # paused (SIGSTOP, a VM freeze) since the top of the loop, another
+                # coordinator may own the experiment now, and trials inserted here would be
+                # run but counted by nobody.
+                inserted = proposer.propose(new_ids, domain, trials,
+                                            algo_seed(rstate, new_ids[0]),
+                                            before_insert=runner.maintain)
+                if len(inserted) < n:
                     exhausted = True
                     log.info("the algorithm returned %d of %d requested points: the search "
-                             "space is exhausted", len(docs), n)
-                if docs:
-                    # Check the driver lease again just before writing: if this process was
-                    # paused (SIGSTOP, a VM freeze) since the top of the loop, another
-                    # coordinator may own the experiment now, and trials inserted here would
-                    # be run but counted by nobody.
-                    runner.maintain()
-                    runner.dispatch(patiently(functools.partial(trials.insert_trial_docs, docs),
-                                              "inserting trials"))
+                             "space is exhausted", len(inserted), n)
+                if inserted:
+                    runner.dispatch(inserted)
             if exhausted and c.in_flight == 0 and n == 0:
-                reason = "search space exhausted"
+                reason = StopReason(Stop.EXHAUSTED)
                 break
             if settings.save_file and time.monotonic() - last_save > 1.0:
                 save_trials(trials, settings.save_file)
                 last_save = time.monotonic()
             runner.wait(settings.poll_interval_s)
-        cancelled = c.in_flight > 0
+        closing = Closing.STOPPED if c.in_flight > 0 else Closing.FINISHED
     except (ExperimentLocked, SpaceChanged):
         # Another coordinator drives the experiment (it took over while this one stalled
         # past its driver lease, or won the race to start it): the queued and running
         # trials are its own, not ours to cancel.
-        owner = False
+        closing = Closing.HANDS_OFF
         raise
     finally:
-        runner.close(cancelled and owner)
-        # Local runners release running trials to NEW while closing; cancel those too. A
-        # distributed runner cancels its queue itself, before giving up its driver lease.
-        if owner and not getattr(runner, "cancels_on_close", False):
-            n_cancelled = patiently(
-                functools.partial(trials.store.cancel, trials.exp_key, (TrialState.NEW,)),
-                "cancelling queued trials", CLOSE_PATIENCE_S)
-            if n_cancelled:
-                log.info("cancelled %d queued or running trials", n_cancelled)
+        runner.close(closing)
         patiently(trials.refresh, "refreshing trials", CLOSE_PATIENCE_S)
         c = count(trials)
         progress.update(c.finished, c.running, c.error, c.best)
@@ -260,11 +280,12 @@ def run(domain: Domain, trials: Trials, algo: Callable[..., Any], runner: Runner
         if settings.save_file:
             save_trials(trials, settings.save_file)
     log.info("fmin stopped: %s (%d done, %d failed)", reason, c.done, c.error)
-    if reason == "all trials failed":
+    if reason is not None and reason.stop is Stop.ALL_FAILED:
         errs = trials.errors()
         first = errs[0][1] if errs else None
         detail = (f"; the first (trial {errs[0][0]}) raised {first.type}: {first.message}\n"
                   f"{first.traceback}") if first is not None else ""
         raise AllTrialsFailed(f"{c.error} of {c.finished} trials failed and none succeeded; "
                               f"stopping{detail}")
-    return reason or "stopped"
+    assert reason is not None
+    return reason

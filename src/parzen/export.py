@@ -21,14 +21,11 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from parzen.exceptions import ConfigError
 from parzen.space.described import ParamInfo, choice_value, params_of
 from parzen.trial import Trial
-
-if TYPE_CHECKING:
-    from parzen.trials import Trials
 
 FIXED_COLUMNS = ("tid", "state", "loss", "duration_s", "worker", "attempts")
 VALUE_SUFFIX = "_value"
@@ -41,16 +38,6 @@ class Table:
 
     columns: tuple[str, ...]
     rows: tuple[dict[str, Any], ...]
-
-
-def space_description(trials: Trials) -> Any:
-    """The space's description for ``trials``: the local run's attachment, else the one on
-    the experiment document; None when neither has one."""
-    desc = trials.attachments.get("space_description")
-    if desc:
-        return desc
-    exp = trials.store.get_experiment(trials.exp_key)
-    return exp.space if exp is not None and exp.space else None
 
 
 def parameter_infos(trials: Sequence[Trial], space: Any = None) -> dict[str, ParamInfo]:
@@ -111,8 +98,12 @@ def csv_cell(value: Any) -> str:
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
 
-def export(trials: Trials, path: str | os.PathLike[str], format: str | None = None) -> int:
-    """Write every trial of ``trials`` to ``path``; see ``Trials.export``.
+def write_file(trials: Sequence[Trial], space: Any, path: str | os.PathLike[str],
+               format: str | None = None) -> int:
+    """Write ``trials`` to ``path`` as CSV or JSON Lines; see ``Trials.export``.
+
+    Args:
+        space: the space's description (``Trials.space_description()``), or None.
 
     Returns:
         The number of trials written.
@@ -120,8 +111,7 @@ def export(trials: Trials, path: str | os.PathLike[str], format: str | None = No
         ConfigError: the format is neither given nor told by the file's suffix.
     """
     fmt = _format_for(os.fspath(path), format)
-    trials.refresh()
-    table = trial_table(trials.all_trials(), space_description(trials))
+    table = trial_table(trials, space)
     buf = io.StringIO()
     (write_csv if fmt == "csv" else write_jsonl)(table, buf)
     with open(path, "w", encoding="utf-8", newline="") as f:
@@ -129,7 +119,7 @@ def export(trials: Trials, path: str | os.PathLike[str], format: str | None = No
     return len(table.rows)
 
 
-def to_dataframe(trials: Trials) -> Any:
+def to_dataframe(trials: Sequence[Trial], space: Any) -> Any:
     """``trials`` as a pandas DataFrame with the export's columns; see ``Trials.to_dataframe``.
 
     Raises:
@@ -140,8 +130,7 @@ def to_dataframe(trials: Trials) -> Any:
     except ImportError:
         raise ConfigError("Trials.to_dataframe needs pandas, which parzen does not install: "
                           "pip install pandas (or use trials.export('trials.csv'))") from None
-    trials.refresh()
-    table = trial_table(trials.all_trials(), space_description(trials))
+    table = trial_table(trials, space)
     return pd.DataFrame.from_records(list(table.rows), columns=list(table.columns))
 
 

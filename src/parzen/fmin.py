@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 
 from parzen import validation
-from parzen.coordinator import RunSettings, run
+from parzen.coordinator import Proposer, RunSettings, run
 from parzen.domain import Domain
 from parzen.exceptions import ConfigError, UnsupportedExpression
+from parzen.runners import build_runner
+from parzen.samplers import sampler_for, tpe
 from parzen.space import describe, space_eval
 from parzen.trial import TrialState
 from parzen.trials import Trials
@@ -47,8 +49,6 @@ def _check_rstate(rstate: Any) -> np.random.Generator:
 
 def _check_algo(algo: Any) -> Callable[..., Any]:
     if algo is None:
-        from parzen.samplers import tpe
-
         return tpe.suggest
     if isinstance(algo, types.ModuleType):
         short = algo.__name__.rsplit(".", 1)[-1]
@@ -165,13 +165,14 @@ def fmin(
             f"trials must be a parzen Trials, ParallelTrials or MongoTrials, got {trials!r}"
         )
     trials.attachments["space_description"] = describe(space)  # for the parzen tools
-    parallelism = int(getattr(trials, "parallelism", 1))
-    if parallelism > settings.max_queue_len:
-        settings = dataclasses.replace(settings, max_queue_len=parallelism)
-    runner = trials._make_runner(domain, catch_eval_exceptions=catch_eval_exceptions,
-                                 settings=settings)
+    backend = trials.backend()
+    if backend.parallelism > settings.max_queue_len:
+        settings = dataclasses.replace(settings, max_queue_len=backend.parallelism)
+    runner = build_runner(backend, trials, domain, catch_eval_exceptions=catch_eval_exceptions,
+                          max_evals=settings.max_evals if settings.max_evals < 2**62 else None)
+    proposer = Proposer(algo_fn, sampler_for(algo_fn))
     try:
-        run(domain, trials, algo_fn, runner, rng, settings, points_to_evaluate)
+        run(domain, trials, proposer, runner, rng, settings, points_to_evaluate)
     except KeyboardInterrupt:
         # Ctrl-C ends the search like a timeout would: the loop has already cancelled the
         # queued trials, so hand back the best result so far. With nothing to return, the
@@ -187,3 +188,6 @@ def fmin(
         return space_eval(space, trials.argmin) if len(trials) > 0 else None
     return trials.argmin
 
+
+# hyperopt's Trials.fmin calls this module's fmin; Trials sits below it, so it is handed down.
+Trials._fmin_entry = fmin

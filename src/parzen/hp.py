@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from parzen.exceptions import InvalidDistribution
-from parzen.space._nodes import Cast, Choice, Normal, RandInt, Uniform, is_finite_number
+from parzen.space import Cast, Choice, Normal, RandInt, Uniform, is_finite_number
 
 __all__ = [
     "choice",

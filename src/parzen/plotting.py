@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from parzen.exceptions import ConfigError
-from parzen.export import parameter_infos, space_description
+from parzen.export import parameter_infos
 from parzen.space.described import ParamInfo
 from parzen.trial import Trial, TrialState
 from parzen.trials import Trials
@@ -155,7 +155,7 @@ def _data(trials: Trials | Sequence[Trial], space: Any) -> _Data:
     if isinstance(trials, Trials):
         trials.refresh()
         if space is None:
-            space = space_description(trials)
+            space = trials.space_description()
         rows = trials.all_trials()
     else:
         rows = sorted(trials, key=lambda t: t.tid)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from parzen.exceptions import UnsupportedExpression
-from parzen.space._nodes import Cast, Node
+from parzen.space import Cast, Node
 
 __all__ = ["scope"]
 

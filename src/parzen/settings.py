@@ -13,6 +13,10 @@ from typing import Any
 from parzen import validation
 from parzen.exceptions import ConfigError
 
+# The largest pickled objective (with its space) a run accepts; a setting of every trials
+# class, so it lives here rather than with the payload code.
+DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class TrialSettings:

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import os
+import pickle
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
+from parzen import export
+from parzen.backends import Backend, InlineBackend
 from parzen.exceptions import AllTrialsFailed
-from parzen.samplers._history import History, HistoryBuilder
+from parzen.samplers import History, HistoryBuilder
 from parzen.space import Space
-from parzen.store import InMemoryTrialStore, TrialStore
-from parzen.store._base import back_to_new
+from parzen.store import InMemoryTrialStore, TrialStore, back_to_new
 from parzen.trial import STATUS_NEW, ErrorInfo, Trial, TrialState
 
 JOB_STATE_NEW = int(TrialState.NEW)
@@ -31,7 +35,7 @@ JOB_STATES = [JOB_STATE_NEW, JOB_STATE_RUNNING, JOB_STATE_DONE, JOB_STATE_ERROR,
 JOB_VALID_STATES = {JOB_STATE_NEW, JOB_STATE_RUNNING, JOB_STATE_DONE}
 
 
-def trial_to_doc(t: Trial) -> dict[str, Any]:
+def hyperopt_document(t: Trial) -> dict[str, Any]:
     """A trial as hyperopt's trial document (``misc.idxs``/``misc.vals`` per label)."""
     idxs = {lab: [t.tid] for lab in t.params}
     vals = {lab: [v] for lab, v in t.params.items()}
@@ -118,7 +122,6 @@ class Trials:
         self._builder: HistoryBuilder | None = None
         self._builder_space: Space | None = None
         self._state_counts: dict[TrialState, int] = dict.fromkeys(TrialState, 0)
-        self._n_fail_status = 0
         self._best: float | None = None
         # The best trial's tid, kept with ``_best``: ``fmin`` returns ``argmin``, and a loop
         # that calls fmin once per trial would otherwise scan every trial per call (3 ms at
@@ -135,23 +138,21 @@ class Trials:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._exp_key = state["exp_key"]
-        self._store = InMemoryTrialStore()
         self._reset_cache()
         self.attachments = state.get("attachments", {})
+        mem = InMemoryTrialStore()
+        self._store = mem
         if state.get("experiment") is not None:
-            self._store.put_experiment(state["experiment"])
+            mem.put_experiment(state["experiment"])
         trials: list[Trial] = state["trials"]
         self._store.insert_new([dataclasses.replace(t, state=TrialState.NEW) for t in trials])
         # insert_new creates NEW trials; put back the finished ones exactly as they were. A
         # trial that was RUNNING when the file was written has no worker any more: it goes
         # back to NEW (attempt not counted), so a resumed run evaluates it again.
-        mem = self._store
-        assert isinstance(mem, InMemoryTrialStore)
         now = datetime.now(timezone.utc)
-        for t in trials:
-            if t.state is TrialState.RUNNING:
-                t = back_to_new(t, now, "released: the run was saved while it ran", False)
-            mem._trials[t.exp_key][t.tid] = t  # restoring a snapshot, not a lifecycle step
+        mem.restore([
+            back_to_new(t, now, "released: the run was saved while it ran", False)
+            if t.state is TrialState.RUNNING else t for t in trials])
 
     # ---- store access ------------------------------------------------------------------
 
@@ -198,10 +199,8 @@ class Trials:
         if t is None:
             return
         self._state_counts[t.state] += sign
-        loss = t.loss
-        if t.state is TrialState.DONE and (loss is None or not math.isfinite(loss)):
-            self._n_fail_status += sign
-        elif sign > 0 and loss is not None and (
+        loss = t.loss  # set only on DONE trials with status ok
+        if sign > 0 and loss is not None and math.isfinite(loss) and (
                 self._best is None or self._best_tid is None
                 or (loss, t.tid) < (self._best, self._best_tid)):
             self._best, self._best_tid = loss, t.tid
@@ -291,6 +290,20 @@ class Trials:
                      if any(t.state.is_finished() for t in trials) else trials)
         return [t.tid for t in trials]
 
+    def insert_points(self, tids: Sequence[int], points: Sequence[Mapping[str, Any]],
+                      origin: str = "") -> list[int]:
+        """Insert ``points`` (``{label: raw value}``, active labels only) as NEW trials with
+        ``tids``; returns the tids. The coordinator's path: no hyperopt document is made.
+        Idempotent by tid, so a retry after a lost reply neither duplicates nor orphans."""
+        now = datetime.now(timezone.utc)
+        trials = [Trial(exp_key=self._exp_key, tid=int(tid), state=TrialState.NEW,
+                        params=dict(p), created=now, result={"status": STATUS_NEW},
+                        origin=origin)
+                  for tid, p in zip(tids, points, strict=True)]
+        self._store.insert_new(trials)
+        self._absorb(trials)
+        return [t.tid for t in trials]
+
     def insert_trial_doc(self, doc: Mapping[str, Any]) -> int:
         return self.insert_trial_docs([doc])[0]
 
@@ -309,7 +322,7 @@ class Trials:
             self.refresh()
         if self._stale_docs:
             for tid in self._stale_docs:
-                fresh = trial_to_doc(self._known[tid])
+                fresh = hyperopt_document(self._known[tid])
                 old = self._doc_of.get(tid)
                 if old is not None:
                     # Update in place so lists handed out earlier see the change, as with
@@ -397,7 +410,7 @@ class Trials:
         if not self._loaded:
             self.refresh()
         if self._best_tid is not None:
-            return trial_to_doc(self._known[self._best_tid])
+            return hyperopt_document(self._known[self._best_tid])
         if not self._known:
             raise AllTrialsFailed("no trial has run, so there is no best one: these trials are "
                                   "empty (fmin with max_evals=0?); run fmin with max_evals >= 1")
@@ -448,33 +461,43 @@ class Trials:
         """``(tid, ErrorInfo)`` of every ERROR trial."""
         return [(t.tid, t.error) for t in self._sorted() if t.error is not None]
 
-    def _make_runner(self, domain: Any, *, catch_eval_exceptions: bool, settings: Any) -> Any:
-        """The runner that evaluates this facade's trials: in this process, one by one."""
-        from parzen.runners.inline import InlineRunner
+    def backend(self) -> Backend:
+        """How ``fmin`` should evaluate these trials: in this process, one by one."""
+        return InlineBackend()
 
-        return InlineRunner(domain, self, catch_eval_exceptions)
+    # fmin sits above Trials (it builds the runner from ``backend()``), yet hyperopt's API
+    # gives Trials an ``fmin`` method. Rather than import upwards, parzen.fmin hands its entry
+    # point down when it is imported, which the package's __init__ always does first.
+    _fmin_entry: ClassVar[Callable[..., Any] | None] = None
 
     def fmin(self, fn: Any, space: Any, algo: Any = None, max_evals: int | None = None,
              **kwargs: Any) -> Any:
         """``fmin(fn, space, algo, max_evals, trials=self, ...)``; quiet unless
         ``verbose=True``, as hyperopt's ``Trials.fmin`` is."""
-        from parzen.fmin import fmin
-
+        entry = Trials._fmin_entry
+        assert entry is not None, "parzen.fmin binds Trials._fmin_entry when imported"
         kwargs.setdefault("verbose", False)
-        return fmin(fn, space, algo=algo, max_evals=max_evals, trials=self, **kwargs)
+        return entry(fn, space, algo=algo, max_evals=max_evals, trials=self, **kwargs)
+
+    def space_description(self) -> Any:
+        """The space's JSON description (``parzen.space.describe``): the local run's
+        attachment, else the one on the experiment document; None when neither has one."""
+        desc = self.attachments.get("space_description")
+        if desc:
+            return desc
+        exp = self._store.get_experiment(self._exp_key)
+        return exp.space if exp is not None and exp.space else None
 
     def export(self, path: str, format: str | None = None) -> int:
         """Write every trial to ``path`` as CSV (``*.csv``) or JSON Lines (``*.jsonl``), with
         the columns of ``parzen trials``; returns how many. See ``parzen.export``."""
-        from parzen.export import export
-
-        return export(self, path, format)
+        self.refresh()
+        return export.write_file(self.all_trials(), self.space_description(), path, format)
 
     def to_dataframe(self) -> Any:
         """Every trial as a pandas DataFrame (the columns of ``export``); needs pandas."""
-        from parzen.export import to_dataframe
-
-        return to_dataframe(self)
+        self.refresh()
+        return export.to_dataframe(self.all_trials(), self.space_description())
 
     def __repr__(self) -> str:
         counts = self._store.count_by_state(self._exp_key)
@@ -489,3 +512,16 @@ def generate_trials_to_calculate(points: Sequence[Mapping[str, Any]]) -> Trials:
     trials.insert_trial_docs(trials.docs_for_points(tids, points, origin="points_to_evaluate"))
     return trials
 
+
+def save_trials(trials: Trials, path: str) -> None:
+    """Pickle ``trials`` to ``path`` atomically (write a temp file, then rename)."""
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".parzen-", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(trials, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

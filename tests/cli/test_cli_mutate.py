@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from parzen.store import Experiment
+from parzen.store import Experiment, ObjectiveKind, ObjectiveSpec
 from parzen.store._mongo import MongoTrialStore
 from parzen.trial import TrialState
 from tests.support.cli import Cli, add_in_flight, finished_experiment
@@ -59,8 +59,8 @@ def test_delete_asks_then_removes_trials_experiment_and_payload(
     finished_experiment(store, "old", n=3)
     finished_experiment(store, "keep", n=1)
     payload = store.put_payload("old", b"x" * 300_000)  # spans two GridFS chunks
-    store.put_experiment(Experiment("old", objective={"kind": "pickle",
-                                                      "payload_id": payload}))
+    store.put_experiment(Experiment("old", objective=ObjectiveSpec(
+        ObjectiveKind.PICKLE, sha256="s", fingerprint="f", payload_id=payload)))
     monkeypatch.setattr("sys.stdin", _Terminal("n\n"))
     assert "nothing deleted" in cli("delete", "old", "--mongo", url, code=1)
     assert store.get_experiment("old") is not None

@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 import parzen.mongoexp as distributed
+import parzen.runners.celery.driver as celery_driver
 from parzen import fmin, hp, tpe
 from parzen.exceptions import ConfigError, ExperimentLocked, SpaceChanged
 from parzen.execution import payload
-from parzen.store import Experiment
+from parzen.execution.run import OutcomeStatus
+from parzen.store import DriverLease, Experiment, ObjectiveKind, ObjectiveSpec
 from parzen.trial import Trial, TrialState
 from parzen.worker.runtime import WorkerRuntime
 from tests.support.cluster import SECRET
@@ -37,10 +39,10 @@ def run(cluster, exp_key, space=SPACE, fn=quadratic, n=3, **kw):
 
 
 def test_second_coordinator_is_refused_then_takes_over(cluster, monkeypatch):
-    monkeypatch.setattr(distributed, "DRIVER_LEASE_S", 1.5)
+    monkeypatch.setattr(celery_driver, "DRIVER_LEASE_S", 1.5)
     store = cluster.store
     store.put_experiment(Experiment("locked"))
-    other = {"holder": "abc123", "host": "gpu-node-7", "pid": 4242, "started": "earlier"}
+    other = DriverLease(holder="abc123", host="gpu-node-7", pid=4242, started="earlier")
     assert store.acquire_driver("locked", other, 1.5)
     with pytest.raises(ExperimentLocked, match=r"pid 4242 on host 'gpu-node-7'"):
         run(cluster, "locked")
@@ -59,7 +61,7 @@ def test_dead_coordinator_on_this_host_is_taken_over_at_once(cluster):
     store = cluster.store
     store.put_experiment(Experiment("crashed"))
     dead_pid = 2**22 + 12345  # above the default pid_max: no such process
-    holder = {"holder": "dead", "host": socket.gethostname(), "pid": dead_pid}
+    holder = DriverLease(holder="dead", host=socket.gethostname(), pid=dead_pid, started="t")
     assert store.acquire_driver("crashed", holder, 600)
     trials = run(cluster, "crashed")
     assert trials.state_counts()[TrialState.DONE] == 3
@@ -119,7 +121,8 @@ def test_tampered_payload_is_rejected_before_unpickling(cluster, tmp_path):
     evil = good.data[:8 + header_len + 32] + pickle.dumps(_Bomb(str(proof)))
     store.put_experiment(Experiment(
         "tampered", space_fingerprint="x",
-        objective={"kind": "pickle", "inline": evil, "sha256": "evil"},
+        objective=ObjectiveSpec(ObjectiveKind.PICKLE, sha256="evil", fingerprint="evil",
+                                inline=evil),
         settings={"lease_s": 3.0, "heartbeat_s": 0.5}))
     store.insert_new([Trial("tampered", 0, TrialState.NEW, {"x": 0.1, "k": 0})])
     runtime = WorkerRuntime(store, SECRET.encode(), "test")
@@ -129,7 +132,7 @@ def test_tampered_payload_is_rejected_before_unpickling(cluster, tmp_path):
         runtime.close()
     # The payload, not the trial, is bad: the trial goes back uncounted, and the reason is
     # kept for the coordinator to stop the run with.
-    assert outcome.status == "unloadable"
+    assert outcome.status is OutcomeStatus.UNLOADABLE
     t = store.get("tampered", 0)
     assert t.state is TrialState.NEW and t.error is None and t.attempts == 0
     reason = t.history[-1].outcome

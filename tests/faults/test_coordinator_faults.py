@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import parzen.mongoexp as distributed
+import parzen.runners.celery.driver as celery_driver
 from parzen import fmin, hp, tpe
 from parzen.exceptions import AllTrialsFailed, ExperimentLocked, SpaceChanged
 from parzen.mongoexp import MongoTrials
@@ -83,7 +83,7 @@ def test_s07_coordinator_kill9_and_restart_reuses_no_tid_and_no_point(
              "the workers to finish the dead coordinator's published trials")
     done_without_coordinator = cluster.counts("s07")[TrialState.DONE]
 
-    caplog.set_level(logging.INFO, logger="parzen.mongoexp")
+    caplog.set_level(logging.INFO, logger="parzen.runners")
     _, trials = resume(cluster, "s07", 14, sleep=0.4, seed=7)
     assert f"from dead coordinator pid {first.proc.pid} on this host" in caplog.text
     assert f"resuming experiment 's07': {done_without_coordinator} done, 0 failed, " \
@@ -117,7 +117,7 @@ def test_s08_crash_between_insert_and_publish_is_repaired_by_the_resume(
     assert cluster.redis.queue_length(cluster.queue) == 0 and cluster.redis.unacked() == 0
 
     # dispatch_timeout is 60 s: only the resume's start-up dispatch can finish in time.
-    caplog.set_level(logging.WARNING, logger="parzen.mongoexp")
+    caplog.set_level(logging.WARNING, logger="parzen.runners")
     started = time.monotonic()
     resume(cluster, "s08", 8, trials_kw={"dispatch_timeout": 60.0})
     assert time.monotonic() - started < 30
@@ -134,7 +134,7 @@ def test_s08_crash_between_insert_and_publish_is_repaired_by_the_resume(
 def test_s09_second_coordinator_is_refused_then_takes_over_after_the_lease(
         cluster: FaultCluster, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     cluster.start_ready(2)
-    monkeypatch.setattr(distributed, "DRIVER_LEASE_S", 2.0)
+    monkeypatch.setattr(celery_driver, "DRIVER_LEASE_S", 2.0)
     holder = Coordinator(cluster, {"exp_key": "s09", "max_evals": 24, "parallelism": 2,
                                    "sleep": 0.3, "driver_lease_s": 2.0}, tmp_path)
     wait_for(lambda: cluster.counts("s09")[TrialState.DONE] >= 1, 60,
@@ -148,12 +148,12 @@ def test_s09_second_coordinator_is_refused_then_takes_over_after_the_lease(
     # The holder stalls (alive, so no same-host takeover): its lease runs out.
     holder.signal(signal.SIGSTOP)
     try:
-        holder_id = cluster.store.get_experiment("s09").driver["holder"]  # type: ignore[union-attr]
+        holder_id = cluster.store.get_experiment("s09").driver.holder  # type: ignore[union-attr]
 
         def expired() -> bool:
             exp = cluster.store.get_experiment("s09")
             assert exp is not None and exp.driver is not None
-            return bool(exp.driver["expires"] <= cluster.store.now())
+            return exp.driver.expires is not None and exp.driver.expires <= cluster.store.now()
         wait_for(expired, 10, "the stalled coordinator's driver lease to expire")
 
         # Wake the old coordinator while the new one runs: it must notice it lost the
@@ -162,7 +162,7 @@ def test_s09_second_coordinator_is_refused_then_takes_over_after_the_lease(
             def taken() -> bool:
                 exp = cluster.store.get_experiment("s09")
                 return exp is not None and exp.driver is not None \
-                    and exp.driver["holder"] != holder_id \
+                    and exp.driver.holder != holder_id \
                     and cluster.counts("s09")[TrialState.RUNNING] > 0
             wait_for(taken, 30, "the takeover")
             holder.signal(signal.SIGCONT)
@@ -187,7 +187,7 @@ def test_s10_resume_with_changed_space_or_objective_is_refused(
     resume(cluster, "s10", 3, sleep=0.0)
     exp = cluster.store.get_experiment("s10")
     assert exp is not None
-    old_space, old_objective = exp.space_fingerprint, exp.objective["fingerprint"]
+    old_space, old_objective = exp.space_fingerprint, exp.objective.fingerprint  # type: ignore[union-attr]
 
     with pytest.raises(SpaceChanged) as info:
         resume(cluster, "s10", 6, sp={**space(0.0), "y": hp.uniform("y", 0, 1)})

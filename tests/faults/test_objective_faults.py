@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-import parzen.mongoexp as distributed
 from parzen import fmin, tpe
 from parzen.exceptions import AllTrialsFailed, ObjectiveUnloadable, PayloadTooLarge
 from parzen.mongoexp import MongoTrials
+from parzen.runners.celery import CeleryRunner
 from parzen.trial import TrialState
 from tests.support.fault_objectives import (
     POISON_X,
@@ -234,10 +234,10 @@ def test_s16_tampered_payload_is_refused_before_unpickling(
     c.clear_side_effects()
     proof = tmp_path / "unpickled"
     exp_key = f"s16-{where}"
-    prepare = distributed.CeleryRunner._prepare_experiment
+    start = CeleryRunner.start
 
-    def prepare_then_tamper(self: Any, *args: Any) -> None:
-        prepare(self, *args)
+    def start_then_tamper(self: Any) -> None:
+        start(self)
         # Someone with write access to MongoDB, but not the key, swaps the pickle.
         exp = c.store._experiments.find_one({"_id": exp_key})
         if where == "inline":
@@ -253,7 +253,7 @@ def test_s16_tampered_payload_is_refused_before_unpickling(
             data[-1] ^= 0xFF  # one flipped bit in the pickle
             c.store._chunks.update_one({"_id": chunk["_id"]}, {"$set": {"data": bytes(data)}})
 
-    monkeypatch.setattr(distributed.CeleryRunner, "_prepare_experiment", prepare_then_tamper)
+    monkeypatch.setattr(CeleryRunner, "start", start_then_tamper)
     fn: Any = raises_for_positive
     if where == "gridfs":
         big = np.ones(700_000)  # 5.6 MB captured: over the inline limit, stored in GridFS
@@ -299,13 +299,15 @@ def test_s22_large_captures_are_refused_or_go_through_gridfs(
     def captures_20mb(p: dict[str, Any]) -> float:
         return float((p["x"] - 0.3) ** 2 + big[0] - 1)
 
-    with caplog.at_level(logging.INFO, logger="parzen.mongoexp"):
+    with caplog.at_level(logging.INFO, logger="parzen.runners"):
         run(c, "s22-big", captures_20mb, 4)
     assert_clean_end(c, "s22-big", done=4)
-    objective = c.store.get_experiment("s22-big").objective  # type: ignore[union-attr]
-    assert "inline" not in objective and objective["payload_id"]
-    assert 20_000_000 < objective["size"] < 20_100_000
-    assert c.store.get_payload(objective["payload_id"])[:4] == b"PZN1"
+    exp = c.store.get_experiment("s22-big")
+    assert exp is not None
+    objective = exp.objective
+    assert objective is not None and objective.inline is None and objective.payload_id
+    assert objective.size is not None and 20_000_000 < objective.size < 20_100_000
+    assert c.store.get_payload(objective.payload_id)[:4] == b"PZN1"
     assert "objective payload for 's22-big': 20.00 MB, stored GridFS; large payloads " \
         "slow every worker's start" in caplog.text
 

@@ -54,7 +54,7 @@ def start_fmin(cluster: FaultCluster, exp_key: str, max_evals: int, sleep: float
 def republished(caplog: pytest.LogCaptureFixture) -> int:
     """The coordinator's count of messages it republished, from its closing log line."""
     for r in caplog.records:
-        if r.name == "parzen.mongoexp" and "messages republished" in r.getMessage():
+        if r.name == "parzen.runners.celery" and "messages republished" in r.getMessage():
             return int(r.getMessage().split(", ")[1].split()[0])
     raise AssertionError("the coordinator logged no summary")
 
@@ -64,7 +64,7 @@ def republished(caplog: pytest.LogCaptureFixture) -> int:
 def test_s06_lost_queue_is_republished_after_the_dispatch_timeout(
         cluster: FaultCluster, caplog: pytest.LogCaptureFixture, loss: str) -> None:
     worker, = cluster.start_ready(1)
-    caplog.set_level(logging.INFO, logger="parzen.mongoexp")
+    caplog.set_level(logging.INFO, logger="parzen.runners")
     run = start_fmin(cluster, "s06", max_evals=8, sleep=0.4, parallelism=4,
                      dispatch_timeout=1.5)
     wait_for(lambda: cluster.redis.queue_length(cluster.queue) >= 2, 30,
@@ -165,7 +165,7 @@ def test_s18_mongo_outage_loses_and_double_counts_nothing(
 @pytest.mark.timeout(90)
 def test_s22_a_queue_without_workers_is_reported_once_with_the_command_to_start_one(
         cluster: FaultCluster, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="parzen.mongoexp")
+    caplog.set_level(logging.WARNING, logger="parzen.runners")
 
     def idle() -> list[str]:
         return [r.getMessage() for r in caplog.records if "no worker is running" in

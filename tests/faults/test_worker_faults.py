@@ -59,7 +59,7 @@ def running_on(cluster: FaultCluster, exp_key: str, pid: int) -> Trial | None:
 @pytest.mark.timeout(90)
 def test_s01_kill9_mid_trial_runs_the_trial_again_elsewhere(
         cluster: FaultCluster, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="parzen.mongoexp")
+    caplog.set_level(logging.WARNING, logger="parzen.runners")
     victim, survivor = cluster.start_ready(2)
     run = start_fmin(cluster, "s01", max_evals=6, sleep=0.8)
     trial = wait_for(lambda: running_on(cluster, "s01", victim.pid), 30,

@@ -106,5 +106,5 @@ def test_uniformint_is_inclusive_and_cast() -> None:
 
 
 def test_module_suggest_has_hyperopts_shape() -> None:
-    assert rand.suggest.sampler_factory is RandomSampler
+    assert rand.suggest.make is RandomSampler
     assert "hyperopt" in (rand.suggest.__doc__ or "")

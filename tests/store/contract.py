@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 
 from parzen.exceptions import TrialNotFound
-from parzen.store import Experiment, TrialStore
+from parzen.store import DriverLease, Experiment, TrialStore
 from parzen.trial import ErrorInfo, Owner, Trial, TrialState
 
 EXP = "exp"
@@ -263,13 +263,13 @@ class TrialStoreContract:
         assert store.allocate_tids("other", 1) == [0]
 
     def test_driver_lease(self, store: TrialStore, advance: Advance) -> None:
-        a = {"holder": "a", "host": "h", "pid": 1}
-        b = {"holder": "b", "host": "h", "pid": 2}
+        a = DriverLease(holder="a", host="h", pid=1, started="t0")
+        b = DriverLease(holder="b", host="h", pid=2, started="t0")
         assert store.acquire_driver(EXP, a, LEASE)
         assert not store.acquire_driver(EXP, b, 60)
         assert store.acquire_driver(EXP, a, LEASE)  # renewal
         exp = store.get_experiment(EXP)
-        assert exp is not None and exp.driver is not None and exp.driver["holder"] == "a"
+        assert exp is not None and exp.driver is not None and exp.driver.holder == "a"
         advance(EXPIRE)
         assert store.acquire_driver(EXP, b, 60)  # takeover after expiry
         assert not store.acquire_driver(EXP, a, 60)
@@ -287,12 +287,12 @@ class TrialStoreContract:
                                                 settings={"lease_s": 30}, max_evals=10))
         assert first.created is not None and first.next_tid == 0
         store.allocate_tids(EXP, 5)
-        assert store.acquire_driver(EXP, {"holder": "a", "host": "h", "pid": 1}, 60)
+        assert store.acquire_driver(EXP, DriverLease(holder="a", host="h", pid=1, started="t0"), 60)
         second = store.put_experiment(Experiment(EXP, space_fingerprint="f2",
                                                  settings={"lease_s": 60}, algo={"name": "tpe"}))
         assert (second.next_tid, second.space_fingerprint) == (5, "f2")
         assert second.settings == {"lease_s": 60} and second.algo == {"name": "tpe"}
-        assert second.driver is not None and second.driver["holder"] == "a"
+        assert second.driver is not None and second.driver.holder == "a"
         assert second.created == first.created
         assert store.get_experiment(EXP) == second
 

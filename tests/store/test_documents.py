@@ -10,9 +10,10 @@ import pytest
 from bson.codec_options import CodecOptions
 
 from parzen.exceptions import ConfigError, InvalidResult, InvalidTrial, StoreError
-from parzen.store import Experiment
+from parzen.store import DriverLease, Experiment, ObjectiveKind, ObjectiveSpec
 from parzen.store._documents import (
     SCHEMA_VERSION,
+    driver_to_doc,
     encode_result,
     experiment_fields,
     experiment_from_doc,
@@ -120,10 +121,12 @@ def test_unstorable_params_and_experiment_values_name_their_kind() -> None:
 
 def test_experiment_round_trip() -> None:
     exp = Experiment("rf", space_fingerprint="abc", space={"lr": {"dist": "loguniform"}},
-                     objective={"kind": "import", "path": "m:f"}, algo={"name": "tpe"},
-                     settings={"lease_s": 30.0}, driver={"holder": "c1", "host": "h", "pid": 1,
-                                                         "expires": T0},
+                     objective=ObjectiveSpec(ObjectiveKind.IMPORT, sha256="s", fingerprint="m:f",
+                                             path="m:f", space_inline=b"space"),
+                     algo={"name": "tpe"}, settings={"lease_s": 30.0},
+                     driver=DriverLease(holder="c1", host="h", pid=1, started="t", expires=T0),
                      next_tid=12, created=T0, max_evals=100)
-    doc = {"_id": "rf", **experiment_fields(exp), "driver": exp.driver, "next_tid": 12,
+    doc = {"_id": "rf", **experiment_fields(exp), "driver": driver_to_doc(exp.driver),
+           "next_tid": 12,
            "created": T0}
     assert experiment_from_doc(through_bson(doc)) == exp

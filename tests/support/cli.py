@@ -15,7 +15,7 @@ from parzen import fmin, hp, tpe
 from parzen.cli import main
 from parzen.pyll import scope
 from parzen.space import describe
-from parzen.store import Experiment, TrialStore
+from parzen.store import DriverLease, Experiment, TrialStore
 from parzen.trial import ErrorInfo, Owner, Trial, TrialState
 from parzen.trials import Trials
 
@@ -65,7 +65,8 @@ def database_url(server_url: str, db: str) -> str:
 def add_in_flight(store: TrialStore, exp_key: str) -> None:
     """Give ``exp_key`` a live coordinator, three running trials (one with an expired
     lease) and two queued ones."""
-    store.acquire_driver(exp_key, {"holder": "coord-1", "host": "head-node", "pid": 4242},
+    store.acquire_driver(exp_key, DriverLease(holder="coord-1", host="head-node", pid=4242,
+                                              started="2026-01-01T00:00:00+00:00"),
                          lease_s=600)
     tids = store.allocate_tids(exp_key, 5)
     points = [{"lr": 0.002, "layers": 3.0, "act": 1}, {"lr": 0.01, "layers": 2.0, "act": 0},

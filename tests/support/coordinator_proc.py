@@ -12,7 +12,7 @@ Test-only fault hooks, all explicit and confined to this script (none lives in `
 - ``crash_on_dispatch: K``: on the K-th ``CeleryRunner.dispatch`` call, after the trials were
   inserted and before any message is published, write their tids to ``<out>.orphans`` and
   ``os._exit(17)``: a coordinator dying between insert and publish.
-- ``driver_lease_s``: shorten ``parzen.mongoexp.DRIVER_LEASE_S`` (30 s) so a test can
+- ``driver_lease_s``: shorten ``parzen.runners.celery.driver.DRIVER_LEASE_S`` (30 s) so a test can
   watch a takeover after the driver lease expires.
 
 SIGINT (Ctrl-C) is left to Python's default handler: ``fmin`` sees KeyboardInterrupt, cancels
@@ -37,15 +37,17 @@ def main(config_path: str) -> int:
                         "%(message)s", stream=sys.stdout)
     os.environ["PARZEN_TEST_SIDE_EFFECTS"] = cfg["side_effects"]
     import parzen.mongoexp as distributed
+    import parzen.runners.celery as celery_runner
+    import parzen.runners.celery.driver as driver
     from parzen import fmin, tpe
     from parzen.trial import TrialState
     from tests.support import fault_objectives
 
     if "driver_lease_s" in cfg:
-        distributed.DRIVER_LEASE_S = float(cfg["driver_lease_s"])
+        driver.DRIVER_LEASE_S = float(cfg["driver_lease_s"])
     crash_on = cfg.get("crash_on_dispatch")
     if crash_on:
-        original = distributed.CeleryRunner.dispatch
+        original = celery_runner.CeleryRunner.dispatch
         calls = [0]
 
         def dispatch(self: Any, tids: Any) -> None:
@@ -56,7 +58,7 @@ def main(config_path: str) -> int:
                 os._exit(17)  # the trials are in MongoDB; no message was published
             original(self, tids)
 
-        distributed.CeleryRunner.dispatch = dispatch  # type: ignore[method-assign]
+        celery_runner.CeleryRunner.dispatch = dispatch  # type: ignore[method-assign]
 
     trials = distributed.MongoTrials(
         cfg["mongo_url"], exp_key=cfg["exp_key"], broker=cfg["broker"], queue=cfg["queue"],

@@ -5,36 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
+from parzen.cli import tools, worker  # noqa: F401  (importing a command module registers it)
+from parzen.cli._registry import COMMANDS
 from parzen.exceptions import ParzenError
-
-Configure = Callable[[argparse.ArgumentParser], None]
-
-# Each command module registers its commands here: name -> (configure, help). ``configure``
-# adds the arguments and sets ``parser.set_defaults(run=...)``.
-COMMANDS: dict[str, tuple[Configure, str]] = {}
-
-
-def command(name: str, help_text: str) -> Callable[[Configure], Configure]:
-    """Register ``configure(parser)`` as the sub-command ``name``."""
-
-    def deco(configure: Configure) -> Configure:
-        COMMANDS[name] = (configure, help_text)
-        return configure
-
-    return deco
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import importlib
-
-    for name in ("worker", "tools"):  # importing a command module registers its commands
-        try:
-            importlib.import_module(f"parzen.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"parzen.cli.{name}":
-                raise
     parser = argparse.ArgumentParser(
         prog="parzen",
         description="Distributed hyperparameter optimisation: run workers and inspect "

@@ -16,17 +16,19 @@ import argparse
 import difflib
 import os
 import pickle
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
+from pymongo.errors import OperationFailure
+
+from parzen.cli._format import ago, duration
 from parzen.exceptions import ConfigError, StoreError
-from parzen.processes import pid_alive
-from parzen.store import Experiment, TrialStore
-from parzen.trials import Trials
+from parzen.store import Experiment, MongoTrialStore, TrialStore
+from parzen.store.uri import parse_mongo_url, redact_text
+from parzen.trials import Trials, save_trials
 
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 
@@ -84,8 +86,6 @@ class Source:
         if _stamp(self.file) != self._stamp:
             raise StoreError(f"{self.file} changed while parzen was working on it (is an fmin "
                              "still writing it?); nothing was saved. Try again once it stops")
-        from parzen.coordinator import save_trials
-
         # A fresh facade over the changed store: the loaded one caches finished trials, which
         # an operator's cancel or requeue has just changed.
         fresh = Trials(exp_key=self.trials.exp_key, store=self.store)
@@ -116,11 +116,6 @@ def open_mongo(url: str | None, timeout_s: float) -> Source:
     if not url:
         raise ConfigError("no store given: pass --mongo URL (or set PARZEN_MONGO_URL), or "
                           "--file PATH for a local run saved with fmin(trials_save_file=PATH)")
-    from pymongo.errors import OperationFailure
-
-    from parzen.store._mongo import MongoTrialStore
-    from parzen.store.uri import parse_mongo_url, redact_text
-
     where = parse_mongo_url(url).redacted
     try:
         store = MongoTrialStore.from_url(url, connect_timeout_s=timeout_s)
@@ -192,21 +187,16 @@ def unknown_experiment(name: str, names: list[str], where: str) -> str:
 def driver_state(exp: Experiment, now: datetime) -> tuple[bool, str]:
     """Whether a coordinator holds the driver lease of ``exp``, and a description of it."""
     d = exp.driver
-    if not d:
+    if d is None:
         return False, "none"
-    from parzen.cli._format import ago, duration
-
-    who = f"pid {d.get('pid', '?')} on {d.get('host', '?')}"
-    expires = d.get("expires")
-    if not isinstance(expires, datetime):
+    who = f"pid {d.pid} on {d.host}"
+    expires = d.expires
+    if expires is None:
         return False, f"unknown ({who})"
-    if expires.tzinfo is None:
-        expires = expires.replace(tzinfo=timezone.utc)
     if expires <= now:
         return False, f"gone ({who}, lease expired {ago(expires, now)})"
     left = duration((expires - now).total_seconds())
-    if d.get("host") == socket.gethostname() and isinstance(d.get("pid"), int) \
-            and not pid_alive(d["pid"]):
+    if d.dead_here():
         # On the coordinator's own machine a dead process is certain; elsewhere only the
         # lease running out tells.
         return False, f"dead ({who} is not running; its lease would run {left} more)"

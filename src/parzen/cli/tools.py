@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
 import os
 import re
@@ -36,10 +37,12 @@ from parzen.cli._format import (
     terminal_width,
     timestamp,
 )
-from parzen.cli._main import command
+from parzen.cli._registry import command
 from parzen.cli._source import add_source_arguments, driver_state, experiment, opened
 from parzen.exceptions import AllTrialsFailed, ConfigError, InvalidTrial
 from parzen.export import Table, trial_table
+from parzen.plotting import plot_experiment
+from parzen.settings import TrialSettings
 from parzen.space.described import evaluate
 from parzen.store import TrialStore
 from parzen.trial import STATUS_OK, Trial, TrialState
@@ -318,8 +321,6 @@ def _sleep(seconds: float) -> None:  # a seam for the tests
 
 
 def _compact_json(obj: Any) -> str:
-    import json
-
     return json.dumps(jsonable(obj), allow_nan=False, separators=(",", ":"))
 
 
@@ -400,8 +401,6 @@ def _configure_plot(p: argparse.ArgumentParser) -> None:
 
 
 def run_plot(args: argparse.Namespace) -> int:
-    from parzen.plotting import plot_experiment
-
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # font cache chatter
     with opened(args) as src:
         exp = experiment(src, args.exp)
@@ -462,7 +461,7 @@ def run_requeue(args: argparse.Namespace) -> int:
         if args.expired:
             if args.state:
                 raise ConfigError("--expired requeues running trials; leave out --state")
-            max_attempts = int(exp.settings.get("max_attempts", 3))
+            max_attempts = TrialSettings.from_dict(exp.settings).max_attempts
             changed = src.store.requeue_expired(exp.exp_key, max_attempts)
             src.save()
             n = sum(1 for t in changed if t.state is TrialState.NEW)
@@ -503,7 +502,7 @@ def run_delete(args: argparse.Namespace) -> int:
             raise ConfigError(f"{exp.exp_key!r} has a live coordinator ({detail}); stop its "
                               "fmin first")
         n = sum(src.store.count_by_state(exp.exp_key).values())
-        pid = exp.objective.get("payload_id")
+        pid = exp.objective.payload_id if exp.objective is not None else None
         payloads = [str(pid)] if pid else []
         what = (f"experiment {exp.exp_key!r} in {src.where} ({n} trials"
                 + (f", {len(payloads)} objective payload)" if payloads else ")"))

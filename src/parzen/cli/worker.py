@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 
-from parzen.cli._main import command
+from parzen.cli._registry import command
 from parzen.exceptions import ConfigError
+from parzen.store.uri import parse_mongo_url, redact
+from parzen.worker import app as worker_app
 
 
 @command("worker", "start a worker that evaluates trials (a Celery worker, threads pool)")
@@ -62,8 +64,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--mongo (or $PARZEN_MONGO_URL) is required")
     if not args.broker:
         raise ConfigError("--broker (or $PARZEN_BROKER_URL) is required")
-    from parzen.store.uri import parse_mongo_url, redact
-
     parse_mongo_url(args.mongo)  # malformed URLs fail here, before Celery starts
     if not args.broker.startswith(("redis://", "rediss://", "amqp://", "amqps://")):
         raise ConfigError(
@@ -81,8 +81,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("both PARZEN_SECRET and a secret file (--secret-file or "
                           "PARZEN_SECRET_FILE) are set; keep one so there is no doubt which "
                           "key the worker uses")
-    from parzen.worker.app import app  # reads and validates the environment
-
+    app = worker_app.build().celery  # reads and validates the environment
     app.worker_main([
         "worker", "--pool=threads", f"--concurrency={args.concurrency}",
         f"--queues={args.queue}", f"--loglevel={args.loglevel}",

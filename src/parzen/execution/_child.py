@@ -18,7 +18,20 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
-from parzen.execution.sandbox import ObjectiveRef
+import cloudpickle
+
+from parzen.domain import Domain
+from parzen.execution.messages import (
+    Evaluate,
+    Load,
+    Loaded,
+    Raised,
+    Returned,
+    ToChild,
+    Unloadable,
+)
+from parzen.execution.payload import import_objective
+from parzen.trial import ErrorInfo
 
 
 def _unpicklable_path(value: Any, path: str) -> tuple[str, Any] | None:
@@ -37,7 +50,7 @@ def _unpicklable_path(value: Any, path: str) -> tuple[str, Any] | None:
     else:
         try:
             pickle.dumps(value)
-        except Exception:
+        except Exception:  # pickling raises whatever the value's __reduce__ raises
             return path, value
     return None
 
@@ -46,7 +59,7 @@ def _send_result(conn: multiprocessing.connection.Connection, result: Any) -> No
     """Send the result, or, when part of it cannot be pickled, an InvalidResult naming that
     part's key path (``result["handles"][0]``) instead of a bare pickling error."""
     try:
-        conn.send(("ok", result))  # pickles first: a failure writes nothing to the socket
+        conn.send(Returned(result))  # pickles first: a failure writes nothing to the socket
         return
     except OSError:
         raise  # the supervisor is gone
@@ -56,24 +69,18 @@ def _send_result(conn: multiprocessing.connection.Connection, result: Any) -> No
                    f"{type(what).__qualname__}: it cannot be sent back from the objective's "
                    f"process ({type(exc).__name__}: {exc}); results may hold numbers, "
                    "strings, bytes, datetimes, lists, dicts and numpy values")
-    conn.send(("error", "InvalidResult", message, ""))
+    conn.send(Raised(ErrorInfo("InvalidResult", message)))
 
 
 def _child_main(conn: multiprocessing.connection.Connection) -> None:
-    import cloudpickle
-
-    from parzen.domain import Domain
-    from parzen.execution.payload import import_objective
-
     cache: dict[str, Domain] = {}
     while True:
         try:
-            msg = conn.recv()
+            msg: ToChild = conn.recv()
         except EOFError:
             return
-        kind = msg[0]
-        if kind == "load":
-            ref: ObjectiveRef = msg[1]
+        if isinstance(msg, Load):
+            ref = msg.ref
             try:
                 if ref.pickle is not None:
                     fn, space = cloudpickle.loads(ref.pickle)
@@ -83,18 +90,15 @@ def _child_main(conn: multiprocessing.connection.Connection) -> None:
                     space = cloudpickle.loads(ref.space_pickle)
                 cache.clear()  # one objective at a time keeps memory bounded
                 cache[ref.key] = Domain(fn, space)
-                conn.send(("loaded",))
-            except Exception as exc:
-                conn.send(("unloadable", type(exc).__name__, str(exc),
-                           getattr(exc, "name", None)))
-        elif kind == "eval":
-            _, key, tid, params = msg
+                conn.send(Loaded())
+            except Exception as exc:  # the user's module or pickle: anything can fail
+                conn.send(Unloadable(type(exc).__name__, str(exc), getattr(exc, "name", None)))
+        elif isinstance(msg, Evaluate):
             try:
-                _send_result(conn, cache[key].evaluate(params, tid))
-            except Exception as exc:
-                conn.send(("error", type(exc).__name__, str(exc),
-                           "".join(traceback.format_exception(type(exc), exc,
-                                                              exc.__traceback__))))
+                _send_result(conn, cache[msg.key].evaluate(msg.params, msg.tid))
+            except Exception as exc:  # the objective's failure is the trial's ERROR
+                conn.send(Raised(ErrorInfo(type(exc).__name__, str(exc), "".join(
+                    traceback.format_exception(type(exc), exc, exc.__traceback__)))))
 
 
 def _exit_with_supervisor(poll_s: float = 0.5) -> None:

@@ -32,9 +32,11 @@ from parzen.exceptions import (
     PayloadSignatureError,
     PayloadTooLarge,
 )
+from parzen.settings import DEFAULT_MAX_PAYLOAD_BYTES
+from parzen.version import __version__
 
 MAGIC = b"PZN1"
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_BYTES = DEFAULT_MAX_PAYLOAD_BYTES
 # Larger payloads go to GridFS. Workers read the experiment document for every trial but
 # fetch a GridFS payload once per objective, so anything but a small pickle stays out of it.
 INLINE_MAX_BYTES = 64 * 1024
@@ -42,16 +44,10 @@ SECRET_ENV = "PARZEN_SECRET"
 SECRET_FILE_ENV = "PARZEN_SECRET_FILE"
 
 
-def _version() -> str:
-    from parzen import __version__
-
-    return __version__
-
-
 def stamp() -> dict[str, str]:
     """The versions a payload was built with; a worker reports skew against its own."""
     return {"python": platform.python_version(), "cloudpickle": cloudpickle.__version__,
-            "parzen": _version()}
+            "parzen": __version__}
 
 
 def load_secret(secret: str | bytes | None = None, *, required: bool = True,

@@ -4,28 +4,31 @@ outcome. Knows nothing of Celery; workers and the in-process runner both call it
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
-import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from parzen.exceptions import InvalidResult, ObjectiveUnloadable, StoreError, StoreUnavailable
 from parzen.execution.sandbox import (
+    AbortCheck,
+    AbortReason,
     EvaluationAborted,
     EvaluationCrashed,
     EvaluationTimeout,
     ObjectiveFailed,
 )
 from parzen.store import TrialStore
+from parzen.store.retry import retry_unavailable
 from parzen.trial import ErrorInfo, Owner, Trial, TrialState
 
 log = logging.getLogger("parzen.execution")
 
 # evaluate(params, tid, abort) -> result; ``abort()`` returns a reason to stop early, or None.
-Evaluate = Callable[[Mapping[str, Any], int, Callable[[], "str | None"]], dict[str, Any]]
+Evaluate = Callable[[Mapping[str, Any], int, AbortCheck], dict[str, Any]]
 
 # The history outcome prefix that tells the coordinator a worker could not load the objective.
 UNLOADABLE = "objective unloadable"
@@ -36,29 +39,16 @@ UNLOADABLE = "objective unloadable"
 # on the claim token, so a retry that lands after the trial was requeued is refused.
 RECORD_PATIENCE_S = 60.0
 
-T = TypeVar("T")
+class OutcomeStatus(enum.Enum):
+    """What became of one delivery of a trial, for the runner that made it."""
 
-
-def retry_unavailable(op: Callable[[], T], what: str, patience_s: float) -> T:
-    """``op()``, retried with backoff (0.1 s doubling to 5 s) while the store is unavailable.
-
-    Only for operations that are safe to repeat: reads, and writes that are idempotent or
-    fenced (a retry after a write whose reply was lost must not apply it twice).
-
-    Raises:
-        StoreUnavailable: the store stayed unreachable for ``patience_s`` seconds.
-    """
-    deadline = time.monotonic() + patience_s
-    delay = 0.1
-    while True:
-        try:
-            return op()
-        except StoreUnavailable as exc:
-            if time.monotonic() + delay > deadline:
-                raise
-            log.warning("%s: %s; retrying in %.1fs", what, exc, delay)
-            time.sleep(delay)
-            delay = min(2 * delay, 5.0)
+    DONE = "done"  # the result is recorded: the trial is DONE
+    ERROR = "error"  # the objective failed (raised, timed out, crashed too often): ERROR
+    NOT_CLAIMED = "not claimed"  # another worker has it, or it was finished or cancelled
+    LEASE_LOST = "lease lost"  # another attempt owns the trial now; our result was discarded
+    RELEASED = "released"  # given back to NEW uncounted (shutdown, store trouble)
+    UNLOADABLE = "unloadable"  # this worker cannot load the objective; released uncounted
+    CRASHED = "crashed"  # the evaluation's process died; released with the attempt counted
 
 
 @dataclass(frozen=True)
@@ -66,13 +56,13 @@ class Outcome:
     """What happened to one delivery of a trial.
 
     Attributes:
-        status: ``"done"``, ``"error"``, ``"not claimed"`` (another worker has it, or it was
-            finished or cancelled) or ``"lease lost"`` (our result was discarded).
+        status: see ``OutcomeStatus``.
         trial: the trial as claimed (None when not claimed).
-        exception: the objective's exception, for ``"error"``.
+        exception: the objective's exception for ``ERROR``, the cause for ``UNLOADABLE`` and
+            ``CRASHED``.
     """
 
-    status: str
+    status: OutcomeStatus
     trial: Trial | None = None
     exception: BaseException | None = None
 
@@ -158,7 +148,7 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
     """Claim trial ``tid``, evaluate it, and record its outcome.
 
     Safe to call twice for the same trial: the claim decides who runs it, so a second
-    delivery returns ``Outcome("not claimed")`` without calling the objective.
+    delivery returns a ``NOT_CLAIMED`` outcome without calling the objective.
 
     Outcomes by what the evaluation does:
 
@@ -176,21 +166,24 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
     Outcomes are written with retries while the store is unavailable (``RECORD_PATIENCE_S``);
     the writes are fenced on the claim token, so a retry can never record a result twice.
 
-    The one broad ``except Exception`` in parzen is here: it records the objective's failure
-    on the trial. ``KeyboardInterrupt`` and ``SystemExit`` propagate.
+    An objective's failure of any kind is caught here (``except Exception``) and recorded on
+    the trial; ``KeyboardInterrupt`` and ``SystemExit`` propagate. The other broad catches in
+    parzen each sit at a boundary whose errors are not ours to enumerate (the user's code in
+    the sandbox child, kombu's transport errors, a store outage during a heartbeat), and each
+    says why in a comment.
     """
     trial = store.claim(exp_key, tid, owner, lease_s)
     if trial is None:
-        return Outcome("not claimed")
+        return Outcome(OutcomeStatus.NOT_CLAIMED)
     token = trial.claim_token
     assert token is not None
     hb = Heartbeat(store, trial, lease_s, heartbeat_s) if heartbeat_s else None
 
-    def abort() -> str | None:
+    def abort() -> AbortReason | None:
         if hb is not None and hb.lost.is_set():
-            return "lease lost"
+            return AbortReason.LEASE_LOST
         if shutdown is not None and shutdown.is_set():
-            return "worker shutting down"
+            return AbortReason.SHUTDOWN
         return None
 
     def finish(state: TrialState, result: Mapping[str, Any], error: ErrorInfo | None,
@@ -204,8 +197,9 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
             if now is None or now.state is not state or now.claim_token != token:
                 log.warning("lease lost on trial %s of %r: %s; result discarded", tid,
                             exp_key, lost_because(now, trial))
-                return Outcome("lease lost", trial)
-        return Outcome("done" if state is TrialState.DONE else "error", trial, exc)
+                return Outcome(OutcomeStatus.LEASE_LOST, trial)
+        return Outcome(OutcomeStatus.DONE if state is TrialState.DONE else OutcomeStatus.ERROR,
+                       trial, exc)
 
     def release(reason: str, count_attempt: bool) -> bool:
         return retry_unavailable(
@@ -219,15 +213,15 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
         else:
             result = evaluate(trial.params, tid, abort)
     except EvaluationAborted as exc:
-        if str(exc) == "lease lost":
-            return Outcome("lease lost", trial)
+        if exc.reason is AbortReason.LEASE_LOST:
+            return Outcome(OutcomeStatus.LEASE_LOST, trial)
         release(f"released: {exc}", count_attempt=False)
         log.info("released trial %s of %r: %s", tid, exp_key, exc)
-        return Outcome("released", trial)
+        return Outcome(OutcomeStatus.RELEASED, trial)
     except ObjectiveUnloadable as exc:
         release(f"{UNLOADABLE}: {exc}", count_attempt=False)
         log.error("trial %s of %r released: %s", tid, exp_key, exc)
-        return Outcome("unloadable", trial, exc)
+        return Outcome(OutcomeStatus.UNLOADABLE, trial, exc)
     except EvaluationCrashed as exc:
         if trial.attempts >= max_attempts:
             info = ErrorInfo("WorkerCrashed", f"{exc} on attempt {trial.attempts} of "
@@ -237,7 +231,7 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
         release(f"crashed: {exc}", count_attempt=True)
         log.warning("trial %s of %r: %s (attempt %d of %d); it will be retried", tid, exp_key,
                     exc, trial.attempts, max_attempts)
-        return Outcome("crashed", trial, exc)
+        return Outcome(OutcomeStatus.CRASHED, trial, exc)
     except EvaluationTimeout as exc:
         log.warning("trial %s of %r: %s", tid, exp_key, exc)
         return finish(TrialState.ERROR, {"status": "fail"}, ErrorInfo("TrialTimeout", str(exc)),
@@ -247,11 +241,11 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
         # not the objective's fault, so not an ERROR. Give the trial back uncounted.
         release(f"released: {exc}", count_attempt=False)
         log.warning("released trial %s of %r: %s", tid, exp_key, exc)
-        return Outcome("released", trial)
+        return Outcome(OutcomeStatus.RELEASED, trial)
     except ObjectiveFailed as exc:
         log.info("trial %s of %r raised %s", tid, exp_key, exc)
         return finish(TrialState.ERROR, {"status": "fail"}, exc.info, exc)
-    except Exception as exc:
+    except Exception as exc:  # the in-process objective's failure: see the docstring
         log.info("trial %s of %r raised %s: %s", tid, exp_key, type(exc).__name__, exc)
         return finish(TrialState.ERROR, {"status": "fail"}, error_info(exc), exc)
     except BaseException as exc:

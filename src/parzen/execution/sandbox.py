@@ -12,6 +12,7 @@ unpickles verified bytes.
 
 from __future__ import annotations
 
+import enum
 import logging
 import multiprocessing.connection
 import os
@@ -21,31 +22,22 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from parzen.exceptions import ObjectiveUnloadable
+from parzen.execution.messages import (
+    Evaluate,
+    FromChild,
+    Load,
+    ObjectiveRef,
+    Raised,
+    Returned,
+    ToChild,
+    Unloadable,
+)
 from parzen.trial import ErrorInfo
 
 log = logging.getLogger("parzen.execution.sandbox")
-
-
-@dataclass(frozen=True)
-class ObjectiveRef:
-    """How the child obtains the objective: verified pickle bytes or an import path.
-
-    Attributes:
-        key: identifies the objective (payload hash or path) for the child's cache.
-        pickle: verified ``cloudpickle`` bytes of ``(fn, space)``, or None.
-        import_path: ``"package.module:function"`` plus ``space`` for the import form.
-        space: the space when ``import_path`` is used (the space always travels pickled with
-            a pickle payload).
-    """
-
-    key: str
-    pickle: bytes | None = None
-    import_path: str | None = None
-    space_pickle: bytes | None = None
 
 
 class ObjectiveFailed(Exception):
@@ -64,8 +56,23 @@ class EvaluationTimeout(Exception):
     """The evaluation ran past the trial's hard time limit and was killed."""
 
 
+class AbortReason(enum.Enum):
+    """Why the supervisor stops an evaluation before it ends."""
+
+    LEASE_LOST = "lease lost"  # another attempt owns the trial: nothing of ours will count
+    SHUTDOWN = "worker shutting down"  # the worker (or fmin's local runner) is stopping
+
+
+# ``abort()`` is polled while the objective runs; a reason stops the evaluation.
+AbortCheck = Callable[[], "AbortReason | None"]
+
+
 class EvaluationAborted(Exception):
-    """The supervisor stopped the evaluation (worker shutdown or lease lost)."""
+    """The supervisor stopped the evaluation; ``reason`` says why."""
+
+    def __init__(self, reason: AbortReason) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -154,15 +161,16 @@ class Sandbox:
         """The child's process id, while it runs."""
         return self._proc.pid if self._alive() and self._proc is not None else None
 
-    def _await(self, timeout_s: float | None, abort: Callable[[], str | None],
-               started: float) -> Any:
+    def _await(self, timeout_s: float | None, abort: AbortCheck,
+               started: float) -> FromChild:
         conn = self._conn
         proc = self._proc
         assert conn is not None and proc is not None
         while True:
             try:
                 if conn.poll(0.02):
-                    return conn.recv()
+                    reply: FromChild = conn.recv()
+                    return reply
             except (EOFError, OSError):
                 pass  # the child died mid-message; reported below
             else:
@@ -184,7 +192,7 @@ class Sandbox:
         self._discard()
         return EvaluationCrashed(f"the objective's process {why}")
 
-    def _check_deadlines(self, timeout_s: float | None, abort: Callable[[], str | None],
+    def _check_deadlines(self, timeout_s: float | None, abort: AbortCheck,
                          started: float) -> None:
         if timeout_s is not None and time.monotonic() - started > timeout_s:
             self.kill()
@@ -194,7 +202,7 @@ class Sandbox:
             self.kill()
             raise EvaluationAborted(reason)
 
-    def _send(self, msg: Any) -> None:
+    def _send(self, msg: ToChild) -> None:
         assert self._conn is not None and self._proc is not None
         try:
             self._conn.send(msg)
@@ -204,7 +212,7 @@ class Sandbox:
 
     def evaluate(self, ref: ObjectiveRef, params: Mapping[str, Any], tid: int, *,
                  timeout_s: float | None = None,
-                 abort: Callable[[], str | None] = lambda: None) -> dict[str, Any]:
+                 abort: AbortCheck = lambda: None) -> dict[str, Any]:
         """Evaluate the objective at ``params`` in the child.
 
         Raises:
@@ -217,22 +225,21 @@ class Sandbox:
         started = time.monotonic()
         self._ensure()
         if self._loaded != ref.key:
-            self._send(("load", ref))
+            self._send(Load(ref))
             reply = self._await(None, abort, started)
-            if reply[0] == "unloadable":
-                _, etype, msg, missing = reply
+            if isinstance(reply, Unloadable):
                 self._loaded = None
-                text = f"this worker cannot load the objective: {etype}: {msg}"
-                if missing:
-                    text += (f". Install module {missing!r} on the workers so that the "
-                             "objective's imports resolve")
+                text = f"this worker cannot load the objective: {reply.type}: {reply.message}"
+                if reply.missing_module:
+                    text += (f". Install module {reply.missing_module!r} on the workers so "
+                             "that the objective's imports resolve")
                 raise ObjectiveUnloadable(text)
             self._loaded = ref.key
-        self._send(("eval", ref.key, tid, dict(params)))
+        self._send(Evaluate(ref.key, tid, dict(params)))
         # The time limit covers the evaluation only, not the child's start-up or loading.
         reply = self._await(timeout_s, abort, time.monotonic())
-        if reply[0] == "ok":
-            result: dict[str, Any] = reply[1]
-            return result
-        _, etype, msg, tb = reply
-        raise ObjectiveFailed(ErrorInfo(etype, msg, tb))
+        if isinstance(reply, Returned):
+            return reply.result
+        if isinstance(reply, Raised):
+            raise ObjectiveFailed(reply.error)
+        raise EvaluationCrashed(f"the objective's process answered out of turn: {reply!r}")

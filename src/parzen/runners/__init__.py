@@ -1,27 +1,40 @@
 """Runners get NEW trials evaluated. The coordinator loop is the same for all of them.
 
-One module (or package) per way of running trials: ``inline`` (in this process, ``Trials``),
-``local`` (local sandbox processes, ``ParallelTrials``) and ``celery`` (Celery workers over
-MongoDB, ``MongoTrials``).
+One module (or package) per way of running trials, each behind the ``Runner`` protocol
+(``base.py``): ``inline`` (in this process, ``Trials``), ``local`` (local sandbox processes,
+``ParallelTrials``) and ``celery`` (Celery workers over a shared MongoDB, ``MongoTrials``).
+``build_runner`` picks one from the backend the trials ask for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from parzen.backends import Backend, CeleryBackend, InlineBackend, LocalBackend
+from parzen.domain import Domain
+from parzen.runners.base import Closing, Runner
+from parzen.runners.celery import CeleryRunner
+from parzen.runners.inline import InlineRunner
+from parzen.runners.local import LocalProcessRunner
+from parzen.trials import Trials
 
 
-class Runner(Protocol):
-    """Evaluates dispatched trials; owned by one coordinator loop."""
+def build_runner(backend: Backend, trials: Trials, domain: Domain, *,
+                 catch_eval_exceptions: bool, max_evals: int | None) -> Runner:
+    """The runner for ``backend`` (what ``trials.backend()`` returned).
 
-    def dispatch(self, tids: Sequence[int]) -> None:
-        """Hand NEW trials over for evaluation (publish them, queue them, ...)."""
+    Args:
+        catch_eval_exceptions: inline only: record the objective's exception and go on,
+            instead of raising it (hyperopt's flag; other runners always record).
+        max_evals: the run's budget, for the experiment document (None: none).
+    Raises:
+        ConfigError: the backend's settings cannot work (no broker, no key, ...).
+    """
+    if isinstance(backend, InlineBackend):
+        return InlineRunner(domain, trials, catch_eval_exceptions)
+    if isinstance(backend, LocalBackend):
+        return LocalProcessRunner(trials, domain, backend)
+    if isinstance(backend, CeleryBackend):
+        return CeleryRunner(trials, domain, backend, max_evals)
+    raise TypeError(f"no runner for backend {backend!r}")
 
-    def wait(self, timeout_s: float) -> None:
-        """Block until some trial may have changed state, or ``timeout_s`` passed."""
 
-    def maintain(self) -> None:
-        """Periodic housekeeping: reap expired leases, republish lost messages."""
-
-    def close(self, cancelled: bool) -> None:
-        """Release resources; ``cancelled`` says the run ended before its trials did."""
+__all__ = ["Closing", "Runner", "build_runner"]

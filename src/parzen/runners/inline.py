@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 from parzen.domain import Domain
 from parzen.execution.run import run_trial
-from parzen.trial import Owner
+from parzen.runners.base import Closing, cancel_queued
+from parzen.trial import Owner, TrialState
 from parzen.trials import Trials
 
 
@@ -28,6 +29,9 @@ class InlineRunner:
         self._queue: list[int] = []
         self._owner = Owner(worker="inline", host=socket.gethostname(), pid=os.getpid())
 
+    def start(self) -> None:
+        return None
+
     def dispatch(self, tids: Sequence[int]) -> None:
         self._queue.extend(tids)
 
@@ -44,5 +48,7 @@ class InlineRunner:
     def maintain(self) -> None:
         return None
 
-    def close(self, cancelled: bool) -> None:
+    def close(self, closing: Closing) -> None:
         self._queue.clear()
+        if closing is not Closing.HANDS_OFF:
+            cancel_queued(self._trials.store, self._trials.exp_key, (TrialState.NEW,))

@@ -1,1 +1,12 @@
-"""Samplers: pure functions from (space, history, rng) to new points."""
+"""Samplers: pure functions from (space, history, rng) to new points.
+
+``rand``, ``grid``, ``anneal`` and ``tpe`` each expose hyperopt's ``suggest`` and a sampler
+class; ``Sampler`` is the protocol they share (``_base.py``).
+"""
+
+from __future__ import annotations
+
+from parzen.samplers._base import Point, Sampler, origin_of, sampler_for
+from parzen.samplers._history import History, HistoryBuilder
+
+__all__ = ["History", "HistoryBuilder", "Point", "Sampler", "origin_of", "sampler_for"]

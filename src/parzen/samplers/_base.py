@@ -6,6 +6,7 @@ hyperopt-shaped (domains, trial documents) is converted here, at the edge.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -34,34 +35,68 @@ class Sampler(Protocol):
         ...
 
 
+def origin_of(sampler: Sampler) -> str:
+    """The name a trial's ``origin`` gives ``sampler`` (``TPESampler`` gives ``"tpe"``)."""
+    return type(sampler).__name__.removesuffix("Sampler").lower() or "sampler"
+
+
+def sampler_for(algo: Callable[..., Any]) -> Sampler | None:
+    """The parzen sampler behind ``algo`` (``tpe.suggest``, or a ``functools.partial`` of it
+    with keyword settings), built once; None for any other algorithm. The coordinator then
+    asks it for points directly, with no hyperopt documents in between."""
+    settings: dict[str, Any] = {}
+    if isinstance(algo, functools.partial):
+        if algo.args:
+            return None
+        settings = dict(algo.keywords)
+        algo = algo.func
+    if not isinstance(algo, SamplerAlgo):
+        return None
+    sampler: Sampler = algo.make(**settings)
+    return sampler
+
+
 def hyperopt_suggest(sampler: Sampler, new_ids: Sequence[int], domain: Any, trials: Any,
                      seed: int) -> list[dict[str, Any]]:
     """Run ``sampler`` behind hyperopt's algorithm signature and return trial documents,
-    each with the sampler's name as its ``origin`` (``TPESampler`` gives ``"tpe"``)."""
+    each with the sampler's name as its ``origin``. Only hyperopt-style callers that call
+    ``tpe.suggest`` themselves come through here; fmin asks the sampler directly."""
     space: Space = domain.space
     history: History = trials.history(space)
     rng = np.random.default_rng(seed)
     points = sampler.suggest(space, history, len(new_ids), rng)
-    origin = type(sampler).__name__.removesuffix("Sampler").lower() or "sampler"
     docs: list[dict[str, Any]] = trials.docs_for_points(list(new_ids)[: len(points)], points,
-                                                        origin=origin)
+                                                        origin=origin_of(sampler))
     return docs
 
 
-def as_algo(make: Callable[..., Sampler]) -> Callable[..., list[dict[str, Any]]]:
-    """Build a module-level ``suggest(new_ids, domain, trials, seed, **settings)``.
+class SamplerAlgo:
+    """A sampler behind hyperopt's algorithm signature: ``tpe.suggest(new_ids, domain,
+    trials, seed, **settings)``.
 
     Settings are passed to the sampler's constructor, so ``functools.partial(tpe.suggest,
-    n_startup_jobs=20)`` works as it does in hyperopt.
+    n_startup_jobs=20)`` works as it does in hyperopt. ``fmin`` recognises it and builds the
+    sampler once per run instead (``sampler_for``).
     """
 
-    def suggest(new_ids: Sequence[int], domain: Any, trials: Any, seed: int,
-                **settings: Any) -> list[dict[str, Any]]:
-        return hyperopt_suggest(make(**settings), new_ids, domain, trials, seed)
+    def __init__(self, make: Callable[..., Sampler], name: str) -> None:
+        self.make = make
+        self.__name__ = "suggest"
+        self.__qualname__ = "suggest"
+        self.__module__ = name
+        self.__doc__ = (f"Suggest points with {getattr(make, '__name__', 'the sampler')}; "
+                        "hyperopt's call shape. Keyword settings go to the sampler's "
+                        "constructor.")
 
-    suggest.__doc__ = (
-        f"Suggest points with {getattr(make, '__name__', 'the sampler')}; hyperopt's call "
-        "shape. Keyword settings go to the sampler's constructor."
-    )
-    suggest.sampler_factory = make  # type: ignore[attr-defined]
-    return suggest
+    def __call__(self, new_ids: Sequence[int], domain: Any, trials: Any, seed: int,
+                 **settings: Any) -> list[dict[str, Any]]:
+        return hyperopt_suggest(self.make(**settings), new_ids, domain, trials, seed)
+
+    def __repr__(self) -> str:
+        return f"<{self.__module__}.suggest>"
+
+
+def as_algo(make: Callable[..., Sampler], name: str = "") -> SamplerAlgo:
+    """The module-level ``suggest`` of the sampler module ``name`` (its ``__name__``; by
+    default the module that defines ``make``)."""
+    return SamplerAlgo(make, name or getattr(make, "__module__", "parzen.samplers"))

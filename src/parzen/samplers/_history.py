@@ -117,7 +117,6 @@ class HistoryBuilder:
     """Growable columns keyed by tid. Not thread-safe; owned by one coordinator."""
 
     def __init__(self, space: Space, capacity: int = 64) -> None:
-        self._space = space
         self._labels = space.labels
         self._cap = capacity
         self._n = 0

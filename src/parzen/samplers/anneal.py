@@ -84,6 +84,6 @@ class AnnealSampler:
         return out
 
 
-suggest = as_algo(AnnealSampler)
+suggest = as_algo(AnnealSampler, __name__)
 
 __all__ = ["AnnealSampler", "suggest"]

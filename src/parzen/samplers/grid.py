@@ -129,6 +129,6 @@ def _grid_sampler(grid_seed: int = 0, shuffle: bool = True) -> GridSampler:
     return _shared[key]
 
 
-suggest = as_algo(_grid_sampler)
+suggest = as_algo(_grid_sampler, __name__)
 
 __all__ = ["GridSampler", "enumerate_grid", "grid_values", "suggest"]

@@ -18,4 +18,4 @@ class RandomSampler:
         return to_points(space, sample_prior(space, n, rng))
 
 
-suggest = as_algo(RandomSampler)
+suggest = as_algo(RandomSampler, __name__)

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from parzen.store._base import Experiment, TrialStore
+from parzen.store._base import (
+    DriverLease,
+    Experiment,
+    ObjectiveKind,
+    ObjectiveSpec,
+    TrialStore,
+    back_to_new,
+)
 from parzen.store._memory import InMemoryTrialStore
 from parzen.store._mongo import MongoTrialStore
 
-__all__ = ["Experiment", "InMemoryTrialStore", "MongoTrialStore", "TrialStore"]
+__all__ = ["DriverLease", "Experiment", "InMemoryTrialStore", "MongoTrialStore", "ObjectiveKind",
+           "ObjectiveSpec", "TrialStore", "back_to_new"]

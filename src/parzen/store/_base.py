@@ -10,12 +10,74 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import enum
+import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
+from parzen.processes import pid_alive
 from parzen.trial import Attempt, ErrorInfo, Owner, Trial, TrialState
+
+
+@dataclass(frozen=True)
+class DriverLease:
+    """The coordinator that drives an experiment: only it inserts and publishes trials.
+
+    Attributes:
+        holder: a random id, unique to one fmin call.
+        host: the coordinator's host name.
+        pid: the coordinator's process id.
+        started: when that fmin call started (ISO 8601, the coordinator's clock).
+        expires: when the lease runs out unless renewed (the store's clock); set by the store.
+    """
+
+    holder: str
+    host: str
+    pid: int
+    started: str
+    expires: datetime | None = None
+
+    def dead_here(self) -> bool:
+        """True when the holder ran on this host and its process is gone: then nobody
+        renews the lease, and waiting for it to run out would only delay a resume. (On
+        another host only the lease running out tells.)"""
+        return self.host == socket.gethostname() and self.pid > 0 and not pid_alive(self.pid)
+
+
+class ObjectiveKind(enum.Enum):
+    """How workers obtain the objective."""
+
+    PICKLE = "pickle"  # a signed cloudpickle payload, inline or in GridFS
+    IMPORT = "import"  # an import path; only the space travels pickled (and signed)
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """What the experiment document says about the objective.
+
+    Attributes:
+        kind: see ``ObjectiveKind``.
+        sha256: identifies the payload (a worker caches the loaded objective under it).
+        fingerprint: a hash of the objective's code (or its import path), to refuse a resume
+            with another objective.
+        inline: the signed payload, when small enough to sit in the document.
+        payload_id: the GridFS id of a larger signed payload.
+        size: the payload's size in bytes.
+        versions: Python, cloudpickle and parzen versions the payload was built with.
+        path: ``"package.module:function"`` for ``IMPORT``.
+        space_inline: the signed, pickled space for ``IMPORT``.
+    """
+
+    kind: ObjectiveKind
+    sha256: str
+    fingerprint: str
+    inline: bytes | None = None
+    payload_id: str | None = None
+    size: int | None = None
+    versions: Mapping[str, str] = field(default_factory=dict)
+    path: str | None = None
+    space_inline: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -26,22 +88,20 @@ class Experiment:
         exp_key: the experiment's name.
         space_fingerprint: hash of the space's structure; a resume with another space is refused.
         space: JSON description of the space (``parzen.space.describe``).
-        objective: how workers load the objective: ``{"kind": "pickle", "payload_id": ...}``
-            or ``{"kind": "import", "path": "pkg.mod:fn"}``, plus its fingerprint.
+        objective: how workers load the objective (None before a coordinator wrote it).
         algo: the algorithm's name and settings.
         settings: run settings the workers need (lease, heartbeat, trial timeout, max_attempts).
-        driver: the coordinator holding the driver lease: ``{"holder", "host", "pid",
-            "expires"}``, or None.
+        driver: the coordinator holding the driver lease, or None.
         next_tid: the next tid the counter will hand out.
     """
 
     exp_key: str
     space_fingerprint: str = ""
-    space: Mapping[str, Any] = field(default_factory=dict)
-    objective: Mapping[str, Any] = field(default_factory=dict)
-    algo: Mapping[str, Any] = field(default_factory=dict)
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    driver: Mapping[str, Any] | None = None
+    space: Mapping[str, object] = field(default_factory=dict)
+    objective: ObjectiveSpec | None = None
+    algo: Mapping[str, object] = field(default_factory=dict)
+    settings: Mapping[str, object] = field(default_factory=dict)
+    driver: DriverLease | None = None
     next_tid: int = 0
     created: datetime | None = None
     max_evals: int | None = None
@@ -101,11 +161,13 @@ class TrialStore(abc.ABC):
         """Every experiment in the store."""
 
     @abc.abstractmethod
-    def acquire_driver(self, exp_key: str, holder: Mapping[str, Any], lease_s: float) -> bool:
-        """Take or renew the driver lease for ``holder["holder"]``.
+    def acquire_driver(self, exp_key: str, lease: DriverLease, lease_s: float) -> bool:
+        """Take or renew the driver lease for ``lease.holder``, for ``lease_s`` seconds of
+        the store's clock (``lease.expires`` is ignored: the store sets it).
 
         Returns:
-            True if ``holder`` now holds the lease; False if another holder's lease is live.
+            True if ``lease.holder`` now holds the lease; False if another holder's lease is
+            live.
         """
 
     @abc.abstractmethod
@@ -157,7 +219,7 @@ class TrialStore(abc.ABC):
 
     @abc.abstractmethod
     def finish(self, exp_key: str, tid: int, claim_token: str, state: TrialState,
-               result: Mapping[str, Any], error: ErrorInfo | None = None) -> bool:
+               result: Mapping[str, object], error: ErrorInfo | None = None) -> bool:
         """Record the outcome (DONE or ERROR) of the attempt holding ``claim_token``.
 
         Returns:

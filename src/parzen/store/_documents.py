@@ -1,36 +1,14 @@
 """Trial and experiment <-> BSON documents: the only module that knows their raw shape.
 
-Every document carries ``schema_version: 1``. Values are plain BSON so the collections can be
-read with mongosh or any driver::
+The documents are described, field by field and with their indexes, in ``docs/schema.md``:
+that page is the one description, and a change of shape here changes it too (its test,
+``tests/store/test_documents.py``, round-trips every field).
 
-    db.trials.find({exp_key: "rf", state: "done"}).sort({"result.loss": 1})
-
-Trial document (collection ``trials``, one per ``(exp_key, tid)``)::
-
-    exp_key, tid            identity (unique index)
-    state                   "new" | "running" | "done" | "error" | "cancel"
-    params                  {label: value}; a choice's value is its index
-    misc                    {tid, idxs: {label: [tid]}, vals: {label: [value]}} (hyperopt's
-                            layout, active labels only; derived from params, never read back)
-    result                  the objective's dict: status, loss and any extra keys
-    attempts                claims counted towards max_attempts
-    owner                   {worker, host, pid} or null
-    claim_token             fences heartbeat/finish/release to the current attempt
-    lease_expires           store clock; null unless RUNNING
-    created, book_time, heartbeat_time, end_time     store clock, UTC
-    duration_s              end_time - book_time for DONE/ERROR, else null (for queries only)
-    error                   {type, message, traceback} or null
-    history                 [{attempt, owner, book_time, end_time, outcome}]
-    origin                  which sampler or caller proposed the point
-
-``state`` is stored as a word, not as hyperopt's integer: a filter like ``state: "done"`` reads
-the same in mongosh and in code, and keeping one field means the word and a number can never
-disagree. The integer is ``TrialState[word.upper()]`` (equal to hyperopt's ``JOB_STATE_*``);
-documents written with an integer state are still read.
-
-Experiment document (collection ``experiments``, ``_id`` = exp_key): the fields of
-``Experiment`` plus the ``next_tid`` counter and the ``driver`` lease
-``{holder, host, pid, expires}``.
+One choice is made here and explained here: ``state`` is stored as a word, not as
+hyperopt's integer, so a filter like ``state: "done"`` reads the same in mongosh and in code,
+and keeping one field means the word and a number can never disagree. The integer is
+``TrialState[word.upper()]`` (equal to hyperopt's ``JOB_STATE_*``); documents written with an
+integer state are still read.
 """
 
 from __future__ import annotations
@@ -50,7 +28,7 @@ from parzen.exceptions import (
     ParzenError,
     StoreError,
 )
-from parzen.store._base import Experiment
+from parzen.store._base import DriverLease, Experiment, ObjectiveKind, ObjectiveSpec
 from parzen.trial import Attempt, ErrorInfo, Owner, Trial, TrialState
 
 SCHEMA_VERSION = 1
@@ -276,36 +254,85 @@ def experiment_fields(experiment: Experiment) -> dict[str, Any]:
         "exp_key": experiment.exp_key,
         "space_fingerprint": experiment.space_fingerprint,
         "space": to_bson(experiment.space, "space", ConfigError),
-        "objective": to_bson(experiment.objective, "objective", ConfigError),
+        "objective": objective_to_doc(experiment.objective),
         "algo": to_bson(experiment.algo, "algo", ConfigError),
         "settings": to_bson(experiment.settings, "settings", ConfigError),
         "max_evals": experiment.max_evals,
     }
 
 
-def driver_to_doc(driver: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The driver lease ``{holder, host, pid, expires, ...}`` or None."""
+def objective_to_doc(spec: ObjectiveSpec | None) -> dict[str, Any]:
+    """The ``objective`` field: the spec's set fields (``{}`` before a coordinator wrote one).
+    Unset fields are left out, so an import-path objective has no ``inline`` key at all."""
+    if spec is None:
+        return {}
+    doc: dict[str, Any] = {"kind": spec.kind.value, "sha256": spec.sha256,
+                           "fingerprint": spec.fingerprint}
+    for name in ("inline", "payload_id", "size", "path", "space_inline"):
+        value = getattr(spec, name)
+        if value is not None:
+            doc[name] = value
+    if spec.versions:
+        doc["versions"] = dict(spec.versions)
+    encoded: dict[str, Any] = to_bson(doc, "objective", ConfigError)
+    return encoded
+
+
+def objective_from_doc(doc: Mapping[str, Any] | None) -> ObjectiveSpec | None:
+    """The ``ObjectiveSpec`` of an ``objective`` field; None when it holds none."""
+    if not doc or "kind" not in doc:
+        return None
+    try:
+        kind = ObjectiveKind(doc["kind"])
+    except ValueError:
+        raise StoreError(f"unknown objective kind {doc['kind']!r} in the experiment document; "
+                         f"expected one of {[k.value for k in ObjectiveKind]}") from None
+
+    def opt_bytes(name: str) -> bytes | None:
+        value = doc.get(name)
+        return None if value is None else bytes(value)
+
+    size = doc.get("size")
+    return ObjectiveSpec(
+        kind=kind, sha256=str(doc.get("sha256", "")),
+        fingerprint=str(doc.get("fingerprint", "")), inline=opt_bytes("inline"),
+        payload_id=None if doc.get("payload_id") is None else str(doc["payload_id"]),
+        size=None if size is None else int(size),
+        versions={str(k): str(v) for k, v in (doc.get("versions") or {}).items()},
+        path=None if doc.get("path") is None else str(doc["path"]),
+        space_inline=opt_bytes("space_inline"))
+
+
+def driver_to_doc(driver: DriverLease | None) -> dict[str, Any] | None:
+    """The ``driver`` field: ``{holder, host, pid, started, expires}`` or None."""
     if driver is None:
         return None
-    encoded: dict[str, Any] = to_bson(driver, "driver", ConfigError)
-    return encoded
+    return {"holder": driver.holder, "host": driver.host, "pid": driver.pid,
+            "started": driver.started, "expires": driver.expires}
+
+
+def driver_from_doc(doc: Mapping[str, Any] | None) -> DriverLease | None:
+    """The ``DriverLease`` of a ``driver`` field, or None."""
+    if not doc:
+        return None
+    pid = doc.get("pid")
+    return DriverLease(holder=str(doc.get("holder", "")), host=str(doc.get("host", "")),
+                       pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else -1,
+                       started=str(doc.get("started", "")), expires=utc(doc.get("expires")))
 
 
 def experiment_from_doc(doc: Mapping[str, Any]) -> Experiment:
     """The ``Experiment`` stored in ``doc``."""
     _check_schema(doc, "experiment")
-    driver = doc.get("driver")
-    if driver is not None:
-        driver = {**driver, "expires": utc(driver.get("expires"))}
     max_evals = doc.get("max_evals")
     return Experiment(
         exp_key=str(doc["_id"]),
         space_fingerprint=str(doc.get("space_fingerprint", "")),
         space=dict(doc.get("space") or {}),
-        objective=dict(doc.get("objective") or {}),
+        objective=objective_from_doc(doc.get("objective")),
         algo=dict(doc.get("algo") or {}),
         settings=dict(doc.get("settings") or {}),
-        driver=driver,
+        driver=driver_from_doc(doc.get("driver")),
         next_tid=int(doc.get("next_tid", 0)),
         created=utc(doc.get("created")),
         max_evals=None if max_evals is None else int(max_evals),

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from parzen.exceptions import StoreError, TrialNotFound
-from parzen.store._base import Experiment, TrialStore, back_to_new, inserted_state
+from parzen.store._base import DriverLease, Experiment, TrialStore, back_to_new, inserted_state
 from parzen.trial import ErrorInfo, Owner, Trial, TrialState
 
 
@@ -62,15 +62,15 @@ class InMemoryTrialStore(TrialStore):
         with self._lock:
             return sorted(self._experiments.values(), key=lambda e: e.exp_key)
 
-    def acquire_driver(self, exp_key: str, holder: Mapping[str, Any], lease_s: float) -> bool:
+    def acquire_driver(self, exp_key: str, lease: DriverLease, lease_s: float) -> bool:
         with self._lock:
             exp = self._experiment(exp_key)
             now = self.now()
             cur = exp.driver
-            if cur is not None and cur.get("holder") != holder["holder"] \
-                    and cur["expires"] > now:
+            if cur is not None and cur.holder != lease.holder \
+                    and cur.expires is not None and cur.expires > now:
                 return False
-            driver = {**holder, "expires": now + timedelta(seconds=lease_s)}
+            driver = dataclasses.replace(lease, expires=now + timedelta(seconds=lease_s))
             self._experiments[exp_key] = dataclasses.replace(exp, driver=driver)
             return True
 
@@ -78,7 +78,7 @@ class InMemoryTrialStore(TrialStore):
         with self._lock:
             exp = self._experiments.get(exp_key)
             if exp is not None and exp.driver is not None \
-                    and exp.driver.get("holder") == holder_id:
+                    and exp.driver.holder == holder_id:
                 self._experiments[exp_key] = dataclasses.replace(exp, driver=None)
 
     def allocate_tids(self, exp_key: str, n: int) -> list[int]:
@@ -115,6 +115,15 @@ class InMemoryTrialStore(TrialStore):
                     self._experiments[t.exp_key] = dataclasses.replace(exp, next_tid=t.tid + 1)
                 table[t.tid] = dataclasses.replace(t, state=inserted_state(t),
                                                    created=t.created or now)
+
+    def restore(self, trials: Sequence[Trial]) -> None:
+        """Put ``trials`` back exactly as they were: a snapshot restore (``Trials`` loaded
+        from a pickle), not a lifecycle step, so no state rule applies. Only the in-memory
+        store offers it; a shared store is never written behind its workers' backs.
+        """
+        with self._lock:
+            for t in trials:
+                self._trials.setdefault(t.exp_key, {})[t.tid] = t
 
     def _get(self, exp_key: str, tid: int) -> Trial:
         try:

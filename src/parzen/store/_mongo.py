@@ -17,18 +17,8 @@ whatever the client's own clock says, and costs one round trip a minute, not one
 operation. A database that is not a pymongo ``Database`` (mongomock) lives in this process,
 so the process clock is its clock.
 
-Indexes (``ensure_indexes``, idempotent, run by the constructor):
-
-- ``trials (exp_key, tid)`` unique: identity; makes ``insert_new`` idempotent; serves
-  ``get``, ``get_many`` (``$in``), ``claim``, ``heartbeat``, ``finish``.
-- ``trials (exp_key, state, tid)``: ``find(states=...)``, ``count_by_state``, ``cancel``,
-  ``requeue``, listing NEW trials.
-- ``trials (exp_key, state, lease_expires)``: the reaper's scan in ``requeue_expired``.
-- ``trials (exp_key, result.loss, tid)``: ``find(sort="loss")``, the best trial.
-- ``trials (owner.worker, heartbeat_time)``: the status CLI (what does worker W run, when
-  did it last beat).
-- ``payloads.files (filename, uploadDate)``, ``payloads.chunks (files_id, n)`` unique: the
-  indexes the GridFS spec requires.
+Indexes: ``ensure_indexes`` (idempotent, run by the constructor) creates those listed in
+``docs/schema.md``, which says which operation each one serves.
 """
 
 from __future__ import annotations
@@ -58,7 +48,7 @@ from pymongo.errors import (
 )
 
 from parzen.exceptions import ConfigError, StoreError, StoreUnavailable, TrialNotFound
-from parzen.store._base import Experiment, TrialStore, back_to_new, inserted_state
+from parzen.store._base import DriverLease, Experiment, TrialStore, back_to_new, inserted_state
 from parzen.store._documents import (
     driver_to_doc,
     encode_result,
@@ -162,7 +152,7 @@ class MongoTrialStore(TrialStore):
             self._owned_client = None
 
     def ensure_indexes(self) -> None:
-        """Create the indexes listed in the module docstring (a no-op if they exist)."""
+        """Create the indexes listed in ``docs/schema.md`` (a no-op if they exist)."""
         with self._op():
             self._trials.create_indexes([
                 IndexModel([("exp_key", ASCENDING), ("tid", ASCENDING)], unique=True,
@@ -259,17 +249,18 @@ class MongoTrialStore(TrialStore):
             docs = list(self._experiments.find().sort("_id", ASCENDING))
         return [experiment_from_doc(d) for d in docs]
 
-    def acquire_driver(self, exp_key: str, holder: Mapping[str, Any], lease_s: float) -> bool:
+    def acquire_driver(self, exp_key: str, lease: DriverLease, lease_s: float) -> bool:
         with self._op():
             now = self._now()
-            driver = driver_to_doc({**holder, "expires": self._lease_end(now, lease_s)})
+            driver = driver_to_doc(dataclasses.replace(
+                lease, expires=self._lease_end(now, lease_s)))
             try:
                 # Upsert so the first driver creates the experiment. When the experiment
                 # exists but the filter misses (another live holder), the upsert collides
                 # with its _id: that DuplicateKeyError *is* the refusal.
                 self._experiments.update_one(
                     {"_id": exp_key, "$or": [{"driver": None}, {"driver.expires": {"$lte": now}},
-                                             {"driver.holder": holder["holder"]}]},
+                                             {"driver.holder": lease.holder}]},
                     {"$set": {"driver": driver},
                      "$setOnInsert": self._new_experiment(exp_key, now, "driver")},
                     upsert=True)

@@ -1,4 +1,4 @@
-"""The worker's Celery app, configured from the environment:
+"""The worker's Celery app, configured from the environment (``build``):
 
     PARZEN_MONGO_URL=mongodb://db:27017/parzen PARZEN_BROKER_URL=redis://q:6379/0 \\
     PARZEN_SECRET=... celery -A parzen.worker.app worker
@@ -13,11 +13,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from celery import signals
 
 from parzen.exceptions import ConfigError, StoreUnavailable
+from parzen.execution.run import OutcomeStatus
+from parzen.store import MongoTrialStore
 from parzen.store.uri import redact
 from parzen.worker.celery_app import DEFAULT_VISIBILITY_TIMEOUT_S, TASK_NAME, make_app
 from parzen.worker.runtime import WorkerConfig, WorkerRuntime
@@ -26,8 +29,8 @@ from parzen.worker.wakeup import FinishedSignal
 log = logging.getLogger("parzen.worker")
 
 
-def _int_env(name: str, default: int | None) -> int | None:
-    raw = os.environ.get(name, "")
+def _int_env(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    raw = env.get(name, "")
     if not raw:
         return default
     try:
@@ -39,82 +42,116 @@ def _int_env(name: str, default: int | None) -> int | None:
     return value
 
 
-# Read at import: a misconfigured worker fails at start with the fix, not at its first trial.
-config = WorkerConfig.from_env()
-app = make_app(
-    config.broker_url, queue=config.queue,
-    concurrency=_int_env("PARZEN_CONCURRENCY", None),
-    visibility_timeout_s=_int_env("PARZEN_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT_S)
-    or DEFAULT_VISIBILITY_TIMEOUT_S,
-)
+class WorkerApp:
+    """One worker process: its Celery app, its task and its lifecycle signal handlers.
 
-_shutdown = threading.Event()
-_finished = FinishedSignal.from_url(config.broker_url)
-_runtime_lock = threading.Lock()
-_runtime: WorkerRuntime | None = None
+    Built once per process by ``build``; ``parzen worker`` builds it after reading its
+    command line, ``celery -A parzen.worker.app`` on its first look at ``app``.
+    """
+
+    def __init__(self, config: WorkerConfig, concurrency: int | None,
+                 visibility_timeout_s: float) -> None:
+        self.config = config
+        self.celery = make_app(config.broker_url, queue=config.queue, concurrency=concurrency,
+                               visibility_timeout_s=visibility_timeout_s)
+        self._shutdown = threading.Event()
+        self._finished = FinishedSignal.from_url(config.broker_url)
+        self._runtime_lock = threading.Lock()
+        self._runtime: WorkerRuntime | None = None
+        self._register()
+
+    def runtime(self) -> WorkerRuntime:
+        """The process's runtime, connecting to MongoDB on first use.
+
+        Raises:
+            StoreUnavailable: MongoDB cannot be reached (the task retries with backoff).
+        """
+        with self._runtime_lock:
+            if self._runtime is None:
+                store = MongoTrialStore.from_url(self.config.mongo_url)
+                self._runtime = WorkerRuntime(store, self.config.secret, self.config.name,
+                                              self._shutdown)
+            return self._runtime
+
+    def _republish(self, exp_key: str, tid: int) -> None:
+        try:
+            self.celery.send_task(TASK_NAME, args=[exp_key, tid], queue=self.config.queue)
+        except Exception as exc:  # kombu/redis errors: the broker is down or flapping
+            # The trial is NEW in the store; the coordinator republishes it after its
+            # dispatch_timeout, so a failed republish only delays it.
+            log.warning("could not republish trial %s of %r to %s: %s", tid, exp_key,
+                        redact(self.config.broker_url), exc)
+
+    def _register(self) -> None:
+        worker = self
+        config = self.config
+
+        @self.celery.task(name=TASK_NAME, bind=True, acks_late=True, ignore_result=True,
+                          max_retries=None)
+        def evaluate_trial(self: Any, exp_key: str, tid: int) -> None:
+            """Evaluate one trial. Safe to deliver twice: the store's claim decides who runs
+            it."""
+            try:
+                outcome = worker.runtime().evaluate_trial(exp_key, int(tid),
+                                                          republish=worker._republish)
+            except StoreUnavailable as exc:
+                delay = min(60, 2 ** min(self.request.retries, 6))
+                log.warning("trial %s of %r: %s; retrying in %ds", tid, exp_key, exc, delay)
+                raise self.retry(countdown=delay, exc=exc) from exc
+            if outcome.status in (OutcomeStatus.DONE, OutcomeStatus.ERROR) \
+                    and worker._finished is not None:
+                worker._finished.push(exp_key, int(tid))  # wakes the coordinator now
+
+        @signals.worker_ready.connect(weak=False)
+        def _ready(**_: Any) -> None:
+            # MongoDB first: "ready" followed by an error buries the error among Celery's
+            # own lines.
+            try:
+                worker.runtime()
+            except StoreUnavailable as exc:
+                log.error("parzen worker NOT ready, it cannot evaluate trials: %s. It keeps "
+                          "listening on queue %s (broker %s) and retries MongoDB when trials "
+                          "arrive", exc, config.queue, redact(config.broker_url))
+                return
+            log.info("parzen worker ready: mongo=%s broker=%s queue=%s",
+                     redact(config.mongo_url), redact(config.broker_url), config.queue)
+
+        @signals.worker_shutting_down.connect(weak=False)
+        def _shutting_down(**_: Any) -> None:
+            # Running trials are released to NEW (not failed) and their messages
+            # republished, so the rest of the cluster picks them up without waiting out the
+            # lease.
+            worker._shutdown.set()
+
+        @signals.worker_shutdown.connect(weak=False)
+        def _closed(**_: Any) -> None:
+            if worker._runtime is not None:
+                worker._runtime.close()
 
 
-def runtime() -> WorkerRuntime:
-    """The process's runtime, connecting to MongoDB on first use.
+def build(env: Mapping[str, str] | None = None) -> WorkerApp:
+    """The worker, configured from ``env`` (default: the process environment). A
+    misconfigured worker fails here, at start, with the fix, not at its first trial.
 
     Raises:
-        StoreUnavailable: MongoDB cannot be reached (the task retries with backoff).
+        ConfigError: a variable is missing or malformed; the message names it.
     """
-    global _runtime
-    with _runtime_lock:
-        if _runtime is None:
-            from parzen.store._mongo import MongoTrialStore
-
-            store = MongoTrialStore.from_url(config.mongo_url)
-            _runtime = WorkerRuntime(store, config.secret, config.name, _shutdown)
-        return _runtime
+    e = os.environ if env is None else env
+    concurrency = _int_env(e, "PARZEN_CONCURRENCY", None)
+    visibility = _int_env(e, "PARZEN_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT_S)
+    return WorkerApp(WorkerConfig.from_env(e), concurrency,
+                     visibility or DEFAULT_VISIBILITY_TIMEOUT_S)
 
 
-def _republish(exp_key: str, tid: int) -> None:
-    try:
-        app.send_task(TASK_NAME, args=[exp_key, tid], queue=config.queue)
-    except Exception as exc:  # kombu/redis errors: the broker is down or flapping
-        # The trial is NEW in the store; the coordinator republishes it after its
-        # dispatch_timeout, so a failed republish only delays it.
-        log.warning("could not republish trial %s of %r to %s: %s", tid, exp_key,
-                    redact(config.broker_url), exc)
+_built: WorkerApp | None = None
 
 
-@app.task(name=TASK_NAME, bind=True, acks_late=True, ignore_result=True, max_retries=None)
-def evaluate_trial(self: Any, exp_key: str, tid: int) -> None:
-    """Evaluate one trial. Safe to deliver twice: the store's claim decides who runs it."""
-    try:
-        outcome = runtime().evaluate_trial(exp_key, int(tid), republish=_republish)
-    except StoreUnavailable as exc:
-        delay = min(60, 2 ** min(self.request.retries, 6))
-        log.warning("trial %s of %r: %s; retrying in %ds", tid, exp_key, exc, delay)
-        raise self.retry(countdown=delay, exc=exc) from exc
-    if outcome.status in ("done", "error") and _finished is not None:
-        _finished.push(exp_key, int(tid))  # wakes the coordinator now (wakeup.py)
-
-
-@signals.worker_ready.connect
-def _ready(**_: Any) -> None:
-    # MongoDB first: "ready" followed by an error buries the error among Celery's own lines.
-    try:
-        runtime()
-    except StoreUnavailable as exc:
-        log.error("parzen worker NOT ready, it cannot evaluate trials: %s. It keeps listening "
-                  "on queue %s (broker %s) and retries MongoDB when trials arrive", exc,
-                  config.queue, redact(config.broker_url))
-        return
-    log.info("parzen worker ready: mongo=%s broker=%s queue=%s", redact(config.mongo_url),
-             redact(config.broker_url), config.queue)
-
-
-@signals.worker_shutting_down.connect
-def _shutting_down(**_: Any) -> None:
-    # Running trials are released to NEW (not failed) and their messages republished, so
-    # the rest of the cluster picks them up without waiting out the lease.
-    _shutdown.set()
-
-
-@signals.worker_shutdown.connect
-def _closed(**_: Any) -> None:
-    if _runtime is not None:
-        _runtime.close()
+def __getattr__(name: str) -> Any:
+    # ``celery -A parzen.worker.app worker`` looks up ``app``: build it from the environment
+    # then, and only then, so importing this module has no side effect.
+    global _built
+    if name in ("app", "celery"):
+        if _built is None:
+            _built = build()
+        return _built.celery
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

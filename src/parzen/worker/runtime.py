@@ -24,10 +24,11 @@ from parzen.exceptions import (
     TrialNotFound,
 )
 from parzen.execution import payload
-from parzen.execution.run import Outcome, run_trial
-from parzen.execution.sandbox import ObjectiveRef, Sandbox
+from parzen.execution.messages import ObjectiveRef
+from parzen.execution.run import Outcome, OutcomeStatus, run_trial
+from parzen.execution.sandbox import AbortCheck, Sandbox
 from parzen.settings import TrialSettings
-from parzen.store import Experiment, TrialStore
+from parzen.store import Experiment, ObjectiveKind, TrialStore
 from parzen.trial import Owner
 
 log = logging.getLogger("parzen.worker")
@@ -143,32 +144,31 @@ class WorkerRuntime:
             ObjectiveUnloadable: the experiment has no objective this worker can use.
         """
         obj = exp.objective
-        fingerprint = str(obj.get("sha256", obj.get("path", "")))
+        if obj is None:
+            raise ObjectiveUnloadable(
+                f"experiment {exp.exp_key!r} has no objective; was it created by a parzen "
+                "coordinator?")
+        fingerprint = obj.sha256 or obj.path or ""
         key = (exp.exp_key, fingerprint)
         with self._lock:
             cached = self._objectives.get(key)
         if cached is not None:
             return cached
         settings = TrialSettings.from_dict(exp.settings)
-        kind = obj.get("kind")
-        if kind == "pickle":
-            data = obj.get("inline")
+        if obj.kind is ObjectiveKind.PICKLE:
+            data = obj.inline
             if data is None:
-                data = self.store.get_payload(str(obj["payload_id"]))
+                if obj.payload_id is None:
+                    raise ObjectiveUnloadable(
+                        f"experiment {exp.exp_key!r} names no objective payload")
+                data = self.store.get_payload(obj.payload_id)
             _, body = payload.verify(bytes(data), self._secret)  # raises before unpickling
             ref = ObjectiveRef(key=fingerprint, pickle=body)
-        elif kind == "import":
-            space_data = obj.get("space_inline")
-            if space_data is None:
+        else:  # ObjectiveKind.IMPORT
+            if obj.space_inline is None or obj.path is None:
                 raise ObjectiveUnloadable(f"experiment {exp.exp_key!r} has no space payload")
-            _, space_body = payload.verify(bytes(space_data), self._secret)
-            ref = ObjectiveRef(key=fingerprint, import_path=str(obj["path"]),
-                               space_pickle=space_body)
-        else:
-            raise ObjectiveUnloadable(
-                f"experiment {exp.exp_key!r} has no objective (kind={kind!r}); was it created "
-                "by a parzen coordinator?"
-            )
+            _, space_body = payload.verify(obj.space_inline, self._secret)
+            ref = ObjectiveRef(key=fingerprint, import_path=obj.path, space_pickle=space_body)
         loaded = _Objective(ref, settings)
         with self._lock:
             self._objectives[key] = loaded
@@ -181,14 +181,14 @@ class WorkerRuntime:
         if exp is None:
             log.warning("trial %s: experiment %r does not exist (deleted?); dropping the "
                         "message", tid, exp_key)
-            return Outcome("not claimed")
+            return Outcome(OutcomeStatus.NOT_CLAIMED)
         settings = TrialSettings.from_dict(exp.settings)
         sandbox = self._sandbox()
         owner = Owner(worker=f"{self.name}/slot-{self._slot()}", host=self.host,
                       pid=os.getpid())
 
         def evaluate(params: Mapping[str, Any], tid: int,
-                     abort: Callable[[], str | None]) -> dict[str, Any]:
+                     abort: AbortCheck) -> dict[str, Any]:
             try:
                 objective = self._objective(exp)
             except PayloadSignatureError as exc:
@@ -207,7 +207,8 @@ class WorkerRuntime:
                 return sandbox.evaluate(objective.ref, params, tid,
                                         timeout_s=settings.trial_timeout_s, abort=abort)
             except ObjectiveUnloadable as exc:
-                raise ObjectiveUnloadable(f"{exc}{_skew(exp.objective.get('versions'))}") from exc
+                versions = exp.objective.versions if exp.objective is not None else None
+                raise ObjectiveUnloadable(f"{exc}{_skew(versions)}") from exc
 
         try:
             outcome = run_trial(self.store, exp_key, tid, owner, evaluate,
@@ -218,9 +219,9 @@ class WorkerRuntime:
             # the missing experiment above, drop it instead of failing the task noisily.
             log.warning("trial %s of %r does not exist (deleted?); dropping the message",
                         tid, exp_key)
-            return Outcome("not claimed")
-        if outcome.status == "crashed" and republish is not None:
+            return Outcome(OutcomeStatus.NOT_CLAIMED)
+        if outcome.status is OutcomeStatus.CRASHED and republish is not None:
             republish(exp_key, tid)  # back to NEW with an attempt counted: run it again now
-        if outcome.status == "released" and republish is not None:
+        if outcome.status is OutcomeStatus.RELEASED and republish is not None:
             republish(exp_key, tid)  # shutdown: let another worker take it at once
         return outcome

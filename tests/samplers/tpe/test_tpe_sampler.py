@@ -345,10 +345,8 @@ def test_unknown_setting_is_refused() -> None:
 def test_hyperopt_style_partial_settings_are_accepted() -> None:
     algo = functools.partial(tpe.suggest, n_startup_jobs=20, n_EI_candidates=10, gamma=0.25,
                              prior_weight=1.0, linear_forgetting=25)
-    # The factory behind tpe.suggest: ``make`` since fmin builds the sampler once per run,
-    # ``sampler_factory`` before.
-    factory = getattr(tpe.suggest, "make", None) or tpe.suggest.sampler_factory
-    sampler = factory(**algo.keywords)
+    # The factory behind tpe.suggest (fmin builds the sampler once per run with it).
+    sampler = tpe.suggest.make(**algo.keywords)
     assert isinstance(sampler, TPESampler) and sampler.settings.prior.n_startup_jobs == 20
     h = _random_history(SPACE_2D, 30, _quad)
     pts = sampler.suggest(SPACE_2D, h, 3, np.random.default_rng(0))

@@ -19,7 +19,7 @@ from parzen.samplers.tpe._rerank import RerankSettings
 from parzen.samplers.tpe._sampler import TPESampler, TPESettings
 from parzen.samplers.tpe._state import TPEState
 
-suggest = as_algo(TPESampler)
+suggest = as_algo(TPESampler, __name__)
 
 
 def reset_caches(history: History) -> None:

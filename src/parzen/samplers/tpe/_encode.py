@@ -319,5 +319,3 @@ def snap(group: Group, un: FloatArray) -> tuple[FloatArray, FloatArray]:
     return group.encode_numeric(raw), raw
 
 
-def group_labels(groups: Sequence[Group]) -> list[str]:
-    return [lab for g in groups for lab in g.labels]

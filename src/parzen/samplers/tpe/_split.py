@@ -65,13 +65,13 @@ def split(losses: FloatArray, pending: BoolArray, k_below: int, forgetting: int,
     is_below = np.zeros(losses.shape[0], dtype=bool)
     is_below[below] = True
     above = np.flatnonzero((np.isfinite(losses) | pending) & ~is_below)
-    w_above = recency_weights(above, losses.shape[0], forgetting)
+    w_above = recency_weights(above, forgetting)
     w_above[~np.isfinite(losses[above])] *= pending_weight
     w_below = improvement_weights(losses[below], losses[above])
     return Split(below, above, w_below, w_above)
 
 
-def recency_weights(rows: IntArray, n_rows: int, forgetting: int) -> FloatArray:
+def recency_weights(rows: IntArray, forgetting: int) -> FloatArray:
     """hyperopt's linear forgetting: the ``forgetting`` most recent rows weigh 1, older rows
     ramp down linearly towards ``1/len(rows)``. Row order is submission order."""
     m = rows.shape[0]

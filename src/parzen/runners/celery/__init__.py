@@ -1,0 +1,148 @@
+"""``CeleryRunner``: trials published to Celery workers that share a MongoDB store.
+
+Composed of parts with one job each: ``driver`` (the driver lease), ``experiment`` (the signed
+objective and the experiment document), ``dispatch`` (publish, republish, wake-ups) and
+``reaper`` (expired leases back to NEW). Construction only reads and checks (signing key,
+payload, broker, changed space or objective, a live driver); the first writes wait for
+``start()``, so a run refused before then, a bad ``points_to_evaluate`` included, leaves
+nothing behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from parzen.backends import CeleryBackend
+from parzen.domain import Domain
+from parzen.exceptions import ConfigError, ObjectiveUnloadable, StoreUnavailable
+from parzen.execution import payload
+from parzen.execution.run import UNLOADABLE
+from parzen.runners.base import Closing, cancel_queued
+from parzen.runners.celery import experiment
+from parzen.runners.celery.dispatch import Dispatcher
+from parzen.runners.celery.driver import Driver
+from parzen.runners.celery.reaper import reap
+from parzen.trial import TrialState
+from parzen.trials import Trials
+
+log = logging.getLogger("parzen.runners.celery")
+
+
+def unloadable(trials: Trials) -> ObjectiveUnloadable | None:
+    """The error to stop the run with when a worker released a trial because it could not
+    load the objective (a missing module, version skew, a wrong signing key), else None."""
+    for tid in trials.in_flight:
+        t = trials.known(tid)
+        if t.state is TrialState.NEW and t.history \
+                and t.history[-1].outcome.startswith(UNLOADABLE):
+            return ObjectiveUnloadable(
+                f"trial {tid} of {trials.exp_key!r}: worker {t.history[-1].owner} reported "
+                f"{t.history[-1].outcome}")
+    return None
+
+
+class CeleryRunner:
+    """Publishes trials to Celery and keeps the experiment healthy while fmin runs.
+
+    Args:
+        trials: the run's trials (read side), over the shared store.
+        domain: the objective and its space.
+        backend: broker, queue, key and timings (``MongoTrials.backend()``).
+        max_evals: the run's budget, recorded on the experiment for the tools (None: none).
+    Raises:
+        ConfigError: no broker, no signing key, an unreachable broker, a bad import path.
+        SpaceChanged: the experiment's trials come from another space or objective.
+        ExperimentLocked: another live coordinator drives the experiment.
+    """
+
+    def __init__(self, trials: Trials, domain: Domain, backend: CeleryBackend,
+                 max_evals: int | None) -> None:
+        if not backend.broker:
+            raise ConfigError(
+                "MongoTrials needs a broker to reach the workers: pass "
+                "broker='redis://host:6379/0' or set PARZEN_BROKER_URL"
+            )
+        self._trials = trials
+        self._store = trials.store
+        self._exp_key = trials.exp_key
+        self._backend = backend
+        self._domain = domain
+        self._max_evals = max_evals
+        key = payload.load_secret(backend.secret)
+        assert key is not None
+        self._objective, self._gridfs_data = experiment.build_objective(
+            domain, backend, key, self._exp_key)
+        self._driver = Driver(self._store, self._exp_key)
+        old = self._store.get_experiment(self._exp_key)
+        if not backend.allow_space_change:
+            experiment.refuse_changes(self._store, old, domain, self._objective)
+        self._driver.refuse_if_held(old)
+        if old is not None:
+            n = self._store.count_by_state(self._exp_key)
+            log.info("resuming experiment %r: %d done, %d failed, %d cancelled, %d queued or "
+                     "running; the next trial is %d", self._exp_key, n[TrialState.DONE],
+                     n[TrialState.ERROR], n[TrialState.CANCEL],
+                     n[TrialState.NEW] + n[TrialState.RUNNING], old.next_tid)
+        self._dispatcher = Dispatcher(backend, self._exp_key)
+        self._started = False
+        self._last_reap = 0.0
+        self._requeued = 0
+
+    def start(self) -> None:
+        old = self._store.get_experiment(self._exp_key)
+        if not self._backend.allow_space_change:
+            # Again: another run may have written meanwhile.
+            experiment.refuse_changes(self._store, old, self._domain, self._objective)
+        self._driver.acquire()
+        try:
+            self._objective = experiment.write_experiment(
+                self._store, self._exp_key, self._domain, self._objective, self._gridfs_data,
+                self._backend.trial_settings, self._max_evals, old)
+            self._gridfs_data = None
+        except BaseException:
+            # Don't keep others off an experiment this run never started.
+            self._driver.release()
+            raise
+        self._started = True
+
+    def dispatch(self, tids: Sequence[int]) -> None:
+        for tid in tids:
+            self._dispatcher.publish(tid)
+
+    def wait(self, timeout_s: float) -> None:
+        self._dispatcher.wait()
+
+    def maintain(self) -> None:
+        now = time.monotonic()
+        settings = self._backend.trial_settings
+        try:
+            self._driver.renew_if_due(now)
+            if now - self._last_reap > min(1.0, settings.heartbeat_s):
+                self._last_reap = now
+                self._requeued += reap(self._store, self._exp_key, settings.max_attempts,
+                                       self._dispatcher.publish)
+        except StoreUnavailable as exc:
+            log.warning("%s; retrying", exc)
+            return
+        problem = unloadable(self._trials)
+        if problem is not None:
+            raise problem
+        self._dispatcher.republish_waiting(self._trials)
+
+    def close(self, closing: Closing) -> None:
+        if not self._started:
+            return  # nothing was written, and the driver lease was never taken
+        try:
+            # While we still hold the driver lease: cancelled after releasing it, the queue
+            # could already belong to a coordinator that took over.
+            if closing is Closing.STOPPED:
+                cancel_queued(self._store, self._exp_key, (TrialState.NEW, TrialState.RUNNING))
+            elif closing is Closing.FINISHED:
+                cancel_queued(self._store, self._exp_key, (TrialState.NEW,))
+        finally:
+            self._driver.release()
+            log.info("coordinator for %r: %d trials requeued after lease expiry, %d messages "
+                     "republished", self._exp_key, self._requeued,
+                     self._dispatcher.republished)

@@ -1,0 +1,121 @@
+"""``LocalProcessRunner``: the fmin loop's trials evaluated by local processes, no server.
+
+Each of ``parallelism`` slot threads supervises one sandbox process (see
+``parzen.execution.sandbox``), fed from a queue of tids, so a crashing or hanging objective
+costs one trial, not the run. Trials live in the in-memory store of the ``ParallelTrials``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from parzen.backends import LocalBackend
+from parzen.domain import Domain
+from parzen.exceptions import ObjectiveUnloadable
+from parzen.execution import payload
+from parzen.execution.messages import ObjectiveRef
+from parzen.execution.run import Outcome, OutcomeStatus, run_trial
+from parzen.execution.sandbox import AbortCheck, Sandbox
+from parzen.runners.base import Closing, cancel_queued
+from parzen.trial import Owner, TrialState
+from parzen.trials import Trials
+
+log = logging.getLogger("parzen.runners.local")
+
+
+class LocalProcessRunner:
+    """Slot threads, each supervising one sandbox process, fed from a queue of tids."""
+
+    def __init__(self, trials: Trials, domain: Domain, backend: LocalBackend) -> None:
+        key = payload.generate_secret()  # this run's key never leaves the process
+        built = payload.build((domain.fn, domain.expr), key,
+                              max_bytes=backend.max_payload_bytes)
+        _, body = payload.verify(built.data, key)
+        self._ref = ObjectiveRef(key=built.sha256, pickle=body)
+        self._trials = trials
+        self._backend = backend
+        self._queue: queue.Queue[int | None] = queue.Queue()
+        self._changed = threading.Condition()
+        self._shutdown = threading.Event()
+        self._problem: Exception | None = None
+        self._threads = [threading.Thread(target=self._slot, args=(i,), daemon=True,
+                                          name=f"parzen-slot-{i}")
+                         for i in range(backend.parallelism)]
+        for t in self._threads:
+            t.start()
+
+    def _slot(self, i: int) -> None:
+        try:
+            self._serve(i)
+        except BaseException as exc:
+            # A slot that dies must stop the run loudly, not leave fmin waiting forever.
+            log.exception("parallel slot %d failed", i)
+            self._problem = exc if isinstance(exc, Exception) else RuntimeError(repr(exc))
+            with self._changed:
+                self._changed.notify_all()
+
+    def _serve(self, i: int) -> None:
+        sandbox = Sandbox(sys_path=[os.getcwd(), *sys.path])
+        owner = Owner(worker=f"local-{i}", host=socket.gethostname(), pid=os.getpid())
+        trials = self._trials
+        try:
+            while True:
+                tid = self._queue.get()
+                if tid is None or self._shutdown.is_set():
+                    return
+
+                def evaluate(params: Mapping[str, Any], tid: int,
+                             abort: AbortCheck) -> dict[str, Any]:
+                    return sandbox.evaluate(self._ref, params, tid,
+                                            timeout_s=self._backend.trial_timeout, abort=abort)
+
+                outcome = run_trial(trials.store, trials.exp_key, tid, owner, evaluate,
+                                    max_attempts=self._backend.max_attempts,
+                                    shutdown=self._shutdown)
+                self._after(tid, outcome)
+        finally:
+            sandbox.close()
+
+    def _after(self, tid: int, outcome: Outcome) -> None:
+        if outcome.status is OutcomeStatus.CRASHED and not self._shutdown.is_set():
+            self._queue.put(tid)  # released to NEW with the attempt counted: run it again
+        if outcome.status is OutcomeStatus.UNLOADABLE and isinstance(outcome.exception, Exception):
+            self._problem = outcome.exception
+        with self._changed:
+            self._changed.notify_all()
+
+    def dispatch(self, tids: Sequence[int]) -> None:
+        for tid in tids:
+            self._queue.put(tid)
+
+    def wait(self, timeout_s: float) -> None:
+        with self._changed:
+            self._changed.wait(timeout_s)
+
+    def maintain(self) -> None:
+        if self._problem is not None:
+            problem, self._problem = self._problem, None
+            if isinstance(problem, ObjectiveUnloadable):
+                raise ObjectiveUnloadable(str(problem))
+            raise RuntimeError(f"a ParallelTrials slot failed: {problem!r}") from problem
+
+    def start(self) -> None:
+        return None
+
+    def close(self, closing: Closing) -> None:
+        # The slots stop first: run_trial gives the trials they were running back to NEW
+        # (uncounted), so the cancel below reaches them too.
+        self._shutdown.set()
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            t.join(30)
+        if closing is not Closing.HANDS_OFF:
+            cancel_queued(self._trials.store, self._trials.exp_key, (TrialState.NEW,))
