@@ -19,7 +19,6 @@ status_colors  # plotting.main_plot_history(..., status_colors=None)
 colorize_best  # plotting.main_plot_vars(..., colorize_best=None, ...)
 fontsize
 arrange_by_loss
-LeaseLost  # parzen.exceptions: part of the documented error tree
 # Python, argparse, Celery, kombu, mockupdb and mongomock read what these set
 __getattr__  # parzen.worker.app: module __getattr__ (PEP 562) for `celery -A ...`
 _.formatter_class  # argparse.ArgumentParser.formatter_class

@@ -5,7 +5,7 @@
     ParzenError
     ├── SpaceError ── DuplicateLabel, InvalidDistribution, UnsupportedExpression
     ├── TrialError ── InvalidTrial, InvalidResultStatus, InvalidLoss, InvalidResult
-    ├── StoreError ── StoreUnavailable, TrialNotFound, LeaseLost, ExperimentLocked,
+    ├── StoreError ── StoreUnavailable, TrialNotFound, ExperimentLocked,
     │                 SpaceChanged
     ├── PayloadError ── PayloadSignatureError, PayloadTooLarge, ObjectiveNotPicklable,
     │                   ObjectiveUnloadable
@@ -70,10 +70,6 @@ class StoreUnavailable(StoreError):
 
 class TrialNotFound(StoreError, KeyError):
     """No trial with that tid exists in the experiment."""
-
-
-class LeaseLost(StoreError):
-    """A worker's lease on a trial expired and another attempt owns it now."""
 
 
 class ExperimentLocked(StoreError):
