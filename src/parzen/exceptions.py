@@ -4,7 +4,8 @@
 
     ParzenError
     ├── SpaceError ── DuplicateLabel, InvalidDistribution, UnsupportedExpression
-    ├── TrialError ── InvalidTrial, InvalidResultStatus, InvalidLoss, InvalidResult
+    ├── TrialError ── InvalidTrial, InvalidResultStatus, InvalidLoss,
+    │                 InvalidResult ── ResultTooLarge
     ├── StoreError ── StoreUnavailable, TrialNotFound, ExperimentLocked,
     │                 SpaceChanged
     ├── PayloadError ── PayloadSignatureError, PayloadTooLarge, ObjectiveNotPicklable,
@@ -58,6 +59,10 @@ class InvalidLoss(TrialError):
 
 class InvalidResult(TrialError):
     """An objective returned something that is neither a number nor a result dict."""
+
+
+class ResultTooLarge(InvalidResult):
+    """A result is larger than the store can hold (MongoDB's 16 MB document limit)."""
 
 
 class StoreError(ParzenError):

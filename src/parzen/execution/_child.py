@@ -11,6 +11,7 @@ import json
 import multiprocessing.connection
 import os
 import pickle
+import signal
 import sys
 import threading
 import time
@@ -33,26 +34,64 @@ from parzen.execution.messages import (
 from parzen.execution.payload import import_objective
 from parzen.trial import ErrorInfo
 
+# How deep ``_deepest`` measures a result's parts: past Python's recursion limit (1000 by
+# default), pickle gives up, so anything this deep is too deep to send.
+_MEASURE_DEPTH = 10_000
+
+
+def _parts(value: Mapping[Any, Any] | list[Any] | tuple[Any, ...],
+           path: str) -> list[tuple[str, Any]]:
+    """The key paths and values one level inside ``value``."""
+    if isinstance(value, Mapping):
+        return [(f"{path}[{_key(k)}]", v) for k, v in value.items()]
+    return [(f"{path}[{i}]", v) for i, v in enumerate(value)]
+
+
+def _key(key: Any) -> str:
+    """A key as the key path shows it: ``"name"`` for a string, else its repr."""
+    return json.dumps(key, ensure_ascii=False) if isinstance(key, str) else repr(key)
+
 
 def _unpicklable_path(value: Any, path: str) -> tuple[str, Any] | None:
-    """The key path and value of the first part of ``value`` that cannot be pickled."""
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            key = json.dumps(k, ensure_ascii=False) if isinstance(k, str) else repr(k)
-            found = _unpicklable_path(v, f"{path}[{key}]")
-            if found is not None:
-                return found
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            found = _unpicklable_path(v, f"{path}[{i}]")
-            if found is not None:
-                return found
-    else:
+    """The key path and value of the first part of ``value`` that cannot be pickled.
+
+    Searched depth-first with a stack of our own rather than by recursion, and each container
+    once: a result may contain itself, or nest deeper than Python's recursion limit.
+    """
+    stack: list[tuple[str, Any]] = [(path, value)]
+    searched: set[int] = set()  # the containers are alive in ``value``: their ids are stable
+    while stack:
+        where, part = stack.pop()
+        if isinstance(part, (Mapping, list, tuple)):
+            if id(part) not in searched:
+                searched.add(id(part))
+                stack.extend(reversed(_parts(part, where)))
+            continue
         try:
-            pickle.dumps(value)
+            pickle.dumps(part)
         except Exception:  # pickling raises whatever the value's __reduce__ raises
-            return path, value
+            return where, part
     return None
+
+
+def _deepest(value: Any, path: str) -> str:
+    """The key path of the part of ``value`` (one level down) that nests deepest."""
+    if not isinstance(value, (Mapping, list, tuple)):
+        return path
+    best, best_depth = path, 0
+    for where, part in _parts(value, path):
+        depth, level = 0, [part]
+        seen: set[int] = set()  # level by level, each container once: a part may be cyclic
+        while level and depth < _MEASURE_DEPTH:
+            containers = [v for v in level
+                          if isinstance(v, (Mapping, list, tuple)) and id(v) not in seen]
+            seen.update(id(v) for v in containers)
+            level = [child for v in containers
+                     for child in (v.values() if isinstance(v, Mapping) else v)]
+            depth += 1 if containers else 0
+        if depth > best_depth:
+            best, best_depth = where, depth
+    return best
 
 
 def _send_result(conn: multiprocessing.connection.Connection, result: Any) -> None:
@@ -63,6 +102,10 @@ def _send_result(conn: multiprocessing.connection.Connection, result: Any) -> No
         return
     except OSError:
         raise  # the supervisor is gone
+    except RecursionError as exc:  # pickle recurses once per level of nesting
+        message = (f"{_deepest(result, 'result')}: nested too deep to be sent back from the "
+                   f"objective's process ({type(exc).__name__}: {exc}); flatten it, or write "
+                   "it to a file and return the file's path")
     except Exception as exc:  # pickling raises TypeError, PicklingError, ValueError, ...
         where, what = _unpicklable_path(result, "result") or ("result", result)
         message = (f"{where}: cannot store a {type(what).__module__}."
@@ -110,6 +153,10 @@ def _exit_with_supervisor(poll_s: float = 0.5) -> None:
     dies the child is re-parented, which ``getppid()`` shows; a thread is used rather than
     ``PR_SET_PDEATHSIG`` because that fires when the *thread* that started the child exits,
     and worker slots are threads.
+
+    The child leads its own process group (its supervisor starts it in a new session), and
+    kills that group on the way out: the processes the objective started (a training job
+    holding a GPU) die with it instead of running on under PID 1.
     """
     supervisor = os.getppid()
 
@@ -117,6 +164,8 @@ def _exit_with_supervisor(poll_s: float = 0.5) -> None:
         while True:
             time.sleep(poll_s)
             if os.getppid() != supervisor:
+                if os.getpgrp() == os.getpid():  # our own group, not a shell's job
+                    os.killpg(0, signal.SIGKILL)  # this process included
                 os._exit(70)
 
     threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()

@@ -6,6 +6,11 @@ could otherwise make every worker unpickle (that is, run) arbitrary code. So the
 signs the bytes with a key shared only with the workers, and a worker verifies the signature
 *before* it unpickles anything. The alternative for production code is an import path
 (``"package.module:function"``), which loads code the worker already has.
+
+The signed header also names the code pickled *by value* (a function defined in ``__main__``,
+a notebook or inside another function: its bytecode travels in the payload). Bytecode is
+specific to a Python minor version, so a worker on another one refuses such a payload before
+unpickling it (``refuse_python_skew``) instead of crashing on it.
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import importlib
+import io
 import json
 import os
 import platform
 import secrets
 import socket
 import sys
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +49,10 @@ DEFAULT_MAX_BYTES = DEFAULT_MAX_PAYLOAD_BYTES
 INLINE_MAX_BYTES = 64 * 1024
 SECRET_ENV = "PARZEN_SECRET"
 SECRET_FILE_ENV = "PARZEN_SECRET_FILE"
+# The header key naming the code pickled by value ("" for none); payloads written before it
+# existed lack it, and are treated as holding some.
+BY_VALUE = "by_value"
+_BY_VALUE_NAMED = 5  # how many pieces of code the header names; the rest are counted
 
 
 def stamp() -> dict[str, str]:
@@ -117,15 +128,44 @@ class Payload:
         return len(self.data)
 
 
+class _CodeNoting(cloudpickle.Pickler):  # type: ignore[misc]  # cloudpickle is untyped
+    """cloudpickle's pickler, noting each code object it pickles: the code of what it pickles
+    by value. What it pickles by reference (importable functions, classes) has no code object
+    in the pickle."""
+
+    def __init__(self, file: io.BytesIO) -> None:
+        super().__init__(file)
+        self.by_value: list[str] = []
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, types.CodeType):
+            name = getattr(obj, "co_qualname", obj.co_name)  # co_qualname: Python 3.11+
+            self.by_value.append(f"{name} ({obj.co_filename}:{obj.co_firstlineno})")
+        return super().reducer_override(obj)
+
+
+def _by_value_text(names: list[str]) -> str:
+    """The header's ``by_value``: the first few pieces of code, and how many more."""
+    text = ", ".join(names[:_BY_VALUE_NAMED])
+    if len(names) > _BY_VALUE_NAMED:
+        text += f" and {len(names) - _BY_VALUE_NAMED} more"
+    return text
+
+
 def build(obj: Any, key: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Payload:
     """Cloudpickle ``obj``, stamp and sign it.
+
+    The signed header holds ``stamp()`` and, under ``BY_VALUE``, the code pickled by value.
 
     Raises:
         ObjectiveNotPicklable: cloudpickle failed; the message names what it could not pickle.
         PayloadTooLarge: the pickle is over ``max_bytes``.
     """
     try:
-        body = cloudpickle.dumps(obj)
+        with io.BytesIO() as file:
+            pickler = _CodeNoting(file)
+            pickler.dump(obj)
+            body = file.getvalue()
     except Exception as exc:  # cloudpickle raises many types (TypeError, PicklingError, ...)
         where = _culprit(obj)
         raise ObjectiveNotPicklable(
@@ -143,7 +183,8 @@ def build(obj: Any, key: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Payloa
             "Load large data inside the objective (from a file or URL the workers can reach) "
             "instead of capturing it, or raise the limit with max_payload_bytes"
         )
-    header = json.dumps(stamp(), sort_keys=True).encode()
+    header = json.dumps({**stamp(), BY_VALUE: _by_value_text(pickler.by_value)},
+                        sort_keys=True).encode()
     mac = _mac(key, header, body)
     data = MAGIC + len(header).to_bytes(4, "big") + header + mac + body
     return Payload(data, hashlib.sha256(data).hexdigest())
@@ -227,6 +268,50 @@ def verify(data: bytes, key: bytes) -> tuple[dict[str, str], bytes]:
             "the database was tampered with. Nothing was unpickled"
         )
     return json.loads(header), body
+
+
+def _minor(version: str) -> str:
+    """``3.11`` for ``3.11.7``."""
+    return ".".join(version.split(".")[:2])
+
+
+def refuse_python_skew(header: Mapping[str, str], what: str = "objective") -> None:
+    """Refuse a verified payload whose code was pickled by value under another Python minor
+    version than this one; call it before unpickling the payload.
+
+    Bytecode changes between Python minor versions (3.11 to 3.12), and cloudpickle promises
+    nothing across them: loading such code can kill the interpreter with SIGSEGV instead of
+    raising, which would spend every attempt of every trial. Payloads of importable code
+    only (no code by value) travel between versions; so do patch releases (3.11.7, 3.11.9).
+
+    Args:
+        header: the stamp ``verify`` returned.
+        what: what the payload holds, for the message: ``"objective"`` or ``"space"``.
+    Raises:
+        ObjectiveUnloadable: the payload holds code by value (or may: it predates the record)
+            and was built on another Python minor version; the message names both versions
+            and the import-path alternative.
+    """
+    theirs = header.get("python")
+    mine = platform.python_version()
+    by_value = header.get(BY_VALUE)
+    if not theirs or _minor(theirs) == _minor(mine) or by_value == "":
+        return
+    code = f" ({by_value})" if by_value else ""
+    if what == "objective":
+        fix = ("or define the objective in a module the workers can import and pass its "
+               "path: MongoTrials(..., objective=\"package.module:function\")")
+    else:
+        fix = ("or define the functions the space uses in a module the workers can import, "
+               "and pass the objective's path: MongoTrials(..., "
+               "objective=\"package.module:function\")")
+    raise ObjectiveUnloadable(
+        f"the {what} was pickled by value{code} on Python {theirs}, and this worker runs "
+        f"Python {mine} ({sys.executable} on {socket.gethostname()}): bytecode differs between "
+        "Python minor versions, and loading it can crash the evaluation with SIGSEGV. Run the "
+        f"workers on Python {_minor(theirs)} like the coordinator (or the coordinator on "
+        f"Python {_minor(mine)}), {fix}. Nothing was unpickled"
+    )
 
 
 def import_objective(path: str) -> Any:

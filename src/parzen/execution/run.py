@@ -10,7 +10,7 @@ import threading
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from parzen.exceptions import InvalidResult, ObjectiveUnloadable, StoreError, StoreUnavailable
 from parzen.execution.sandbox import (
@@ -23,6 +23,7 @@ from parzen.execution.sandbox import (
 )
 from parzen.store import TrialStore
 from parzen.store.retry import retry_unavailable
+from parzen.store.uri import redact_text
 from parzen.trial import ErrorInfo, Owner, Trial, TrialState
 
 log = logging.getLogger("parzen.execution")
@@ -186,8 +187,8 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
             return AbortReason.SHUTDOWN
         return None
 
-    def finish(state: TrialState, result: Mapping[str, Any], error: ErrorInfo | None,
-               exc: BaseException | None) -> Outcome:
+    def write(state: TrialState, result: Mapping[str, Any], error: ErrorInfo | None,
+              exc: BaseException | None) -> Outcome:
         if not retry_unavailable(
                 lambda: store.finish(exp_key, tid, token, state, result, error),
                 f"recording trial {tid} of {exp_key!r}", RECORD_PATIENCE_S):
@@ -200,6 +201,57 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
                 return Outcome(OutcomeStatus.LEASE_LOST, trial)
         return Outcome(OutcomeStatus.DONE if state is TrialState.DONE else OutcomeStatus.ERROR,
                        trial, exc)
+
+    def finish(state: TrialState, result: Mapping[str, Any], error: ErrorInfo | None,
+               exc: BaseException | None) -> Outcome:
+        """Record the outcome. Nothing the store raises may leave the trial RUNNING: the
+        heartbeat has stopped, so it would wait out its lease, run again, and end as
+        LeaseExpired max_attempts later with the cause only in this worker's log."""
+        try:
+            return write(state, result, error, exc)
+        except StoreUnavailable:
+            # Unreachable for RECORD_PATIENCE_S: nothing can be written, not even a release.
+            # The lease expires and the trial runs again, as after any outage.
+            raise
+        except InvalidResult as refused:
+            if state is not TrialState.DONE:
+                give_back(refused)
+            # The store cannot hold the result (an object MongoDB cannot encode, a result
+            # that contains itself or is over 16 MB; the message names the part).
+            log.info("trial %s of %r: %s", tid, exp_key, refused)
+            info = error_info(refused)
+            failed: BaseException = refused
+        except Exception as refused:  # a driver or encoding error: not ours to enumerate
+            if state is not TrialState.DONE:
+                give_back(refused)
+            why = f"{type(refused).__name__}: {redact_text(str(refused))}"
+            log.error("trial %s of %r: the store refused to record the result (%s); "
+                      "recording the trial as ERROR instead", tid, exp_key, why)
+            info = ErrorInfo(type(refused).__name__,
+                             f"the store refused to record the result: {why}",
+                             redact_text(error_info(refused).traceback))
+            failed = refused
+        try:
+            return write(TrialState.ERROR, {"status": "fail"}, info, failed)
+        except StoreUnavailable:
+            raise
+        except Exception as again:  # as above
+            give_back(again)
+
+    def give_back(refused: Exception) -> NoReturn:
+        """The store refused even an ERROR: release the trial, the attempt counted, rather
+        than leave it RUNNING for the lease to expire; then raise, as the store is broken."""
+        why = f"{type(refused).__name__}: {redact_text(str(refused))}"
+        log.error("trial %s of %r: the store refused to record the outcome (%s); releasing "
+                  "it for another attempt", tid, exp_key, why)
+        try:
+            release(f"released: the store refused to record the outcome: {why}",
+                    count_attempt=True)
+        except Exception as exc:  # the store is broken: the lease is the last resort
+            log.error("trial %s of %r: releasing it failed too (%s: %s); it stays RUNNING "
+                      "until its lease expires", tid, exp_key, type(exc).__name__,
+                      redact_text(str(exc)))
+        raise refused
 
     def release(reason: str, count_attempt: bool) -> bool:
         return retry_unavailable(
@@ -243,10 +295,11 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
         log.warning("released trial %s of %r: %s", tid, exp_key, exc)
         return Outcome(OutcomeStatus.RELEASED, trial)
     except ObjectiveFailed as exc:
-        log.info("trial %s of %r raised %s", tid, exp_key, exc)
+        # At most 2,000 characters: an objective may raise with a message of megabytes.
+        log.info("trial %s of %r raised %.2000s", tid, exp_key, exc)
         return finish(TrialState.ERROR, {"status": "fail"}, exc.info, exc)
     except Exception as exc:  # the in-process objective's failure: see the docstring
-        log.info("trial %s of %r raised %s: %s", tid, exp_key, type(exc).__name__, exc)
+        log.info("trial %s of %r raised %s: %.2000s", tid, exp_key, type(exc).__name__, exc)
         return finish(TrialState.ERROR, {"status": "fail"}, error_info(exc), exc)
     except BaseException as exc:
         # KeyboardInterrupt / SystemExit: give the trial back instead of leaving it RUNNING
@@ -254,11 +307,4 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
         store.release(exp_key, tid, token, f"released: {type(exc).__name__}",
                       count_attempt=False)
         raise
-    try:
-        return finish(TrialState.DONE, result, None, None)
-    except InvalidResult as exc:
-        # The store cannot hold the result (an object MongoDB cannot encode; the message
-        # names its key path). Fail the trial now: letting the error escape would leave it
-        # RUNNING until its lease expired, and then rerun it max_attempts times for nothing.
-        log.info("trial %s of %r: %s", tid, exp_key, exc)
-        return finish(TrialState.ERROR, {"status": "fail"}, error_info(exc), exc)
+    return finish(TrialState.DONE, result, None, None)

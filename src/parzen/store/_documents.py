@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+import bson
 import numpy as np
 from bson import Binary, Decimal128, ObjectId
 
@@ -26,6 +27,7 @@ from parzen.exceptions import (
     InvalidResult,
     InvalidTrial,
     ParzenError,
+    ResultTooLarge,
     StoreError,
 )
 from parzen.store._base import DriverLease, Experiment, ObjectiveKind, ObjectiveSpec
@@ -38,6 +40,16 @@ _BY_WORD = {word: state for state, word in _WORDS.items()}
 _INT64 = (-(2**63), 2**63 - 1)
 # Types pymongo encodes natively and that need no conversion.
 _SCALARS = (str, bool, float, bytes, type(None), ObjectId, Binary, Decimal128)
+# MongoDB's limits: a document is at most 16 MiB of BSON (the server's maxBsonObjectSize,
+# which MongoDB calls 16 MB), nested at most 100 levels deep (each object or array one level,
+# the document itself the first). Measured here, because past them the driver raises
+# DocumentTooLarge or the server refuses the write, and neither names the key at fault.
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+MAX_NESTING = 100
+_MB = 1024 * 1024
+# How much of an error's message (its start) and traceback (its end) a trial document keeps:
+# an objective that raises with a 20 MB message must still be recorded as ERROR.
+MAX_ERROR_CHARS = 32 * 1024
 
 
 # ---- values ------------------------------------------------------------------------------
@@ -57,7 +69,8 @@ def state_from_doc(value: Any) -> TrialState:
                      f"{sorted(_BY_WORD)}")
 
 
-def to_bson(value: Any, path: str, error: type[ParzenError] = InvalidResult) -> Any:
+def to_bson(value: Any, path: str, error: type[ParzenError] = InvalidResult, *,
+            depth: int = 1) -> Any:
     """``value`` converted to plain BSON-encodable Python.
 
     numpy scalars become Python numbers, numpy arrays become (nested) lists, tuples become
@@ -67,13 +80,32 @@ def to_bson(value: Any, path: str, error: type[ParzenError] = InvalidResult) -> 
         value: what to convert.
         path: how to name ``value`` in an error, e.g. ``result["metrics"]``.
         error: the exception class to raise.
+        depth: the nesting level ``value`` will have in its document (the document is 1).
     Raises:
         error: a value (named by its key path) cannot be stored, e.g.
-            ``result["metrics"]["model"]: cannot store a RandomForestClassifier``.
+            ``result["metrics"]["model"]: cannot store a RandomForestClassifier``; or the
+            value contains itself, or nests deeper than ``MAX_NESTING``.
     """
+    return _to_bson(value, path, error, depth, {})
+
+
+def _to_bson(value: Any, path: str, error: type[ParzenError], depth: int,
+             within: dict[int, str]) -> Any:
+    """``to_bson``; ``within`` maps the ids of the containers enclosing ``value`` to their
+    paths, so a value that contains itself is named instead of recursing until Python's
+    recursion limit."""
     if isinstance(value, np.generic):
         # .item() also maps np.str_/np.bool_/np.datetime64; convert its result in turn.
-        return to_bson(value.item(), path, error)
+        return _to_bson(value.item(), path, error, depth, within)
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise error(f"{path}: the string cannot be stored as UTF-8 ({exc}); it holds a "
+                        "lone surrogate, which usually comes from decoding bytes with "
+                        "errors='surrogateescape': decode them as UTF-8 or store the "
+                        "bytes") from None
+        return value
     if isinstance(value, _SCALARS):
         return value
     if isinstance(value, int):
@@ -84,7 +116,30 @@ def to_bson(value: Any, path: str, error: type[ParzenError] = InvalidResult) -> 
     if isinstance(value, datetime):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
     if isinstance(value, np.ndarray):
-        return to_bson(value.tolist(), path, error)
+        return _to_bson(value.tolist(), path, error, depth, within)
+    if isinstance(value, (Mapping, list, tuple)):
+        if id(value) in within:
+            raise error(f"{path}: the {_what(path)} contains itself ({path} is "
+                        f"{within[id(value)]}); MongoDB documents cannot hold a reference "
+                        "cycle: return a copy of the part, or leave the back-reference out")
+        if depth > MAX_NESTING:
+            raise error(f"{path}: nested more than {MAX_NESTING} levels deep (MongoDB's limit, "
+                        "counting from the trial's document); flatten it, or write it to a "
+                        "file and return the file's path")
+        within[id(value)] = path
+        try:
+            return _container_to_bson(value, path, error, depth, within)
+        finally:
+            del within[id(value)]
+    raise error(
+        f"{path}: cannot store a {type(value).__module__}.{type(value).__qualname__} in "
+        "MongoDB; results may hold numbers, strings, bytes, datetimes, lists, dicts and numpy "
+        "values (store large objects elsewhere and keep a reference)"
+    )
+
+
+def _container_to_bson(value: Mapping[str, Any] | list[Any] | tuple[Any, ...], path: str,
+                       error: type[ParzenError], depth: int, within: dict[int, str]) -> Any:
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
@@ -94,21 +149,46 @@ def to_bson(value: Any, path: str, error: type[ParzenError] = InvalidResult) -> 
             if key.startswith("$") or "\x00" in key:
                 raise error(f"{path}: key {key!r} cannot be stored (no leading '$' or NUL "
                             "character)")
-            out[key] = to_bson(item, f"{path}[{json.dumps(key, ensure_ascii=False)}]", error)
+            out[key] = _to_bson(item, f"{path}[{json.dumps(key, ensure_ascii=False)}]", error,
+                                depth + 1, within)
         return out
-    if isinstance(value, (list, tuple)):
-        return [to_bson(item, f"{path}[{i}]", error) for i, item in enumerate(value)]
-    raise error(
-        f"{path}: cannot store a {type(value).__module__}.{type(value).__qualname__} in "
-        "MongoDB; results may hold numbers, strings, bytes, datetimes, lists, dicts and numpy "
-        "values (store large objects elsewhere and keep a reference)"
-    )
+    return [_to_bson(item, f"{path}[{i}]", error, depth + 1, within)
+            for i, item in enumerate(value)]
+
+
+def _what(path: str) -> str:
+    """``result`` for ``result["a"][0]``: how an error names the whole value."""
+    return path.split("[", 1)[0]
 
 
 def encode_result(result: Mapping[str, Any]) -> dict[str, Any]:
-    """The objective's result dict as BSON; raises ``InvalidResult`` naming the bad key."""
-    encoded: dict[str, Any] = to_bson(result, "result")
+    """The objective's result dict as BSON.
+
+    Raises:
+        InvalidResult: a value cannot be stored (the message names its key path), the result
+            contains itself or nests too deep.
+        ResultTooLarge: the encoded result is over MongoDB's 16 MB document limit.
+    """
+    # Depth 2: the result is a field of the trial's document.
+    encoded: dict[str, Any] = to_bson(result, "result", depth=2)
+    size = len(bson.encode(encoded))
+    if size > MAX_DOCUMENT_BYTES:
+        raise ResultTooLarge(_too_large(encoded, size))
     return encoded
+
+
+def _too_large(encoded: Mapping[str, Any], size: int, document: int | None = None) -> str:
+    """Why a result of ``size`` encoded bytes cannot be stored, naming its largest part."""
+    parts = {key: len(bson.encode({key: value})) for key, value in encoded.items()}
+    largest = max(parts, key=parts.__getitem__, default=None)
+    part = "" if largest is None else (
+        f"; its largest part is result[{json.dumps(largest, ensure_ascii=False)}] "
+        f"({parts[largest] / _MB:.1f} MB)")
+    trial = "" if document is None else \
+        f" (the trial's document would be {document / _MB:.1f} MB)"
+    return (f"result is {size / _MB:.1f} MB, over MongoDB's {MAX_DOCUMENT_BYTES // _MB} MB "
+            f"document limit{trial}{part}: store large artefacts in files or GridFS, and "
+            "return their paths in the result")
 
 
 def utc(value: Any) -> datetime | None:
@@ -148,10 +228,18 @@ def owner_from_doc(doc: Any) -> Owner | None:
 
 
 def error_to_doc(error: ErrorInfo | None) -> dict[str, Any] | None:
-    """``{type, message, traceback}`` or None."""
+    """``{type, message, traceback}`` or None; a message over ``MAX_ERROR_CHARS`` keeps its
+    start and a traceback its end (where the failing line is), each saying what was cut."""
     if error is None:
         return None
-    return {"type": error.type, "message": error.message, "traceback": error.traceback}
+    message, traceback = error.message, error.traceback
+    if len(message) > MAX_ERROR_CHARS:
+        message = (f"{message[:MAX_ERROR_CHARS]} [... {len(message) - MAX_ERROR_CHARS} more "
+                   "characters not stored]")
+    if len(traceback) > MAX_ERROR_CHARS:
+        traceback = (f"[{len(traceback) - MAX_ERROR_CHARS} characters not stored ...] "
+                     f"{traceback[-MAX_ERROR_CHARS:]}")
+    return {"type": error.type, "message": message, "traceback": traceback}
 
 
 def error_from_doc(doc: Any) -> ErrorInfo | None:
@@ -184,10 +272,12 @@ def trial_to_doc(trial: Trial) -> dict[str, Any]:
     Raises:
         InvalidTrial: a parameter value cannot be stored.
         InvalidResult: a result value cannot be stored.
+        ResultTooLarge: the document is over MongoDB's 16 MB document limit.
     """
-    params: dict[str, Any] = to_bson(trial.params, "params", InvalidTrial)
+    params: dict[str, Any] = to_bson(trial.params, "params", InvalidTrial, depth=2)
+    result: dict[str, Any] = to_bson(trial.result, "result", depth=2)
     duration = trial.duration
-    return {
+    doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "exp_key": trial.exp_key,
         "tid": int(trial.tid),
@@ -198,7 +288,7 @@ def trial_to_doc(trial: Trial) -> dict[str, Any]:
             "idxs": {label: [int(trial.tid)] for label in params},
             "vals": {label: [value] for label, value in params.items()},
         },
-        "result": encode_result(trial.result),
+        "result": result,
         "attempts": int(trial.attempts),
         "owner": owner_to_doc(trial.owner),
         "claim_token": trial.claim_token,
@@ -212,6 +302,10 @@ def trial_to_doc(trial: Trial) -> dict[str, Any]:
         "history": [attempt_to_doc(a) for a in trial.history],
         "origin": trial.origin,
     }
+    size = len(bson.encode(doc))
+    if size > MAX_DOCUMENT_BYTES:
+        raise ResultTooLarge(_too_large(result, len(bson.encode(result)), size))
+    return doc
 
 
 def trial_from_doc(doc: Mapping[str, Any]) -> Trial:

@@ -141,7 +141,8 @@ class WorkerRuntime:
 
         Raises:
             PayloadSignatureError: the payload was not signed with our key.
-            ObjectiveUnloadable: the experiment has no objective this worker can use.
+            ObjectiveUnloadable: the experiment has no objective this worker can use, or its
+                code was pickled by value on another Python minor version.
         """
         obj = exp.objective
         if obj is None:
@@ -162,12 +163,15 @@ class WorkerRuntime:
                     raise ObjectiveUnloadable(
                         f"experiment {exp.exp_key!r} names no objective payload")
                 data = self.store.get_payload(obj.payload_id)
-            _, body = payload.verify(bytes(data), self._secret)  # raises before unpickling
+            # Both raise before anything is unpickled.
+            header, body = payload.verify(bytes(data), self._secret)
+            payload.refuse_python_skew(header, "objective")
             ref = ObjectiveRef(key=fingerprint, pickle=body)
         else:  # ObjectiveKind.IMPORT
             if obj.space_inline is None or obj.path is None:
                 raise ObjectiveUnloadable(f"experiment {exp.exp_key!r} has no space payload")
-            _, space_body = payload.verify(obj.space_inline, self._secret)
+            header, space_body = payload.verify(obj.space_inline, self._secret)
+            payload.refuse_python_skew(header, "space")
             ref = ObjectiveRef(key=fingerprint, import_path=obj.path, space_pickle=space_body)
         loaded = _Objective(ref, settings)
         with self._lock:
