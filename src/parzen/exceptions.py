@@ -7,7 +7,7 @@
     ├── TrialError ── InvalidTrial, InvalidResultStatus, InvalidLoss,
     │                 InvalidResult ── ResultTooLarge
     ├── StoreError ── StoreUnavailable, TrialNotFound, ExperimentLocked,
-    │                 SpaceChanged
+    │                 SpaceChanged, UnreadableTrials
     ├── PayloadError ── PayloadSignatureError, PayloadTooLarge, ObjectiveNotPicklable,
     │                   ObjectiveUnloadable
     ├── ConfigError
@@ -19,6 +19,9 @@ Messages name the offending value and say how to fix it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 
 class ParzenError(Exception):
@@ -83,6 +86,56 @@ class ExperimentLocked(StoreError):
 
 class SpaceChanged(StoreError):
     """A resumed experiment's space or objective differs from the stored one."""
+
+
+@dataclass(frozen=True)
+class UnreadableDocument:
+    """A trial document that cannot be read as a trial.
+
+    Attributes:
+        exp_key: the experiment it claims to belong to.
+        doc_id: its ``_id`` as mongosh writes it: ``ObjectId("...")`` or a JSON value.
+        reason: what is wrong with it, naming the field and the value.
+    """
+
+    exp_key: str
+    doc_id: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.exp_key!r} _id {self.doc_id}: {self.reason}"
+
+
+def unreadable_fix(documents: Sequence[UnreadableDocument]) -> str:
+    """How to mend ``documents``: the mongosh command that removes them."""
+    ids = ", ".join(dict.fromkeys(d.doc_id for d in documents))
+    return (f"Correct the field named, or delete the documents (mongosh: "
+            f"db.trials.deleteMany({{_id: {{$in: [{ids}]}}}}))")
+
+
+class UnreadableTrials(StoreError):
+    """Trial documents in the store cannot be read as trials: edited by hand, or written by
+    another program. The message names each by its ``_id`` and says how to mend it.
+
+    Attributes:
+        documents: the documents, with what is wrong with each.
+        refusal: what was refused because of them (``"refusing to resume 'mnist'"``), or "".
+    """
+
+    def __init__(self, documents: Sequence[UnreadableDocument], refusal: str = "") -> None:
+        # The arguments are kept as given, so the exception pickles and unpickles.
+        super().__init__(tuple(documents), refusal)
+        self.documents: tuple[UnreadableDocument, ...] = tuple(documents)
+        self.refusal = refusal
+
+    def __str__(self) -> str:
+        n = len(self.documents)
+        keys = sorted({d.exp_key for d in self.documents})
+        head = (f"{self.refusal + ': ' if self.refusal else ''}"
+                f"{n} trial document{'s' if n != 1 else ''} of "
+                f"{', '.join(repr(k) for k in keys)} cannot be read: ")
+        return head + "; ".join(str(d) for d in self.documents) + ". " + \
+            unreadable_fix(self.documents)
 
 
 class PayloadError(ParzenError):

@@ -8,6 +8,7 @@ queued or running are read again, so a refresh costs O(in flight), not O(all tri
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import pickle
@@ -33,6 +34,8 @@ JOB_STATE_CANCEL = int(TrialState.CANCEL)
 JOB_STATES = [JOB_STATE_NEW, JOB_STATE_RUNNING, JOB_STATE_DONE, JOB_STATE_ERROR,
               JOB_STATE_CANCEL]
 JOB_VALID_STATES = {JOB_STATE_NEW, JOB_STATE_RUNNING, JOB_STATE_DONE}
+
+log = logging.getLogger("parzen.trials")
 
 
 def hyperopt_document(t: Trial) -> dict[str, Any]:
@@ -165,12 +168,34 @@ class Trials:
         return self._store
 
     def refresh(self) -> None:
-        """Read what changed since the last refresh."""
+        """Read what changed since the last refresh.
+
+        A trial in flight that the store no longer returns (its document deleted by hand)
+        is dropped, with a warning: kept, it would be waited for, and republished, forever.
+        """
         if not self._loaded:
-            self._loaded = True
             self._absorb(self._store.find(self._exp_key))
+            self._loaded = True
         elif self._in_flight:
-            self._absorb(self._store.get_many(self._exp_key, self._in_flight))
+            fresh = self._store.get_many(self._exp_key, self._in_flight)
+            self._absorb(fresh)
+            gone = self._in_flight - {t.tid for t in fresh}
+            if gone:
+                self._forget(gone)
+
+    def _forget(self, tids: set[int]) -> None:
+        """Drop the in-flight ``tids``, which the store no longer holds."""
+        for tid in sorted(tids):
+            log.warning("trial %d of %r is no longer in the store (its document was deleted?): "
+                        "dropped from this run, it will not be published again or waited for",
+                        tid, self._exp_key)
+            self._count(self._known.pop(tid), -1)
+            self._in_flight.discard(tid)
+            self._doc_of.pop(tid, None)
+            self._stale_docs.discard(tid)
+        self._docs = None
+        # The samplers' history holds a pending row for each; rebuilt on the next use.
+        self._builder = None
 
     def _absorb(self, trials: Iterable[Trial]) -> None:
         for t in trials:
@@ -281,9 +306,10 @@ class Trials:
         """Insert trial documents; returns their tids.
 
         Documents in state DONE or ERROR keep their result (hyperopt's way to warm-start an
-        experiment with earlier results); all others are inserted as NEW.
+        experiment with earlier results); all others are inserted as NEW. Times are the
+        store's, as every other time in a trial: this machine's clock may be off.
         """
-        now = datetime.now(timezone.utc)
+        now = self._store.now()
         trials = [_trial_from_doc(self._exp_key, d, now) for d in docs]
         self._store.insert_new(trials)
         self._absorb(self._store.get_many(self._exp_key, [t.tid for t in trials])
@@ -295,7 +321,7 @@ class Trials:
         """Insert ``points`` (``{label: raw value}``, active labels only) as NEW trials with
         ``tids``; returns the tids. The coordinator's path: no hyperopt document is made.
         Idempotent by tid, so a retry after a lost reply neither duplicates nor orphans."""
-        now = datetime.now(timezone.utc)
+        now = self._store.now()  # the store's clock, as every other time in a trial
         trials = [Trial(exp_key=self._exp_key, tid=int(tid), state=TrialState.NEW,
                         params=dict(p), created=now, result={"status": STATUS_NEW},
                         origin=origin)

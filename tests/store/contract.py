@@ -6,6 +6,7 @@ A test class inherits it and provides two fixtures: ``store`` (an empty store) a
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -13,7 +14,8 @@ from datetime import timedelta
 import pytest
 
 from parzen.exceptions import TrialNotFound
-from parzen.store import DriverLease, Experiment, TrialStore
+from parzen.store import DriverLease, Experiment, InMemoryTrialStore, TrialStore
+from parzen.store._mongo import MongoTrialStore
 from parzen.trial import ErrorInfo, Owner, Trial, TrialState
 
 EXP = "exp"
@@ -31,6 +33,27 @@ def new(*tids: int, exp_key: str = EXP) -> list[Trial]:
 
 def ok(loss: float, **extra: object) -> dict[str, object]:
     return {"status": "ok", "loss": loss, **extra}
+
+
+def drop_lease_date(store: TrialStore, tid: int) -> None:
+    """Remove a RUNNING trial's lease date, as a hand edit of the document would."""
+    if isinstance(store, InMemoryTrialStore):
+        store.restore([dataclasses.replace(store.get(EXP, tid), lease_expires=None)])
+    else:
+        assert isinstance(store, MongoTrialStore)
+        store._trials.update_one({"exp_key": EXP, "tid": tid}, {"$unset": {"lease_expires": ""}})
+
+
+def put_running_without_times(store: TrialStore, tid: int) -> None:
+    """A RUNNING trial with no lease, heartbeat, claim time or token: what hyperopt writes
+    (``state: 1``, its point in ``misc.vals``)."""
+    if isinstance(store, InMemoryTrialStore):
+        store.restore([Trial(EXP, tid, TrialState.RUNNING, {"x": 0.5})])
+    else:
+        assert isinstance(store, MongoTrialStore)
+        store._trials.insert_one({"exp_key": EXP, "tid": tid, "state": 1, "spec": None,
+                                  "result": {"status": "new"}, "owner": None,
+                                  "misc": {"tid": tid, "vals": {"x": [0.5]}}})
 
 
 class TrialStoreContract:
@@ -242,6 +265,40 @@ class TrialStoreContract:
         assert not store.finish(EXP, 0, stale.claim_token, TrialState.DONE, ok(9.0))
         t = store.get(EXP, 0)
         assert (t.state, t.loss, t.owner, t.attempts) == (TrialState.DONE, 1.0, B, 2)
+
+    def test_requeue_expired_judges_a_running_trial_without_lease_date_by_its_heartbeat(
+            self, store: TrialStore, advance: Advance) -> None:
+        store.put_experiment(Experiment(EXP, settings={"lease_s": 0.3}))
+        store.insert_new(new(0, 1))
+        a = store.claim(EXP, 0, A, 60)
+        b = store.claim(EXP, 1, B, 60)
+        assert a is not None and b is not None and b.claim_token
+        advance(0.6)
+        assert store.heartbeat(EXP, 1, b.claim_token, 60)
+        drop_lease_date(store, 0)
+        drop_lease_date(store, 1)
+        # Judged on the experiment's 0.3 s lease: 0 was claimed 0.6 s ago and never beat
+        # since; 1 beat just now.
+        changed = store.requeue_expired(EXP, max_attempts=3)
+        assert [(t.tid, t.state) for t in changed] == [(0, TrialState.NEW)]
+        assert changed[0].history[-1].outcome == "lease expired"
+        assert store.get(EXP, 1).state is TrialState.RUNNING
+        advance(0.6)
+        assert store.requeue_expired(EXP, max_attempts=3, lease_s=60) == []
+        assert [t.tid for t in store.requeue_expired(EXP, max_attempts=3)] == [1]
+        # The reaper's fence still holds: the stale attempt cannot finish.
+        assert not store.finish(EXP, 1, b.claim_token, TrialState.DONE, ok(1.0))
+
+    def test_requeue_expired_takes_a_running_trial_with_no_sign_of_life_at_once(
+            self, store: TrialStore) -> None:
+        put_running_without_times(store, 7)
+        assert store.count_by_state(EXP)[TrialState.RUNNING] == 1
+        assert [t.tid for t in store.find(EXP, [TrialState.RUNNING])] == [7]
+        [t] = store.requeue_expired(EXP, max_attempts=3, lease_s=3600)
+        assert (t.tid, t.state, t.params) == (7, TrialState.NEW, {"x": 0.5})
+        assert store.get(EXP, 7) == t
+        claimed = store.claim(EXP, 7, A, 60)
+        assert claimed is not None and claimed.params == {"x": 0.5}
 
     # ---- tids and the driver lease --------------------------------------------------------
 

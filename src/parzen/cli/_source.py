@@ -5,6 +5,10 @@ loads the pickled ``Trials`` that ``fmin(..., trials_save_file=PATH)`` writes, w
 an in-memory one holding that single experiment. Both give a ``TrialStore``, so every command
 is written once against the store contract.
 
+A trial document that cannot be read as a trial (edited by hand, or written by another
+program) is skipped by every command and named on stderr with the fix, by ``opened``: one bad
+document must not hide the rest of the database.
+
 A file is changed (``cancel``, ``requeue``) by re-saving it atomically, the way fmin saves
 it; the save is refused if the file changed since it was read (an fmin still running on it).
 Unpickling runs code from the file: use ``--file`` only on files you or your runs wrote.
@@ -16,6 +20,7 @@ import argparse
 import difflib
 import os
 import pickle
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +30,7 @@ from typing import Any
 from pymongo.errors import OperationFailure
 
 from parzen.cli._format import ago, duration
-from parzen.exceptions import ConfigError, StoreError
+from parzen.exceptions import ConfigError, StoreError, unreadable_fix
 from parzen.store import Experiment, MongoTrialStore, TrialStore
 from parzen.store.uri import parse_mongo_url, redact_text
 from parzen.trials import Trials, save_trials
@@ -109,7 +114,22 @@ def opened(args: argparse.Namespace) -> Iterator[Source]:
     try:
         yield source
     finally:
-        source.close()
+        try:
+            report_unreadable(source.store)
+        finally:
+            source.close()
+
+
+def report_unreadable(store: TrialStore) -> None:
+    """Name on stderr the trial documents ``store`` skipped as unreadable, with the fix."""
+    bad = store.unreadable()
+    if not bad:
+        return
+    lines = [f"warning: skipped {len(bad)} unreadable trial document{'s' if len(bad) != 1 else ''}"
+             " (edited by hand, or written by another program?):"]
+    lines += [f"  {d}" for d in bad]
+    lines.append(unreadable_fix(bad))
+    print("\n".join(lines), file=sys.stderr)
 
 
 def open_mongo(url: str | None, timeout_s: float) -> Source:
@@ -118,7 +138,7 @@ def open_mongo(url: str | None, timeout_s: float) -> Source:
                           "--file PATH for a local run saved with fmin(trials_save_file=PATH)")
     where = parse_mongo_url(url).redacted
     try:
-        store = MongoTrialStore.from_url(url, connect_timeout_s=timeout_s)
+        store = MongoTrialStore.from_url(url, connect_timeout_s=timeout_s, skip_unreadable=True)
     except OperationFailure as exc:  # authentication or authorisation refused
         raise StoreError(f"MongoDB at {where} refused: {redact_text(str(exc))[:300]}") from None
     return Source(store=store, where=where)

@@ -15,7 +15,7 @@ from typing import Any
 
 from parzen.cli._format import ago, duration, number, render_table, timestamp
 from parzen.cli._source import driver_state
-from parzen.store import Experiment, TrialStore
+from parzen.store import Experiment, TrialStore, lease_ended, lease_seconds
 from parzen.trial import Trial, TrialState
 
 FINISHED = (TrialState.DONE, TrialState.ERROR)
@@ -51,6 +51,8 @@ class Snapshot:
     best: Trial | None
     coordinator_alive: bool
     coordinator: str
+    lease_s: float = 60.0
+    unreadable: int = 0
 
     @property
     def finished(self) -> int:
@@ -67,8 +69,9 @@ class Snapshot:
 
     @property
     def expired(self) -> list[Trial]:
-        return [t for t in self.running
-                if t.lease_expires is not None and as_utc(t.lease_expires) <= self.now]
+        """Running trials whose worker is presumed dead, by the reaper's own rule (a trial
+        without a lease date is judged by its last heartbeat)."""
+        return [t for t in self.running if lease_ended(t, self.now, self.lease_s)]
 
     @property
     def per_minute(self) -> float:
@@ -104,6 +107,7 @@ class Snapshot:
                         for w in self.workers],
             "running_trials": [_running_row(t, self.now) for t in self.running],
             "expired_leases": [t.tid for t in self.expired],
+            "unreadable": self.unreadable,
             "ended": self.ended,
         }
 
@@ -123,10 +127,11 @@ def gather(store: TrialStore, exp: Experiment, window_s: float) -> Snapshot:
     start = as_utc(exp.created) if exp.created is not None else None
     span = window_s if start is None else min(window_s, (now - start).total_seconds())
     alive, detail = driver_state(exp, now)
+    unreadable = sum(1 for d in store.unreadable() if d.exp_key == key)
     return Snapshot(exp=exp, now=now, counts=counts, running=running, recent=recent,
                     last_finished=last_finished, window_s=window_s, span_s=max(span, 1.0),
                     workers=_workers(running, recent), best=best, coordinator_alive=alive,
-                    coordinator=detail)
+                    coordinator=detail, lease_s=lease_seconds(exp), unreadable=unreadable)
 
 
 def _recent_finished(store: TrialStore, key: str, since: datetime
@@ -218,13 +223,9 @@ def render(s: Snapshot, width: int | None = None) -> str:
         shown = sorted(s.running, key=lambda t: t.tid)[:_MAX_RUNNING_SHOWN]
         rows = []
         for t in shown:
-            lease = "-" if t.lease_expires is None else (
-                f"EXPIRED {ago(as_utc(t.lease_expires), s.now)}"
-                if as_utc(t.lease_expires) <= s.now else
-                f"{duration((as_utc(t.lease_expires) - s.now).total_seconds())} left")
             rows.append([str(t.tid), t.owner.worker if t.owner else "-", str(t.attempts),
                          duration(_age(t.book_time, s.now)), ago(_opt(t.heartbeat_time), s.now),
-                         lease])
+                         _lease(t, s)])
         lines.append(render_table(["TID", "WORKER", "ATTEMPT", "AGE", "HEARTBEAT", "LEASE"],
                                   rows, right=["TID", "ATTEMPT", "AGE"], width=width,
                                   indent="  "))
@@ -242,7 +243,21 @@ def render(s: Snapshot, width: int | None = None) -> str:
                      f"heartbeating; {fix}")
     else:
         lines.append("expired leases: none")
+    if s.unreadable:
+        lines.append(f"unreadable   {s.unreadable} trial documents skipped; their _ids and the "
+                     "fix follow on stderr")
     return "\n".join(lines)
+
+
+def _lease(t: Trial, s: Snapshot) -> str:
+    """The LEASE cell: time left, or since when it expired; a trial without a lease date
+    (edited by hand, or written by hyperopt) is judged on its heartbeat, as the reaper does."""
+    if t.lease_expires is None:
+        return "none: EXPIRED" if lease_ended(t, s.now, s.lease_s) else "none: beating"
+    end = as_utc(t.lease_expires)
+    if end <= s.now:
+        return f"EXPIRED {ago(end, s.now)}"
+    return f"{duration((end - s.now).total_seconds())} left"
 
 
 def watch(read: Callable[[], Snapshot], show: Callable[[Snapshot], None],

@@ -44,7 +44,7 @@ from parzen.export import Table, trial_table
 from parzen.plotting import plot_experiment
 from parzen.settings import TrialSettings
 from parzen.space.described import evaluate
-from parzen.store import TrialStore
+from parzen.store import TrialStore, lease_seconds
 from parzen.trial import STATUS_OK, Trial, TrialState
 
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
@@ -417,7 +417,8 @@ def run_plot(args: argparse.Namespace) -> int:
 
 # ---- cancel / requeue / delete ------------------------------------------------------------
 
-@command("cancel", "cancel the queued trials of an experiment")
+@command("cancel", "cancel the queued trials of an experiment (and, with no coordinator, "
+                   "the running ones whose worker died)")
 def _configure_cancel(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     _setup(p, run_cancel, "  parzen cancel mnist\n")
@@ -426,10 +427,22 @@ def _configure_cancel(p: argparse.ArgumentParser) -> None:
 def run_cancel(args: argparse.Namespace) -> int:
     with opened(args) as src:
         exp = experiment(src, args.exp)
+        alive, detail = driver_state(exp, src.store.now())
+        expired: list[Trial] = []
+        max_attempts = TrialSettings.from_dict(exp.settings).max_attempts
+        if not alive:
+            # A running trial whose worker died (by the reaper's rule) is as good as queued:
+            # the next coordinator requeues it first thing, so it is cancelled with the
+            # queue. A live coordinator's reaper requeues (and runs) such trials itself.
+            expired = src.store.requeue_expired(exp.exp_key, max_attempts, lease_seconds(exp))
         n = src.store.cancel(exp.exp_key, (TrialState.NEW,))
         src.save()
-        out(f"cancelled {n} queued trial{'s' if n != 1 else ''} of {exp.exp_key!r}")
-        alive, detail = driver_state(exp, src.store.now())
+        was_running = sum(1 for t in expired if t.state is TrialState.NEW)
+        out(f"cancelled {n} queued trial{'s' if n != 1 else ''} of {exp.exp_key!r}"
+            + (f" ({was_running} of them were running on workers whose lease had expired)"
+               if was_running else "")
+            + (f"; {len(expired) - was_running} expired trials failed for good after "
+               f"{max_attempts} attempts" if len(expired) > was_running else ""))
         if alive:
             print(f"note: its coordinator is still running ({detail}) and queues new trials; "
                   "stop that fmin to end the run", file=sys.stderr)
@@ -462,7 +475,7 @@ def run_requeue(args: argparse.Namespace) -> int:
             if args.state:
                 raise ConfigError("--expired requeues running trials; leave out --state")
             max_attempts = TrialSettings.from_dict(exp.settings).max_attempts
-            changed = src.store.requeue_expired(exp.exp_key, max_attempts)
+            changed = src.store.requeue_expired(exp.exp_key, max_attempts, lease_seconds(exp))
             src.save()
             n = sum(1 for t in changed if t.state is TrialState.NEW)
             out(f"requeued {n} trials of {exp.exp_key!r} whose lease expired"

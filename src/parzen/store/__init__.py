@@ -9,9 +9,11 @@ from parzen.store._base import (
     ObjectiveSpec,
     TrialStore,
     back_to_new,
+    lease_ended,
+    lease_seconds,
 )
 from parzen.store._memory import InMemoryTrialStore
 from parzen.store._mongo import MongoTrialStore
 
 __all__ = ["DriverLease", "Experiment", "InMemoryTrialStore", "MongoTrialStore", "ObjectiveKind",
-           "ObjectiveSpec", "TrialStore", "back_to_new"]
+           "ObjectiveSpec", "TrialStore", "back_to_new", "lease_ended", "lease_seconds"]

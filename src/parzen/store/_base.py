@@ -14,10 +14,15 @@ import enum
 import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from parzen.exceptions import UnreadableDocument
 from parzen.processes import pid_alive
+from parzen.settings import TrialSettings
 from parzen.trial import Attempt, ErrorInfo, Owner, Trial, TrialState
+
+# The lease of an experiment that records none (see ``lease_seconds``).
+DEFAULT_LEASE_S = TrialSettings().lease_s
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,32 @@ def inserted_state(trial: Trial) -> TrialState:
     return trial.state if trial.state.is_finished() else TrialState.NEW
 
 
+def lease_ended(t: Trial, now: datetime, lease_s: float) -> bool:
+    """Whether the attempt running ``t`` is presumed dead: the one rule of the reaper
+    (``requeue_expired``), ``parzen status``, ``requeue --expired`` and ``cancel``.
+
+    A RUNNING trial's lease is normally its ``lease_expires``. One without a lease date (the
+    field removed by hand, or a document written by hyperopt, which has none) is judged by
+    its last sign of life: its last heartbeat, else its book time, plus ``lease_s``; with
+    neither, nothing will ever renew it, so it is expired. Other states have no lease.
+    """
+    if t.state is not TrialState.RUNNING:
+        return False
+    if t.lease_expires is not None:
+        return t.lease_expires <= now
+    alive = t.heartbeat_time or t.book_time
+    return alive is None or alive + timedelta(seconds=lease_s) <= now
+
+
+def lease_seconds(experiment: Experiment | None) -> float:
+    """The trial lease of ``experiment``'s run (its ``settings.lease_s``), or the default
+    lease when the experiment records none (created outside fmin) or an unusable one."""
+    value = (experiment.settings if experiment is not None else {}).get("lease_s")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return DEFAULT_LEASE_S
+
+
 def back_to_new(t: Trial, now: datetime, outcome: str, count_attempt: bool) -> Trial:
     """``t`` returned to NEW, its ending attempt appended to its history as ``outcome``.
 
@@ -176,7 +207,12 @@ class TrialStore(abc.ABC):
 
     @abc.abstractmethod
     def allocate_tids(self, exp_key: str, n: int) -> list[int]:
-        """Atomically reserve ``n`` consecutive, never-reused tids."""
+        """Atomically reserve ``n`` consecutive, never-reused tids.
+
+        A counter found behind the stored trials (a database restored from an older dump)
+        is moved past the highest tid, with one warning, rather than hand out a tid in
+        use: ``insert_new`` would keep the old trial and drop the new point.
+        """
 
     @abc.abstractmethod
     def delete_experiment(self, exp_key: str) -> int:
@@ -238,9 +274,14 @@ class TrialStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def requeue_expired(self, exp_key: str, max_attempts: int) -> list[Trial]:
+    def requeue_expired(self, exp_key: str, max_attempts: int,
+                        lease_s: float | None = None) -> list[Trial]:
         """Put RUNNING trials whose lease expired back to NEW, or to ERROR (``LeaseExpired``)
         once they have used ``max_attempts`` attempts, so a poison trial cannot loop.
+
+        Expired is ``lease_ended``: a trial without a lease date (edited by hand, or
+        written by hyperopt) is judged by its last heartbeat or book time plus ``lease_s``
+        (None: the experiment's own lease, ``lease_seconds``), so no state waits forever.
 
         Returns:
             The trials changed, in their new state.
@@ -283,11 +324,25 @@ class TrialStore(abc.ABC):
         """Release the backend's connections; the store is unusable afterwards."""
         return None
 
+    def unreadable(self) -> list[UnreadableDocument]:
+        """The trial documents reads have skipped because they cannot be read as trials.
+
+        Only a store opened to skip them (``MongoTrialStore(..., skip_unreadable=True)``,
+        what the read tools use) skips; every other read raises ``UnreadableTrials`` naming
+        them. The in-memory store holds ``Trial`` objects only, so it never skips any.
+        """
+        return []
+
     # ---- reads -------------------------------------------------------------------------
 
     @abc.abstractmethod
     def get(self, exp_key: str, tid: int) -> Trial:
         """One trial.
+
+        The reads (``get``, ``get_many``, ``find``, ``count_by_state``) raise
+        ``UnreadableTrials`` for documents that cannot be read as trials, naming every one
+        they met by ``_id``; a store that skips them (see ``unreadable``) leaves them out
+        instead, and ``find`` still returns up to ``limit`` readable trials.
 
         Raises:
             TrialNotFound: no such trial.

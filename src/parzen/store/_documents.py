@@ -14,7 +14,7 @@ integer state are still read.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,6 +29,8 @@ from parzen.exceptions import (
     ParzenError,
     ResultTooLarge,
     StoreError,
+    UnreadableDocument,
+    UnreadableTrials,
 )
 from parzen.store._base import DriverLease, Experiment, ObjectiveKind, ObjectiveSpec
 from parzen.trial import Attempt, ErrorInfo, Owner, Trial, TrialState
@@ -37,6 +39,7 @@ SCHEMA_VERSION = 1
 
 _WORDS = {state: state.name.lower() for state in TrialState}
 _BY_WORD = {word: state for state, word in _WORDS.items()}
+_BY_NUMBER = {int(state): state for state in TrialState}
 _INT64 = (-(2**63), 2**63 - 1)
 # Types pymongo encodes natively and that need no conversion.
 _SCALARS = (str, bool, float, bytes, type(None), ObjectId, Binary, Decimal128)
@@ -60,13 +63,44 @@ def state_word(state: TrialState) -> str:
 
 
 def state_from_doc(value: Any) -> TrialState:
-    """The state stored as a word (parzen) or an integer (hyperopt)."""
+    """The state stored as a word (parzen) or an integer (hyperopt).
+
+    Raises:
+        StoreError: ``value`` is neither; the message names it.
+    """
     if isinstance(value, str) and value in _BY_WORD:
         return _BY_WORD[value]
-    if isinstance(value, int) and not isinstance(value, bool):
-        return TrialState(value)
-    raise StoreError(f"unknown trial state {value!r} in the store; expected one of "
-                     f"{sorted(_BY_WORD)}")
+    if isinstance(value, int) and not isinstance(value, bool) and value in _BY_NUMBER:
+        return _BY_NUMBER[value]
+    raise StoreError(f"unknown trial state {_shown(value)}: expected one of "
+                     f"{', '.join(repr(w) for w in _WORDS.values())} (or hyperopt's "
+                     f"{min(_BY_NUMBER)}-{max(_BY_NUMBER)})")
+
+
+def state_values(states: Iterable[TrialState]) -> list[Any]:
+    """What a query on ``state`` matches for ``states``: the word parzen writes and
+    hyperopt's integer, which documents written by hyperopt (or by hand) may hold."""
+    wanted = sorted(set(states))
+    return [*(state_word(s) for s in wanted), *(int(s) for s in wanted)]
+
+
+def doc_id(doc: Mapping[str, Any]) -> str:
+    """The document's ``_id`` as mongosh writes it: ``ObjectId("...")`` or a JSON value."""
+    value = doc.get("_id")
+    if isinstance(value, ObjectId):
+        return f'ObjectId("{value}")'
+    return json.dumps(value, default=str)
+
+
+def _shown(value: Any) -> str:
+    """``value`` for a message: its repr (cut short) and, unless obvious, its type."""
+    if value is None:
+        return "null"
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    if isinstance(value, (bool, int, float)):
+        return text
+    return f"{text} (a {type(value).__name__})"
 
 
 def to_bson(value: Any, path: str, error: type[ParzenError] = InvalidResult, *,
@@ -311,28 +345,94 @@ def trial_to_doc(trial: Trial) -> dict[str, Any]:
 def trial_from_doc(doc: Mapping[str, Any]) -> Trial:
     """The ``Trial`` stored in ``doc``; ``misc`` and ``duration_s`` are derived and ignored.
 
+    Lenient where a value has one sensible reading: a document without ``params`` (written
+    by hyperopt) takes them from ``misc.vals``, and a ``lease_expires`` that is not a date
+    reads as no lease (the reaper then judges the trial by its heartbeat).
+
     Raises:
-        StoreError: the document was written by a newer schema or is malformed.
+        UnreadableTrials: the document is malformed (edited by hand, or written by another
+            program); it names the document by ``_id`` and the field at fault.
+        StoreError: the document was written by a newer schema.
     """
     _check_schema(doc, "trial")
+    try:
+        return _trial(doc)
+    except (StoreError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        reason = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+        exp_key = doc.get("exp_key")
+        raise UnreadableTrials([UnreadableDocument(
+            exp_key if isinstance(exp_key, str) else repr(exp_key), doc_id(doc), reason)]
+        ) from None
+
+
+def _trial(doc: Mapping[str, Any]) -> Trial:
+    exp_key = doc.get("exp_key")
+    if not isinstance(exp_key, str):
+        raise StoreError(f"exp_key is {_shown(exp_key)}, expected a string")
+    if "tid" not in doc:
+        raise StoreError("tid is missing")
+    tid = _integer(doc["tid"], "tid")
+    state = state_from_doc(doc.get("state"))
+    result = doc.get("result")
+    if result is None:
+        result = {"status": "new"}
+    if not isinstance(result, Mapping):
+        raise StoreError(f"result is {_shown(result)}, expected an object such as "
+                         "{status: 'ok', loss: 0.25}")
+    loss = result.get("loss")
+    if state is TrialState.DONE and result.get("status") == "ok" and loss is not None \
+            and (isinstance(loss, bool) or not isinstance(loss, (int, float))):
+        raise StoreError(f"result.loss is {_shown(loss)}, expected a number")
+    lease = doc.get("lease_expires")
     return Trial(
-        exp_key=str(doc["exp_key"]),
-        tid=int(doc["tid"]),
-        state=state_from_doc(doc["state"]),
-        params=dict(doc.get("params") or {}),
-        result=dict(doc.get("result") or {"status": "new"}),
-        attempts=int(doc.get("attempts", 0)),
+        exp_key=exp_key,
+        tid=tid,
+        state=state,
+        params=_params(doc),
+        result=dict(result),
+        attempts=_integer(doc.get("attempts") or 0, "attempts"),
         owner=owner_from_doc(doc.get("owner")),
         claim_token=doc.get("claim_token"),
-        lease_expires=utc(doc.get("lease_expires")),
-        created=utc(doc.get("created")),
-        book_time=utc(doc.get("book_time")),
-        heartbeat_time=utc(doc.get("heartbeat_time")),
-        end_time=utc(doc.get("end_time")),
+        lease_expires=utc(lease) if isinstance(lease, datetime) else None,
+        created=_date(doc, "created"),
+        book_time=_date(doc, "book_time"),
+        heartbeat_time=_date(doc, "heartbeat_time"),
+        end_time=_date(doc, "end_time"),
         error=error_from_doc(doc.get("error")),
         history=tuple(attempt_from_doc(a) for a in doc.get("history") or ()),
         origin=str(doc.get("origin", "")),
     )
+
+
+def _integer(value: Any, name: str) -> int:
+    """An integer field; a whole float (what mongosh writes for ``3``) reads as one."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise StoreError(f"{name} is {_shown(value)}, expected an integer")
+
+
+def _date(doc: Mapping[str, Any], name: str) -> datetime | None:
+    value = doc.get(name)
+    if value is not None and not isinstance(value, datetime):
+        raise StoreError(f"{name} is {_shown(value)}, expected a date")
+    return utc(value)
+
+
+def _params(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """``params``, or for a hyperopt document (which has none) the active values of
+    ``misc.vals`` (a label with an empty list is inactive)."""
+    params = doc.get("params")
+    if params is None:
+        misc = doc.get("misc") or {}
+        vals = misc.get("vals") if isinstance(misc, Mapping) else None
+        if not isinstance(vals, Mapping):
+            return {}
+        return {str(k): v[0] for k, v in vals.items() if isinstance(v, list) and v}
+    if not isinstance(params, Mapping):
+        raise StoreError(f"params is {_shown(params)}, expected an object")
+    return dict(params)
 
 
 # ---- experiments -------------------------------------------------------------------------

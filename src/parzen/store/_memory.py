@@ -15,7 +15,15 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from parzen.exceptions import StoreError, TrialNotFound
-from parzen.store._base import DriverLease, Experiment, TrialStore, back_to_new, inserted_state
+from parzen.store._base import (
+    DriverLease,
+    Experiment,
+    TrialStore,
+    back_to_new,
+    inserted_state,
+    lease_ended,
+    lease_seconds,
+)
 from parzen.trial import ErrorInfo, Owner, Trial, TrialState
 
 
@@ -185,13 +193,15 @@ class InMemoryTrialStore(TrialStore):
             self._put(back_to_new(t, self.now(), reason, count_attempt))
             return True
 
-    def requeue_expired(self, exp_key: str, max_attempts: int) -> list[Trial]:
+    def requeue_expired(self, exp_key: str, max_attempts: int,
+                        lease_s: float | None = None) -> list[Trial]:
         with self._lock:
             now = self.now()
+            if lease_s is None:
+                lease_s = lease_seconds(self._experiments.get(exp_key))
             changed: list[Trial] = []
             for t in list(self._trials.get(exp_key, {}).values()):
-                if t.state is not TrialState.RUNNING or t.lease_expires is None \
-                        or t.lease_expires > now:
+                if not lease_ended(t, now, lease_s):
                     continue
                 if t.attempts >= max_attempts:
                     new = dataclasses.replace(

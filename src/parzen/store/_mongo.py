@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import logging
 import threading
 import time
 import uuid
@@ -47,8 +48,23 @@ from pymongo.errors import (
     OperationFailure,
 )
 
-from parzen.exceptions import ConfigError, StoreError, StoreUnavailable, TrialNotFound
-from parzen.store._base import DriverLease, Experiment, TrialStore, back_to_new, inserted_state
+from parzen.exceptions import (
+    ConfigError,
+    StoreError,
+    StoreUnavailable,
+    TrialNotFound,
+    UnreadableDocument,
+    UnreadableTrials,
+)
+from parzen.store._base import (
+    DriverLease,
+    Experiment,
+    TrialStore,
+    back_to_new,
+    inserted_state,
+    lease_ended,
+    lease_seconds,
+)
 from parzen.store._documents import (
     driver_to_doc,
     encode_result,
@@ -56,7 +72,7 @@ from parzen.store._documents import (
     experiment_from_doc,
     owner_to_doc,
     state_from_doc,
-    state_word,
+    state_values,
     to_millis,
     trial_from_doc,
     trial_to_doc,
@@ -69,7 +85,21 @@ from parzen.trial import ErrorInfo, Owner, Trial, TrialState
 PAYLOAD_CHUNK_BYTES = 255 * 1024
 # Bounds the size of one ``$in`` query; the refresh asks for few tids, a repair may ask many.
 _GET_MANY_BATCH = 5000
-_HAS_LOSS = {"state": "done", "result.status": "ok", "result.loss": {"$type": "number"}}
+_HAS_LOSS = {"state": {"$in": state_values([TrialState.DONE])}, "result.status": "ok",
+             "result.loss": {"$type": "number"}}
+
+# What count_by_state can check server-side of what trial_from_doc requires: a state, a
+# numeric tid, a result that is an object, and a number as the loss of a successful trial.
+_WELL_FORMED = {"$and": [
+    {"state": {"$in": state_values(TrialState)}},
+    {"tid": {"$type": "number"}},
+    {"$or": [{"result": None}, {"result": {"$type": "object"}}]},
+    {"$or": [{"state": {"$nin": state_values([TrialState.DONE])}},
+             {"result.status": {"$ne": "ok"}}, {"result.loss": None},
+             {"result.loss": {"$type": "number"}}]},
+]}
+
+log = logging.getLogger("parzen.store")
 
 
 class MongoTrialStore(TrialStore):
@@ -82,12 +112,16 @@ class MongoTrialStore(TrialStore):
             threads: it is not thread-safe (racing claims can all succeed).
         where: how to name the server in errors (already redacted); defaults to its hosts.
         clock_resync_s: how often ``now()`` re-reads the server's clock.
+        skip_unreadable: leave trial documents that cannot be read as trials out of every
+            read and list them in ``unreadable()`` (the read tools), instead of raising
+            ``UnreadableTrials`` (everything that acts on trials).
     Raises:
         StoreUnavailable: the server could not be reached to create the indexes.
     """
 
     def __init__(self, db: Database[Any], *, lock: threading.Lock | None = None,
-                 where: str | None = None, clock_resync_s: float = 60.0) -> None:
+                 where: str | None = None, clock_resync_s: float = 60.0,
+                 skip_unreadable: bool = False) -> None:
         is_pymongo = isinstance(db, Database)
         if is_pymongo:
             db = db.with_options(codec_options=CodecOptions(tz_aware=True,
@@ -103,16 +137,20 @@ class MongoTrialStore(TrialStore):
         self._timeout_s = db.client.options.server_selection_timeout if is_pymongo else None
         self._clock = _ServerClock(self._server_time if is_pymongo else None, clock_resync_s)
         self._owned_client: MongoClient[Any] | None = None
+        self._skip_unreadable = skip_unreadable
+        self._skipped: dict[tuple[str, str], UnreadableDocument] = {}
         self.ensure_indexes()
 
     @classmethod
     def from_url(cls, url: str, *, connect_timeout_s: float = 5.0,
-                 lock: threading.Lock | None = None) -> MongoTrialStore:
+                 lock: threading.Lock | None = None,
+                 skip_unreadable: bool = False) -> MongoTrialStore:
         """Connect to ``url`` (``mongodb://``, ``mongodb+srv://`` or hyperopt's ``mongo://``).
 
         ``connect_timeout_s`` becomes ``serverSelectionTimeoutMS`` and ``connectTimeoutMS``,
         and ``socketTimeoutMS`` defaults to 60 s so a stalled server fails an operation instead
         of hanging it; options set in the URL win. ``close()`` closes the client.
+        ``skip_unreadable`` is the constructor's.
 
         Raises:
             ConfigError: the URL is malformed.
@@ -138,7 +176,8 @@ class MongoTrialStore(TrialStore):
                 raise StoreUnavailable(_unreachable(parsed.redacted, message)) from None
             raise ConfigError(f"store URL {parsed.redacted}: {message}") from None
         try:
-            store = cls(client[parsed.database], lock=lock, where=parsed.redacted)
+            store = cls(client[parsed.database], lock=lock, where=parsed.redacted,
+                        skip_unreadable=skip_unreadable)
         except BaseException:
             client.close()
             raise
@@ -150,6 +189,9 @@ class MongoTrialStore(TrialStore):
         if self._owned_client is not None:
             self._owned_client.close()
             self._owned_client = None
+
+    def unreadable(self) -> list[UnreadableDocument]:
+        return list(self._skipped.values())
 
     def ensure_indexes(self) -> None:
         """Create the indexes listed in ``docs/schema.md`` (a no-op if they exist)."""
@@ -208,6 +250,34 @@ class MongoTrialStore(TrialStore):
         """Replace the trial matching ``fence`` by ``new``; False if ``fence`` no longer
         matches (another writer got there first)."""
         return self._trials.replace_one(fence, trial_to_doc(new)).matched_count == 1
+
+    def _decode(self, docs: Iterable[Mapping[str, Any]]) -> list[Trial]:
+        """The trials of ``docs``; see ``_readable``."""
+        return [t for _, t in self._readable(docs)]
+
+    def _readable(self, docs: Iterable[Mapping[str, Any]]
+                  ) -> list[tuple[Mapping[str, Any], Trial]]:
+        """Each document of ``docs`` with its trial. Documents that cannot be read as trials
+        are skipped and recorded (``skip_unreadable``), else reported in one
+        ``UnreadableTrials`` naming all of them, so one fix mends every one."""
+        pairs: list[tuple[Mapping[str, Any], Trial]] = []
+        bad: list[UnreadableDocument] = []
+        for doc in docs:
+            try:
+                pairs.append((doc, trial_from_doc(doc)))
+            except UnreadableTrials as exc:
+                bad += exc.documents
+        self._unreadable(bad)
+        return pairs
+
+    def _unreadable(self, bad: Sequence[UnreadableDocument]) -> None:
+        """Raise ``UnreadableTrials`` for ``bad``, or record them when skipping."""
+        if not bad:
+            return
+        if not self._skip_unreadable:
+            raise UnreadableTrials(bad)
+        for d in bad:
+            self._skipped[(d.exp_key, d.doc_id)] = d
 
     @staticmethod
     def _held(exp_key: str, tid: int, claim_token: str) -> dict[str, Any]:
@@ -278,14 +348,28 @@ class MongoTrialStore(TrialStore):
             raise ValueError(f"allocate_tids: n must be >= 0, got {n}")
         with self._op():
             now = self._now()
-            doc = _retry_duplicate(lambda: self._experiments.find_one_and_update(
-                {"_id": exp_key},
-                {"$inc": {"next_tid": n},
-                 "$setOnInsert": self._new_experiment(exp_key, now, "next_tid")},
-                projection={"next_tid": 1}, upsert=True,
-                return_document=ReturnDocument.AFTER))
-        end = int(doc["next_tid"])
-        return list(range(end - n, end))
+            while True:
+                doc = _retry_duplicate(lambda: self._experiments.find_one_and_update(
+                    {"_id": exp_key},
+                    {"$inc": {"next_tid": n},
+                     "$setOnInsert": self._new_experiment(exp_key, now, "next_tid")},
+                    projection={"next_tid": 1}, upsert=True,
+                    return_document=ReturnDocument.AFTER))
+                end = int(doc["next_tid"])
+                # A counter behind the trials (a database restored from an older dump) would
+                # hand out tids in use, and insert_new, idempotent by tid, would keep the old
+                # trial and drop the new point without a word. One indexed look says.
+                used = self._trials.find_one({"exp_key": exp_key, "tid": {"$gte": end - n}},
+                                             {"tid": 1}, sort=[("tid", DESCENDING)])
+                if used is None:
+                    return list(range(end - n, end))
+                top = int(used["tid"])
+                log.warning("experiment %r: its tid counter next_tid=%d is behind its trials "
+                            "(the highest tid is %d; a database restored from an older "
+                            "dump?); moved it to %d, so no tid is handed out twice",
+                            exp_key, end - n, top, top + 1)
+                self._experiments.update_one({"_id": exp_key},
+                                             {"$max": {"next_tid": top + 1}})
 
     def delete_experiment(self, exp_key: str) -> int:
         with self._op():
@@ -328,7 +412,8 @@ class MongoTrialStore(TrialStore):
         with self._op():
             now = self._now()
             doc = self._trials.find_one_and_update(
-                {"exp_key": exp_key, "tid": tid, "state": "new"},
+                {"exp_key": exp_key, "tid": tid,
+                 "state": {"$in": state_values([TrialState.NEW])}},
                 {"$set": {"state": "running", "owner": owner_to_doc(owner),
                           "claim_token": uuid.uuid4().hex, "book_time": now,
                           "heartbeat_time": now, "lease_expires": self._lease_end(now, lease_s),
@@ -383,15 +468,25 @@ class MongoTrialStore(TrialStore):
             return fence, None
         return fence, trial_from_doc(doc)
 
-    def requeue_expired(self, exp_key: str, max_attempts: int) -> list[Trial]:
+    def requeue_expired(self, exp_key: str, max_attempts: int,
+                        lease_s: float | None = None) -> list[Trial]:
         changed: list[Trial] = []
         with self._op():
             now = self._now()
-            expired = list(self._trials.find(
-                {"exp_key": exp_key, "state": "running", "lease_expires": {"$lte": now}}
+            # "Not after now" rather than "<= now": MongoDB compares dates with dates only,
+            # so this also matches a lease that is missing, null or not a date, which a
+            # hand edit or a hyperopt document leaves (lease_ended judges those).
+            candidates = list(self._trials.find(
+                {"exp_key": exp_key, "state": {"$in": state_values([TrialState.RUNNING])},
+                 "lease_expires": {"$not": {"$gt": now}}}
             ).sort("tid", ASCENDING))
-            for doc in expired:
-                t = trial_from_doc(doc)
+            readable = self._readable(candidates)
+            if lease_s is None and any(t.lease_expires is None for _, t in readable):
+                found = self._experiments.find_one({"_id": exp_key})
+                lease_s = lease_seconds(None if found is None else experiment_from_doc(found))
+            for doc, t in readable:
+                if not lease_ended(t, now, lease_s or 0.0):
+                    continue  # no lease date, but a recent heartbeat: its worker lives
                 new = back_to_new(t, now, "lease expired", True)
                 if t.attempts >= max_attempts:
                     new = dataclasses.replace(
@@ -399,16 +494,24 @@ class MongoTrialStore(TrialStore):
                         error=ErrorInfo("LeaseExpired", f"lease expired on attempt "
                                         f"{t.attempts} of {max_attempts}; the worker died or "
                                         "stalled each time, giving up"))
-                # Fenced on the token *and* a still-expired lease: a heartbeat or finish that
-                # lands after our read wins, and the trial is left alone.
-                fence = {"_id": doc["_id"], "state": "running", "claim_token": t.claim_token,
-                         "lease_expires": {"$lte": now}}
+                # Fenced on the token *and* a still-expired lease (or the same last
+                # heartbeat, for one without a lease date): a heartbeat or finish that lands
+                # after our read wins, and the trial is left alone.
+                fence = {"_id": doc["_id"], "state": doc["state"],
+                         "claim_token": doc.get("claim_token"),
+                         "lease_expires": {"$not": {"$gt": now}},
+                         "heartbeat_time": doc.get("heartbeat_time")}
                 if self._swap(fence, new):
                     changed.append(new)
+                    if t.lease_expires is None:
+                        log.warning("trial %s of %r was running without a lease date (edited "
+                                    "by hand, or written by hyperopt) and %s, past its %g s "
+                                    "lease: requeued as expired", t.tid, exp_key,
+                                    _last_sign(t, now), lease_s)
         return changed
 
     def cancel(self, exp_key: str, states: Iterable[TrialState] = (TrialState.NEW,)) -> int:
-        words = sorted({state_word(s) for s in states})
+        words = state_values(states)
         if not words:
             return 0
         with self._op():
@@ -421,7 +524,7 @@ class MongoTrialStore(TrialStore):
                           "result": {"status": "fail"}}}).matched_count
 
     def requeue(self, exp_key: str, states: Iterable[TrialState]) -> int:
-        words = sorted({state_word(s) for s in states if s.is_finished()})
+        words = state_values(s for s in states if s.is_finished())
         if not words:
             return 0
         n = 0
@@ -429,8 +532,7 @@ class MongoTrialStore(TrialStore):
             now = self._now()
             docs = list(self._trials.find({"exp_key": exp_key, "state": {"$in": words}})
                         .sort("tid", ASCENDING))
-            for doc in docs:
-                t = trial_from_doc(doc)
+            for doc, t in self._readable(docs):
                 outcome = f"requeued by operator from {t.state.name}"
                 if t.error is not None:
                     outcome += f" ({t.error.type}: {t.error.message})"
@@ -451,7 +553,10 @@ class MongoTrialStore(TrialStore):
             doc = self._trials.find_one({"exp_key": exp_key, "tid": tid})
         if doc is None:
             raise TrialNotFound(f"no trial tid={tid} in experiment {exp_key!r}")
-        return trial_from_doc(doc)
+        found = self._decode([doc])
+        if not found:  # skipped as unreadable, and reported: as good as missing
+            raise TrialNotFound(f"trial tid={tid} in experiment {exp_key!r} cannot be read")
+        return found[0]
 
     def get_many(self, exp_key: str, tids: Iterable[int]) -> list[Trial]:
         wanted = sorted({int(t) for t in tids})
@@ -461,7 +566,7 @@ class MongoTrialStore(TrialStore):
                 batch = wanted[i:i + _GET_MANY_BATCH]
                 docs += self._trials.find({"exp_key": exp_key, "tid": {"$in": batch}}
                                           ).sort("tid", ASCENDING)
-        return [trial_from_doc(d) for d in docs]
+        return self._decode(docs)
 
     def find(self, exp_key: str, states: Iterable[TrialState] | None = None,
              limit: int | None = None, sort: str = "tid", descending: bool = False
@@ -474,35 +579,48 @@ class MongoTrialStore(TrialStore):
             return []
         query: dict[str, Any] = {"exp_key": exp_key}
         if states is not None:
-            query["state"] = {"$in": sorted({state_word(s) for s in states})}
+            query["state"] = {"$in": state_values(states)}
         order = DESCENDING if descending else ASCENDING
         with self._op():
             if sort == "tid":
-                docs = self._find(query, [("tid", order)], limit)
-            else:
-                # Trials without a loss come last in either order (as in the reference
-                # store), which MongoDB's null-first order cannot express: query the two
-                # groups apart.
-                with_loss = ({"$and": [query, _HAS_LOSS]}, [("result.loss", order), ("tid", order)])
-                without = ({"$and": [query, {"$nor": [_HAS_LOSS]}]}, [("tid", order)])
-                docs = []
-                for q, keys in (with_loss, without):
-                    left = None if limit is None else limit - len(docs)
-                    if left != 0:
-                        docs += self._find(q, keys, left)
-        return [trial_from_doc(d) for d in docs]
+                return self._find(query, [("tid", order)], limit)
+            # Trials without a loss come last in either order (as in the reference store),
+            # which MongoDB's null-first order cannot express: query the two groups apart.
+            with_loss = ({"$and": [query, _HAS_LOSS]}, [("result.loss", order), ("tid", order)])
+            without = ({"$and": [query, {"$nor": [_HAS_LOSS]}]}, [("tid", order)])
+            found: list[Trial] = []
+            for q, keys in (with_loss, without):
+                left = None if limit is None else limit - len(found)
+                if left != 0:
+                    found += self._find(q, keys, left)
+            return found
 
     def _find(self, query: Mapping[str, Any], keys: list[tuple[str, int]],
-              limit: int | None) -> list[Any]:
-        cursor = self._trials.find(query).sort(keys)
-        return list(cursor.limit(limit) if limit is not None else cursor)
+              limit: int | None) -> list[Trial]:
+        """Up to ``limit`` readable trials matching ``query``: when unreadable documents
+        were skipped, the next ones are read to make up for them."""
+        found: list[Trial] = []
+        offset = 0
+        while True:
+            want = None if limit is None else limit - len(found)
+            cursor = self._trials.find(query).sort(keys).skip(offset)
+            docs = list(cursor.limit(want) if want is not None else cursor)
+            found += self._decode(docs)
+            offset += len(docs)
+            if want is None or len(docs) < want or limit is None or len(found) >= limit:
+                return found
 
     def count_by_state(self, exp_key: str) -> dict[TrialState, int]:
         counts = dict.fromkeys(TrialState, 0)
         with self._op():
             rows = list(self._trials.aggregate([
-                {"$match": {"exp_key": exp_key}},
+                {"$match": {"exp_key": exp_key, **_WELL_FORMED}},
                 {"$group": {"_id": "$state", "n": {"$sum": 1}}}]))
+            # The rest cannot be read as trials: counted in no state, and named (or
+            # skipped) as every read does. Decoding them says what is wrong with each.
+            odd = self._trials.find({"exp_key": exp_key, "$nor": [_WELL_FORMED]})
+            for t in self._decode(odd.sort("_id", ASCENDING)):
+                counts[t.state] += 1
         for row in rows:
             counts[state_from_doc(row["_id"])] += int(row["n"])
         return counts
@@ -604,6 +722,16 @@ class _ServerClock:
         return to_millis(self._last)
 
 
+
+
+def _last_sign(t: Trial, now: datetime) -> str:
+    """When ``t``'s worker was last heard of, for a log line."""
+    if t.heartbeat_time is not None:
+        return f"its last heartbeat was {(now - t.heartbeat_time).total_seconds():.0f} s ago"
+    if t.book_time is not None:
+        return (f"it was claimed {(now - t.book_time).total_seconds():.0f} s ago with no "
+                "heartbeat since")
+    return "it has neither a heartbeat nor a claim time"
 
 
 def _retry_duplicate(write: Callable[[], Any]) -> Any:

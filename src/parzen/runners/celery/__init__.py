@@ -16,7 +16,12 @@ from collections.abc import Sequence
 
 from parzen.backends import CeleryBackend
 from parzen.domain import Domain
-from parzen.exceptions import ConfigError, ObjectiveUnloadable, StoreUnavailable
+from parzen.exceptions import (
+    ConfigError,
+    ObjectiveUnloadable,
+    StoreUnavailable,
+    UnreadableTrials,
+)
 from parzen.execution import payload
 from parzen.execution.run import UNLOADABLE
 from parzen.runners.base import Closing, cancel_queued
@@ -53,6 +58,8 @@ class CeleryRunner:
         max_evals: the run's budget, recorded on the experiment for the tools (None: none).
     Raises:
         ConfigError: no broker, no signing key, an unreachable broker, a bad import path.
+        UnreadableTrials: trial documents of the experiment cannot be read as trials (edited
+            by hand); the message names each by ``_id`` and says how to mend it.
         SpaceChanged: the experiment's trials come from another space or objective.
         ExperimentLocked: another live coordinator drives the experiment.
     """
@@ -76,11 +83,20 @@ class CeleryRunner:
             domain, backend, key, self._exp_key)
         self._driver = Driver(self._store, self._exp_key)
         old = self._store.get_experiment(self._exp_key)
-        if not backend.allow_space_change:
-            experiment.refuse_changes(self._store, old, domain, self._objective)
+        try:
+            if old is not None:
+                # Read every trial now, so documents that cannot be read as trials are all
+                # named in one refusal, before this run writes anything (the loop's first
+                # refresh then reads only what is in flight).
+                trials.refresh()
+            if not backend.allow_space_change:
+                experiment.refuse_changes(self._store, old, domain, self._objective)
+            n = self._store.count_by_state(self._exp_key) if old is not None else {}
+        except UnreadableTrials as exc:
+            raise UnreadableTrials(exc.documents,
+                                   f"refusing to resume {self._exp_key!r}") from None
         self._driver.refuse_if_held(old)
         if old is not None:
-            n = self._store.count_by_state(self._exp_key)
             log.info("resuming experiment %r: %d done, %d failed, %d cancelled, %d queued or "
                      "running; the next trial is %d", self._exp_key, n[TrialState.DONE],
                      n[TrialState.ERROR], n[TrialState.CANCEL],

@@ -83,7 +83,12 @@ class Dispatcher:
         say so when trials wait while none runs (no worker listens on the queue)."""
         now = time.monotonic()
         waited = running = 0
-        for tid in trials.in_flight:
+        in_flight = trials.in_flight
+        # Forget trials no longer in flight: finished, or dropped because their document
+        # vanished from the store (Trials.refresh warns of those), so none is republished.
+        for tid in [t for t in self._dispatched if t not in in_flight]:
+            del self._dispatched[tid]
+        for tid in in_flight:
             t = trials.known(tid)
             running += t.state is TrialState.RUNNING
             if t.state is TrialState.NEW and \
