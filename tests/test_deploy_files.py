@@ -9,6 +9,7 @@ tests at the end can feed it a broken copy and see it complain.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
 import importlib.util
@@ -26,6 +27,7 @@ import pytest
 import yaml  # the `test` extra
 
 from parzen.cli._main import build_parser
+from parzen.cli._registry import COMMANDS
 from parzen.exceptions import ConfigError
 from parzen.execution import payload
 from parzen.store.uri import parse_mongo_url
@@ -123,7 +125,13 @@ def worker_cli_problems(argv: list[str], where: str) -> list[str]:
         return [f"{where}: {shlex.join(argv)!r} does not parse: {err.getvalue().strip()}"]
     if args.command != "worker" or (args.concurrency is not None and args.concurrency < 1):
         return [f"{where}: {shlex.join(argv)!r}: bad command or --concurrency"]
-    return []
+    # A command line is readable by every local user (ps): URLs, which carry passwords, come
+    # from the environment or from files.
+    return [f"{where}: {option} puts a URL on the command line, where `ps` shows its password "
+            f"to every local user; set {env} or pass {option}-file FILE"
+            for option, env, value in (("--mongo", "PARZEN_MONGO_URL", args.mongo),
+                                       ("--broker", "PARZEN_BROKER_URL", args.broker))
+            if value]
 
 
 def _parse_worker(argv: list[str]) -> Any:
@@ -541,6 +549,32 @@ def test_deploy_files_name_only_variables_the_code_reads() -> None:
         assert not unknown, f"{path.relative_to(REPO)} names {sorted(unknown)}"
 
 
+# Where `parzen worker` command lines are shown to people: none may put a URL on it.
+WORKER_DOCS = [REPO / "README.md", REPO / "SECURITY.md", REPO / "docs" / "cli.md",
+               *(p for p in DEPLOY_FILES if p.suffix in (".md", ".py", ".sbatch", ".service"))]
+_URL_OPTION = re.compile(r"parzen\"?\s+worker\b[^\n]*?\s(--mongo|--broker)[\s=]+\S*://")
+
+
+def docs_url_problems(text: str, where: str) -> list[str]:
+    """``parzen worker`` lines of ``text`` that pass a URL as ``--mongo``/``--broker``."""
+    text = re.sub(r"\\\n\s*", " ", text)  # join continued shell lines
+    return [f"{where}: {m.group(1)} URL on a `parzen worker` command line: {m.group(0)!r}"
+            for m in _URL_OPTION.finditer(text)]
+
+
+def test_worker_examples_keep_urls_off_the_command_line() -> None:
+    problems = [p for path in WORKER_DOCS
+                for p in docs_url_problems(path.read_text(), str(path.relative_to(REPO)))]
+    worker_parser = argparse.ArgumentParser()
+    COMMANDS["worker"][0](worker_parser)
+    epilog = worker_parser.epilog or ""
+    problems += docs_url_problems(epilog, "parzen worker --help")
+    assert "--mongo-file" in epilog and "--broker-file" in epilog
+    assert not problems, "\n".join(problems)
+    assert docs_url_problems("  parzen worker --concurrency 2 \\\n    --mongo mongodb://db/x",
+                             "example")  # the check catches one
+
+
 def test_worker_readme_documents_every_variable_and_the_image() -> None:
     readme = (REPO / "workers" / "README.md").read_text()
     assert {"PARZEN_MONGO_URL", "PARZEN_BROKER_URL", "PARZEN_SECRET"} <= WORKER_ENV  # extractor
@@ -566,6 +600,8 @@ def _mutate_compose(how: str) -> dict[str, Any]:
         worker["ports"] = ["8080:8080"]
     elif how == "bad flag":
         worker["command"] = ["parzen", "worker", "--concurency", "2"]
+    elif how == "url on the command line":
+        worker["command"] = ["parzen", "worker", "--broker", "redis://:pw@redis:6379/0"]
     elif how == "started, not healthy":
         worker["depends_on"] = {"mongo": {"condition": "service_started"},
                                 "redis": {"condition": "service_healthy"}}
@@ -580,6 +616,7 @@ def _mutate_compose(how: str) -> dict[str, Any]:
     ("container_name", "no container_name"),
     ("host port", "no host ports"),
     ("bad flag", "unrecognized arguments: --concurency"),
+    ("url on the command line", "--broker puts a URL on the command line"),
     ("started, not healthy", "depend on mongo with service_healthy"),
     ("public redis", "not bound to 127.0.0.1"),
 ])

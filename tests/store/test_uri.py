@@ -37,7 +37,11 @@ def test_url_options_are_collected_case_insensitively() -> None:
 
 @pytest.mark.parametrize("url", ["redis://:secret@h:6379/0", "mongodb://u:secret@/db",
                                  "mongodb://u:secret@h/a/b", "mongodb://u:secret@h/a.b",
-                                 "u:secret@localhost"])
+                                 "u:secret@localhost",
+                                 # passwords that were not percent-encoded (issue 15)
+                                 "mongodb://u:secret/?x#y@h:27017/db", "mongodb://u:secret@@h/db",
+                                 "mongodb://u:secret:x@h/db", "mongodb://u:secret%@h/db",
+                                 "mongo://u:secret/x@h:1/db/jobs"])
 def test_bad_urls_are_refused_without_leaking_the_password(url: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_mongo_url(url)
@@ -56,6 +60,12 @@ def test_bad_urls_are_refused_without_leaking_the_password(url: str) -> None:
     ("mongodb://host/db", "mongodb://host/db"),
     ("mongodb://user@host/db", "mongodb://user@host/db"),
     ("not a url", "not a url"),
+    # Passwords that were not percent-encoded: everything up to the last '@' goes (issue 15).
+    ("mongodb://bob:Sup3r/?Secr#t@h:27017/db", "mongodb://bob:***@h:27017/db"),
+    ("redis://:p?w#d@h:6379/0?password=x", "redis://:***@h:6379/0?password=***"),
+    ("mongodb://bob:it's a secret@h/db", "mongodb://bob:***@h/db"),
+    ("u:p/?w@h", "u:***@h"),
+    ("u:p w@h", "u:***@h"),
 ])
 def test_redact(url: str, redacted: str) -> None:
     assert redact(url) == redacted
@@ -65,6 +75,15 @@ def test_redact_text_redacts_every_url() -> None:
     text = "tried redis://:a@h1:6379/0 then mongodb://u:b@h2/db, both failed"
     assert redact_text(text) == \
         "tried redis://:***@h1:6379/0 then mongodb://u:***@h2/db, both failed"
+
+
+def test_redact_text_redacts_a_password_cut_by_a_space_or_a_quote() -> None:
+    text = "tried mongodb://u:it's a secret@h2:1/db and redis://:p w@h1:6379/0\nnext line"
+    assert redact_text(text) == \
+        "tried mongodb://u:***@h2:1/db and redis://:***@h1:6379/0\nnext line"
+    # A URL without a password, followed by an address: left alone.
+    text = "mongodb://h:27017/db is down; mail ops@example.com"
+    assert redact_text(text) == text
 
 
 def test_unreachable_server_is_store_unavailable_fast() -> None:

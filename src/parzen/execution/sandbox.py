@@ -8,6 +8,17 @@ one pipe round trip.
 
 The supervisor verifies a payload's signature *before* sending its bytes; the child only ever
 unpickles verified bytes.
+
+Two things never reach past the trial:
+
+- **Processes.** The child leads a process group of its own, and every path that ends it
+  (time limit, abort, shutdown, crash, the end of a run) kills the whole group, so what the
+  objective started (data loaders, a training process holding a GPU) dies with it. A
+  descendant that leaves the group on purpose (``setsid``, ``start_new_session=True``, a
+  daemon) is out of reach; run workers under a cgroup (systemd, Kubernetes, Slurm) for those.
+- **Secrets.** The child's environment holds none of parzen's credentials
+  (``scrubbed_environ``): an objective that logs its environment cannot write the signing
+  key or a password into its trial document.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ import enum
 import logging
 import multiprocessing.connection
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -38,6 +50,24 @@ from parzen.execution.messages import (
 from parzen.trial import ErrorInfo
 
 log = logging.getLogger("parzen.execution.sandbox")
+
+# parzen's variables that carry a credential, or name a file that holds one: the signing key
+# (PARZEN_SECRET, PARZEN_SECRET_FILE) and the MongoDB and broker URLs with their passwords
+# (PARZEN_MONGO_URL, PARZEN_BROKER_URL, PARZEN_MONGO_URL_FILE, PARZEN_BROKER_URL_FILE). A
+# pattern rather than a list, so that a variable added later is scrubbed without anyone
+# remembering to add it here. The rest (PARZEN_QUEUE, PARZEN_WORKER_NAME, ...) stays: it is
+# not secret, and an objective may log it.
+_CREDENTIAL_ENV = re.compile(r"PARZEN_\w*(SECRET|URL|PASSWORD|TOKEN|KEY|CREDENTIAL)\w*")
+
+
+def scrubbed_environ(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``environ`` (default: this process's) without parzen's credentials.
+
+    The objective's child gets this environment. Its own credentials (cloud keys, a dataset
+    token) pass unchanged: the objective may need them, and they are the user's to manage.
+    """
+    env = os.environ if environ is None else environ
+    return {k: v for k, v in env.items() if not _CREDENTIAL_ENV.fullmatch(k)}
 
 
 class ObjectiveFailed(Exception):
@@ -99,11 +129,11 @@ class Sandbox:
     """
 
     def __init__(self, sys_path: list[str] | None = None) -> None:
-        # ParallelTrials passes the coordinator's sys.path, so an objective pickled by
-        # reference (defined in an importable module) imports in the child as it did there.
-        self._env: dict[str, str] | None = None
+        self._env = scrubbed_environ()
         if sys_path:
-            self._env = dict(os.environ)
+            # ParallelTrials passes the coordinator's sys.path, so an objective pickled by
+            # reference (defined in an importable module) imports in the child as it did
+            # there.
             self._env["PYTHONPATH"] = os.pathsep.join(
                 [p for p in sys_path if p] + [self._env.get("PYTHONPATH", "")])
         self._proc: subprocess.Popen[bytes] | None = None
@@ -111,11 +141,11 @@ class Sandbox:
         self._loaded: str | None = None
 
     def _alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._proc is not None and not _exited(self._proc)
 
     def _ensure(self) -> multiprocessing.connection.Connection:
         if not self._alive():
-            self._discard()
+            self.kill()  # a child that died between trials: reap it, and end its group
             ours, theirs = socket.socketpair()
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "parzen.execution._child", str(theirs.fileno())],
@@ -138,10 +168,10 @@ class Sandbox:
         self._loaded = None
 
     def kill(self) -> None:
-        """Kill the child now (timeout, shutdown, lost lease)."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait(5)
+        """Kill the child and every process it started, now (timeout, shutdown, lost lease,
+        the end of a run)."""
+        if self._proc is not None:
+            _kill_group(self._proc)
         self._discard()
 
     def close(self) -> None:
@@ -150,10 +180,8 @@ class Sandbox:
             assert self._conn is not None and self._proc is not None
             self._conn.close()
             self._conn = None
-            try:
-                self._proc.wait(1)  # EOF on its socket makes the child exit
-            except subprocess.TimeoutExpired:
-                pass
+            # EOF on its socket makes the child exit; what it started is killed below.
+            _wait_exit(self._proc, 1)
         self.kill()
 
     @property
@@ -174,7 +202,7 @@ class Sandbox:
             except (EOFError, OSError):
                 pass  # the child died mid-message; reported below
             else:
-                if proc.poll() is None:
+                if not _exited(proc):
                     self._check_deadlines(timeout_s, abort, started)
                     continue
             raise self._crashed()
@@ -183,11 +211,10 @@ class Sandbox:
         """Reap the dead (or dying) child and describe how it ended."""
         proc = self._proc
         assert proc is not None
-        try:
-            proc.wait(2)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        # Let it finish dying first, so its own exit code (not our SIGKILL) is reported; then
+        # its group goes, with whatever the objective started.
+        _wait_exit(proc, 2)
+        _kill_group(proc)
         why = describe_exit(proc.returncode)
         self._discard()
         return EvaluationCrashed(f"the objective's process {why}")
@@ -243,3 +270,51 @@ class Sandbox:
         if isinstance(reply, Raised):
             raise ObjectiveFailed(reply.error)
         raise EvaluationCrashed(f"the objective's process answered out of turn: {reply!r}")
+
+
+def _exited(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether ``proc`` has ended, *without* reaping it.
+
+    Until it is reaped, its pid, which is also its process group's id, cannot be given to
+    another process, so ``_kill_group`` cannot hit a stranger's group.
+    """
+    if proc.returncode is not None:
+        return True
+    if not hasattr(os, "waitid"):  # not on every Unix; there, reap (a tiny pid-reuse window)
+        return proc.poll() is not None
+    try:
+        return os.waitid(os.P_PID, proc.pid,
+                         os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # reaped already, by someone else
+        return proc.poll() is not None
+
+
+def _wait_exit(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Wait up to ``timeout_s`` for ``proc`` to end, leaving it unreaped."""
+    deadline = time.monotonic() + timeout_s
+    while not _exited(proc) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL ``proc``'s process group (the child and every descendant still in it), then
+    reap the child.
+
+    The child was started in a session of its own, so its group id is its pid. The group is
+    killed while the child is still unreaped (alive or a zombie): its group id is then ours.
+    """
+    if proc.returncode is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # the group is gone already
+        except PermissionError as exc:  # only if every member changed user (setuid)
+            log.warning("could not kill the objective's process group %d (%s); kill it as "
+                        "root: kill -9 -- -%d", proc.pid, exc, proc.pid)
+            proc.kill()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        # SIGKILLed and still there: stuck in the kernel (D state, a hung NFS or GPU driver).
+        log.warning("the objective's process %d did not die within 5 s of SIGKILL (stuck in "
+                    "the kernel?); leaving it behind", proc.pid)
