@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from parzen import validation
+from parzen.backends import CeleryBackend
 from parzen.coordinator import Proposer, RunSettings, run
 from parzen.domain import Domain
 from parzen.exceptions import ConfigError, UnsupportedExpression
@@ -164,8 +165,16 @@ def fmin(
         raise ConfigError(
             f"trials must be a parzen Trials, ParallelTrials or MongoTrials, got {trials!r}"
         )
-    trials.attachments["space_description"] = describe(space)  # for the parzen tools
     backend = trials.backend()
+    if settings.save_file and isinstance(backend, CeleryBackend):
+        # Refused here, before a runner exists: failing at the first save came after the
+        # experiment was written and trials were inserted, published and cancelled.
+        raise ConfigError(
+            f"trials_save_file={settings.save_file!r} does not apply to MongoTrials: its "
+            "trials live in MongoDB, and a rerun with MongoTrials(..., "
+            f"exp_key={trials.exp_key!r}) resumes them; leave trials_save_file out"
+        )
+    trials.attachments["space_description"] = describe(space)  # for the parzen tools
     if backend.parallelism > settings.max_queue_len:
         settings = dataclasses.replace(settings, max_queue_len=backend.parallelism)
     runner = build_runner(backend, trials, domain, catch_eval_exceptions=catch_eval_exceptions,

@@ -38,13 +38,14 @@ from parzen.cli._format import (
     timestamp,
 )
 from parzen.cli._registry import command
-from parzen.cli._source import add_source_arguments, driver_state, experiment, opened
+from parzen.cli._source import Source, add_source_arguments, driver_state, experiment, opened
 from parzen.exceptions import AllTrialsFailed, ConfigError, InvalidTrial
 from parzen.export import Table, trial_table
 from parzen.plotting import plot_experiment
+from parzen.runners.celery.driver import Driver
 from parzen.settings import TrialSettings
 from parzen.space.described import evaluate
-from parzen.store import TrialStore, lease_seconds
+from parzen.store import Experiment, TrialStore, lease_seconds
 from parzen.trial import STATUS_OK, Trial, TrialState
 
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
@@ -482,7 +483,7 @@ def run_requeue(args: argparse.Namespace) -> int:
                 + (f"; {len(changed) - n} failed for good after {max_attempts} attempts"
                    if len(changed) > n else ""))
         else:
-            n = src.store.requeue(exp.exp_key, states)
+            n = _requeue_finished(src, exp, states)
             src.save()
             words = "/".join(s.name.lower() for s in states)
             out(f"requeued {n} {words} trial{'s' if n != 1 else ''} of {exp.exp_key!r}")
@@ -494,6 +495,37 @@ def run_requeue(args: argparse.Namespace) -> int:
             print(f"note: no coordinator is running; the trials run when you resume {how}",
                   file=sys.stderr)
     return 0
+
+
+def _requeue_finished(src: Source, exp: Experiment, states: Sequence[TrialState]) -> int:
+    """Requeue ``exp``'s trials in ``states``, refused while a coordinator drives it.
+
+    A live coordinator reads back only the trials it queued itself and cancels every NEW
+    trial when it ends: trials requeued under it would never run, and their results would be
+    lost. The driver lease is held while requeueing, so no coordinator starts (and reads the
+    experiment) halfway through.
+
+    Raises:
+        ConfigError: a live coordinator drives the experiment.
+        ExperimentLocked: a coordinator took the experiment since it was read.
+    """
+    key = exp.exp_key
+    alive, detail = driver_state(exp, src.store.now())
+    if alive:
+        raise ConfigError(
+            f"{key!r} has a live coordinator ({detail}); stop its fmin first, then requeue "
+            "and resume it: a running coordinator never runs trials requeued under it and "
+            f"cancels them when it ends. (parzen requeue {key} --expired is safe meanwhile; "
+            "the coordinator requeues expired leases itself)")
+    if src.file is not None:
+        # A local run has no driver lease; save() refuses a file an fmin changed meanwhile.
+        return src.store.requeue(key, states)
+    driver = Driver(src.store, key)
+    driver.acquire()
+    try:
+        return src.store.requeue(key, states)
+    finally:
+        driver.release()
 
 
 @command("delete", "delete an experiment: its trials, its document and its GridFS payload")

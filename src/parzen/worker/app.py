@@ -13,20 +13,34 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from celery import signals
+from celery.worker.consumer import Consumer
+from celery.worker.state import maybe_shutdown
 
 from parzen.exceptions import ConfigError, StoreUnavailable
 from parzen.execution.run import OutcomeStatus
 from parzen.store import MongoTrialStore
 from parzen.store.uri import redact
-from parzen.worker.celery_app import DEFAULT_VISIBILITY_TIMEOUT_S, TASK_NAME, make_app
+from parzen.worker.celery_app import (
+    DEFAULT_VISIBILITY_TIMEOUT_S,
+    TASK_NAME,
+    make_app,
+    refusal_hint,
+    refuse_tls_to_a_plain_port,
+)
 from parzen.worker.runtime import WorkerConfig, WorkerRuntime
 from parzen.worker.wakeup import FinishedSignal
 
 log = logging.getLogger("parzen.worker")
+
+# Back-off between reconnections after the broker refused a command, doubling from the first
+# to the last; a refusal after a quiet spell of REFUSAL_RESET_S starts again from the first.
+REFUSAL_BACKOFF_S = (1.0, 30.0)
+REFUSAL_RESET_S = 120.0
 
 
 def _int_env(env: Mapping[str, str], name: str, default: int | None) -> int | None:
@@ -42,6 +56,53 @@ def _int_env(env: Mapping[str, str], name: str, default: int | None) -> int | No
     return value
 
 
+class BackoffConsumer(Consumer):  # type: ignore[misc]  # Celery is untyped
+    """Celery's consumer, backing off when the broker refuses a command.
+
+    Redis refuses commands while it stays connected: OOM at ``maxmemory``, MISCONF when it
+    cannot save, READONLY after a failover. kombu calls these channel errors; Celery stopped
+    the worker on them ("Unrecoverable error", exit status 0, so nothing restarted it) or,
+    told to retry, reconnected several times a second. This consumer reconnects as after a
+    lost connection, waiting longer each time and saying why; running trials go on (their
+    results go to MongoDB), and the coordinator republishes any message Redis dropped.
+    """
+
+    _refusal_delay = 0.0
+    _last_refusal = float("-inf")
+
+    def _refused(self, exc: BaseException) -> bool:
+        return isinstance(exc, self.channel_errors) \
+            and not isinstance(exc, self.connection_errors)
+
+    def on_connection_error_before_connected(self, exc: BaseException) -> None:
+        if self._refused(exc):
+            self._back_off(exc)
+        else:
+            super().on_connection_error_before_connected(exc)
+
+    def on_connection_error_after_connected(self, exc: BaseException) -> None:
+        super().on_connection_error_after_connected(exc)  # closes the connection
+        if self._refused(exc):
+            self._back_off(exc)
+
+    def _back_off(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        first, most = REFUSAL_BACKOFF_S
+        if now - self._last_refusal > REFUSAL_RESET_S:
+            self._refusal_delay = 0.0
+        self._refusal_delay = min(most, max(first, 2 * self._refusal_delay))
+        self._last_refusal = now
+        log.error("the broker at %s refused a command: %s: %s. %sThe worker keeps its "
+                  "running trials and reconnects in %g s", redact(self.app.conf.broker_url),
+                  type(exc).__name__, str(exc).rstrip("."), refusal_hint(exc),
+                  self._refusal_delay)
+        deadline = now + self._refusal_delay
+        while (left := deadline - time.monotonic()) > 0:
+            maybe_shutdown()  # SIGTERM during the wait stops the worker as usual
+            time.sleep(min(0.2, left))
+        self._last_refusal = time.monotonic()
+
+
 class WorkerApp:
     """One worker process: its Celery app, its task and its lifecycle signal handlers.
 
@@ -54,6 +115,9 @@ class WorkerApp:
         self.config = config
         self.celery = make_app(config.broker_url, queue=config.queue, concurrency=concurrency,
                                visibility_timeout_s=visibility_timeout_s)
+        self.celery.conf.update(worker_consumer=BackoffConsumer)
+        # The worker's exit status, as Celery decided it (Celery's worker_main drops it).
+        self.exit_status = 0
         self._shutdown = threading.Event()
         self._finished = FinishedSignal.from_url(config.broker_url)
         self._runtime_lock = threading.Lock()
@@ -124,7 +188,10 @@ class WorkerApp:
             worker._shutdown.set()
 
         @signals.worker_shutdown.connect(weak=False)
-        def _closed(**_: Any) -> None:
+        def _closed(sender: Any = None, **_: Any) -> None:
+            # 1 after "Unrecoverable error": a supervisor (systemd's Restart=on-failure)
+            # restarts a worker that failed, and only one that exits non-zero.
+            worker.exit_status = int(getattr(sender, "exitcode", 0) or 0)
             if worker._runtime is not None:
                 worker._runtime.close()
 
@@ -139,8 +206,10 @@ def build(env: Mapping[str, str] | None = None) -> WorkerApp:
     e = os.environ if env is None else env
     concurrency = _int_env(e, "PARZEN_CONCURRENCY", None)
     visibility = _int_env(e, "PARZEN_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT_S)
-    return WorkerApp(WorkerConfig.from_env(e), concurrency,
-                     visibility or DEFAULT_VISIBILITY_TIMEOUT_S)
+    config = WorkerConfig.from_env(e)
+    # Before Celery starts: it would sit silent in the TLS handshake, even through SIGTERM.
+    refuse_tls_to_a_plain_port(config.broker_url)
+    return WorkerApp(config, concurrency, visibility or DEFAULT_VISIBILITY_TIMEOUT_S)
 
 
 _built: WorkerApp | None = None

@@ -18,7 +18,13 @@ from parzen.exceptions import ConfigError
 from parzen.store.uri import redact
 from parzen.trial import TrialState
 from parzen.trials import Trials
-from parzen.worker.celery_app import TASK_NAME, make_app
+from parzen.worker.celery_app import (
+    BROKER_CONNECT_TIMEOUT_S,
+    TASK_NAME,
+    make_app,
+    refusal_hint,
+    refuse_tls_to_a_plain_port,
+)
 from parzen.worker.wakeup import MIN_SHARE, FinishedSignal
 
 log = logging.getLogger("parzen.runners.celery")
@@ -49,10 +55,11 @@ class Dispatcher:
 
     def _check_broker(self) -> None:
         broker = str(self._backend.broker)
+        refuse_tls_to_a_plain_port(broker)  # kombu would hang in the handshake
         try:
             with self._app.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=2, interval_start=0.2, interval_step=0.5,
-                                       timeout=5)
+                                       timeout=BROKER_CONNECT_TIMEOUT_S)
         except ImportError as exc:
             # Not the server: this machine lacks the transport's packages.
             fix = ("pip install 'celery[redis]' (a plain pip install parzen brings it)"
@@ -75,8 +82,11 @@ class Dispatcher:
             self._app.send_task(TASK_NAME, args=[self._exp_key, tid],
                                 queue=self._backend.queue)
         except Exception as exc:  # kombu/redis errors; the trial is republished later
-            log.warning("could not publish trial %s to %s: %s; it will be republished",
-                        tid, redact(str(self._backend.broker)), exc)
+            log.warning("could not publish trial %s of %r to %s: %s: %s. %sIt is republished "
+                        "every %g s until the broker takes it", tid, self._exp_key,
+                        redact(str(self._backend.broker)), type(exc).__name__,
+                        str(exc).rstrip("."), refusal_hint(exc),
+                        self._backend.dispatch_timeout)
 
     def republish_waiting(self, trials: Trials) -> None:
         """Republish the NEW trials whose message has waited a whole dispatch timeout, and
