@@ -183,6 +183,15 @@ class Trials:
             if gone:
                 self._forget(gone)
 
+    def reload(self) -> None:
+        """Forget what was read and read the whole experiment again.
+
+        ``refresh`` reads only the trials in flight; a trial this object knows as finished
+        that changed since (an operator's requeue) is seen only by a reload.
+        """
+        self._reset_cache()
+        self.refresh()
+
     def _forget(self, tids: set[int]) -> None:
         """Drop the in-flight ``tids``, which the store no longer holds."""
         for tid in sorted(tids):

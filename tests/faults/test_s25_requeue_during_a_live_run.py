@@ -14,15 +14,19 @@ import socket
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from parzen import fmin, tpe
 from parzen.cli import main
 from parzen.exceptions import ExperimentLocked
+from parzen.mongoexp import MongoTrials
 from parzen.runners.celery.driver import Driver
 from parzen.store._mongo import MongoTrialStore
 from parzen.trial import TrialState
 from tests.support.cli import finished_experiment
 from tests.support.cluster import PARZEN
+from tests.support.fault_objectives import sleepy, space
 from tests.support.faults import Coordinator, FaultCluster, assert_clean_end, wait_for
 
 pytestmark = [pytest.mark.integration]
@@ -104,3 +108,31 @@ def test_s25_a_coordinator_cannot_start_while_requeue_writes(
     exp = store.get_experiment("race")
     assert exp is not None and exp.driver is None, "requeue left its lease behind"
     assert store.count_by_state("race")[TrialState.NEW] == 2
+
+
+@pytest.mark.timeout(120)
+def test_s25_a_reused_mongo_trials_runs_the_trials_requeued_since_its_last_run(
+        cluster: FaultCluster, capsys: pytest.CaptureFixture[str]) -> None:
+    """The requeue note says a resumed fmin runs the trials. A MongoTrials object kept from
+    an earlier fmin still knew them as DONE: the resumed run neither ran nor counted them,
+    and cancelled them at its end, their earlier losses gone."""
+    cluster.start_ready(1)
+    trials = MongoTrials(cluster.mongo_url, exp_key="s25-reused", parallelism=2,
+                         **cluster.kwargs())
+    try:
+        fmin(sleepy, space(0.0), algo=tpe.suggest, max_evals=4, trials=trials,
+             show_progressbar=False, rstate=np.random.default_rng(0))
+        assert main(["requeue", "s25-reused", "--mongo", cluster.mongo_url, "--state",
+                     "done"]) == 0
+        assert "no coordinator is running; the trials run when you resume" in \
+            capsys.readouterr().err
+        fmin(sleepy, space(0.0), algo=tpe.suggest, max_evals=8, trials=trials,
+             show_progressbar=False, rstate=np.random.default_rng(1))
+        assert trials.state_counts()[TrialState.DONE] == 8
+    finally:
+        trials.close()
+    done = assert_clean_end(cluster, "s25-reused", done=8)
+    assert cluster.counts("s25-reused")[TrialState.CANCEL] == 0
+    rerun = [t for t in done if any("requeued by operator from DONE" in a.outcome
+                                    for a in t.history)]
+    assert sorted(t.tid for t in rerun) == [0, 1, 2, 3]

@@ -29,6 +29,7 @@ from parzen.runners.celery import experiment
 from parzen.runners.celery.dispatch import Dispatcher
 from parzen.runners.celery.driver import Driver
 from parzen.runners.celery.reaper import reap
+from parzen.store.retry import patiently
 from parzen.trial import TrialState
 from parzen.trials import Trials
 
@@ -122,6 +123,25 @@ class CeleryRunner:
             self._driver.release()
             raise
         self._started = True
+        self._adopt_changes()
+
+    def _adopt_changes(self) -> None:
+        """Read the experiment again when it changed since ``trials`` last read it.
+
+        A MongoTrials kept from an earlier fmin, or read before an operator's requeue, knows
+        the requeued trials as finished: this run would neither run nor count them, and would
+        cancel them at its end. Checked now, under the driver lease, when only workers change
+        trials: after a refresh the trials in flight are current, so equal counts mean
+        nothing this object knows is stale.
+        """
+        trials = self._trials
+        patiently(trials.refresh, "reading the experiment")
+        stored = patiently(lambda: self._store.count_by_state(self._exp_key),
+                           "counting trials")
+        if stored != trials.state_counts():
+            log.info("experiment %r changed since this MongoTrials last read it (an operator's "
+                     "requeue or cancel?): reading it again", self._exp_key)
+            patiently(trials.reload, "reading the experiment")
 
     def dispatch(self, tids: Sequence[int]) -> None:
         for tid in tids:
