@@ -146,7 +146,7 @@ def refuse_tls_to_a_plain_port(broker_url: str,
     if timed_out:
         raise ConfigError(
             f"{where} {problem}. rediss:// needs a TLS port (tls-port in redis.conf); for a "
-            "plain port use redis://. Is the host and port right?")
+            "plain port use redis://. Are the host and port right?")
 
 
 def _answers_plain_redis(host: str, port: int, timeout_s: float) -> str:
