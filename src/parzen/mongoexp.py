@@ -19,7 +19,7 @@ from parzen.backends import CeleryBackend
 from parzen.exceptions import ConfigError
 from parzen.settings import DEFAULT_MAX_PAYLOAD_BYTES, TrialSettings
 from parzen.store import MongoTrialStore, TrialStore
-from parzen.store.uri import redact
+from parzen.store.uri import check_broker_url, redact
 from parzen.trials import Trials
 
 BROKER_SCHEMES = ("redis://", "rediss://", "amqp://", "amqps://")
@@ -77,6 +77,8 @@ class MongoTrials(Trials):
                 f"broker {redact(str(self.broker))!r} is not a redis:// (or rediss://, "
                 "amqp://) URL; pass e.g. broker='redis://host:6379/0'"
             )
+        if self.broker is not None:
+            check_broker_url(self.broker, "broker")  # an unencoded password, a bad port
         self.secret = secret
         self.objective = objective
         self.allow_space_change = bool(allow_space_change)

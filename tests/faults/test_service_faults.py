@@ -176,8 +176,10 @@ def test_s22_a_queue_without_workers_is_reported_once_with_the_command_to_start_
     time.sleep(1.6)  # three more republish rounds: said once, not on every one
     said, = idle()
     assert f"waited 0.5 s on queue '{cluster.queue}'" in said
-    assert f"parzen worker --mongo {cluster.mongo_url} --broker " in said
-    assert said.split("--broker ")[1].startswith(f"redis://127.0.0.1:{cluster.redis.port}")
+    assert f"PARZEN_MONGO_URL='{cluster.mongo_url}' PARZEN_BROKER_URL='" in said
+    assert f"parzen worker --queue {cluster.queue} " in said
+    assert said.split("PARZEN_BROKER_URL='")[1].startswith(
+        f"redis://127.0.0.1:{cluster.redis.port}")
     # A worker that starts late takes the republished messages; the run ends cleanly.
     cluster.start_ready(1)
     run.join(60)

@@ -29,6 +29,7 @@ from parzen.execution.run import Outcome, OutcomeStatus, run_trial
 from parzen.execution.sandbox import AbortCheck, Sandbox
 from parzen.settings import TrialSettings
 from parzen.store import Experiment, ObjectiveKind, TrialStore
+from parzen.store.uri import check_broker_url, parse_mongo_url
 from parzen.trial import Owner
 
 log = logging.getLogger("parzen.worker")
@@ -61,6 +62,10 @@ class WorkerConfig:
                 f"the worker needs {' and '.join(missing)}: set them in the environment or "
                 "pass --mongo and --broker to `parzen worker`"
             )
+        # celery -A parzen.worker.app reads the URLs here, not through `parzen worker`'s
+        # option checks: refuse a malformed one with the same redacted message.
+        parse_mongo_url(e["PARZEN_MONGO_URL"])
+        check_broker_url(e["PARZEN_BROKER_URL"], "$PARZEN_BROKER_URL")
         key = payload.load_secret(environ=e)
         assert key is not None
         return cls(mongo_url=e["PARZEN_MONGO_URL"], broker_url=e["PARZEN_BROKER_URL"],

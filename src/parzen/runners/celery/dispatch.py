@@ -121,8 +121,9 @@ class Dispatcher:
         log.warning(
             "%d trials of %r waited %g s on queue %r and no worker is running any of them: no "
             "worker listens on that queue, or all are busy with other experiments. To add "
-            "one: parzen worker --mongo %s --broker %s --queue %s (passwords shown as ***). "
-            "The messages are republished every %g s", waited, self._exp_key,
+            "one: PARZEN_MONGO_URL='%s' PARZEN_BROKER_URL='%s' parzen worker --queue %s "
+            "(passwords shown as ***; the environment, or --mongo-file and --broker-file, keep "
+            "them out of `ps`). The messages are republished every %g s", waited, self._exp_key,
             b.dispatch_timeout, b.queue, redact(b.url), redact(str(b.broker)), b.queue,
             b.dispatch_timeout)
 
