@@ -180,7 +180,7 @@ class Proposer:
             if not docs:
                 return []
             before_insert()
-            return patiently(functools.partial(trials.insert_documents, docs, True),
+            return patiently(functools.partial(trials.insert_documents, docs, True, True),
                              "inserting trials")
         space = domain.space
         if not space.params:

@@ -350,10 +350,11 @@ class Trials:
         self.insert_documents(docs, check=True)
         return [d["tid"] for d in docs]
 
-    def insert_documents(self, docs: Sequence[Mapping[str, Any]], check: bool = False
-                         ) -> list[int]:
+    def insert_documents(self, docs: Sequence[Mapping[str, Any]], check: bool = False,
+                         show: bool = False) -> list[int]:
         """Insert trial documents, after hyperopt's checks when ``check``; returns the store
-        tids. They show in ``trials.trials`` after ``refresh()``."""
+        tids. They show in ``trials.trials`` after ``refresh()``, or at once with ``show``
+        (fmin's path: hyperopt's fmin refreshes right after inserting)."""
         if check:
             docs = [check_document(d, self._exp_key) for d in docs]
         now = datetime.now(timezone.utc)
@@ -371,7 +372,11 @@ class Trials:
             trials.append(_trial_from_doc(self._exp_key, d, now, tid=inner))
         self._store.insert_new(trials)
         tids = [t.tid for t in trials]
-        self._unseen.update(tids)
+        if show and self._loaded:
+            self._absorb(self._store.get_many(self._exp_key, tids)
+                         if any(t.state.is_finished() for t in trials) else trials)
+        else:
+            self._unseen.update(tids)
         return tids
 
     def insert_points(self, tids: Sequence[int], points: Sequence[Mapping[str, Any]],

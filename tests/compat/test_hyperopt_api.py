@@ -188,7 +188,9 @@ def test_job_states_and_statuses_equal_hyperopts() -> None:
     assert parzen.STATUS_STRINGS == ("new", "running", "suspended", "ok", "fail")
 
 
-def test_error_trials_stay_visible() -> None:
+def test_error_trials_leave_trials_for_dynamic_trials() -> None:
+    # hyperopt's rule: trials.trials holds queued, running and done trials; one that raised
+    # is in trials._dynamic_trials, with what it raised.
     def objective(p: dict[str, Any]) -> float:
         if p["act"] == "tanh":
             raise ZeroDivisionError(f"bad act {p['act']}")
@@ -196,9 +198,11 @@ def test_error_trials_stay_visible() -> None:
 
     trials = Trials()
     _fmin(objective, trials=trials, max_evals=20, catch_eval_exceptions=True)
-    assert len(trials) == 20
-    errors = [d for d in trials.trials if d["state"] == JOB_STATE_ERROR]
+    assert len(trials._dynamic_trials) == 20
+    errors = [d for d in trials._dynamic_trials if d["state"] == JOB_STATE_ERROR]
     assert errors, "the seed must draw 'tanh' at least once"
+    assert len(trials) == 20 - len(errors)
+    assert all(d["state"] != JOB_STATE_ERROR for d in trials.trials)
     for d in errors:
         assert d["misc"]["vals"]["act"] == [1]
         assert d["error"]["type"] == "ZeroDivisionError"
@@ -207,10 +211,10 @@ def test_error_trials_stay_visible() -> None:
         assert 'raise ZeroDivisionError(f"bad act' in d["error"]["traceback"]
         assert d["misc"]["error"] == ("ZeroDivisionError", "bad act tanh")
         assert d["result"]["status"] == STATUS_FAIL
-    assert trials.count_by_state_synced(JOB_STATE_ERROR) == len(errors)
-    assert trials.statuses().count(STATUS_FAIL) == len(errors)
+    assert trials.count_by_state_unsynced(JOB_STATE_ERROR) == len(errors)
+    assert [tid for tid, _ in trials.errors()] == [d["tid"] for d in errors]
     assert trials.argmin["act"] != 1
-    assert all("error" not in d for d in trials.trials if d["state"] == JOB_STATE_DONE)
+    assert all("error" not in d for d in trials.trials)
 
 
 # ---- the algorithm protocol ------------------------------------------------------------------

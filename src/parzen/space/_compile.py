@@ -176,8 +176,9 @@ def compile_space(structure: Any) -> Space:
                 # under one label are an error even when their arguments agree.
                 raise DuplicateLabel(
                     f"label {obj.label!r} is used by two different distributions "
-                    f"({_show(seen)} and {_show(obj)}); give each distribution its own label, "
-                    "or build it once and use that object in both places"
+                    f"({seen.kind} and {obj.kind}), {_show(seen)} and {_show(obj)}; a label "
+                    "names one node, as in hyperopt: give each distribution its own label, or "
+                    "build it once and use that object in both places"
                 )
             if isinstance(obj, Choice):
                 for i, opt in enumerate(obj.options):
