@@ -112,7 +112,8 @@ def fetch_sdist(python: str = sys.executable) -> Path:
 
 # ---- the rewrite -------------------------------------------------------------------------
 
-_IMPORT = re.compile(r"^(?P<indent>\s*)import (?P<mod>hyperopt(?:\.[\w.]+)?)(?: as (?P<alias>\w+))?\s*$")
+_IMPORT = re.compile(
+    r"^(?P<indent>\s*)import (?P<mod>hyperopt(?:\.[\w.]+)?)(?: as (?P<alias>\w+))?\s*$")
 _FROM = re.compile(r"^(?P<indent>\s*)from (?P<mod>hyperopt(?:\.[\w.]+)?) import (?P<rest>.*)$")
 
 

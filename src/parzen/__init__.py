@@ -1,9 +1,10 @@
 """parzen: distributed hyperparameter optimisation with hyperopt's API.
 
 Change ``hyperopt`` to ``parzen`` in the import lines (``from parzen import fmin, hp``,
-``from parzen.pyll import scope``, ``import parzen.pyll.stochastic``, ``from parzen.base
-import Trials``); the code stays the same. ``Trials`` runs in-process; ``ParallelTrials`` uses local worker processes;
-``MongoTrials`` distributes trials to Celery workers through MongoDB.
+``from parzen.pyll import scope``, ``import parzen.pyll.stochastic``,
+``from parzen.base import Trials``); the code stays the same. ``Trials`` runs in-process;
+``ParallelTrials`` uses local worker processes; ``MongoTrials`` distributes trials to Celery
+workers through MongoDB.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from parzen.parallel import ParallelTrials
 from parzen.samplers import grid
 from parzen.space import space_eval
 from parzen.trial import STATUS_FAIL, STATUS_NEW, STATUS_OK, STATUS_RUNNING, STATUS_STRINGS
-from parzen.trials import trials_from_docs
 from parzen.trials import (
     JOB_STATE_CANCEL,
     JOB_STATE_DONE,
@@ -44,6 +44,7 @@ from parzen.trials import (
     JOB_STATES,
     Trials,
     generate_trials_to_calculate,
+    trials_from_docs,
 )
 from parzen.version import __version__
 

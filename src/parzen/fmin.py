@@ -102,7 +102,7 @@ def annotated_space(fn: Callable[..., Any]) -> dict[str, Any]:
 def _check_timeout(timeout: Any) -> None:
     # hyperopt's message, which its own tests compare word for word.
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(
-            timeout, numbers.Real) or not timeout > 0):
+            timeout, numbers.Real) or not float(timeout) > 0):
         raise ConfigError("The timeout argument should be None or a positive value. "
                           f"Given value: {timeout}")
 

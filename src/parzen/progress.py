@@ -95,7 +95,7 @@ def tqdm_progress_callback(initial: int, total: int | None) -> Iterator[Any]:
     """hyperopt's default progress: a tqdm bar on the real stdout, with ``sys.stdout`` and
     ``sys.stderr`` printing through it while it is open (restored on exit)."""
     out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _ThroughTqdm(out), _ThroughTqdm(err)  # type: ignore[assignment]
+    sys.stdout, sys.stderr = _ThroughTqdm(out), _ThroughTqdm(err)
     try:
         with tqdm(total=total, initial=initial, file=out, postfix={"best loss": "?"},
                   dynamic_ncols=True, unit="trial") as bar:

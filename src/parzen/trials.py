@@ -114,7 +114,7 @@ def check_document(d: Any, exp_key: str) -> Mapping[str, Any]:
 
 
 def _is_int_tid(tid: Any) -> bool:
-    return isinstance(tid, (int, np.integer)) and not isinstance(tid, bool) and tid >= 0
+    return isinstance(tid, (int, np.integer)) and not isinstance(tid, bool) and bool(tid >= 0)
 
 
 def _trial_from_doc(exp_key: str, d: Mapping[str, Any], now: datetime,

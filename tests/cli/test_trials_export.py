@@ -83,7 +83,8 @@ def test_to_dataframe_builds_the_export_columns(local_file: str,
     monkeypatch.setitem(sys.modules, "pandas", types.SimpleNamespace(DataFrame=DataFrame))
     trials = _load(local_file)
     assert trials.to_dataframe() == "frame"
-    assert made["columns"][:3] == ["tid", "state", "loss"] and len(made["records"]) == len(trials._dynamic_trials)
+    assert made["columns"][:3] == ["tid", "state", "loss"]
+    assert len(made["records"]) == len(trials._dynamic_trials)
 
 
 def test_to_dataframe_without_pandas_says_what_to_install(local_file: str,

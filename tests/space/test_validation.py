@@ -18,7 +18,6 @@ from parzen import (
     hp,
     rand,
 )
-from parzen.pyll import scope
 from parzen.space import compile_space
 
 

@@ -158,7 +158,8 @@ def compile_space(structure: Any) -> Space:
     params: dict[str, Param] = {}
     conds: dict[str, list[Condition]] = {}
 
-    seen_nodes: set[tuple[int, Condition]] = set()  # expressions already walked under the current condition
+    # Expressions already walked under a condition: a shared subexpression is walked once.
+    seen_nodes: set[tuple[int, Condition]] = set()
 
     def walk(obj: Any, cond: Condition) -> None:
         if isinstance(obj, Param):
