@@ -3,7 +3,6 @@ space_eval, descriptions, and a failing expression as one trial's error."""
 
 from __future__ import annotations
 
-import math
 import pickle
 import sys
 from typing import Any
@@ -14,9 +13,9 @@ import pytest
 
 import parzen.pyll.stochastic
 from parzen import (
+    STATUS_OK,
     ExpressionError,
     InvalidAnnotatedParameter,
-    STATUS_OK,
     Trials,
     fmin,
     hp,
