@@ -314,3 +314,45 @@ def test_all_trials_failed_is_hyperopts_exception_name() -> None:
     assert len(trials) == 3
     with pytest.raises(AllTrialsFailed):
         _ = trials.best_trial
+
+
+# ---- hyperopt.base's module path and its document rules ------------------------------------
+
+def test_base_module_documents_and_tids_of_any_kind() -> None:
+    from parzen.base import (
+        TRIAL_KEYS,
+        TRIAL_MISC_KEYS,
+        InvalidTrial,
+        SONify,
+        miscs_to_idxs_vals,
+        trials_from_docs,
+    )
+    from parzen.base import Trials as BaseTrials
+
+    def doc(tid: Any) -> dict[str, Any]:
+        return {"tid": tid, "spec": None, "result": {"status": "new"}, "state": 0,
+                "misc": {"tid": tid, "cmd": None, "idxs": {"z": [tid]}, "vals": {"z": [1]}},
+                "owner": None, "book_time": None, "refresh_time": None, "exp_key": None}
+
+    trials = BaseTrials()
+    assert len(trials) == 0
+    assert trials.insert_trial_docs([doc("a"), doc(5)]) == ["a", 5]
+    assert len(trials) == 0  # as in hyperopt: inserted documents show after refresh()
+    trials.refresh()
+    assert trials.tids == ["a", 5]  # in insertion order
+    assert {d["misc"]["idxs"]["z"][0] for d in trials.trials} == {"a", 5}
+    trials.trial_attachments(trials.trials[0])["note"] = "hi"
+    assert trials.trial_attachments(trials.trials[0])["note"] == "hi"
+    for key in TRIAL_KEYS:
+        bad = doc(9)
+        del bad[key]
+        with pytest.raises(InvalidTrial, match=key):
+            trials.insert_trial_doc(bad)
+    for key in TRIAL_MISC_KEYS:
+        bad = doc(9)
+        del bad["misc"][key]
+        with pytest.raises(InvalidTrial, match=key):
+            trials.insert_trial_doc(bad)
+    idxs, vals = miscs_to_idxs_vals(trials_from_docs([doc(1), doc(2)]).miscs)
+    assert idxs == {"z": [1, 2]} and vals == {"z": [1, 1]}
+    assert SONify({"a": np.arange(2), "b": np.float64(1.5)}) == {"a": [0, 1], "b": 1.5}
