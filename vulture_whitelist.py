@@ -19,6 +19,19 @@ status_colors  # plotting.main_plot_history(..., status_colors=None)
 colorize_best  # plotting.main_plot_vars(..., colorize_best=None, ...)
 fontsize
 arrange_by_loss
+main_plot_histogram  # plotting: hyperopt.plotting's names
+main_plot_1D_attachment
+_.true_loss_variance  # Domain: hyperopt.base.Domain's readers and helpers
+_.new_result
+_.short_str
+_.define_pure  # pyll.scope: hyperopt.pyll's ways to define and manage user functions
+_.define_if_new
+_.define_info
+_.undefine
+_.import_
+_.named_args  # pyll Apply: hyperopt.pyll.Apply.named_args
+_.postfix  # progress: tqdm reads the bar's postfix (hyperopt's progress callbacks set it)
+postfix
 # Python, argparse, Celery, kombu, mockupdb and mongomock read what these set
 __getattr__  # parzen.worker.app: module __getattr__ (PEP 562) for `celery -A ...`
 _.formatter_class  # argparse.ArgumentParser.formatter_class

@@ -23,7 +23,7 @@ OPTIONAL = ("pandas", "matplotlib", "pyspark")
 # prefix decides a module's layer (longer prefixes are listed before shorter ones).
 LAYERS: list[tuple[str, ...]] = [
     ("parzen", "parzen.__main__", "parzen.cli"),
-    ("parzen.fmin", "parzen.plotting"),
+    ("parzen.fmin", "parzen.plotting", "parzen.base"),
     ("parzen.runners.inline", "parzen.runners.local", "parzen.runners.celery",
      "parzen.runners"),
     ("parzen.worker",),
@@ -33,8 +33,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("parzen.mongoexp", "parzen.parallel"),
     ("parzen.trials",),
     ("parzen.export", "parzen.backends", "parzen.domain", "parzen.progress",
-     "parzen.early_stop"),
-    ("parzen.samplers",),
+     "parzen.early_stop", "parzen.pyll.stochastic"),
+    ("parzen.samplers", "parzen.tpe", "parzen.rand", "parzen.anneal"),
     ("parzen.store",),
     ("parzen.space", "parzen.hp", "parzen.pyll"),
     ("parzen.trial", "parzen.settings", "parzen.validation", "parzen.exceptions",

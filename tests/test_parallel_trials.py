@@ -48,11 +48,11 @@ def raises_for_positive(p):
     return p["x"] ** 2
 
 
-def test_objective_errors_stay_visible():
+def test_objective_errors_are_in_dynamic_trials():
     trials = ParallelTrials(parallelism=2)
     fmin(raises_for_positive, SPACE, algo=tpe.suggest, max_evals=10, trials=trials,
          show_progressbar=False, rstate=np.random.default_rng(3))
-    errors = [d for d in trials.trials if d["state"] == TrialState.ERROR]
+    errors = [d for d in trials._dynamic_trials if d["state"] == TrialState.ERROR]
     assert errors, "some x > 0 trials should have failed"
     e = errors[0]["error"]
     assert e["type"] == "ValueError" and "is positive" in e["message"]

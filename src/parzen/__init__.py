@@ -1,20 +1,25 @@
 """parzen: distributed hyperparameter optimisation with hyperopt's API.
 
-Change ``from hyperopt import ...`` to ``from parzen import ...`` and
-``from hyperopt.pyll import scope`` to ``from parzen.pyll import scope``; the code stays the
-same. ``Trials`` runs in-process; ``ParallelTrials`` uses local worker processes;
-``MongoTrials`` distributes trials to Celery workers through MongoDB.
+Change ``hyperopt`` to ``parzen`` in the import lines (``from parzen import fmin, hp``,
+``from parzen.pyll import scope``, ``import parzen.pyll.stochastic``,
+``from parzen.base import Trials``); the code stays the same. ``Trials`` runs in-process;
+``ParallelTrials`` uses local worker processes; ``MongoTrials`` distributes trials to Celery
+workers through MongoDB.
 """
 
 from __future__ import annotations
 
-from parzen import hp
+import parzen.pyll.stochastic  # noqa: F401 (binds parzen.pyll.stochastic, as hyperopt does)
+from parzen import anneal, base, exceptions, hp, progress, pyll, rand, tpe
 from parzen.domain import Domain
 from parzen.early_stop import no_progress_loss
 from parzen.exceptions import (
     AllTrialsFailed,
+    BadSearchSpace,
     ConfigError,
     DuplicateLabel,
+    ExpressionError,
+    InvalidAnnotatedParameter,
     InvalidDistribution,
     InvalidLoss,
     InvalidResult,
@@ -27,7 +32,7 @@ from parzen.exceptions import (
 from parzen.fmin import fmin
 from parzen.mongoexp import MongoTrials
 from parzen.parallel import ParallelTrials
-from parzen.samplers import anneal, grid, rand, tpe
+from parzen.samplers import grid
 from parzen.space import space_eval
 from parzen.trial import STATUS_FAIL, STATUS_NEW, STATUS_OK, STATUS_RUNNING, STATUS_STRINGS
 from parzen.trials import (
@@ -39,6 +44,7 @@ from parzen.trials import (
     JOB_STATES,
     Trials,
     generate_trials_to_calculate,
+    trials_from_docs,
 )
 from parzen.version import __version__
 
@@ -55,9 +61,12 @@ __all__ = [
     "STATUS_RUNNING",
     "STATUS_STRINGS",
     "AllTrialsFailed",
+    "BadSearchSpace",
     "ConfigError",
     "Domain",
     "DuplicateLabel",
+    "ExpressionError",
+    "InvalidAnnotatedParameter",
     "InvalidDistribution",
     "InvalidLoss",
     "InvalidResult",
@@ -71,12 +80,17 @@ __all__ = [
     "UnsupportedExpression",
     "__version__",
     "anneal",
+    "base",
+    "exceptions",
     "fmin",
     "generate_trials_to_calculate",
     "grid",
     "hp",
     "no_progress_loss",
+    "progress",
+    "pyll",
     "rand",
     "space_eval",
     "tpe",
+    "trials_from_docs",
 ]

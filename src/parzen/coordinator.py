@@ -18,7 +18,7 @@ import numpy as np
 
 from parzen.domain import Domain
 from parzen.exceptions import AllTrialsFailed, ExperimentLocked, InvalidTrial, SpaceChanged
-from parzen.progress import Progress
+from parzen.progress import Progress, ProgressCallback
 from parzen.runners.base import Closing, Runner
 from parzen.samplers import Sampler, origin_of
 from parzen.store.retry import CLOSE_PATIENCE_S, patiently
@@ -43,7 +43,7 @@ class RunSettings:
     early_stop_fn: Callable[..., Any] | None
     poll_interval_s: float = 0.05
     save_file: str = ""
-    show_progressbar: bool = True
+    show_progressbar: bool | ProgressCallback = True
 
 
 @dataclass(frozen=True)
@@ -180,11 +180,16 @@ class Proposer:
             if not docs:
                 return []
             before_insert()
-            return patiently(functools.partial(trials.insert_trial_docs, docs),
+            return patiently(functools.partial(trials.insert_documents, docs, True, True),
                              "inserting trials")
         space = domain.space
-        points = self.sampler.suggest(space, trials.history(space), len(new_ids),
-                                      np.random.default_rng(seed))
+        if not space.params:
+            # A space of constants only (``{"a": 1}``): every trial evaluates it, as in
+            # hyperopt; there is nothing to sample.
+            points: list[dict[str, Any]] = [{} for _ in new_ids]
+        else:
+            points = self.sampler.suggest(space, trials.history(space), len(new_ids),
+                                          np.random.default_rng(seed))
         if not points:
             return []
         before_insert()

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from parzen.exceptions import InvalidLoss, InvalidResult, InvalidResultStatus
-from parzen.space import Space, compile_space, space_eval
-from parzen.trial import STATUS_FAIL, STATUS_OK
+from parzen.space import Param, Space, compile_space, space_eval
+from parzen.trial import STATUS_FAIL, STATUS_NEW, STATUS_OK
 
 Objective = Callable[[Any], Any]
 
@@ -18,30 +18,84 @@ Objective = Callable[[Any], Any]
 class Domain:
     """An objective and its search space (hyperopt's ``Domain``).
 
+    Args:
+        fn: the objective, called with ``space_eval(expr, params)``.
+        expr: the search space.
+        workdir, pass_expr_memo_ctrl: hyperopt's; parzen has no use for them
+            (``pass_expr_memo_ctrl`` is refused by ``fmin``).
+        name: a name for the domain (hyperopt's test domains carry one).
+        loss_target: the best loss reachable, when known.
+
     Attributes:
-        fn: the user's objective, called with ``space_eval(space, params)``.
+        fn: the user's objective.
         expr: the user's space, as given.
         space: the compiled, validated ``Space``.
+        params: ``{label: distribution node}``, parents first.
     """
 
-    def __init__(self, fn: Objective, expr: Any) -> None:
+    def __init__(self, fn: Objective, expr: Any, workdir: str | None = None,
+                 pass_expr_memo_ctrl: bool | None = None, name: str | None = None,
+                 loss_target: float | None = None) -> None:
         if not callable(fn):
             raise TypeError(f"the objective must be callable, got {fn!r}")
         self.fn = fn
         self.expr = expr
+        self.workdir = workdir
+        self.pass_expr_memo_ctrl = pass_expr_memo_ctrl
+        self.name = name
+        self.loss_target = loss_target
         self.space: Space = compile_space(expr)
         # The fingerprint names the experiment in stores and keys the samplers' caches; taken
         # here, once per fmin call, it stays off the suggestion path (~50 us on a 10-D space).
         self.space.fingerprint()
 
+    @property
+    def params(self) -> dict[str, Param]:
+        return {p.label: p for p in self.space.params}
+
     def evaluate(self, params: Mapping[str, Any], tid: int | None = None) -> dict[str, Any]:
-        """Call the objective at ``params`` and return its validated result dict."""
+        """Call the objective at ``params`` and return its validated result dict.
+
+        Raises:
+            ExpressionError: an expression of the space raised for these values.
+        """
         value = self.fn(space_eval(self.space, params))
         return normalize_result(value, tid)
 
     def memo_from_config(self, config: Mapping[str, Any]) -> Any:
         """The objective's argument for ``config`` (hyperopt-compatible helper)."""
         return space_eval(self.space, config)
+
+    # hyperopt's readers of a result dict (``Trials.average_best_error(domain)`` uses them).
+
+    def loss(self, result: Mapping[str, Any], config: Any = None) -> float | None:
+        """The result's loss (None when it has none)."""
+        loss = result.get("loss")
+        return None if loss is None else float(loss)
+
+    def loss_variance(self, result: Mapping[str, Any], config: Any = None) -> float:
+        """The result's ``loss_variance`` (0 when not given)."""
+        return float(result.get("loss_variance", 0.0))
+
+    def true_loss(self, result: Mapping[str, Any], config: Any = None) -> float | None:
+        """The result's ``true_loss``, else its loss."""
+        true = result.get("true_loss")
+        return self.loss(result, config) if true is None else float(true)
+
+    def true_loss_variance(self, result: Mapping[str, Any], config: Any = None) -> float:
+        """The result's ``true_loss_variance`` (0 when not given)."""
+        return float(result.get("true_loss_variance", 0.0))
+
+    def status(self, result: Mapping[str, Any], config: Any = None) -> str:
+        """The result's status."""
+        return str(result["status"])
+
+    def new_result(self) -> dict[str, Any]:
+        """The result of a trial not yet run."""
+        return {"status": STATUS_NEW}
+
+    def short_str(self) -> str:
+        return f"Domain{{{self.name or getattr(self.fn, '__name__', 'fn')}}}"
 
 
 def _trial_name(tid: int | None) -> str:

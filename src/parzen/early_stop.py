@@ -13,7 +13,9 @@ EarlyStopFn = Callable[..., tuple[bool, list[Any]]]
 
 def no_progress_loss(iteration_stop_count: int = 20,
                      percent_increase: float = 0.0) -> EarlyStopFn:
-    """Stop when the best loss has not improved for ``iteration_stop_count`` trials.
+    """Stop when the best loss has not improved for ``iteration_stop_count`` trials (the
+    first trial counts as one, as in hyperopt: if it stays the best, the run stops after
+    ``iteration_stop_count`` trials).
 
     Args:
         iteration_stop_count: how many finished trials without improvement end the run.
@@ -37,8 +39,10 @@ def no_progress_loss(iteration_stop_count: int = 20,
         fresh.sort()
         for _, loss in fresh:
             if best_loss is None:
+                # hyperopt counts the first trial as one without progress, so that
+                # no_progress_loss(n) stops after n trials when the first stays the best.
                 best_loss = loss
-                iteration_no_progress = 0
+                iteration_no_progress = 1
                 continue
             threshold = best_loss - abs(best_loss * percent_increase / 100.0)
             if loss < threshold:

@@ -3,8 +3,9 @@
 ::
 
     ParzenError
-    ├── SpaceError ── DuplicateLabel, InvalidDistribution, UnsupportedExpression
-    ├── TrialError ── InvalidTrial, InvalidResultStatus, InvalidLoss,
+    ├── SpaceError ── DuplicateLabel, InvalidDistribution, UnsupportedExpression,
+    │                 InvalidAnnotatedParameter
+    ├── TrialError ── InvalidTrial, InvalidResultStatus, InvalidLoss, ExpressionError,
     │                 InvalidResult ── ResultTooLarge
     ├── StoreError ── StoreUnavailable, TrialNotFound, ExperimentLocked,
     │                 SpaceChanged, UnreadableTrials
@@ -15,7 +16,10 @@
 
 Every error is a ``ParzenError``; the ones a user can cause by passing a wrong value are also
 ``ValueError`` or ``TypeError`` so that code written against hyperopt keeps catching them.
-Messages name the offending value and say how to fix it.
+Messages name the offending value and say how to fix it. hyperopt's names are here too:
+``BadSearchSpace`` is ``SpaceError``, and ``DuplicateLabel``, ``InvalidTrial``,
+``InvalidResultStatus``, ``InvalidLoss``, ``AllTrialsFailed`` and
+``InvalidAnnotatedParameter`` keep hyperopt's meaning.
 """
 
 from __future__ import annotations
@@ -44,6 +48,15 @@ class UnsupportedExpression(SpaceError):
     """The space uses a pyll feature parzen deliberately does not interpret."""
 
 
+class InvalidAnnotatedParameter(SpaceError):
+    """``fmin(fn, space="annotated")``: a parameter of ``fn`` is not annotated with a space
+    node (``x: hp.uniform('x', 0, 1)``)."""
+
+
+BadSearchSpace = SpaceError
+"""hyperopt's name for a malformed search space."""
+
+
 class TrialError(ParzenError, ValueError):
     """A trial or its result is malformed."""
 
@@ -66,6 +79,11 @@ class InvalidResult(TrialError):
 
 class ResultTooLarge(InvalidResult):
     """A result is larger than the store can hold (MongoDB's 16 MB document limit)."""
+
+
+class ExpressionError(TrialError):
+    """An expression of the space (arithmetic, a ``scope`` function) raised for one sample:
+    that trial's error, with the expression named."""
 
 
 class StoreError(ParzenError):

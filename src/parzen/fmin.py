@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
+import numbers
 import os
 import pickle
 import sys
@@ -17,12 +19,15 @@ from parzen import validation
 from parzen.backends import CeleryBackend
 from parzen.coordinator import Proposer, RunSettings, run
 from parzen.domain import Domain
-from parzen.exceptions import ConfigError, UnsupportedExpression
+from parzen.exceptions import ConfigError, InvalidAnnotatedParameter, UnsupportedExpression
+from parzen.progress import ProgressCallback
 from parzen.runners import build_runner
 from parzen.samplers import sampler_for, tpe
-from parzen.space import describe, space_eval
+from parzen.space import Node, describe, space_eval
 from parzen.trial import TrialState
-from parzen.trials import Trials
+from parzen.trials import Trials, generate_trials_to_calculate
+
+__all__ = ["fmin", "generate_trials_to_calculate", "space_eval"]
 
 log = logging.getLogger("parzen.fmin")
 
@@ -62,6 +67,54 @@ def _check_algo(algo: Any) -> Callable[..., Any]:
     return algo  # type: ignore[no-any-return]
 
 
+class KeywordObjective:
+    """``fmin(fn, space="annotated")``: calls ``fn(**point)``; picklable when ``fn`` is."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.__name__ = getattr(fn, "__name__", "objective")
+
+    def __call__(self, point: Mapping[str, Any]) -> Any:
+        return self.fn(**point)
+
+
+def annotated_space(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The space written in ``fn``'s annotations: ``def f(x: hp.uniform('x', 0, 1))``.
+
+    Raises:
+        InvalidAnnotatedParameter: a parameter is not annotated with a space node.
+    """
+    try:
+        sig = inspect.signature(fn, eval_str=True)
+    except (NameError, SyntaxError, TypeError, ValueError):
+        sig = inspect.signature(fn)
+    space: dict[str, Any] = {}
+    for name, param in sig.parameters.items():
+        if not isinstance(param.annotation, Node):
+            raise InvalidAnnotatedParameter(
+                f"fmin(space='annotated'): parameter {name!r} of {getattr(fn, '__name__', fn)} "
+                f"is annotated with {param.annotation!r}, not a search-space node; annotate "
+                f"every parameter, e.g. {name}: hp.uniform({name!r}, 0, 1)"
+            )
+        space[name] = param.annotation
+    return space
+
+
+def _check_timeout(timeout: Any) -> None:
+    # hyperopt's message, which its own tests compare word for word.
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(
+            timeout, numbers.Real) or not float(timeout) > 0):
+        raise ConfigError("The timeout argument should be None or a positive value. "
+                          f"Given value: {timeout}")
+
+
+def _check_loss_threshold(loss_threshold: Any) -> None:
+    if loss_threshold is not None and (isinstance(loss_threshold, bool) or not isinstance(
+            loss_threshold, numbers.Real)):
+        raise ConfigError("The loss_threshold argument should be None or a numeric value. "
+                          f"Given value: {loss_threshold}")
+
+
 def fmin(
     fn: Callable[[Any], Any],
     space: Any,
@@ -78,7 +131,7 @@ def fmin(
     return_argmin: bool = True,
     points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
     max_queue_len: int = 1,
-    show_progressbar: bool = True,
+    show_progressbar: bool | ProgressCallback = True,
     early_stop_fn: Callable[..., Any] | None = None,
     trials_save_file: str = "",
 ) -> Any:
@@ -87,7 +140,9 @@ def fmin(
     Args:
         fn: the objective. Called with a point of ``space``; returns a float loss or a dict
             with ``loss`` and ``status`` (``STATUS_OK``/``STATUS_FAIL``) and any extra keys.
-        space: the search space, built with ``parzen.hp``.
+        space: the search space, built with ``parzen.hp`` (and ``parzen.pyll.scope``
+            expressions); or ``"annotated"``: the space is ``fn``'s parameter annotations
+            and ``fn`` is called with keyword arguments (hyperopt >= 0.2.6).
         algo: ``tpe.suggest`` (default), ``rand.suggest``, ``anneal.suggest`` or
             ``grid.suggest``, or a ``functools.partial`` of one with settings.
         max_evals: stop once this many trials (including earlier ones in ``trials``) finish.
@@ -104,7 +159,9 @@ def fmin(
         max_queue_len: how many points are suggested before their results are known.
         verbose: False hides the progress bar even with ``show_progressbar=True``, as in
             hyperopt.
-        show_progressbar: show a tqdm bar with the best loss.
+        show_progressbar: show a tqdm bar with the best loss; or, as in hyperopt, a
+            progress callback (``parzen.progress.tqdm_progress_callback``, or any context
+            manager factory taking ``initial`` and ``total``).
         early_stop_fn: ``early_stop_fn(trials, *state) -> (stop, state)``.
         trials_save_file: pickle ``trials`` here as the run goes, and resume from it.
 
@@ -122,6 +179,11 @@ def fmin(
             "pass_expr_memo_ctrl is not supported: parzen calls the objective with the "
             "point's value only"
         )
+    if isinstance(space, str) and space == "annotated":
+        space = annotated_space(fn)
+        fn = KeywordObjective(fn)
+    _check_timeout(timeout)
+    _check_loss_threshold(loss_threshold)
     algo_fn = _check_algo(algo)
     rng = _check_rstate(rstate)
     if max_evals is None:
@@ -141,7 +203,8 @@ def fmin(
         early_stop_fn=early_stop_fn,
         save_file=str(trials_save_file or ""),
         # hyperopt's rule: verbose=False hides the bar whatever show_progressbar says.
-        show_progressbar=bool(show_progressbar) and bool(verbose),
+        show_progressbar=(show_progressbar if callable(show_progressbar)
+                          else bool(show_progressbar)) if verbose else False,
     )
     if early_stop_fn is not None and not callable(early_stop_fn):
         raise ConfigError(f"early_stop_fn must be callable, got {early_stop_fn!r}")
@@ -193,8 +256,8 @@ def fmin(
                     trials.state_counts()[TrialState.DONE])
     if not return_argmin:
         # hyperopt returns the best point's value (space_eval of the argmin), or None when
-        # no trial ran.
-        return space_eval(space, trials.argmin) if len(trials) > 0 else None
+        # no trial succeeded.
+        return space_eval(space, trials.argmin) if trials.best_loss is not None else None
     return trials.argmin
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from parzen.exceptions import InvalidDistribution
-from parzen.space import Cast, Choice, Normal, RandInt, Uniform, is_finite_number
+from parzen.space import Cast, Choice, Node, Normal, RandInt, Uniform, expr_text, is_finite_number
 
 __all__ = [
     "choice",
@@ -42,7 +42,19 @@ def _label(fn: str, label: Any) -> str:
     return label
 
 
+def _refuse_node(fn: str, label: str, name: str, value: Any) -> None:
+    if isinstance(value, Node):
+        raise InvalidDistribution(
+            f"hp.{fn}({label!r}): {name} is itself a search-space expression "
+            f"({expr_text(value)}); parzen's distributions take constant arguments, because "
+            "the samplers model each label on its own. Give this label a fixed range and "
+            "combine the two in an expression instead, e.g. "
+            "hp.uniform('frac', 0, 1) * hp.uniform('high', 1, 2)"
+        )
+
+
 def _number(fn: str, label: str, name: str, value: Any) -> float:
+    _refuse_node(fn, label, name, value)
     if not is_finite_number(value):
         raise InvalidDistribution(
             f"hp.{fn}({label!r}): {name} must be a finite number, got {name}={value!r}"
@@ -158,6 +170,7 @@ def randint(label: str, *args: int) -> RandInt:
             f"{len(args)} bounds {args!r}"
         )
     for name, v in (("low", low), ("high", high)):
+        _refuse_node("randint", lab, name, v)
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not is_finite_number(v) \
                 or float(v) != int(v):
             raise InvalidDistribution(
@@ -181,9 +194,16 @@ def uniformint(label: str, low: int, high: int, q: float = 1.0) -> Cast:
 def choice(label: str, options: Sequence[Any]) -> Choice:
     """One of ``options``; trials record the chosen index. Options may hold nested spaces."""
     lab = _label("choice", label)
+    if isinstance(options, Node):
+        raise InvalidDistribution(
+            f"hp.choice({lab!r}): options is a search-space expression ({expr_text(options)}); "
+            "give the options as a list or tuple (its items may be expressions)"
+        )
     if isinstance(options, np.ndarray) and options.ndim == 1:
         # hp.choice('n', np.arange(10, 100, 10)) is common hyperopt code; keep Python scalars.
         options = options.tolist()
+    if isinstance(options, range):
+        options = list(options)
     if isinstance(options, (str, bytes)) or not isinstance(options, Sequence):
         raise InvalidDistribution(
             f"hp.choice({lab!r}): options must be a list or tuple, got {options!r}"
@@ -214,6 +234,7 @@ def pchoice(label: str, p_options: Sequence[tuple[float, Any]]) -> Choice:
                 f"got {pair!r}"
             )
         p = pair[0]
+        _refuse_node("pchoice", lab, f"the probability of item {i}", p)
         if not is_finite_number(p) or float(p) < 0:
             raise InvalidDistribution(
                 f"hp.pchoice({lab!r}): probability of item {i} must be a number >= 0, got {p!r}"

@@ -141,6 +141,54 @@ def main_plot_vars(trials: Trials | Sequence[Trial], do_show: bool = True,
     return _shown(_params(trials, None, columns, _pyplot_figure), do_show)
 
 
+def main_plot_histogram(trials: Trials | Sequence[Trial], do_show: bool = True,
+                        title: str = "Loss Histogram") -> Figure:
+    """hyperopt's ``plotting.main_plot_histogram``: a histogram of the losses of the trials
+    that succeeded, on a pyplot figure, shown unless ``do_show=False``."""
+    data = _data(trials, None)
+    fig = _pyplot_figure(PANEL_W * 1.6, HISTORY_H)
+    ax = fig.add_subplot(1, 1, 1)
+    _style(ax)
+    losses = [float(t.loss) for t in data.ok if t.loss is not None and math.isfinite(t.loss)]
+    if losses:
+        ax.hist(losses, bins=min(50, max(5, int(math.sqrt(len(losses))))), color=LINE_COLOR,
+                edgecolor="white")
+    ax.set_xlabel("loss")
+    ax.set_ylabel("trials")
+    ax.set_title(f"{title} ({len(losses)} of {len(data.trials)} trials succeeded)",
+                 fontsize=10)
+    return _shown(fig, do_show)
+
+
+def main_plot_1D_attachment(trials: Trials, attachment_name: str, do_show: bool = True,  # noqa: N802
+                            colorize_by_loss: bool = True, max_darkness: float = 0.5,
+                            num_trials: int | None = None,
+                            preprocessing_fn: Callable[[Any], Any] = lambda x: x) -> Figure:
+    """hyperopt's ``plotting.main_plot_1D_attachment``: for each trial with the attachment
+    ``attachment_name`` (``trials.trial_attachments(trial)[name]``), the 1-D series
+    ``preprocessing_fn(value)`` as a line, darker for lower losses when
+    ``colorize_by_loss``; the first ``num_trials`` trials when given."""
+    fig = _pyplot_figure(PANEL_W * 1.6, HISTORY_H)
+    ax = fig.add_subplot(1, 1, 1)
+    _style(ax)
+    docs = list(trials.trials)[:num_trials]
+    series = []
+    for doc in docs:
+        att = trials.trial_attachments(doc)
+        if attachment_name in att:
+            series.append((doc["result"].get("loss"),
+                           np.asarray(preprocessing_fn(att[attachment_name]), dtype=float)))
+    losses = [float(lo) for lo, _ in series if lo is not None]
+    lo, hi = (min(losses), max(losses)) if losses else (0.0, 0.0)
+    for loss, ys in series:
+        shade = 0.0
+        if colorize_by_loss and loss is not None and hi > lo:
+            shade = max_darkness * (float(loss) - lo) / (hi - lo)
+        ax.plot(np.arange(len(ys)), ys, color=(shade, shade, shade), linewidth=1)
+    ax.set_title(f"{attachment_name} ({len(series)} trials)", fontsize=10)
+    return _shown(fig, do_show)
+
+
 def _shown(fig: Figure, do_show: bool) -> Figure:
     if do_show:
         import matplotlib.pyplot as plt

@@ -13,14 +13,16 @@ import math
 import os
 import pickle
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+import numpy as np
+
 from parzen import export
 from parzen.backends import Backend, InlineBackend
-from parzen.exceptions import AllTrialsFailed
+from parzen.exceptions import AllTrialsFailed, InvalidTrial
 from parzen.samplers import History, HistoryBuilder
 from parzen.space import Space
 from parzen.store import InMemoryTrialStore, TrialStore, back_to_new
@@ -34,20 +36,30 @@ JOB_STATE_CANCEL = int(TrialState.CANCEL)
 JOB_STATES = [JOB_STATE_NEW, JOB_STATE_RUNNING, JOB_STATE_DONE, JOB_STATE_ERROR,
               JOB_STATE_CANCEL]
 JOB_VALID_STATES = {JOB_STATE_NEW, JOB_STATE_RUNNING, JOB_STATE_DONE}
+# The keys every trial document and its ``misc`` must have (hyperopt's).
+TRIAL_KEYS = ["tid", "spec", "result", "misc", "state", "owner", "book_time", "refresh_time",
+              "exp_key"]
+TRIAL_MISC_KEYS = ["tid", "cmd", "idxs", "vals"]
 
 log = logging.getLogger("parzen.trials")
 
 
-def hyperopt_document(t: Trial) -> dict[str, Any]:
-    """A trial as hyperopt's trial document (``misc.idxs``/``misc.vals`` per label)."""
-    idxs = {lab: [t.tid] for lab in t.params}
+def hyperopt_document(t: Trial, tid: Any = None) -> dict[str, Any]:
+    """A trial as hyperopt's trial document (``misc.idxs``/``misc.vals`` per label).
+
+    Args:
+        tid: the tid the document shows, when a caller inserted it under a tid that is not
+            an int (hyperopt allows any; parzen's stores number trials).
+    """
+    shown = t.tid if tid is None else tid
+    idxs = {lab: [shown] for lab in t.params}
     vals = {lab: [v] for lab, v in t.params.items()}
     doc: dict[str, Any] = {
         "state": int(t.state),
-        "tid": t.tid,
+        "tid": shown,
         "spec": None,
         "result": dict(t.result),
-        "misc": {"tid": t.tid, "cmd": ("domain_attachment", "FMinIter_Domain"),
+        "misc": {"tid": shown, "cmd": ("domain_attachment", "FMinIter_Domain"),
                  "workdir": None, "idxs": idxs, "vals": vals},
         "exp_key": t.exp_key,
         "owner": None if t.owner is None else (t.owner.host, t.owner.pid),
@@ -75,7 +87,41 @@ def params_from_misc(misc: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _trial_from_doc(exp_key: str, d: Mapping[str, Any], now: datetime) -> Trial:
+def check_document(d: Any, exp_key: str) -> Mapping[str, Any]:
+    """hyperopt's checks of a trial document before it is inserted.
+
+    Raises:
+        InvalidTrial: not a mapping, a key of ``TRIAL_KEYS`` or ``misc``'s
+            ``TRIAL_MISC_KEYS`` is missing, the tids of the document and its ``misc``
+            differ, or its ``exp_key`` is another experiment's.
+    """
+    if not isinstance(d, Mapping):
+        raise InvalidTrial(f"a trial document must be a dict, got {type(d).__name__} {d!r:.80}")
+    missing = [k for k in TRIAL_KEYS if k not in d]
+    if missing:
+        raise InvalidTrial(f"the trial document lacks the keys {missing} (tid "
+                           f"{d.get('tid')!r}); trials.new_trial_docs makes complete ones")
+    misc = d["misc"]
+    if not isinstance(misc, Mapping):
+        raise InvalidTrial(f"trial {d['tid']!r}: misc must be a dict, got {misc!r:.80}")
+    missing = [k for k in TRIAL_MISC_KEYS if k not in misc]
+    if missing:
+        raise InvalidTrial(f"trial {d['tid']!r}: misc lacks the keys {missing}")
+    if misc["tid"] != d["tid"]:
+        raise InvalidTrial(f"trial {d['tid']!r}: misc has tid {misc['tid']!r}; the two must "
+                           "be equal")
+    if d["exp_key"] is not None and d["exp_key"] != exp_key:
+        raise InvalidTrial(f"trial {d['tid']!r} belongs to experiment {d['exp_key']!r}, not "
+                           f"{exp_key!r}")
+    return d
+
+
+def _is_int_tid(tid: Any) -> bool:
+    return isinstance(tid, (int, np.integer)) and not isinstance(tid, bool) and bool(tid >= 0)
+
+
+def _trial_from_doc(exp_key: str, d: Mapping[str, Any], now: datetime,
+                    tid: int | None = None) -> Trial:
     state = TrialState.NEW
     raw_state = d.get("state")
     if raw_state in (JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_CANCEL):
@@ -86,7 +132,7 @@ def _trial_from_doc(exp_key: str, d: Mapping[str, Any], now: datetime) -> Trial:
         etype, message = (list(misc["error"]) + ["", ""])[:2]
         error = ErrorInfo(str(etype), str(message))
     finished = state.is_finished()
-    return Trial(exp_key=exp_key, tid=int(d["tid"]), state=state,
+    return Trial(exp_key=exp_key, tid=int(d["tid"]) if tid is None else tid, state=state,
                  params=params_from_misc(misc), created=now,
                  result=dict(d["result"]) if finished and d.get("result") else
                  {"status": STATUS_NEW},
@@ -116,12 +162,19 @@ class Trials:
     def _reset_cache(self) -> None:
         self._known: dict[int, Trial] = {}
         self._in_flight: set[int] = set()
+        # Inserted from documents but not read back yet: hyperopt shows an inserted document
+        # only after ``refresh()``.
+        self._unseen: set[int] = set()
+        # Documents inserted under a tid that is not an int: store tid -> the document's tid.
+        self._alias: dict[int, Any] = {}
+        self._by_alias: dict[Any, int] = {}
         self._loaded = False
         # hyperopt documents, converted once per trial version: reading ``trials.trials``
         # after each change costs O(changed), not O(all trials).
         self._doc_of: dict[int, dict[str, Any]] = {}
         self._stale_docs: set[int] = set()
         self._docs: list[dict[str, Any]] | None = None
+        self._visible: list[dict[str, Any]] | None = None
         self._builder: HistoryBuilder | None = None
         self._builder_space: Space | None = None
         self._state_counts: dict[TrialState, int] = dict.fromkeys(TrialState, 0)
@@ -137,12 +190,14 @@ class Trials:
         self.refresh()
         exp = self._store.get_experiment(self._exp_key)
         return {"exp_key": self._exp_key, "trials": list(self._known.values()),
-                "experiment": exp, "attachments": self.attachments}
+                "experiment": exp, "attachments": self.attachments, "alias": self._alias}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._exp_key = state["exp_key"]
         self._reset_cache()
         self.attachments = state.get("attachments", {})
+        self._alias = dict(state.get("alias", {}))
+        self._by_alias = {v: k for k, v in self._alias.items()}
         mem = InMemoryTrialStore()
         self._store = mem
         if state.get("experiment") is not None:
@@ -174,10 +229,12 @@ class Trials:
         is dropped, with a warning: kept, it would be waited for, and republished, forever.
         """
         if not self._loaded:
+            self._unseen.clear()
             self._absorb(self._store.find(self._exp_key))
             self._loaded = True
-        elif self._in_flight:
-            fresh = self._store.get_many(self._exp_key, self._in_flight)
+        elif self._in_flight or self._unseen:
+            wanted, self._unseen = self._in_flight | self._unseen, set()
+            fresh = self._store.get_many(self._exp_key, wanted)
             self._absorb(fresh)
             gone = self._in_flight - {t.tid for t in fresh}
             if gone:
@@ -215,6 +272,7 @@ class Trials:
             self._stale_docs.add(t.tid)
             if old is None:
                 self._docs = None
+            self._visible = None
             self._count(old, -1)
             self._count(t, +1)
             if old is not None and old.loss is not None and t.loss != old.loss:
@@ -311,19 +369,50 @@ class Trials:
         return self.new_trial_docs(tids, [None] * len(tids),
                                    [{"status": STATUS_NEW}] * len(tids), miscs)
 
-    def insert_trial_docs(self, docs: Sequence[Mapping[str, Any]]) -> list[int]:
-        """Insert trial documents; returns their tids.
+    def insert_trial_docs(self, docs: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """Insert trial documents after hyperopt's checks; returns their tids.
 
+        As in hyperopt, the documents show in ``trials.trials`` after the next ``refresh()``.
         Documents in state DONE or ERROR keep their result (hyperopt's way to warm-start an
-        experiment with earlier results); all others are inserted as NEW. Times are the
-        store's, as every other time in a trial: this machine's clock may be off.
+        experiment with earlier results); all others are inserted as NEW. A tid that is not
+        an int is kept as the documents' tid, with a store tid behind it.
+
+        Raises:
+            InvalidTrial: a document lacks one of ``TRIAL_KEYS`` (or ``misc`` one of
+                ``TRIAL_MISC_KEYS``), its tids disagree, or it names another experiment.
         """
+        self.insert_documents(docs, check=True)
+        return [d["tid"] for d in docs]
+
+    def insert_documents(self, docs: Sequence[Mapping[str, Any]], check: bool = False,
+                         show: bool = False) -> list[int]:
+        """Insert trial documents, after hyperopt's checks when ``check``; returns the store
+        tids. They show in ``trials.trials`` after ``refresh()``, or at once with ``show``
+        (fmin's path: hyperopt's fmin refreshes right after inserting). Times are the
+        store's, as every other time in a trial: this machine's clock may be off."""
+        if check:
+            docs = [check_document(d, self._exp_key) for d in docs]
         now = self._store.now()
-        trials = [_trial_from_doc(self._exp_key, d, now) for d in docs]
+        trials = []
+        for d in docs:
+            tid = d["tid"]
+            if _is_int_tid(tid):
+                trials.append(_trial_from_doc(self._exp_key, d, now))
+                continue
+            inner = self._by_alias.get(tid)
+            if inner is None:
+                inner = self._store.allocate_tids(self._exp_key, 1)[0]
+                self._alias[inner] = tid
+                self._by_alias[tid] = inner
+            trials.append(_trial_from_doc(self._exp_key, d, now, tid=inner))
         self._store.insert_new(trials)
-        self._absorb(self._store.get_many(self._exp_key, [t.tid for t in trials])
-                     if any(t.state.is_finished() for t in trials) else trials)
-        return [t.tid for t in trials]
+        tids = [t.tid for t in trials]
+        if show and self._loaded:
+            self._absorb(self._store.get_many(self._exp_key, tids)
+                         if any(t.state.is_finished() for t in trials) else trials)
+        else:
+            self._unseen.update(tids)
+        return tids
 
     def insert_points(self, tids: Sequence[int], points: Sequence[Mapping[str, Any]],
                       origin: str = "") -> list[int]:
@@ -339,7 +428,8 @@ class Trials:
         self._absorb(trials)
         return [t.tid for t in trials]
 
-    def insert_trial_doc(self, doc: Mapping[str, Any]) -> int:
+    def insert_trial_doc(self, doc: Mapping[str, Any]) -> Any:
+        """``insert_trial_docs([doc])[0]``."""
         return self.insert_trial_docs([doc])[0]
 
     def delete_all(self) -> None:
@@ -351,13 +441,27 @@ class Trials:
 
     @property
     def trials(self) -> list[dict[str, Any]]:
-        """Every trial as a hyperopt document, in tid order. ERROR trials stay visible with
-        ``doc["error"]`` holding the exception type, message and traceback."""
+        """The trials as hyperopt documents, in tid order, as of the last refresh: queued,
+        running and done ones, as in hyperopt. Trials that raised are in
+        ``_dynamic_trials`` (with ``doc["error"]``: type, message, traceback) and
+        ``errors()``; cancelled ones only in ``_dynamic_trials``."""
+        docs = self._all_docs()
+        if self._visible is None:
+            self._visible = [d for d in docs if d["state"] in JOB_VALID_STATES]
+        return self._visible
+
+    @property
+    def _dynamic_trials(self) -> list[dict[str, Any]]:
+        """Every trial as a hyperopt document, errors and cancelled ones included
+        (hyperopt's name)."""
+        return self._all_docs()
+
+    def _all_docs(self) -> list[dict[str, Any]]:
         if not self._loaded:
             self.refresh()
         if self._stale_docs:
             for tid in self._stale_docs:
-                fresh = hyperopt_document(self._known[tid])
+                fresh = hyperopt_document(self._known[tid], self._alias.get(tid))
                 old = self._doc_of.get(tid)
                 if old is not None:
                     # Update in place so lists handed out earlier see the change, as with
@@ -369,6 +473,7 @@ class Trials:
             self._stale_docs.clear()
         if self._docs is None:
             self._docs = [self._doc_of[k] for k in sorted(self._doc_of)]
+            self._visible = None
         return self._docs
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -429,8 +534,11 @@ class Trials:
         return sum(1 for d in docs if d["state"] in wanted)
 
     def count_by_state_unsynced(self, arg: int | Iterable[int]) -> int:
-        self.refresh()
-        return self.count_by_state_synced(arg)
+        """How many trials of the experiment are in state ``arg`` now, errors and cancelled
+        ones included."""
+        wanted = {arg} if isinstance(arg, int) else set(arg)
+        counts = self._store.count_by_state(self._exp_key)
+        return sum(n for s, n in counts.items() if int(s) in wanted)
 
     def _ok(self) -> list[Trial]:
         return [t for t in self._sorted() if t.loss is not None and math.isfinite(t.loss)]
@@ -464,33 +572,62 @@ class Trials:
         return params_from_misc(self.best_trial["misc"])
 
     def average_best_error(self, bandit: Any = None) -> float:
-        """The loss of the best trial (hyperopt also averages over ties with ``true_loss``;
-        without ``true_loss`` this is the best loss)."""
-        ok = [(float(t.loss or 0.0), t.result.get("true_loss", t.loss)) for t in self._ok()]
-        if not ok:
+        """hyperopt's "average best error": the ``true_loss`` of the best trial or, when
+        results report a ``loss_variance``, the ``true_loss`` of the trials within three
+        standard deviations of the best loss, weighted by the probability that each one's
+        loss is truly the lowest.
+
+        Args:
+            bandit: a ``Domain`` whose ``loss``/``loss_variance``/``true_loss``/``status``
+                read the results (hyperopt's); by default the result keys themselves.
+
+        Raises:
+            AllTrialsFailed: no trial finished with status ok.
+        """
+        rows = []
+        for t in self._ok():
+            r = t.result
+            if bandit is None:
+                loss, var = float(t.loss or 0.0), float(r.get("loss_variance", 0.0))
+                true = float(r.get("true_loss", loss))
+            else:
+                if bandit.status(r) != "ok":
+                    continue
+                loss, var = float(bandit.loss(r)), float(bandit.loss_variance(r))
+                true = float(bandit.true_loss(r))
+            rows.append((loss, var, true))
+        if not rows:
             raise AllTrialsFailed("no trial finished with status ok")
-        best = min(loss for loss, _ in ok)
-        ties = [float(tl) for loss, tl in ok if loss == best]
-        return sum(ties) / len(ties)
+        rows.sort()
+        if all(v == 0 for _, v, _ in rows):
+            return rows[0][2]
+        cutoff = rows[0][0] + 3 * math.sqrt(rows[0][1])
+        near = [row for row in rows if row[0] < cutoff] or rows[:1]
+        p = _p_lowest([m for m, _, _ in near], [v for _, v, _ in near])
+        return float(sum(pi * true for pi, (_, _, true) in zip(p, near, strict=True)))
 
-    def trial_attachments(self, trial: Mapping[str, Any]) -> Mapping[str, Any]:
-        """What the objective returned under ``"attachments"`` for ``trial`` (a document of
-        ``trials.trials``), read-only: ``trials.trial_attachments(trial)["model"]``.
+    def trial_attachments(self, trial: Mapping[str, Any]) -> TrialAttachments:
+        """The attachments of ``trial`` (a document of ``trials.trials``), as in hyperopt:
+        ``trials.trial_attachments(trial)["model"]`` reads, ``... ["model"] = blob`` writes.
 
-        hyperopt moves a result's attachments out of the result into ``trials.attachments``;
-        parzen keeps them in the result, where workers store them with the trial (so in
-        MongoDB they count against its 16 MB document limit: keep big artefacts in files).
+        Reading finds what was written here, else what the objective returned under
+        ``"attachments"``: parzen keeps those in the trial's result, where workers store them
+        with the trial (so in MongoDB they count against its 16 MB document limit: keep big
+        artefacts in files). Writes go to ``trials.attachments`` under hyperopt's key
+        ``"ATTACH::<tid>::<name>"``, and are pickled with the trials.
 
         Raises:
             KeyError: ``trial`` has no ``tid`` this object knows.
         """
         if not self._loaded:
             self.refresh()
-        tid = int(trial["tid"])
+        doc_tid = trial["tid"]
+        tid = self._by_alias.get(doc_tid, doc_tid)
         if tid not in self._known:
-            raise KeyError(f"trial {tid} is not among these trials")
+            raise KeyError(f"trial {doc_tid!r} is not among these trials")
         found = self._known[tid].result.get("attachments")
-        return MappingProxyType(dict(found) if isinstance(found, Mapping) else {})
+        returned = MappingProxyType(dict(found) if isinstance(found, Mapping) else {})
+        return TrialAttachments(self.attachments, doc_tid, returned)
 
     def errors(self) -> list[tuple[int, ErrorInfo]]:
         """``(tid, ErrorInfo)`` of every ERROR trial."""
@@ -540,12 +677,118 @@ class Trials:
         return f"<{type(self).__name__} {self._exp_key!r}: {parts or 'empty'}>"
 
 
+def _p_lowest(means: Sequence[float], variances: Sequence[float], draws: int = 2000
+              ) -> list[float]:
+    """For each noisy loss ``N(mean, variance)``, the probability that it is the lowest,
+    estimated from ``draws`` joint draws (seeded: the same losses give the same answer)."""
+    rng = np.random.default_rng(0)
+    samples = rng.normal(np.asarray(means, dtype=float), np.sqrt(np.asarray(variances,
+                         dtype=float)), size=(draws, len(means)))
+    counts = np.bincount(np.argmin(samples, axis=1), minlength=len(means))
+    return [float(c) / draws for c in counts]
+
+
+class TrialAttachments(MutableMapping[str, Any]):
+    """One trial's attachments: written ones (in ``Trials.attachments`` under
+    ``"ATTACH::<tid>::<name>"``, hyperopt's key) over those its objective returned."""
+
+    def __init__(self, store: dict[str, Any], tid: Any, returned: Mapping[str, Any]) -> None:
+        self._store = store
+        self._prefix = f"ATTACH::{tid}::"
+        self._returned = returned
+
+    def _written(self) -> list[str]:
+        return [k[len(self._prefix):] for k in self._store if k.startswith(self._prefix)]
+
+    def __getitem__(self, name: str) -> Any:
+        key = self._prefix + name
+        if key in self._store:
+            return self._store[key]
+        return self._returned[name]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._store[self._prefix + name] = value
+
+    def __delitem__(self, name: str) -> None:
+        key = self._prefix + name
+        if key not in self._store:
+            raise KeyError(f"{name!r} was not written here; what the objective returned "
+                           "stays with its trial")
+        del self._store[key]
+
+    def __iter__(self) -> Iterator[str]:
+        written = self._written()
+        return iter(written + [k for k in self._returned if k not in written])
+
+    def __len__(self) -> int:
+        return len(set(self._written()) | set(self._returned))
+
+
 def generate_trials_to_calculate(points: Sequence[Mapping[str, Any]]) -> Trials:
     """hyperopt's helper: a ``Trials`` pre-filled with NEW trials at ``points``."""
     trials = Trials()
     tids = trials.new_trial_ids(len(points))
     trials.insert_trial_docs(trials.docs_for_points(tids, points, origin="points_to_evaluate"))
     return trials
+
+
+def trials_from_docs(docs: Sequence[Mapping[str, Any]], validate: bool = True,
+                     **kwargs: Any) -> Trials:
+    """hyperopt's helper: a refreshed ``Trials(**kwargs)`` holding ``docs``.
+
+    Raises:
+        InvalidTrial: with ``validate``, a document fails hyperopt's checks.
+    """
+    trials = Trials(**kwargs)
+    if validate:
+        trials.insert_trial_docs(docs)
+    else:
+        trials.insert_documents(docs)
+    trials.refresh()
+    return trials
+
+
+def miscs_to_idxs_vals(miscs: Sequence[Mapping[str, Any]], keys: Sequence[str] | None = None
+                       ) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    """hyperopt's columns of ``miscs``: ``({label: [tid, ...]}, {label: [value, ...]})``;
+    a label a trial lacks (inactive) adds nothing to its columns."""
+    if keys is None:
+        keys = list(dict.fromkeys(k for m in miscs for k in m["idxs"]))
+    idxs: dict[str, list[Any]] = {k: [] for k in keys}
+    vals: dict[str, list[Any]] = {k: [] for k in keys}
+    for misc in miscs:
+        for k in keys:
+            idxs[k].extend(misc["idxs"].get(k, []))
+            vals[k].extend(misc["vals"].get(k, []))
+    return idxs, vals
+
+
+def miscs_update_idxs_vals(miscs: Sequence[dict[str, Any]], idxs: Mapping[str, Sequence[Any]],
+                           vals: Mapping[str, Sequence[Any]],
+                           assert_all_vals_used: bool = True,
+                           idxs_map: Mapping[Any, Any] | None = None
+                           ) -> Sequence[dict[str, Any]]:
+    """The inverse of ``miscs_to_idxs_vals``: write the columns into each ``misc`` (in
+    place), every label present, empty where the trial has no value."""
+    idxs_map = idxs_map or {}
+    by_tid = {m["tid"]: m for m in miscs}
+    for m in miscs:
+        m["idxs"] = {k: [] for k in idxs}
+        m["vals"] = {k: [] for k in idxs}
+    for k in idxs:
+        for tid, v in zip(idxs[k], vals[k], strict=True):
+            tid = idxs_map.get(tid, tid)
+            if tid in by_tid:
+                by_tid[tid]["idxs"][k] = [tid]
+                by_tid[tid]["vals"][k] = [v]
+            elif assert_all_vals_used:
+                raise InvalidTrial(f"a value for {k!r} names tid {tid!r}, which no misc has")
+    return miscs
+
+
+def spec_from_misc(misc: Mapping[str, Any]) -> dict[str, Any]:
+    """``{label: value}`` of a ``misc``'s active labels."""
+    return params_from_misc(misc)
 
 
 def save_trials(trials: Trials, path: str) -> None:

@@ -188,7 +188,9 @@ def test_job_states_and_statuses_equal_hyperopts() -> None:
     assert parzen.STATUS_STRINGS == ("new", "running", "suspended", "ok", "fail")
 
 
-def test_error_trials_stay_visible() -> None:
+def test_error_trials_leave_trials_for_dynamic_trials() -> None:
+    # hyperopt's rule: trials.trials holds queued, running and done trials; one that raised
+    # is in trials._dynamic_trials, with what it raised.
     def objective(p: dict[str, Any]) -> float:
         if p["act"] == "tanh":
             raise ZeroDivisionError(f"bad act {p['act']}")
@@ -196,9 +198,11 @@ def test_error_trials_stay_visible() -> None:
 
     trials = Trials()
     _fmin(objective, trials=trials, max_evals=20, catch_eval_exceptions=True)
-    assert len(trials) == 20
-    errors = [d for d in trials.trials if d["state"] == JOB_STATE_ERROR]
+    assert len(trials._dynamic_trials) == 20
+    errors = [d for d in trials._dynamic_trials if d["state"] == JOB_STATE_ERROR]
     assert errors, "the seed must draw 'tanh' at least once"
+    assert len(trials) == 20 - len(errors)
+    assert all(d["state"] != JOB_STATE_ERROR for d in trials.trials)
     for d in errors:
         assert d["misc"]["vals"]["act"] == [1]
         assert d["error"]["type"] == "ZeroDivisionError"
@@ -207,10 +211,10 @@ def test_error_trials_stay_visible() -> None:
         assert 'raise ZeroDivisionError(f"bad act' in d["error"]["traceback"]
         assert d["misc"]["error"] == ("ZeroDivisionError", "bad act tanh")
         assert d["result"]["status"] == STATUS_FAIL
-    assert trials.count_by_state_synced(JOB_STATE_ERROR) == len(errors)
-    assert trials.statuses().count(STATUS_FAIL) == len(errors)
+    assert trials.count_by_state_unsynced(JOB_STATE_ERROR) == len(errors)
+    assert [tid for tid, _ in trials.errors()] == [d["tid"] for d in errors]
     assert trials.argmin["act"] != 1
-    assert all("error" not in d for d in trials.trials if d["state"] == JOB_STATE_DONE)
+    assert all("error" not in d for d in trials.trials)
 
 
 # ---- the algorithm protocol ------------------------------------------------------------------
@@ -310,3 +314,45 @@ def test_all_trials_failed_is_hyperopts_exception_name() -> None:
     assert len(trials) == 3
     with pytest.raises(AllTrialsFailed):
         _ = trials.best_trial
+
+
+# ---- hyperopt.base's module path and its document rules ------------------------------------
+
+def test_base_module_documents_and_tids_of_any_kind() -> None:
+    from parzen.base import (
+        TRIAL_KEYS,
+        TRIAL_MISC_KEYS,
+        InvalidTrial,
+        SONify,
+        miscs_to_idxs_vals,
+        trials_from_docs,
+    )
+    from parzen.base import Trials as BaseTrials
+
+    def doc(tid: Any) -> dict[str, Any]:
+        return {"tid": tid, "spec": None, "result": {"status": "new"}, "state": 0,
+                "misc": {"tid": tid, "cmd": None, "idxs": {"z": [tid]}, "vals": {"z": [1]}},
+                "owner": None, "book_time": None, "refresh_time": None, "exp_key": None}
+
+    trials = BaseTrials()
+    assert len(trials) == 0
+    assert trials.insert_trial_docs([doc("a"), doc(5)]) == ["a", 5]
+    assert len(trials) == 0  # as in hyperopt: inserted documents show after refresh()
+    trials.refresh()
+    assert trials.tids == ["a", 5]  # in insertion order
+    assert {d["misc"]["idxs"]["z"][0] for d in trials.trials} == {"a", 5}
+    trials.trial_attachments(trials.trials[0])["note"] = "hi"
+    assert trials.trial_attachments(trials.trials[0])["note"] == "hi"
+    for key in TRIAL_KEYS:
+        bad = doc(9)
+        del bad[key]
+        with pytest.raises(InvalidTrial, match=key):
+            trials.insert_trial_doc(bad)
+    for key in TRIAL_MISC_KEYS:
+        bad = doc(9)
+        del bad["misc"][key]
+        with pytest.raises(InvalidTrial, match=key):
+            trials.insert_trial_doc(bad)
+    idxs, vals = miscs_to_idxs_vals(trials_from_docs([doc(1), doc(2)]).miscs)
+    assert idxs == {"z": [1, 2]} and vals == {"z": [1, 1]}
+    assert SONify({"a": np.arange(2), "b": np.float64(1.5)}) == {"a": [0, 1], "b": 1.5}

@@ -87,8 +87,9 @@ def test_s11_objective_raises_trial_is_error_with_traceback(
 
     assert_clean_end(c, "s11", done=8 - c.counts("s11")[TrialState.ERROR],
                      error=c.counts("s11")[TrialState.ERROR])
-    errors = [d for d in trials.trials if d["state"] == TrialState.ERROR]
-    assert errors and len(trials.trials) == 8, "ERROR trials stay visible in trials"
+    # As in hyperopt, trials that raised are in _dynamic_trials, not in trials.trials.
+    errors = [d for d in trials._dynamic_trials if d["state"] == TrialState.ERROR]
+    assert errors and len(trials._dynamic_trials) == 8, "ERROR trials are in _dynamic_trials"
     first = errors[0]
     assert first["tid"] == 0 and first["misc"]["error"] == ("ValueError", "x=0.500 is positive")
     assert first["error"]["type"] == "ValueError"

@@ -18,7 +18,6 @@ from parzen import (
     hp,
     rand,
 )
-from parzen.pyll import scope
 from parzen.space import compile_space
 
 
@@ -157,30 +156,23 @@ CASES: list[tuple[str, Callable[[], Any], type[SpaceError], str]] = [
      "low must be < high, got low=0, high=0 (high is exclusive)"),
     ("randint-low-above-high", lambda: hp.randint("n", 5, 2), InvalidDistribution,
      "low must be < high, got low=5, high=2"),
-    # ---- expressions parzen does not interpret -------------------------------------------
-    ("arithmetic-add", lambda: hp.uniform("x", 0, 1) + 1, UnsupportedExpression,
-     "arithmetic on Uniform(label='x'"),
-    ("arithmetic-radd", lambda: 1 + hp.uniform("x", 0, 1), UnsupportedExpression,
-     "Apply the arithmetic inside your objective instead"),
-    ("arithmetic-mul", lambda: hp.normal("x", 0, 1) * 2, UnsupportedExpression,
-     "is not supported"),
-    ("arithmetic-pow", lambda: 10 ** hp.uniform("e", -3, 0), UnsupportedExpression,
-     "arithmetic on"),
-    ("arithmetic-neg", lambda: -hp.uniform("x", 0, 1), UnsupportedExpression,
-     "arithmetic on"),
-    ("arithmetic-on-cast", lambda: scope.int(hp.quniform("n", 1, 9, 1)) * 2,
-     UnsupportedExpression, "arithmetic on Cast("),
-    ("arithmetic-on-choice", lambda: hp.choice("c", [1, 2]) - 1, UnsupportedExpression,
-     "arithmetic on"),
-    ("indexing", lambda: hp.choice("c", [[1, 2], [3]])[0], UnsupportedExpression,
-     "indexing Choice(label='c'"),
+    # ---- expressions ---------------------------------------------------------------------
+    ("stochastic-argument", lambda: hp.uniform("a", 0, hp.uniform("b", 1, 2)),
+     InvalidDistribution, "hp.uniform('a'): high is itself a search-space expression "
+     "(hp.uniform('b')); parzen's distributions take constant arguments"),
+    ("stochastic-randint-bound", lambda: hp.randint("n", hp.randint("m", 3)),
+     InvalidDistribution, "hp.randint('n'): high is itself a search-space expression"),
+    ("stochastic-probability", lambda: hp.pchoice("p", [(hp.uniform("w", 0, 1), 1)]),
+     InvalidDistribution, "the probability of item 0 is itself a search-space expression"),
+    ("choice-of-an-expression", lambda: hp.choice("c", hp.uniform("x", 0, 1) * 2),
+     InvalidDistribution, "options is a search-space expression"),
+    ("duplicate-label-identical", lambda: compile_space(
+        [hp.uniform("x", -5, 5), hp.uniform("x", -5, 5)]), DuplicateLabel,
+     "a label names one node, as in hyperopt"),
+    ("duplicate-label-in-expression", lambda: compile_space(
+        hp.uniform("x", 0, 1) + hp.uniform("x", 0, 1)), DuplicateLabel,
+     "label 'x' is used by two different distributions (uniform and uniform"),
     ("calling", lambda: hp.uniform("x", 0, 1)(), UnsupportedExpression, "is not callable"),
-    ("scope-exp", lambda: scope.exp, UnsupportedExpression,
-     "scope.exp is not supported: parzen implements only scope.int and scope.float"),
-    ("scope-switch", lambda: scope.switch(hp.randint("i", 2), 1, 2), UnsupportedExpression,
-     "scope.switch is not supported"),
-    ("scope-define", lambda: scope.define, UnsupportedExpression,
-     "Compute derived values inside your objective instead"),
     ("hyperopt-node", lambda: compile_space({"x": _FakeApply()}), UnsupportedExpression,
      "the space contains hyperopt.pyll.base._FakeApply, a hyperopt pyll node; build the "
      "space with parzen.hp"),

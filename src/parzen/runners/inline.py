@@ -8,6 +8,7 @@ import socket
 from collections.abc import Sequence
 
 from parzen.domain import Domain
+from parzen.exceptions import ExpressionError
 from parzen.execution.run import run_trial
 from parzen.runners.base import Closing, cancel_queued
 from parzen.trial import Owner, TrialState
@@ -19,7 +20,8 @@ class InlineRunner:
 
     Args:
         catch_eval_exceptions: when False, the objective's exception propagates out of
-            ``wait`` (after the trial is recorded as ERROR), as in hyperopt.
+            ``wait`` (after the trial is recorded as ERROR), as in hyperopt; an
+            ``ExpressionError`` (the space's own expression failed) never does.
     """
 
     def __init__(self, domain: Domain, trials: Trials, catch_eval_exceptions: bool) -> None:
@@ -41,7 +43,10 @@ class InlineRunner:
         for i, tid in enumerate(queue):
             outcome = run_trial(store, exp_key, tid, self._owner,
                                 lambda params, tid, _abort: self._domain.evaluate(params, tid))
-            if outcome.exception is not None and not self._catch:
+            # An expression of the space that failed for this sample is the trial's error,
+            # not the objective's: the run goes on.
+            if outcome.exception is not None and not self._catch \
+                    and not isinstance(outcome.exception, ExpressionError):
                 self._queue = queue[i + 1:]
                 raise outcome.exception
 

@@ -15,7 +15,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from parzen.exceptions import DuplicateLabel, InvalidTrial, UnsupportedExpression
-from parzen.space._nodes import Cast, Choice, Normal, Param, RandInt, Uniform
+from parzen.space._nodes import (
+    Call,
+    Cast,
+    Choice,
+    Literal,
+    Normal,
+    Param,
+    RandInt,
+    Uniform,
+    expr_text,
+)
 
 # A conjunction of (choice label, option index) requirements; a parameter is active when any
 # of its conjunctions holds. The empty conjunction means "always active".
@@ -139,7 +149,8 @@ def compile_space(structure: Any) -> Space:
     """Validate ``structure`` and return its flat ``Space``.
 
     Raises:
-        DuplicateLabel: two different distributions share a label.
+        DuplicateLabel: two distribution nodes share a label (hyperopt's rule: a label names
+            one node; the same node may appear in several places).
         UnsupportedExpression: the space holds a hyperopt pyll graph or another foreign node.
     """
     if isinstance(structure, Space):
@@ -147,23 +158,28 @@ def compile_space(structure: Any) -> Space:
     params: dict[str, Param] = {}
     conds: dict[str, list[Condition]] = {}
 
+    # Expressions already walked under a condition: a shared subexpression is walked once.
+    seen_nodes: set[tuple[int, Condition]] = set()
+
     def walk(obj: Any, cond: Condition) -> None:
-        if isinstance(obj, Cast):
-            walk(obj.inner, cond)
-        elif isinstance(obj, Param):
+        if isinstance(obj, Param):
             seen = params.get(obj.label)
             if seen is None:
                 params[obj.label] = obj
                 conds[obj.label] = [cond]
-            elif seen is obj or (not isinstance(obj, Choice) and seen == obj):
+            elif seen is obj:
                 # The same node reached by another path: active under either path.
                 if cond in conds[obj.label]:
                     return
                 conds[obj.label].append(cond)
             else:
+                # As in hyperopt, a label names one node: two distributions built separately
+                # under one label are an error even when their arguments agree.
                 raise DuplicateLabel(
                     f"label {obj.label!r} is used by two different distributions "
-                    f"({seen.kind} and {obj.kind}); give each distribution its own label"
+                    f"({seen.kind} and {obj.kind}), {_show(seen)} and {_show(obj)}; a label "
+                    "names one node, as in hyperopt: give each distribution its own label, or "
+                    "build it once and use that object in both places"
                 )
             if isinstance(obj, Choice):
                 for i, opt in enumerate(obj.options):
@@ -174,6 +190,21 @@ def compile_space(structure: Any) -> Space:
         elif isinstance(obj, (list, tuple)):
             for v in obj:
                 walk(v, cond)
+        elif isinstance(obj, Call):
+            key = (id(obj), cond)
+            if key in seen_nodes:
+                return
+            seen_nodes.add(key)
+            # Labels inside a switch's branches stay unconditional: the samplers draw them
+            # every time and space_eval evaluates only the chosen branch.
+            for a in obj.args:
+                walk(a, cond)
+            for _, v in obj.kwargs:
+                walk(v, cond)
+        elif isinstance(obj, Cast):
+            walk(obj.inner, cond)
+        elif isinstance(obj, Literal):
+            walk(obj.value, cond)
         elif _is_foreign_graph(obj):
             raise UnsupportedExpression(
                 f"the space contains {type(obj).__module__}.{type(obj).__name__}, a hyperopt "
@@ -187,6 +218,11 @@ def compile_space(structure: Any) -> Space:
         params=tuple(params.values()),
         conditions={k: _simplify(v) for k, v in conds.items()},
     )
+
+
+def _show(p: Param) -> str:
+    d = {k: v for k, v in p.to_dict().items() if k not in ("kind", "label") and v is not None}
+    return f"hp.{p.kind}({p.label!r}, " + ", ".join(f"{k}={v!r}" for k, v in d.items()) + ")"
 
 
 def _simplify(conjs: list[Condition]) -> tuple[Condition, ...]:
@@ -205,6 +241,15 @@ def describe(obj: Any) -> Any:
     """A JSON-able description of a space's structure, for fingerprints and experiment docs."""
     if isinstance(obj, Cast):
         return {"cast": obj.to, "of": describe(obj.inner)}
+    if isinstance(obj, Call):
+        fn = obj.fn
+        return {"call": obj.name,
+                "fn": f"{getattr(fn, '__module__', None)}.{getattr(fn, '__qualname__', obj.name)}",
+                "args": [describe(a) for a in obj.args],
+                "kwargs": {k: describe(v) for k, v in obj.kwargs},
+                "text": expr_text(obj)}
+    if isinstance(obj, Literal):
+        return describe(obj.value)
     if isinstance(obj, Choice):
         d = obj.to_dict()
         d["options"] = [describe(o) for o in obj.options]

@@ -8,7 +8,9 @@ parameters the description declares (label, distribution, choice options) and ``
 than its index.
 
 Description grammar (what ``describe`` writes): a parameter is ``{"kind", "label", ...}``
-(a choice adds ``"options"``), ``scope.int``/``scope.float`` is ``{"cast", "of"}``, containers
+(a choice adds ``"options"``), ``scope.int``/``scope.float`` is ``{"cast", "of"}``, an
+expression is ``{"call", "fn", "args", "kwargs", "text"}`` (``text`` is Python-like:
+``(10 ** hp.quniform('e'))``), containers
 are ``{"dict": {...}}``, ``{"list": [...]}`` or ``{"tuple": [...]}``, JSON scalars are
 themselves, and any other constant is ``{"const": type, "repr": text}``.
 """
@@ -21,7 +23,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from parzen.exceptions import InvalidTrial
+from parzen.space._nodes import OPERATORS
 
 CHOICE_KINDS = ("choice", "pchoice")
 
@@ -68,6 +73,9 @@ def params_of(desc: Any) -> dict[str, ParamInfo]:
         if isinstance(d, Mapping):
             if "cast" in d and "of" in d:
                 walk(d["of"], str(d["cast"]))
+            elif _is_call(d):
+                for v in list(d.get("args") or []) + list((d.get("kwargs") or {}).values()):
+                    walk(v, None)
             elif _is_param(d):
                 label = str(d["label"])
                 options = tuple(d.get("options") or ())
@@ -99,6 +107,8 @@ def evaluate(desc: Any, params: Mapping[str, Any]) -> Any:
     if "cast" in desc and "of" in desc:
         value = evaluate(desc["of"], params)
         return int(value) if desc["cast"] == "int" else float(value)
+    if _is_call(desc):
+        return _evaluate_call(desc, params)
     if _is_param(desc):
         label = str(desc["label"])
         if params.get(label) is None:
@@ -137,6 +147,8 @@ def short_text(desc: Any) -> str:
     if isinstance(desc, Mapping):
         if "cast" in desc and "of" in desc:
             return short_text(desc["of"])
+        if _is_call(desc):
+            return str(desc.get("text") or desc["call"])
         if _is_param(desc):
             return f"<{desc['label']}>"
         if "dict" in desc and len(desc) == 1:
@@ -170,6 +182,27 @@ def value_text(value: Any) -> str:
 def shorten(text: str, width: int) -> str:
     """``text`` cut to ``width`` characters, ending in an ellipsis when cut."""
     return text if len(text) <= width else text[:max(0, width - 1)] + "…"
+
+
+def _is_call(d: Mapping[str, Any]) -> bool:
+    return "call" in d and "text" in d and "args" in d
+
+
+def _evaluate_call(desc: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
+    """An operator or numpy function computed from the description; any other function (a
+    user's, which the tools cannot run) is shown as the expression's text."""
+    fn = OPERATORS.get(str(desc["call"])) if not desc.get("kwargs") else None
+    if fn is None and str(desc["call"]) in _NUMPY:
+        fn = getattr(np, str(desc["call"]))
+    if fn is None:
+        return desc["text"]
+    try:
+        return fn(*[evaluate(a, params) for a in desc["args"]])
+    except (TypeError, ValueError, ArithmeticError, IndexError, KeyError):
+        return desc["text"]
+
+
+_NUMPY = ("exp", "log", "sqrt", "sin", "cos", "tan", "minimum", "maximum")
 
 
 def _is_param(d: Mapping[str, Any]) -> bool:
