@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 from parzen.domain import Domain
-from parzen.exceptions import AllTrialsFailed, ExperimentLocked, InvalidTrial, SpaceChanged
+from parzen.exceptions import (
+    AllTrialsFailed,
+    ExperimentLocked,
+    InvalidTrial,
+    NoTrialFinished,
+    SpaceChanged,
+)
 from parzen.progress import Progress, ProgressCallback
 from parzen.runners.base import Closing, Runner
 from parzen.samplers import Sampler, origin_of
@@ -123,6 +129,43 @@ def stop_reason(c: Counts, s: RunSettings, elapsed: float) -> StopReason | None:
     return None
 
 
+def unfinished(trials: Trials) -> tuple[int, int]:
+    """Of the queued (NEW) trials in flight: how many no evaluator ever claimed, and how many
+    were claimed and given back (a worker that could not load the objective, or stopped)."""
+    queued = [t for t in map(trials.known, trials.in_flight) if t.state is TrialState.NEW]
+    never = sum(1 for t in queued if not t.history)
+    return never, len(queued) - never
+
+
+def nothing_finished(timeout: float, running: int, never: int, returned: int,
+                     hint: str) -> NoTrialFinished:
+    """The error of a run whose ``timeout`` came before any trial finished, saying what the
+    trials in flight were doing when it stopped, and the fix.
+
+    Args:
+        timeout: the run's timeout, in seconds.
+        running: trials that were running (cancelled with the run).
+        never: queued trials no evaluator ever claimed.
+        returned: queued trials claimed and given back.
+        hint: the runner's ``queue_hint()``: where unclaimed trials wait and how to add an
+            evaluator there.
+    """
+    def n(k: int, what: str) -> str:
+        return f"{k} {what}{'s' if k != 1 else ''} {'was' if k == 1 else 'were'}"
+
+    parts = []
+    if never:
+        parts.append(f"{n(never, 'queued trial')} never picked up{' ' + hint if hint else ''}")
+    if returned:
+        parts.append(f"{n(returned, 'queued trial')} picked up and given back by workers "
+                     "that could not run them (their history says why: parzen trials EXP)")
+    if running:
+        parts.append(f"{n(running, 'trial')} still running and cancelled: raise the timeout "
+                     f"if a trial takes longer than {timeout:g} s")
+    return NoTrialFinished(f"timeout after {timeout:g} s: no trial finished"
+                           + "".join(f"; {p}" for p in parts))
+
+
 def n_to_suggest(c: Counts, s: RunSettings) -> int:
     """How many new points to ask the algorithm for."""
     return max(0, min(s.max_queue_len - c.in_flight, s.max_evals - c.counted))
@@ -208,6 +251,7 @@ def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
         The reason the loop stopped.
     Raises:
         AllTrialsFailed: the first trials all raised; the message carries the first traceback.
+        NoTrialFinished: the timeout came before any trial finished; the message says why.
     """
     start = time.monotonic()
     patiently(trials.refresh, "reading the experiment")
@@ -277,6 +321,7 @@ def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
         closing = Closing.HANDS_OFF
         raise
     finally:
+        running, (never, returned) = c.running, unfinished(trials)  # before close cancels
         runner.close(closing)
         patiently(trials.refresh, "refreshing trials", CLOSE_PATIENCE_S)
         c = count(trials)
@@ -293,4 +338,6 @@ def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
         raise AllTrialsFailed(f"{c.error} of {c.finished} trials failed and none succeeded; "
                               f"stopping{detail}")
     assert reason is not None
+    if reason.stop is Stop.TIMEOUT and c.finished == 0 and settings.timeout is not None:
+        raise nothing_finished(settings.timeout, running, never, returned, runner.queue_hint())
     return reason

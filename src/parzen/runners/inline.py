@@ -53,6 +53,9 @@ class InlineRunner:
     def maintain(self) -> None:
         return None
 
+    def queue_hint(self) -> str:
+        return ""
+
     def close(self, closing: Closing) -> None:
         self._queue.clear()
         if closing is not Closing.HANDS_OFF:

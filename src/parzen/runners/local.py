@@ -109,6 +109,10 @@ class LocalProcessRunner:
     def start(self) -> None:
         return None
 
+    def queue_hint(self) -> str:
+        n = self._backend.parallelism
+        return f"(the {n} local process{'es were' if n != 1 else ' was'} busy)"
+
     def close(self, closing: Closing) -> None:
         # The slots stop first: run_trial gives the trials they were running back to NEW
         # (uncounted), so the cancel below reaches them too.

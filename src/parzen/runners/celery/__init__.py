@@ -26,7 +26,7 @@ from parzen.execution import payload
 from parzen.execution.run import UNLOADABLE
 from parzen.runners.base import Closing, cancel_queued
 from parzen.runners.celery import experiment
-from parzen.runners.celery.dispatch import Dispatcher
+from parzen.runners.celery.dispatch import Dispatcher, queue_hint
 from parzen.runners.celery.driver import Driver
 from parzen.runners.celery.reaper import reap
 from parzen.store.retry import patiently
@@ -166,6 +166,9 @@ class CeleryRunner:
         if problem is not None:
             raise problem
         self._dispatcher.republish_waiting(self._trials)
+
+    def queue_hint(self) -> str:
+        return queue_hint(self._backend)
 
     def close(self, closing: Closing) -> None:
         if not self._started:
