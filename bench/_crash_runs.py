@@ -100,7 +100,7 @@ class Evaluations:
 
 def _record(prob: CrashProblem, rows: Sequence[tuple[Mapping[str, Any], float | None, str | None]],
             raised: Counter[str], seconds: float, stopped: str | None,
-            warnings: Sequence[str] = ()) -> dict[str, Any]:
+            warnings: Sequence[str] = (), max_pending: int | None = None) -> dict[str, Any]:
     """The result of one run from ``(native point, loss or None, error type or None)`` rows
     in completion order, after checking them against the crashes the objective raised."""
     stored = Counter(err for _, _, err in rows if err is not None)
@@ -122,6 +122,8 @@ def _record(prob: CrashProblem, rows: Sequence[tuple[Mapping[str, Any], float | 
         "seconds": seconds,
         "stopped": stopped,
         "warnings": list(warnings),
+        # Most trials pending at once (K > 1 runs; None for fmin's own K = 1 loop).
+        "max_pending": max_pending,
     }
 
 
@@ -158,6 +160,7 @@ def run_parzen(algo: str, prob: CrashProblem, seed: int, evals: int, k: int,
     propagate, logger.propagate = logger.propagate, False
     stopped = None
     order: list[int] | None = None
+    max_pending = None
     t0 = time.perf_counter()
     try:
         if k == 1:
@@ -165,8 +168,8 @@ def run_parzen(algo: str, prob: CrashProblem, seed: int, evals: int, k: int,
                         rstate=np.random.default_rng(seed), catch_eval_exceptions=True,
                         show_progressbar=False)
         else:
-            order = _run_parzen_async(objective, space, suggest, trials, seed, evals, k,
-                                      crash_duration)
+            order, max_pending = _run_parzen_async(objective, space, suggest, trials, seed,
+                                                   evals, k, crash_duration)
     except AllTrialsFailed as exc:
         stopped = str(exc).splitlines()[0]
     finally:
@@ -187,15 +190,17 @@ def run_parzen(algo: str, prob: CrashProblem, seed: int, evals: int, k: int,
             rows.append((pt, None, t.error.type))
         else:
             rows.append((pt, float(t.result["loss"]), None))
-    return _record(prob, rows, objective.raised, seconds, stopped, captured.messages)
+    return _record(prob, rows, objective.raised, seconds, stopped, captured.messages,
+                   max_pending)
 
 
 def _run_parzen_async(objective: Callable[[Any], float], space: Any, suggest: Any,
                       trials: Any, seed: int, evals: int, k: int,
-                      crash_duration: float) -> list[int]:
+                      crash_duration: float) -> tuple[list[int], int]:
     """fmin's loop with K trials pending, over ``SimulatedWorkers``; returns the tids in the
-    order they finished. Built as ``fmin`` builds it: a ``Domain``, the ``Proposer`` of
-    ``suggest``, ``RunSettings`` with ``max_queue_len=K`` and ``rstate=default_rng(seed)``."""
+    order they finished and the most trials pending at once. Built as ``fmin`` builds it: a
+    ``Domain``, the ``Proposer`` of ``suggest``, ``RunSettings`` with ``max_queue_len=K`` and
+    ``rstate=default_rng(seed)``."""
     from parzen.coordinator import Proposer, RunSettings, run
     from parzen.domain import Domain
     from parzen.samplers import sampler_for
@@ -206,7 +211,7 @@ def _run_parzen_async(objective: Callable[[Any], float], space: Any, suggest: An
                            early_stop_fn=None, show_progressbar=False)
     run(domain, trials, Proposer(suggest, sampler_for(suggest)), workers,
         np.random.default_rng(seed), settings)
-    return workers.finished
+    return workers.finished, workers.max_pending
 
 
 def _simulated_workers(domain: Any, trials: Any, clock: Completions) -> Any:
@@ -251,6 +256,7 @@ def _simulated_workers(domain: Any, trials: Any, clock: Completions) -> Any:
         def __init__(self) -> None:
             super().__init__(domain, trials, catch_eval_exceptions=True)
             self.finished: list[int] = []
+            self.max_pending = 0
             self._owner_sim = Owner(worker="bench-simulated", host=socket.gethostname(),
                                     pid=os.getpid())
             self._held: dict[int, tuple[Held, threading.Thread]] = {}
@@ -263,6 +269,7 @@ def _simulated_workers(domain: Any, trials: Any, clock: Completions) -> Any:
                 held.evaluated.wait()  # claimed (RUNNING) and evaluated: deterministic
                 self._held[tid] = (held, thread)
                 clock.start(tid, held.crashed)
+            self.max_pending = max(self.max_pending, len(self._held))
 
         def _work(self, tid: int, held: Held) -> None:
             run_trial(trials.store, trials.exp_key, tid, self._owner_sim, held.evaluate)
@@ -308,10 +315,10 @@ def run_optuna(prob: CrashProblem, seed: int, evals: int, k: int,
     outcomes: dict[int, tuple[Any, dict[str, Any], float | None, str | None]] = {}
     rows: list[tuple[Mapping[str, Any], float | None, str | None]] = []
     t0 = time.perf_counter()
-    asked = 0
+    asked = max_pending = 0
 
     def ask() -> None:
-        nonlocal asked
+        nonlocal asked, max_pending
         trial = study.ask()
         params = suggest_optuna(trial, prob.params)
         try:
@@ -321,6 +328,7 @@ def run_optuna(prob: CrashProblem, seed: int, evals: int, k: int,
         outcomes[trial.number] = (trial, params, loss, err)
         clock.start(trial.number, err is not None)
         asked += 1
+        max_pending = max(max_pending, len(clock))
 
     while asked < min(k, evals):
         ask()
@@ -338,7 +346,7 @@ def run_optuna(prob: CrashProblem, seed: int, evals: int, k: int,
     if failed != sum(objective.raised.values()):
         raise BenchCheckFailed(f"optuna recorded {failed} FAIL trials for "
                                f"{sum(objective.raised.values())} crashes")
-    return _record(prob, rows, objective.raised, seconds, None)
+    return _record(prob, rows, objective.raised, seconds, None, max_pending=max_pending)
 
 
 # --------------------------------------------------------------------------

@@ -314,6 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.nice > 0:
         os.nice(args.nice)  # the workers inherit it
+    # Two single-threaded workers fill the 2 cores; numpy's BLAS threads on top of them only
+    # contend (the workers inherit these, read when they import numpy).
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     if args.check_optima:
         return check_optima(args.problems)
     runs = run_all(args)
@@ -336,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(a not in PARZEN_SIDE for a in args.algos):
         meta["anchor_versions"] = anchor_versions()
     keep = ("algo", "problem", "k", "seed", "n", "failed", "errors", "failed_repeats",
-            "seconds", "stopped", "warnings", "cached")
+            "max_pending", "seconds", "stopped", "warnings", "cached")
     payload = {
         "meta": meta,
         "summary": summary,

@@ -64,6 +64,7 @@ def test_a_short_parzen_run_records_the_crashes_as_errors(tmp_path: Path) -> Non
     payload = json.loads(out.read_text())
     runs = payload["runs"]
     assert [(r["algo"], r["k"], r["n"]) for r in runs] == [("parzen", 1, 12), ("parzen", 4, 12)]
+    assert runs[1]["max_pending"] == 4  # K = 4: four trials outstanding
     for r in runs:
         # A third of the prior crashes: 12 evaluations hit it, and every crash the objective
         # raised is an ERROR trial of its type (the run checks the two counts agree).
