@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("parzen.runners.inline", "parzen.runners.local", "parzen.runners.celery",
      "parzen.runners"),
     ("parzen.worker",),
-    ("parzen.coordinator",),
+    ("parzen.coordinator", "parzen.failure_watch"),
     ("parzen.runners.base",),
     ("parzen.execution",),
     ("parzen.mongoexp", "parzen.parallel"),

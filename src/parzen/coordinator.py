@@ -24,9 +24,11 @@ from parzen.exceptions import (
     NoTrialFinished,
     SpaceChanged,
 )
+from parzen.failure_watch import FailureWatch
 from parzen.progress import Progress, ProgressCallback
 from parzen.runners.base import Closing, Runner
 from parzen.samplers import Sampler, origin_of
+from parzen.store import MongoTrialStore
 from parzen.store.retry import CLOSE_PATIENCE_S, patiently
 from parzen.trial import TrialState
 from parzen.trials import Trials, save_trials
@@ -242,6 +244,14 @@ class Proposer:
                          "inserting trials")
 
 
+def errors_hint(trials: Trials) -> str:
+    """Where the user of ``trials`` reads the failed trials' tracebacks."""
+    if isinstance(trials.store, MongoTrialStore):
+        return f"`parzen errors {trials.exp_key}`"
+    return "`trials.errors()` (tid and error of each; hyperopt's `trials._dynamic_trials[i]" \
+        "[\"error\"]` holds one trial's)"
+
+
 def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
         rstate: np.random.Generator, settings: RunSettings,
         points_to_evaluate: Sequence[Mapping[str, Any]] | None = None) -> StopReason:
@@ -262,6 +272,7 @@ def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
     progress = Progress(settings.max_evals if settings.max_evals < 2**62 else None,
                         c.finished, settings.show_progressbar)
     early_state: list[Any] = []
+    watch = FailureWatch(where=errors_hint(trials))
     exhausted = False
     last_save = 0.0
     reason: StopReason | None = None
@@ -282,6 +293,7 @@ def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
             patiently(trials.refresh, "refreshing trials")
             c = count(trials)
             progress.update(c.finished, c.running, c.error, c.best)
+            watch.check(trials.recent_finished())
             reason = stop_reason(c, settings, time.monotonic() - start)
             if reason is None and settings.early_stop_fn is not None and c.finished:
                 stop, early_state = settings.early_stop_fn(trials, *early_state)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,13 +51,28 @@ class Owner:
         return f"{self.worker} (pid {self.pid} on {self.host})"
 
 
+class ErrorOrigin(enum.Enum):
+    """Whose failure an ERROR trial records, which decides whether samplers learn from it.
+
+    ``OBJECTIVE``: the objective failed at this point (it raised, timed out, or its process
+    died on every attempt). That is a verdict on the point: samplers avoid its neighbourhood
+    (``Trial.failed_here``). ``SYSTEM``: the system failed around it (the worker was lost on
+    every attempt, the store refused the result); the point itself says nothing, and samplers
+    ignore the trial as if it had never run.
+    """
+
+    OBJECTIVE = "objective"
+    SYSTEM = "system"
+
+
 @dataclass(frozen=True)
 class ErrorInfo:
-    """Why a trial ended in ERROR."""
+    """Why a trial ended in ERROR, and whose failure it was (``ErrorOrigin``)."""
 
     type: str
     message: str
     traceback: str = ""
+    origin: ErrorOrigin = ErrorOrigin.OBJECTIVE
 
 
 @dataclass(frozen=True)
@@ -112,6 +128,27 @@ class Trial:
             loss = self.result.get("loss")
             return float(loss) if loss is not None else None
         return None
+
+    @property
+    def failed_here(self) -> bool:
+        """True when the objective's own verdict on this point is "not here": the trial ended
+        in ERROR by the objective's doing (``ErrorOrigin.OBJECTIVE``: it raised, timed out or
+        its process died on every attempt), or finished with status ``fail``, or returned a
+        loss that is not a finite number. Samplers treat such a point as worse than any that
+        finished (``samplers/tpe``). Cancelled trials and failures of the system (a lost
+        worker, a refused result, an objective the worker could not load) are not verdicts.
+        """
+        if self.state is TrialState.ERROR:
+            return self.error is None or self.error.origin is ErrorOrigin.OBJECTIVE
+        if self.state is not TrialState.DONE:
+            return False
+        if self.result.get("status") != STATUS_OK:
+            return True
+        loss = self.result.get("loss")
+        try:
+            return loss is None or not math.isfinite(float(loss))
+        except (TypeError, ValueError):
+            return True
 
     @property
     def duration(self) -> float | None:

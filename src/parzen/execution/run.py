@@ -21,10 +21,10 @@ from parzen.execution.sandbox import (
     EvaluationTimeout,
     ObjectiveFailed,
 )
-from parzen.store import TrialStore
+from parzen.store import LEASE_EXPIRED, TrialStore
 from parzen.store.retry import retry_unavailable
 from parzen.store.uri import redact_text
-from parzen.trial import ErrorInfo, Owner, Trial, TrialState
+from parzen.trial import ErrorInfo, ErrorOrigin, Owner, Trial, TrialState
 
 log = logging.getLogger("parzen.execution")
 
@@ -137,7 +137,7 @@ def lost_because(now: Trial | None, trial: Trial) -> str:
     if now.state in (TrialState.DONE, TrialState.ERROR):
         if now.claim_token == trial.claim_token:
             return "this attempt's own result is recorded (the store's reply to it was lost)"
-        if now.error is not None and now.error.type == "LeaseExpired":
+        if now.error is not None and now.error.type == LEASE_EXPIRED:
             return "the coordinator gave up on it: its lease expired on every attempt"
         return "another attempt finished it"
     return "its lease expired and it was requeued (this worker stalled or lost the store)"
@@ -229,7 +229,8 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
                       "recording the trial as ERROR instead", tid, exp_key, why)
             info = ErrorInfo(type(refused).__name__,
                              f"the store refused to record the result: {why}",
-                             redact_text(error_info(refused).traceback))
+                             redact_text(error_info(refused).traceback),
+                             origin=ErrorOrigin.SYSTEM)
             failed = refused
         try:
             return write(TrialState.ERROR, {"status": "fail"}, info, failed)

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from parzen.exceptions import UnreadableDocument
 from parzen.processes import pid_alive
 from parzen.settings import TrialSettings
-from parzen.trial import Attempt, ErrorInfo, Owner, Trial, TrialState
+from parzen.trial import Attempt, ErrorInfo, ErrorOrigin, Owner, Trial, TrialState
 
 # The lease of an experiment that records none (see ``lease_seconds``).
 DEFAULT_LEASE_S = TrialSettings().lease_s
@@ -158,6 +158,20 @@ def back_to_new(t: Trial, now: datetime, outcome: str, count_attempt: bool) -> T
         attempts=t.attempts if count_attempt else max(0, t.attempts - 1),
         history=(*t.history, attempt),
     )
+
+
+LEASE_EXPIRED = "LeaseExpired"  # ErrorInfo.type of a trial whose lease expired every time
+
+
+def given_up(t: Trial, now: datetime, max_attempts: int) -> Trial:
+    """``t``, whose lease expired on its last allowed attempt, as an ERROR trial. The system
+    failed (its workers died or stalled), not the objective: ``ErrorOrigin.SYSTEM``."""
+    return dataclasses.replace(
+        back_to_new(t, now, "lease expired", True), state=TrialState.ERROR, end_time=now,
+        result={"status": "fail"},
+        error=ErrorInfo(LEASE_EXPIRED, f"lease expired on attempt {t.attempts} of "
+                        f"{max_attempts}; the worker died or stalled each time, giving up",
+                        origin=ErrorOrigin.SYSTEM))
 
 
 class TrialStore(abc.ABC):

@@ -32,8 +32,14 @@ from parzen.exceptions import (
     UnreadableDocument,
     UnreadableTrials,
 )
-from parzen.store._base import DriverLease, Experiment, ObjectiveKind, ObjectiveSpec
-from parzen.trial import Attempt, ErrorInfo, Owner, Trial, TrialState
+from parzen.store._base import (
+    LEASE_EXPIRED,
+    DriverLease,
+    Experiment,
+    ObjectiveKind,
+    ObjectiveSpec,
+)
+from parzen.trial import Attempt, ErrorInfo, ErrorOrigin, Owner, Trial, TrialState
 
 SCHEMA_VERSION = 1
 
@@ -273,15 +279,27 @@ def error_to_doc(error: ErrorInfo | None) -> dict[str, Any] | None:
     if len(traceback) > MAX_ERROR_CHARS:
         traceback = (f"[{len(traceback) - MAX_ERROR_CHARS} characters not stored ...] "
                      f"{traceback[-MAX_ERROR_CHARS:]}")
-    return {"type": error.type, "message": message, "traceback": traceback}
+    return {"type": error.type, "message": message, "traceback": traceback,
+            "origin": error.origin.value}
 
 
 def error_from_doc(doc: Any) -> ErrorInfo | None:
     """Inverse of ``error_to_doc``."""
     if doc is None:
         return None
-    return ErrorInfo(type=str(doc.get("type", "")), message=str(doc.get("message", "")),
-                     traceback=str(doc.get("traceback", "")))
+    etype = str(doc.get("type", ""))
+    return ErrorInfo(type=etype, message=str(doc.get("message", "")),
+                     traceback=str(doc.get("traceback", "")),
+                     origin=_origin(doc.get("origin"), etype))
+
+
+def _origin(value: Any, etype: str) -> ErrorOrigin:
+    """The stored ``error.origin``; documents written before it existed (and hyperopt's)
+    have none, and then only an expired lease was the system's doing."""
+    try:
+        return ErrorOrigin(value)
+    except ValueError:
+        return ErrorOrigin.SYSTEM if etype == LEASE_EXPIRED else ErrorOrigin.OBJECTIVE
 
 
 def attempt_to_doc(attempt: Attempt) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from parzen.store._base import (
     Experiment,
     TrialStore,
     back_to_new,
+    given_up,
     inserted_state,
     lease_ended,
     lease_seconds,
@@ -204,13 +205,7 @@ class InMemoryTrialStore(TrialStore):
                 if not lease_ended(t, now, lease_s):
                     continue
                 if t.attempts >= max_attempts:
-                    new = dataclasses.replace(
-                        back_to_new(t, now, "lease expired", True), state=TrialState.ERROR,
-                        end_time=now, result={"status": "fail"},
-                        error=ErrorInfo("LeaseExpired", f"lease expired on attempt "
-                                        f"{t.attempts} of {max_attempts}; the worker died or "
-                                        "stalled each time, giving up"),
-                    )
+                    new = given_up(t, now, max_attempts)
                 else:
                     new = back_to_new(t, now, "lease expired", True)
                 self._put(new)

@@ -61,6 +61,7 @@ from parzen.store._base import (
     Experiment,
     TrialStore,
     back_to_new,
+    given_up,
     inserted_state,
     lease_ended,
     lease_seconds,
@@ -487,13 +488,8 @@ class MongoTrialStore(TrialStore):
             for doc, t in readable:
                 if not lease_ended(t, now, lease_s or 0.0):
                     continue  # no lease date, but a recent heartbeat: its worker lives
-                new = back_to_new(t, now, "lease expired", True)
-                if t.attempts >= max_attempts:
-                    new = dataclasses.replace(
-                        new, state=TrialState.ERROR, end_time=now, result={"status": "fail"},
-                        error=ErrorInfo("LeaseExpired", f"lease expired on attempt "
-                                        f"{t.attempts} of {max_attempts}; the worker died or "
-                                        "stalled each time, giving up"))
+                new = (given_up(t, now, max_attempts) if t.attempts >= max_attempts
+                       else back_to_new(t, now, "lease expired", True))
                 # Fenced on the token *and* a still-expired lease (or the same last
                 # heartbeat, for one without a lease date): a heartbeat or finish that lands
                 # after our read wins, and the trial is left alone.
