@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from parzen.exceptions import ConfigError
+
 STATUS_OK = "ok"
 STATUS_FAIL = "fail"
 STATUS_NEW = "new"
@@ -35,8 +37,38 @@ class TrialState(enum.IntEnum):
         return self in (TrialState.DONE, TrialState.ERROR, TrialState.CANCEL)
 
     def is_pending(self) -> bool:
-        """True while a result may still come (queued or running)."""
+        """True while a result may still come (new or running)."""
         return self in (TrialState.NEW, TrialState.RUNNING)
+
+    @property
+    def word(self) -> str:
+        """The state's one name: stored in trial documents, shown and accepted by the CLI,
+        used in the docs (``new``, ``running``, ``done``, ``error``, ``cancel``)."""
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, word: str) -> TrialState:
+        """The state a person typed: its name, or a common other word for it (``queued``,
+        ``failed``, ``cancelled``, ``canceled``, ``ok``), in any case.
+
+        Raises:
+            ConfigError: ``word`` names no state; the message lists the names.
+        """
+        key = word.strip().lower()
+        for state in cls:
+            if key == state.word:
+                return state
+        if key in STATE_ALIASES:
+            return cls[STATE_ALIASES[key].upper()]
+        aliases = ", ".join(f"{a} = {n}" for a, n in STATE_ALIASES.items())
+        raise ConfigError(f"{word!r} is not a trial state: use one of "
+                          f"{', '.join(s.word for s in cls)} (also accepted: {aliases})")
+
+
+# Other words people use for the states, accepted wherever a state is typed (the CLI's
+# --state) and mapped to the one name; nothing shows or stores them.
+STATE_ALIASES = {"queued": "new", "failed": "error", "cancelled": "cancel",
+                 "canceled": "cancel", "ok": "done"}
 
 
 @dataclass(frozen=True)

@@ -95,9 +95,8 @@ class Snapshot:
         return {
             "exp_key": self.exp.exp_key, "now": self.now,
             "coordinator": {"alive": self.coordinator_alive, "detail": self.coordinator},
-            "done": self.counts[TrialState.DONE], "running": self.counts[TrialState.RUNNING],
-            "queued": self.counts[TrialState.NEW], "failed": self.counts[TrialState.ERROR],
-            "cancelled": self.counts[TrialState.CANCEL], "max_evals": self.exp.max_evals,
+            **{state.word: self.counts.get(state, 0) for state in TrialState},
+            "max_evals": self.exp.max_evals,
             "remaining": self.remaining, "window_s": self.window_s,
             "finished_per_minute": round(self.per_minute, 4), "eta_s": self.eta_s,
             "best": None if self.best is None else {"tid": self.best.tid,
@@ -184,9 +183,8 @@ def render(s: Snapshot, width: int | None = None) -> str:
     lines = [f"experiment {s.exp.exp_key!r}  (as of {timestamp(s.now)})",
              f"coordinator  {s.coordinator}"]
     total = f" of max_evals {s.exp.max_evals}" if s.exp.max_evals is not None else ""
-    lines.append(f"trials       done {c[TrialState.DONE]}  running {c[TrialState.RUNNING]}  "
-                 f"queued {c[TrialState.NEW]}  failed {c[TrialState.ERROR]}  "
-                 f"cancelled {c[TrialState.CANCEL]}   ({s.finished} finished{total})")
+    by_state = "  ".join(f"{state.word} {c.get(state, 0)}" for state in TrialState)
+    lines.append(f"trials       {by_state}   ({s.finished} finished{total})")
     if s.best is not None:
         lines.append(f"best loss    {number(s.best.loss, 6)} (trial {s.best.tid})")
     if s.recent:

@@ -17,7 +17,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -46,13 +46,11 @@ from parzen.runners.celery.driver import Driver
 from parzen.settings import TrialSettings
 from parzen.space.described import evaluate
 from parzen.store import Experiment, TrialStore, lease_seconds
-from parzen.trial import STATUS_OK, Trial, TrialState
+from parzen.trial import STATE_ALIASES, STATUS_OK, Trial, TrialState
 
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
-STATE_NAMES = {"new": TrialState.NEW, "queued": TrialState.NEW,
-               "running": TrialState.RUNNING, "done": TrialState.DONE,
-               "error": TrialState.ERROR, "failed": TrialState.ERROR,
-               "cancel": TrialState.CANCEL, "cancelled": TrialState.CANCEL}
+STATE_WORDS = ", ".join(s.word for s in TrialState)
+ALIAS_WORDS = ", ".join(f"{alias} = {name}" for alias, name in STATE_ALIASES.items())
 Run = Callable[[argparse.Namespace], int]
 
 
@@ -86,11 +84,17 @@ def _states(values: Sequence[str] | None) -> list[TrialState] | None:
     states = []
     for v in values:
         for name in v.split(","):
-            name = name.strip().lower()
-            if name not in STATE_NAMES:
-                raise ConfigError(f"--state {name!r}: use one of {', '.join(STATE_NAMES)}")
-            states.append(STATE_NAMES[name])
+            try:
+                states.append(TrialState.parse(name))
+            except ConfigError as exc:
+                raise ConfigError(f"--state: {exc}") from None
     return sorted(set(states))
+
+
+def _state_counts(counts: Mapping[TrialState, int]) -> dict[str, int]:
+    """``{"new": 2, "running": 3, "done": 40, "error": 1, "cancel": 0}``: the counts under
+    the states' own names, in lifecycle order (the keys of JSON and of table columns)."""
+    return {s.word: counts.get(s, 0) for s in TrialState}
 
 
 def _emit_table(table: Table, fmt: str, digits: dict[str, int] | None = None) -> None:
@@ -125,9 +129,7 @@ def run_experiments(args: argparse.Namespace) -> int:
                                         limit=1)), None)
             _, detail = driver_state(exp, now)
             rows.append({
-                "exp_key": exp.exp_key, "done": counts[TrialState.DONE],
-                "running": counts[TrialState.RUNNING], "queued": counts[TrialState.NEW],
-                "failed": counts[TrialState.ERROR], "cancelled": counts[TrialState.CANCEL],
+                "exp_key": exp.exp_key, **_state_counts(counts),
                 "max_evals": exp.max_evals,
                 "best_loss": best.loss if best is not None else None,
                 "last_activity": last_activity(store, exp.exp_key),
@@ -142,12 +144,13 @@ def run_experiments(args: argparse.Namespace) -> int:
     elif not rows:
         out(f"no experiments in {src.where}")
     else:
-        header = ["EXPERIMENT", "DONE", "RUNNING", "QUEUED", "FAILED", "CANCELLED", "BEST LOSS",
-                "LAST ACTIVITY", "COORDINATOR"]
-        text = [[r["exp_key"], str(r["done"]), str(r["running"]), str(r["queued"]),
-                 str(r["failed"]), str(r["cancelled"]), number(r["best_loss"], 6),
+        words = [s.word for s in TrialState]
+        header = ["EXPERIMENT", *(w.upper() for w in words), "BEST LOSS", "LAST ACTIVITY",
+                  "COORDINATOR"]
+        text = [[r["exp_key"], *(str(r[w]) for w in words), number(r["best_loss"], 6),
                  ago(r["last_activity"], now), _short_driver(r)] for r in rows]
-        out(render_table(header, text, right=header[1:7], width=terminal_width()))
+        out(render_table(header, text, right=header[1:1 + len(words)],
+                         width=terminal_width()))
     return 0
 
 
@@ -175,8 +178,8 @@ def last_activity(store: TrialStore, exp_key: str, recent: int = 50) -> datetime
 def _configure_trials(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     p.add_argument("--state", action="append", metavar="STATE",
-                   help="only trials in STATE: queued, running, done, failed, cancelled "
-                        "(repeat, or separate with commas)")
+                   help=f"only trials in STATE: {STATE_WORDS} (repeat, or separate with "
+                        f"commas; also accepted: {ALIAS_WORDS})")
     p.add_argument("--sort", choices=["tid", "loss"], default="tid",
                    help="order by tid (default) or by loss (trials without a loss last, "
                         "with --desc too)")
@@ -184,7 +187,7 @@ def _configure_trials(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, metavar="N", help="at most N trials")
     add_format_argument(p)
     _setup(p, run_trials, "  parzen trials mnist --sort loss --limit 10\n"
-                          "  parzen trials mnist --state failed,running\n"
+                          "  parzen trials mnist --state error,running\n"
                           "  parzen trials --file run.pkl --format csv > trials.csv\n")
 
 
@@ -203,7 +206,8 @@ def run_trials(args: argparse.Namespace) -> int:
     _emit_table(table, args.format, {"loss": 6, "duration_s": 3})
     if args.format == "table":
         if not rows:
-            out(f"(no trials{' in state ' + ', '.join(args.state) if args.state else ''})")
+            shown = ", ".join(s.word for s in states) if states else ""
+            out(f"(no trials{' in state ' + shown if shown else ''})")
         elif len(rows) < total:
             out(f"({len(rows)} of {total} trials shown)")
     return 0
@@ -228,8 +232,8 @@ def run_best(args: argparse.Namespace) -> int:
             counts = src.store.count_by_state(exp.exp_key)
             raise AllTrialsFailed(
                 f"no trial of {exp.exp_key!r} has finished with a loss yet "
-                f"({counts[TrialState.ERROR]} failed, {counts[TrialState.RUNNING]} running, "
-                f"{counts[TrialState.NEW]} queued); see parzen errors / parzen status")
+                f"({counts[TrialState.ERROR]} error, {counts[TrialState.RUNNING]} running, "
+                f"{counts[TrialState.NEW]} new); see parzen errors / parzen status")
         space = src.space(exp)
     value: Any = None
     why = ""
@@ -271,7 +275,7 @@ def run_best(args: argparse.Namespace) -> int:
 def _configure_status(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     p.add_argument("--watch", action="store_true",
-                   help="refresh until the run ends (nothing queued or running and no "
+                   help="refresh until the run ends (nothing new or running and no "
                         "coordinator), or Ctrl-C")
     p.add_argument("--interval", type=float, default=2.0, metavar="S",
                    help="seconds between refreshes with --watch (default 2)")
@@ -313,7 +317,7 @@ def run_status(args: argparse.Namespace) -> int:
             return 0
         if args.format != "json":
             out(f"run ended: {snap.counts[TrialState.DONE]} done, "
-                f"{snap.counts[TrialState.ERROR]} failed")
+                f"{snap.counts[TrialState.ERROR]} error")
     return 0
 
 
@@ -327,7 +331,7 @@ def _compact_json(obj: Any) -> str:
 
 # ---- errors -------------------------------------------------------------------------------
 
-@command("errors", "group failed trials by exception type, with one traceback per group")
+@command("errors", "group the error trials by exception type, with one traceback per group")
 def _configure_errors(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     add_format_argument(p, ("table", "json"))
@@ -363,10 +367,10 @@ def run_errors(args: argparse.Namespace) -> int:
         out(json_text(docs))
         return 0
     if not docs:
-        out(f"no failed trials in {exp.exp_key!r}"
+        out(f"no error trials in {exp.exp_key!r}"
             + (f" ({status_fail} returned status fail)" if status_fail else ""))
         return 0
-    lines = [f"{len(failed)} failed trials of {exp.exp_key!r} in {len(docs)} "
+    lines = [f"{len(failed)} error trials of {exp.exp_key!r} in {len(docs)} "
              f"group{'s' if len(docs) > 1 else ''}"]
     for d in docs:
         tids = ", ".join(str(t) for t in d["tids"][:12]) + (" ..." if d["count"] > 12 else "")
@@ -418,7 +422,7 @@ def run_plot(args: argparse.Namespace) -> int:
 
 # ---- cancel / requeue / delete ------------------------------------------------------------
 
-@command("cancel", "cancel the queued trials of an experiment (and, with no coordinator, "
+@command("cancel", "cancel the new (queued) trials of an experiment (and, with no coordinator, "
                    "the running ones whose worker died)")
 def _configure_cancel(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
@@ -439,10 +443,10 @@ def run_cancel(args: argparse.Namespace) -> int:
         n = src.store.cancel(exp.exp_key, (TrialState.NEW,))
         src.save()
         was_running = sum(1 for t in expired if t.state is TrialState.NEW)
-        out(f"cancelled {n} queued trial{'s' if n != 1 else ''} of {exp.exp_key!r}"
+        out(f"cancelled {n} new trial{'s' if n != 1 else ''} of {exp.exp_key!r}"
             + (f" ({was_running} of them were running on workers whose lease had expired)"
                if was_running else "")
-            + (f"; {len(expired) - was_running} expired trials failed for good after "
+            + (f"; {len(expired) - was_running} expired trials ended in error after "
                f"{max_attempts} attempts" if len(expired) > was_running else ""))
         if alive:
             print(f"note: its coordinator is still running ({detail}) and queues new trials; "
@@ -450,12 +454,12 @@ def run_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("requeue", "give finished trials (failed ones by default) another try")
+@command("requeue", "give finished trials (error ones by default) another try")
 def _configure_requeue(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     p.add_argument("--state", action="append", metavar="STATE",
-                   help="requeue trials in STATE: failed (default), cancelled or done "
-                        "(repeat, or separate with commas)")
+                   help="requeue trials in STATE: error (default), cancel or done (repeat, "
+                        f"or separate with commas; also accepted: {ALIAS_WORDS})")
     p.add_argument("--expired", action="store_true",
                    help="instead, put running trials whose lease expired (their worker died) "
                         "back in the queue, as a live coordinator would")
@@ -466,9 +470,9 @@ def _configure_requeue(p: argparse.ArgumentParser) -> None:
 
 def run_requeue(args: argparse.Namespace) -> int:
     states = _states(args.state) or [TrialState.ERROR]
-    bad = [s.name.lower() for s in states if not s.is_finished()]
+    bad = [s.word for s in states if not s.is_finished()]
     if bad:
-        raise ConfigError(f"--state {', '.join(bad)}: only finished trials (failed, cancelled, "
+        raise ConfigError(f"--state {', '.join(bad)}: only finished trials (error, cancel, "
                           "done) can be requeued")
     with opened(args) as src:
         exp = experiment(src, args.exp)
@@ -480,12 +484,12 @@ def run_requeue(args: argparse.Namespace) -> int:
             src.save()
             n = sum(1 for t in changed if t.state is TrialState.NEW)
             out(f"requeued {n} trials of {exp.exp_key!r} whose lease expired"
-                + (f"; {len(changed) - n} failed for good after {max_attempts} attempts"
+                + (f"; {len(changed) - n} ended in error after {max_attempts} attempts"
                    if len(changed) > n else ""))
         else:
             n = _requeue_finished(src, exp, states)
             src.save()
-            words = "/".join(s.name.lower() for s in states)
+            words = "/".join(s.word for s in states)
             out(f"requeued {n} {words} trial{'s' if n != 1 else ''} of {exp.exp_key!r}")
         alive, _ = driver_state(exp, src.store.now())
         if n and not alive:
