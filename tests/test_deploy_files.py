@@ -26,8 +26,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml  # the `test` extra
 
-from parzen.cli._main import build_parser
-from parzen.cli._registry import COMMANDS
+from parzen.cli._main import configure, parse_args
 from parzen.exceptions import ConfigError
 from parzen.execution import payload
 from parzen.store.uri import parse_mongo_url
@@ -120,7 +119,7 @@ def worker_cli_problems(argv: list[str], where: str) -> list[str]:
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err):
-            args = build_parser().parse_args(argv[1:])
+            args = parse_args(argv[1:])
     except SystemExit:
         return [f"{where}: {shlex.join(argv)!r} does not parse: {err.getvalue().strip()}"]
     if args.command != "worker" or (args.concurrency is not None and args.concurrency < 1):
@@ -136,7 +135,7 @@ def worker_cli_problems(argv: list[str], where: str) -> list[str]:
 
 def _parse_worker(argv: list[str]) -> Any:
     assert not worker_cli_problems(argv, "test")
-    return build_parser().parse_args(argv[1:])
+    return parse_args(argv[1:])
 
 
 def _env_file_keys(path: Path) -> set[str]:
@@ -566,7 +565,7 @@ def test_worker_examples_keep_urls_off_the_command_line() -> None:
     problems = [p for path in WORKER_DOCS
                 for p in docs_url_problems(path.read_text(), str(path.relative_to(REPO)))]
     worker_parser = argparse.ArgumentParser()
-    COMMANDS["worker"][0](worker_parser)
+    configure("worker")(worker_parser)
     epilog = worker_parser.epilog or ""
     problems += docs_url_problems(epilog, "parzen worker --help")
     assert "--mongo-file" in epilog and "--broker-file" in epilog

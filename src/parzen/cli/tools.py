@@ -108,7 +108,7 @@ def _emit_table(table: Table, fmt: str, digits: dict[str, int] | None = None) ->
 
 # ---- experiments --------------------------------------------------------------------------
 
-@command("experiments", "list experiments: trial counts, best loss, last activity, coordinator")
+@command("experiments")
 def _configure_experiments(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p, experiment=False)
     add_format_argument(p)
@@ -174,7 +174,7 @@ def last_activity(store: TrialStore, exp_key: str, recent: int = 50) -> datetime
 
 # ---- trials -------------------------------------------------------------------------------
 
-@command("trials", "list the trials of an experiment: state, loss, duration, worker, parameters")
+@command("trials")
 def _configure_trials(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     p.add_argument("--state", action="append", metavar="STATE",
@@ -215,7 +215,7 @@ def run_trials(args: argparse.Namespace) -> int:
 
 # ---- best ---------------------------------------------------------------------------------
 
-@command("best", "show the best trial: loss, raw parameters, and their space_eval values")
+@command("best")
 def _configure_best(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     add_format_argument(p, ("table", "json"))
@@ -271,7 +271,7 @@ def run_best(args: argparse.Namespace) -> int:
 
 # ---- status -------------------------------------------------------------------------------
 
-@command("status", "show progress: counts, throughput, workers, running trials, leases, ETA")
+@command("status")
 def _configure_status(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     p.add_argument("--watch", action="store_true",
@@ -331,7 +331,7 @@ def _compact_json(obj: Any) -> str:
 
 # ---- errors -------------------------------------------------------------------------------
 
-@command("errors", "group the error trials by exception type, with one traceback per group")
+@command("errors")
 def _configure_errors(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     add_format_argument(p, ("table", "json"))
@@ -394,7 +394,7 @@ def run_errors(args: argparse.Namespace) -> int:
 
 # ---- plot ---------------------------------------------------------------------------------
 
-@command("plot", "plot loss by trial and loss against each parameter to an image file")
+@command("plot")
 def _configure_plot(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     p.add_argument("--out", required=True, metavar="FILE",
@@ -422,8 +422,7 @@ def run_plot(args: argparse.Namespace) -> int:
 
 # ---- cancel / requeue / delete ------------------------------------------------------------
 
-@command("cancel", "cancel the new (queued) trials of an experiment (and, with no coordinator, "
-                   "the running ones whose worker died)")
+@command("cancel")
 def _configure_cancel(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     _setup(p, run_cancel, "  parzen cancel mnist\n")
@@ -454,7 +453,7 @@ def run_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("requeue", "give finished trials (error ones by default) another try")
+@command("requeue")
 def _configure_requeue(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     p.add_argument("--state", action="append", metavar="STATE",
@@ -532,7 +531,7 @@ def _requeue_finished(src: Source, exp: Experiment, states: Sequence[TrialState]
         driver.release()
 
 
-@command("delete", "delete an experiment: its trials, its document and its GridFS payload")
+@command("delete")
 def _configure_delete(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
