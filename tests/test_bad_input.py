@@ -495,8 +495,12 @@ WORKER_CASES: list[tuple[str, list[str], dict[str, str | None], str]] = [
     ("worker-no-secret", [], {"PARZEN_SECRET": None}, "no signing key"),
     ("worker-short-secret", [], {"PARZEN_SECRET": "abc"},
      "the signing key is 3 bytes; use at least 16"),
+    # The message names what the person used: the option, or the variable.
     ("worker-secret-file-unreadable", ["--secret-file", "/nonexistent/parzen.key"],
-     {"PARZEN_SECRET": None}, "PARZEN_SECRET_FILE='/nonexistent/parzen.key' cannot be read"),
+     {"PARZEN_SECRET": None}, "--secret-file '/nonexistent/parzen.key' cannot be read"),
+    ("worker-secret-file-env-unreadable", [],
+     {"PARZEN_SECRET": None, "PARZEN_SECRET_FILE": "/nonexistent/parzen.key"},
+     "PARZEN_SECRET_FILE='/nonexistent/parzen.key' cannot be read"),
     ("worker-two-secrets", ["--secret-file", "/nonexistent/parzen.key"], {},
      "both PARZEN_SECRET and a secret file"),
     ("worker-visibility-timeout", [], {"PARZEN_VISIBILITY_TIMEOUT": "0"},
