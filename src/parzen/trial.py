@@ -73,14 +73,25 @@ STATE_ALIASES = {"queued": "new", "failed": "error", "cancelled": "cancel",
 
 @dataclass(frozen=True)
 class Owner:
-    """Who runs a trial: the worker's name, its host and process id."""
+    """Who runs a trial.
+
+    Attributes:
+        worker: the worker's name (``parzen worker --name``, default ``<host>-<pid>``), the
+            same for all its slots, so a query on it finds everything the worker ran.
+        host: the host name.
+        pid: the worker's process id.
+        slot: which of the worker's concurrent slots ran it (1, 2, ...); None where there
+            are none (the in-process runner) or the document does not say (hyperopt's).
+    """
 
     worker: str
     host: str
     pid: int
+    slot: int | None = None
 
     def __str__(self) -> str:
-        return f"{self.worker} (pid {self.pid} on {self.host})"
+        slot = "" if self.slot is None else f" slot {self.slot}"
+        return f"{self.worker}{slot} (pid {self.pid} on {self.host})"
 
 
 class ErrorOrigin(enum.Enum):

@@ -6,6 +6,9 @@ import csv
 import io
 import json
 
+import pytest
+
+from parzen.cli import main
 from parzen.export import FIXED_COLUMNS
 from tests.support.cli import LABELS, MONGO_EXP, N_EVALS, Cli, finished_experiment, trials_of
 
@@ -89,6 +92,21 @@ def test_trials_shows_running_and_queued_state(cli: Cli, mongo_url: str) -> None
                           "running,queued", "--format", "json"))
     assert sorted(r["state"] for r in rows) == ["new", "new", "running", "running", "running"]
     assert {r["worker"] for r in rows if r["state"] == "running"} == {"gpu-1", "gpu-2", "gpu-3"}
+
+
+def test_trials_of_one_worker(cli: Cli, mongo_url: str, capsys: pytest.CaptureFixture[str]
+                              ) -> None:
+    rows = json.loads(cli("trials", MONGO_EXP, "--mongo", mongo_url, "--worker", "gpu-2",
+                          "--format", "json"))
+    assert [(r["state"], r["worker"]) for r in rows] == [("running", "gpu-2")]
+    # Every slot of a worker is the worker: the fmin run's in-process trials are "inline".
+    done = json.loads(cli("trials", MONGO_EXP, "--mongo", mongo_url, "--worker", "inline",
+                          "--state", "done", "--limit", "2", "--format", "json"))
+    assert len(done) == 2 and {r["worker"] for r in done} == {"inline"}
+    assert main(["trials", MONGO_EXP, "--mongo", mongo_url, "--worker", "gpu-9"]) == 0
+    out = capsys.readouterr()
+    assert "(no trials of worker 'gpu-9')" in out.out
+    assert "the workers of these trials: gpu-1, gpu-2, gpu-3, inline" in out.err
 
 
 def test_best_shows_raw_params_and_space_eval_values(cli: Cli, source: list[str]) -> None:

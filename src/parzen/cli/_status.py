@@ -152,8 +152,7 @@ def _workers(running: list[Trial], recent: list[Trial]) -> list[WorkerSeen]:
     for t in [*running, *recent]:
         if t.owner is None:
             continue
-        # A worker process names each of its slots "name/thread": count them together.
-        w = seen.setdefault((t.owner.worker.split("/", 1)[0], t.owner.host),
+        w = seen.setdefault((t.owner.worker, t.owner.host),
                             {"running": 0, "finished": 0, "last": None})
         if t.state is TrialState.RUNNING:
             w["running"] += 1
@@ -171,6 +170,7 @@ def _workers(running: list[Trial], recent: list[Trial]) -> list[WorkerSeen]:
 
 def _running_row(t: Trial, now: datetime) -> dict[str, Any]:
     return {"tid": t.tid, "worker": t.owner.worker if t.owner else None,
+            "slot": t.owner.slot if t.owner else None,
             "host": t.owner.host if t.owner else None, "attempt": t.attempts,
             "age_s": None if t.book_time is None else (now - as_utc(t.book_time)).total_seconds(),
             "heartbeat_time": t.heartbeat_time, "lease_expires": t.lease_expires}
@@ -221,12 +221,14 @@ def render(s: Snapshot, width: int | None = None) -> str:
         shown = sorted(s.running, key=lambda t: t.tid)[:_MAX_RUNNING_SHOWN]
         rows = []
         for t in shown:
-            rows.append([str(t.tid), t.owner.worker if t.owner else "-", str(t.attempts),
+            slot = t.owner.slot if t.owner is not None else None
+            rows.append([str(t.tid), t.owner.worker if t.owner else "-",
+                         "-" if slot is None else str(slot), str(t.attempts),
                          duration(_age(t.book_time, s.now)), ago(_opt(t.heartbeat_time), s.now),
                          _lease(t, s)])
-        lines.append(render_table(["TID", "WORKER", "ATTEMPT", "AGE", "HEARTBEAT", "LEASE"],
-                                  rows, right=["TID", "ATTEMPT", "AGE"], width=width,
-                                  indent="  "))
+        lines.append(render_table(["TID", "WORKER", "SLOT", "ATTEMPT", "AGE", "HEARTBEAT",
+                                   "LEASE"], rows, right=["TID", "SLOT", "ATTEMPT", "AGE"],
+                                  width=width, indent="  "))
         if len(s.running) > len(shown):
             lines.append(f"  ... and {len(s.running) - len(shown)} more")
     else:

@@ -185,9 +185,12 @@ def _configure_trials(p: argparse.ArgumentParser) -> None:
                         "with --desc too)")
     p.add_argument("--desc", action="store_true", help="reverse the order")
     p.add_argument("--limit", type=int, metavar="N", help="at most N trials")
+    p.add_argument("--worker", metavar="NAME",
+                   help="only trials run (or running) by worker NAME (its --name)")
     add_format_argument(p)
     _setup(p, run_trials, "  parzen trials mnist --sort loss --limit 10\n"
                           "  parzen trials mnist --state error,running\n"
+                          "  parzen trials mnist --worker gpu-node-3 --state error\n"
                           "  parzen trials --file run.pkl --format csv > trials.csv\n")
 
 
@@ -197,17 +200,33 @@ def run_trials(args: argparse.Namespace) -> int:
     states = _states(args.state)
     with opened(args) as src:
         exp = experiment(src, args.exp)
-        rows = src.store.find(exp.exp_key, states=states, limit=args.limit, sort=args.sort,
-                              descending=args.desc)
+        if args.worker is None:
+            rows = src.store.find(exp.exp_key, states=states, limit=args.limit,
+                                  sort=args.sort, descending=args.desc)
+            if args.format == "table":
+                counts = src.store.count_by_state(exp.exp_key)
+                total = sum(n for s, n in counts.items() if states is None or s in states)
+        else:  # the store filters by state only: the worker's trials are picked here
+            rows = []
+            workers: set[str] = set()
+            for t in src.store.find(exp.exp_key, states=states, sort=args.sort,
+                                    descending=args.desc):
+                workers.add(t.owner.worker if t.owner is not None else "")
+                if t.owner is not None and t.owner.worker == args.worker:
+                    rows.append(t)
+            total = len(rows)
+            rows = rows[:args.limit]
+            if not rows and args.format == "table":
+                names = ", ".join(sorted(w for w in workers if w)) or "none"
+                print(f"note: no trial has worker {args.worker!r}; the workers of these "
+                      f"trials: {names}", file=sys.stderr)
         table = trial_table(rows, src.space(exp))
-        if args.format == "table":
-            counts = src.store.count_by_state(exp.exp_key)
-            total = sum(n for s, n in counts.items() if states is None or s in states)
     _emit_table(table, args.format, {"loss": 6, "duration_s": 3})
     if args.format == "table":
         if not rows:
             shown = ", ".join(s.word for s in states) if states else ""
-            out(f"(no trials{' in state ' + shown if shown else ''})")
+            out(f"(no trials{' in state ' + shown if shown else ''}"
+                f"{f' of worker {args.worker!r}' if args.worker else ''})")
         elif len(rows) < total:
             out(f"({len(rows)} of {total} trials shown)")
     return 0

@@ -63,7 +63,7 @@ class LocalProcessRunner:
 
     def _serve(self, i: int) -> None:
         sandbox = Sandbox(sys_path=[os.getcwd(), *sys.path])
-        owner = Owner(worker=f"local-{i}", host=socket.gethostname(), pid=os.getpid())
+        owner = Owner(worker="local", host=socket.gethostname(), pid=os.getpid(), slot=i + 1)
         trials = self._trials
         try:
             while True:

@@ -14,6 +14,7 @@ integer state are still read.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -250,21 +251,33 @@ def to_millis(value: datetime) -> datetime:
 
 # ---- parts of a trial --------------------------------------------------------------------
 
+# How documents written before ``owner.slot`` existed named a worker's slot: "w1/slot-2".
+_OLD_SLOT = re.compile(r"(?P<worker>.+)/slot-(?P<slot>[0-9]+)")
+
+
 def owner_to_doc(owner: Owner | None) -> dict[str, Any] | None:
-    """``{worker, host, pid}`` or None."""
+    """``{worker, slot, host, pid}`` or None."""
     if owner is None:
         return None
-    return {"worker": owner.worker, "host": owner.host, "pid": int(owner.pid)}
+    return {"worker": owner.worker, "slot": owner.slot, "host": owner.host,
+            "pid": int(owner.pid)}
 
 
 def owner_from_doc(doc: Any) -> Owner | None:
-    """Inverse of ``owner_to_doc``; a bare string (hyperopt's owner) becomes the worker name."""
+    """Inverse of ``owner_to_doc``; a bare string (hyperopt's owner) becomes the worker name,
+    and an older document's ``worker: "w1/slot-2"`` (no ``slot`` field) reads as worker
+    ``w1``, slot 2."""
     if doc is None:
         return None
     if isinstance(doc, str):
         return Owner(worker=doc, host="", pid=0)
-    return Owner(worker=str(doc.get("worker", "")), host=str(doc.get("host", "")),
-                 pid=int(doc.get("pid", 0)))
+    worker = str(doc.get("worker", ""))
+    slot = doc.get("slot")
+    old = _OLD_SLOT.fullmatch(worker) if slot is None else None
+    if old is not None:
+        worker, slot = old["worker"], int(old["slot"])
+    return Owner(worker=worker, host=str(doc.get("host", "")), pid=int(doc.get("pid", 0)),
+                 slot=None if slot is None else _integer(slot, "owner.slot"))
 
 
 def error_to_doc(error: ErrorInfo | None) -> dict[str, Any] | None:

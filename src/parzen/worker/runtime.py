@@ -115,8 +115,8 @@ class WorkerRuntime:
         self._slots = 0
 
     def _slot(self) -> int:
-        """This thread's slot number (1, 2, ...), fixed for the thread's life: trial owners
-        read ``gpu-1/slot-2`` rather than the executor's thread names."""
+        """This thread's slot number (1, 2, ...), fixed for the thread's life: a trial's
+        ``owner.slot``, rather than the executor's thread names."""
         slot: int | None = getattr(self._local, "slot", None)
         if slot is None:
             with self._lock:
@@ -193,8 +193,7 @@ class WorkerRuntime:
             return Outcome(OutcomeStatus.NOT_CLAIMED)
         settings = TrialSettings.from_dict(exp.settings)
         sandbox = self._sandbox()
-        owner = Owner(worker=f"{self.name}/slot-{self._slot()}", host=self.host,
-                      pid=os.getpid())
+        owner = Owner(worker=self.name, host=self.host, pid=os.getpid(), slot=self._slot())
 
         def evaluate(params: Mapping[str, Any], tid: int,
                      abort: AbortCheck) -> dict[str, Any]:
