@@ -150,20 +150,22 @@ def nothing_finished(timeout: float, running: int, never: int, returned: int,
         never: queued trials no evaluator ever claimed.
         returned: queued trials claimed and given back.
         hint: the runner's ``queue_hint()``: where unclaimed trials wait and how to add an
-            evaluator there.
+            evaluator there, said when none was running.
     """
     def n(k: int, what: str) -> str:
         return f"{k} {what}{'s' if k != 1 else ''} {'was' if k == 1 else 'were'}"
 
     parts = []
-    if never:
+    if running:
+        parts.append(f"{n(running, 'trial')} still running and cancelled: raise the timeout "
+                     f"if a trial takes longer than {timeout:g} s")
+    if never and running:  # evaluators there were, all busy: no hint to start one
+        parts.append(f"{n(never, 'queued trial')} waiting for a free one")
+    elif never:
         parts.append(f"{n(never, 'queued trial')} never picked up{' ' + hint if hint else ''}")
     if returned:
         parts.append(f"{n(returned, 'queued trial')} picked up and given back by workers "
                      "that could not run them (their history says why: parzen trials EXP)")
-    if running:
-        parts.append(f"{n(running, 'trial')} still running and cancelled: raise the timeout "
-                     f"if a trial takes longer than {timeout:g} s")
     return NoTrialFinished(f"timeout after {timeout:g} s: no trial finished"
                            + "".join(f"; {p}" for p in parts))
 
