@@ -94,6 +94,21 @@ class TrialStoreContract:
                                              TrialState.DONE: 0, TrialState.ERROR: 0,
                                              TrialState.CANCEL: 0}
 
+    def test_census_counts_and_lists_from_one_read(self, store: TrialStore) -> None:
+        store.insert_new(new(0, 1, 2, 3))
+        for tid in (3, 0):
+            store.claim(EXP, tid, A, 60)
+        t = store.claim(EXP, 2, B, 60)
+        assert t is not None and t.claim_token
+        store.finish(EXP, 2, t.claim_token, TrialState.DONE, ok(0.5))
+        counts, running = store.census(EXP, [TrialState.RUNNING])
+        assert counts == store.count_by_state(EXP)
+        assert running == store.find(EXP, [TrialState.RUNNING])
+        assert [t.tid for t in running] == [0, 3]
+        counts, listed = store.census(EXP, [TrialState.NEW, TrialState.DONE])
+        assert [t.tid for t in listed] == [1, 2] and counts[TrialState.RUNNING] == 2
+        assert store.census("other", [TrialState.RUNNING]) == (dict.fromkeys(TrialState, 0), [])
+
     def test_now_is_timezone_aware_utc(self, store: TrialStore) -> None:
         now = store.now()
         assert now.utcoffset() == timedelta(0)

@@ -1,9 +1,17 @@
 """``parzen status``: a snapshot of a running experiment, rendered once or refreshed.
 
-Everything comes from the store contract (``count_by_state``, ``find``). The store has no
+Everything comes from the store contract. The counts and the running trials come from one
+read (``census``), so the header and the table of running trials agree. The store has no
 query for "trials finished since T", so the recent trials are read newest tid first, in
 growing pages, until one ended before the window; finishing order follows tid order closely
 enough for a throughput estimate.
+
+Times: every time in a trial is on the store's clock, as each writer estimated it, and so is
+the snapshot's ``now``, read after the trials. Estimates by two processes differ by up to
+half their round trips to the server, so a heartbeat can read as a few milliseconds "in the
+future"; ``now`` is then moved up to the newest time read, and a larger gap (a file from a
+machine whose clock runs ahead) is reported as ``clock_ahead_s``, never shown as a time to
+come.
 """
 
 from __future__ import annotations
@@ -22,6 +30,9 @@ FINISHED = (TrialState.DONE, TrialState.ERROR)
 _FIRST_PAGE = 200
 _MAX_RECENT = 20_000
 _MAX_RUNNING_SHOWN = 15
+# How far the newest trial time may run ahead of the store's clock as read here before it is
+# reported: two processes' estimates of the server's clock differ by milliseconds.
+CLOCK_TOLERANCE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,7 @@ class Snapshot:
     coordinator: str
     lease_s: float = 60.0
     unreadable: int = 0
+    clock_ahead_s: float = 0.0
 
     @property
     def finished(self) -> int:
@@ -107,6 +119,7 @@ class Snapshot:
             "running_trials": [_running_row(t, self.now) for t in self.running],
             "expired_leases": [t.tid for t in self.expired],
             "unreadable": self.unreadable,
+            "clock_ahead_s": self.clock_ahead_s,
             "ended": self.ended,
         }
 
@@ -115,14 +128,19 @@ def gather(store: TrialStore, exp: Experiment, window_s: float) -> Snapshot:
     """Read a ``Snapshot`` of ``exp``."""
     key = exp.exp_key
     exp = store.get_experiment(key) or exp  # fresh driver lease, for --watch
-    now = as_utc(store.now())
-    since = now - timedelta(seconds=window_s)
-    counts = store.count_by_state(key)
-    running = store.find(key, states=[TrialState.RUNNING])
+    since = as_utc(store.now()) - timedelta(seconds=window_s)
+    counts, running = store.census(key, [TrialState.RUNNING])
     recent, last_finished = _recent_finished(store, key, since)
     best = next(iter(store.find(key, states=[TrialState.DONE], sort="loss", limit=1)), None)
     if best is not None and best.loss is None:
         best = None
+    # After the reads: a trial that changed while they ran changed before "now".
+    now = as_utc(store.now())
+    newest = max((as_utc(x) for t in [*running, *recent]
+                  for x in (t.book_time, t.heartbeat_time, t.end_time) if x is not None),
+                 default=now)
+    ahead = (newest - now).total_seconds()
+    now = max(now, newest)
     start = as_utc(exp.created) if exp.created is not None else None
     span = window_s if start is None else min(window_s, (now - start).total_seconds())
     alive, detail = driver_state(exp, now)
@@ -130,7 +148,8 @@ def gather(store: TrialStore, exp: Experiment, window_s: float) -> Snapshot:
     return Snapshot(exp=exp, now=now, counts=counts, running=running, recent=recent,
                     last_finished=last_finished, window_s=window_s, span_s=max(span, 1.0),
                     workers=_workers(running, recent), best=best, coordinator_alive=alive,
-                    coordinator=detail, lease_s=lease_seconds(exp), unreadable=unreadable)
+                    coordinator=detail, lease_s=lease_seconds(exp), unreadable=unreadable,
+                    clock_ahead_s=ahead if ahead > CLOCK_TOLERANCE_S else 0.0)
 
 
 def _recent_finished(store: TrialStore, key: str, since: datetime
@@ -182,6 +201,10 @@ def render(s: Snapshot, width: int | None = None) -> str:
     win = duration(s.window_s)
     lines = [f"experiment {s.exp.exp_key!r}  (as of {timestamp(s.now)})",
              f"coordinator  {s.coordinator}"]
+    if s.clock_ahead_s:
+        lines.append(f"clock        the newest trial time is {duration(s.clock_ahead_s)} ahead "
+                     "of the store's clock (a writer's clock runs ahead?); times are shown "
+                     "from it")
     total = f" of max_evals {s.exp.max_evals}" if s.exp.max_evals is not None else ""
     by_state = "  ".join(f"{state.word} {c.get(state, 0)}" for state in TrialState)
     lines.append(f"trials       {by_state}   ({s.finished} finished{total})")

@@ -377,3 +377,14 @@ class TrialStore(abc.ABC):
     @abc.abstractmethod
     def count_by_state(self, exp_key: str) -> dict[TrialState, int]:
         """How many trials are in each state (every state present, zero included)."""
+
+    @abc.abstractmethod
+    def census(self, exp_key: str, states: Iterable[TrialState]
+               ) -> tuple[dict[TrialState, int], list[Trial]]:
+        """``count_by_state`` and the trials in ``states`` (in tid order) from one read, so
+        the two agree: the trials listed are the ones counted in those states. Two reads
+        would each see the trials that changed state between them once, or not at all
+        (``parzen status`` said "running 6" over a table of 4 running trials).
+
+        A document counted but unreadable as a trial (see ``get``) is not listed.
+        """

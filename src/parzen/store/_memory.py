@@ -295,3 +295,8 @@ class InMemoryTrialStore(TrialStore):
             for t in self._trials.get(exp_key, {}).values():
                 counts[t.state] += 1
         return counts
+
+    def census(self, exp_key: str, states: Iterable[TrialState]
+               ) -> tuple[dict[TrialState, int], list[Trial]]:
+        with self._lock:
+            return self.count_by_state(exp_key), self.find(exp_key, states)

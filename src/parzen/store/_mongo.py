@@ -621,6 +621,34 @@ class MongoTrialStore(TrialStore):
             counts[state_from_doc(row["_id"])] += int(row["n"])
         return counts
 
+    def census(self, exp_key: str, states: Iterable[TrialState]
+               ) -> tuple[dict[TrialState, int], list[Trial]]:
+        wanted = set(states)
+        # One aggregation: its facets share one pass over the experiment's documents, so
+        # every document is counted and listed as the same version of itself. Its reply is
+        # one document, at most 16 MB: some ten thousand listed trials (``misc`` repeats
+        # ``params``, and is left out to keep it small).
+        with self._op():
+            [facets] = list(self._trials.aggregate([
+                {"$match": {"exp_key": exp_key}},
+                {"$facet": {
+                    "counts": [{"$match": _WELL_FORMED},
+                               {"$group": {"_id": "$state", "n": {"$sum": 1}}}],
+                    "listed": [{"$match": {"$and": [
+                        _WELL_FORMED, {"state": {"$in": state_values(wanted)}}]}},
+                        {"$sort": {"tid": 1}}, {"$project": {"misc": 0}}],
+                    "odd": [{"$match": {"$nor": [_WELL_FORMED]}}, {"$sort": {"_id": 1}}],
+                }}]))
+        counts = dict.fromkeys(TrialState, 0)
+        for row in facets["counts"]:
+            counts[state_from_doc(row["_id"])] += int(row["n"])
+        listed = self._decode(facets["listed"])
+        for t in self._decode(facets["odd"]):  # as count_by_state: named, or skipped
+            counts[t.state] += 1
+            if t.state in wanted:
+                listed.append(t)
+        return counts, sorted(listed, key=lambda t: t.tid)
+
     # ---- payloads ----------------------------------------------------------------------
 
     def put_payload(self, exp_key: str, data: bytes) -> str:
