@@ -28,7 +28,8 @@ class Command:
     help: str
 
 
-_TOOLS = "parzen.cli.tools"
+_TOOLS = "parzen.cli.tools"  # the commands that read
+_MUTATE = "parzen.cli.mutate"  # the commands that change an experiment
 COMMANDS: dict[str, Command] = {
     "worker": Command("parzen.cli.worker",
                       "start a worker that evaluates trials (a Celery worker, threads pool)"),
@@ -44,11 +45,13 @@ COMMANDS: dict[str, Command] = {
         _TOOLS, "group the error trials by exception type, with one traceback per group"),
     "plot": Command(_TOOLS,
                     "plot loss by trial and loss against each parameter to an image file"),
-    "cancel": Command(_TOOLS, "cancel the new (queued) trials of an experiment (and, with no "
-                              "coordinator, the running ones whose worker died)"),
-    "requeue": Command(_TOOLS, "give finished trials (error ones by default) another try"),
+    "cancel": Command(_MUTATE, "cancel the new (queued) trials of an experiment (and, with "
+                               "no coordinator, the running ones whose worker died)"),
+    "requeue": Command(_MUTATE, "give finished trials (error ones by default) another try"),
     "delete": Command(
-        _TOOLS, "delete an experiment: its trials, its document and its GridFS payload"),
+        _MUTATE, "delete an experiment: its trials, its document and its GridFS payload"),
+    "stop": Command("parzen.cli.stop", "ask the live coordinator of an experiment to end its "
+                                       "run, as Ctrl-C would"),
 }
 
 

@@ -1,23 +1,20 @@
-"""The experiment tools: ``parzen experiments | trials | best | status | errors | plot |
-cancel | requeue | delete``.
+"""The experiment tools that read: ``parzen experiments | trials | best | status | errors |
+plot`` (the ones that change an experiment are in ``mutate.py``).
 
 Each reads a MongoDB store (``--mongo``, default ``$PARZEN_MONGO_URL``) or a local run's file
-(``--file``, written by ``fmin(..., trials_save_file=...)``). Read-only commands work on
-both; ``cancel`` and ``requeue`` on a file re-save it atomically; ``delete`` refuses a file
-(remove the file instead). Tables go to people, ``--format json|csv`` to other programs.
+(``--file``, written by ``fmin(..., trials_save_file=...)``). Tables go to people,
+``--format json|csv`` to other programs.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
-import os
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -37,58 +34,16 @@ from parzen.cli._format import (
     terminal_width,
     timestamp,
 )
-from parzen.cli._registry import command
-from parzen.cli._source import Source, add_source_arguments, driver_state, experiment, opened
+from parzen.cli._registry import ALIAS_WORDS, STATE_WORDS, command, parse_states, setup
+from parzen.cli._source import add_source_arguments, driver_state, experiment, opened
 from parzen.exceptions import AllTrialsFailed, ConfigError, InvalidTrial
 from parzen.export import Table, trial_table
 from parzen.plotting import plot_experiment
-from parzen.runners.celery.driver import Driver
-from parzen.settings import TrialSettings
 from parzen.space.described import evaluate
-from parzen.store import Experiment, TrialStore, lease_seconds
-from parzen.trial import STATE_ALIASES, STATUS_OK, Trial, TrialState
+from parzen.store import TrialStore
+from parzen.trial import STATUS_OK, Trial, TrialState
 
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
-STATE_WORDS = ", ".join(s.word for s in TrialState)
-ALIAS_WORDS = ", ".join(f"{alias} = {name}" for alias, name in STATE_ALIASES.items())
-Run = Callable[[argparse.Namespace], int]
-
-
-def _setup(p: argparse.ArgumentParser, run: Run, examples: str) -> None:
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = "examples:\n" + examples
-    p.set_defaults(run=_pipe_safe(run))
-
-
-def _pipe_safe(run: Run) -> Run:
-    """``parzen trials EXP | head`` closes the pipe early; that is not an error."""
-
-    @functools.wraps(run)
-    def wrapped(args: argparse.Namespace) -> int:
-        try:
-            return run(args)
-        except BrokenPipeError:
-            try:  # silence the interpreter's own flush of stdout at exit
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-            except (OSError, ValueError):
-                pass
-            return 0
-
-    return wrapped
-
-
-def _states(values: Sequence[str] | None) -> list[TrialState] | None:
-    if not values:
-        return None
-    states = []
-    for v in values:
-        for name in v.split(","):
-            try:
-                states.append(TrialState.parse(name))
-            except ConfigError as exc:
-                raise ConfigError(f"--state: {exc}") from None
-    return sorted(set(states))
 
 
 def _state_counts(counts: Mapping[TrialState, int]) -> dict[str, int]:
@@ -112,7 +67,7 @@ def _emit_table(table: Table, fmt: str, digits: dict[str, int] | None = None) ->
 def _configure_experiments(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p, experiment=False)
     add_format_argument(p)
-    _setup(p, run_experiments, "  parzen experiments --mongo mongodb://db.internal:27017/parzen\n"
+    setup(p, run_experiments, "  parzen experiments --mongo mongodb://db.internal:27017/parzen\n"
                                "  parzen experiments --format json | jq '.[].exp_key'\n")
 
 
@@ -188,7 +143,7 @@ def _configure_trials(p: argparse.ArgumentParser) -> None:
     p.add_argument("--worker", metavar="NAME",
                    help="only trials run (or running) by worker NAME (its --name)")
     add_format_argument(p)
-    _setup(p, run_trials, "  parzen trials mnist --sort loss --limit 10\n"
+    setup(p, run_trials, "  parzen trials mnist --sort loss --limit 10\n"
                           "  parzen trials mnist --state error,running\n"
                           "  parzen trials mnist --worker gpu-node-3 --state error\n"
                           "  parzen trials --file run.pkl --format csv > trials.csv\n")
@@ -197,7 +152,7 @@ def _configure_trials(p: argparse.ArgumentParser) -> None:
 def run_trials(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 0:
         raise ConfigError(f"--limit must be >= 0, got {args.limit}")
-    states = _states(args.state)
+    states = parse_states(args.state)
     with opened(args) as src:
         exp = experiment(src, args.exp)
         if args.worker is None:
@@ -238,7 +193,7 @@ def run_trials(args: argparse.Namespace) -> int:
 def _configure_best(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     add_format_argument(p, ("table", "json"))
-    _setup(p, run_best, "  parzen best mnist\n"
+    setup(p, run_best, "  parzen best mnist\n"
                         "  parzen best --file run.pkl --format json | jq .value\n")
 
 
@@ -301,7 +256,7 @@ def _configure_status(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=float, default=10.0, metavar="MIN",
                    help="minutes of history for throughput and workers (default 10)")
     add_format_argument(p, ("table", "json"))
-    _setup(p, run_status, "  parzen status mnist\n"
+    setup(p, run_status, "  parzen status mnist\n"
                           "  parzen status mnist --watch --interval 5\n"
                           "  parzen status mnist --format json | jq .eta_s\n")
 
@@ -354,7 +309,7 @@ def _compact_json(obj: Any) -> str:
 def _configure_errors(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     add_format_argument(p, ("table", "json"))
-    _setup(p, run_errors, "  parzen errors mnist\n"
+    setup(p, run_errors, "  parzen errors mnist\n"
                           "  parzen errors mnist --format json | jq '.[].count'\n")
 
 
@@ -419,7 +374,7 @@ def _configure_plot(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="FILE",
                    help="the image to write: .png (or .svg, .pdf)")
     p.add_argument("--dpi", type=int, default=110, help="resolution of a .png (default 110)")
-    _setup(p, run_plot, "  parzen plot mnist --out mnist.png\n"
+    setup(p, run_plot, "  parzen plot mnist --out mnist.png\n"
                         "  parzen plot --file run.pkl --out run.svg\n"
                         "needs matplotlib: pip install 'parzen[plots]'\n")
 
@@ -437,159 +392,3 @@ def run_plot(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {args.out}: {exc}") from None
     out(f"wrote {args.out}: {len(fig.axes)} panels, {len(rows)} trials")
     return 0
-
-
-# ---- cancel / requeue / delete ------------------------------------------------------------
-
-@command("cancel")
-def _configure_cancel(p: argparse.ArgumentParser) -> None:
-    add_source_arguments(p)
-    _setup(p, run_cancel, "  parzen cancel mnist\n")
-
-
-def run_cancel(args: argparse.Namespace) -> int:
-    with opened(args) as src:
-        exp = experiment(src, args.exp)
-        alive, detail = driver_state(exp, src.store.now())
-        expired: list[Trial] = []
-        max_attempts = TrialSettings.from_dict(exp.settings).max_attempts
-        if not alive:
-            # A running trial whose worker died (by the reaper's rule) is as good as queued:
-            # the next coordinator requeues it first thing, so it is cancelled with the
-            # queue. A live coordinator's reaper requeues (and runs) such trials itself.
-            expired = src.store.requeue_expired(exp.exp_key, max_attempts, lease_seconds(exp))
-        n = src.store.cancel(exp.exp_key, (TrialState.NEW,))
-        src.save()
-        was_running = sum(1 for t in expired if t.state is TrialState.NEW)
-        out(f"cancelled {n} new trial{'s' if n != 1 else ''} of {exp.exp_key!r}"
-            + (f" ({was_running} of them were running on workers whose lease had expired)"
-               if was_running else "")
-            + (f"; {len(expired) - was_running} expired trials ended in error after "
-               f"{max_attempts} attempts" if len(expired) > was_running else ""))
-        if alive:
-            print(f"note: its coordinator is still running ({detail}) and queues new trials; "
-                  "stop that fmin to end the run", file=sys.stderr)
-    return 0
-
-
-@command("requeue")
-def _configure_requeue(p: argparse.ArgumentParser) -> None:
-    add_source_arguments(p)
-    p.add_argument("--state", action="append", metavar="STATE",
-                   help="requeue trials in STATE: error (default), cancel or done (repeat, "
-                        f"or separate with commas; also accepted: {ALIAS_WORDS})")
-    p.add_argument("--expired", action="store_true",
-                   help="instead, put running trials whose lease expired (their worker died) "
-                        "back in the queue, as a live coordinator would")
-    _setup(p, run_requeue, "  parzen requeue mnist --state error\n"
-                           "  parzen requeue mnist --expired\n"
-                           "  parzen requeue --file run.pkl   # then resume the fmin\n")
-
-
-def run_requeue(args: argparse.Namespace) -> int:
-    states = _states(args.state) or [TrialState.ERROR]
-    bad = [s.word for s in states if not s.is_finished()]
-    if bad:
-        raise ConfigError(f"--state {', '.join(bad)}: only finished trials (error, cancel, "
-                          "done) can be requeued")
-    with opened(args) as src:
-        exp = experiment(src, args.exp)
-        if args.expired:
-            if args.state:
-                raise ConfigError("--expired requeues running trials; leave out --state")
-            max_attempts = TrialSettings.from_dict(exp.settings).max_attempts
-            changed = src.store.requeue_expired(exp.exp_key, max_attempts, lease_seconds(exp))
-            src.save()
-            n = sum(1 for t in changed if t.state is TrialState.NEW)
-            out(f"requeued {n} trials of {exp.exp_key!r} whose lease expired"
-                + (f"; {len(changed) - n} ended in error after {max_attempts} attempts"
-                   if len(changed) > n else ""))
-        else:
-            n = _requeue_finished(src, exp, states)
-            src.save()
-            words = "/".join(s.word for s in states)
-            out(f"requeued {n} {words} trial{'s' if n != 1 else ''} of {exp.exp_key!r}")
-        alive, _ = driver_state(exp, src.store.now())
-        if n and not alive:
-            # Only a coordinator publishes trials: without one they wait in the store.
-            how = (f"fmin(..., trials_save_file={src.file!r})" if src.file else
-                   f"fmin with MongoTrials(..., exp_key={exp.exp_key!r})")
-            print(f"note: no coordinator is running; the trials run when you resume {how}",
-                  file=sys.stderr)
-    return 0
-
-
-def _requeue_finished(src: Source, exp: Experiment, states: Sequence[TrialState]) -> int:
-    """Requeue ``exp``'s trials in ``states``, refused while a coordinator drives it.
-
-    A live coordinator reads back only the trials it queued itself and cancels every NEW
-    trial when it ends: trials requeued under it would never run, and their results would be
-    lost. The driver lease is held while requeueing, so no coordinator starts (and reads the
-    experiment) halfway through.
-
-    Raises:
-        ConfigError: a live coordinator drives the experiment.
-        ExperimentLocked: a coordinator took the experiment since it was read.
-    """
-    key = exp.exp_key
-    alive, detail = driver_state(exp, src.store.now())
-    if alive:
-        raise ConfigError(
-            f"{key!r} has a live coordinator ({detail}); stop its fmin first, then requeue "
-            "and resume it: a running coordinator never runs trials requeued under it and "
-            f"cancels them when it ends. (parzen requeue {key} --expired is safe meanwhile; "
-            "the coordinator requeues expired leases itself)")
-    if src.file is not None:
-        # A local run has no driver lease; save() refuses a file an fmin changed meanwhile.
-        return src.store.requeue(key, states)
-    driver = Driver(src.store, key)
-    driver.acquire()
-    try:
-        return src.store.requeue(key, states)
-    finally:
-        driver.release()
-
-
-@command("delete")
-def _configure_delete(p: argparse.ArgumentParser) -> None:
-    add_source_arguments(p)
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    _setup(p, run_delete, "  parzen delete old-mnist\n  parzen delete old-mnist --yes\n")
-
-
-def run_delete(args: argparse.Namespace) -> int:
-    if args.file:
-        raise ConfigError(f"a local run is just its file: remove {args.file} to delete it")
-    if args.exp is None:
-        raise ConfigError("name the experiment to delete (EXP is required here)")
-    with opened(args) as src:
-        exp = experiment(src, args.exp)
-        alive, detail = driver_state(exp, src.store.now())
-        if alive:
-            raise ConfigError(f"{exp.exp_key!r} has a live coordinator ({detail}); stop its "
-                              "fmin first")
-        n = sum(src.store.count_by_state(exp.exp_key).values())
-        pid = exp.objective.payload_id if exp.objective is not None else None
-        payloads = [str(pid)] if pid else []
-        what = (f"experiment {exp.exp_key!r} in {src.where} ({n} trials"
-                + (f", {len(payloads)} objective payload)" if payloads else ")"))
-        if not args.yes and not _confirm(f"delete {what}?"):
-            print("nothing deleted", file=sys.stderr)
-            return 1
-        for pid in payloads:
-            src.store.delete_payload(pid)
-        removed = src.store.delete_experiment(exp.exp_key)
-        out(f"deleted {exp.exp_key!r}: {removed} trials"
-            + (f", {len(payloads)} payload" if payloads else ""))
-    return 0
-
-
-def _confirm(question: str) -> bool:
-    if not sys.stdin.isatty():
-        raise ConfigError(f"refusing to {question.rstrip('?')} without confirmation: stdin is "
-                          "not a terminal; pass --yes")
-    try:
-        answer = input(f"{question} [y/N] ")
-    except EOFError:
-        return False
-    return answer.strip().lower() in ("y", "yes")
