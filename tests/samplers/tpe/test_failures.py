@@ -7,6 +7,7 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
+import mongomock
 import numpy as np
 import pytest
 
@@ -15,6 +16,7 @@ from parzen.samplers._history import History, HistoryBuilder
 from parzen.samplers.tpe import TPESampler
 from parzen.samplers.tpe._failures import impute
 from parzen.space import compile_space
+from parzen.store import InMemoryTrialStore, MongoTrialStore, TrialStore
 from parzen.store._base import given_up
 from parzen.store._documents import error_from_doc, error_to_doc
 from parzen.trial import ErrorInfo, ErrorOrigin, Owner, Trial, TrialState
@@ -175,3 +177,26 @@ def test_sequential_runs_keep_off_the_cliff_too() -> None:
          rstate=np.random.default_rng(2), show_progressbar=False, catch_eval_exceptions=True)
     errors = [d for d in trials._dynamic_trials if d["state"] == TrialState.ERROR]
     assert len(errors) <= 6
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "mongo"])
+def test_every_store_tells_the_sampler_which_trials_failed(store_kind: str) -> None:
+    # MongoTrials reads through the Mongo store's documents, Trials and ParallelTrials through
+    # the in-memory store: both must carry a failure's origin to the history.
+    store: TrialStore = InMemoryTrialStore() if store_kind == "memory" else \
+        MongoTrialStore(mongomock.MongoClient()["parzen_failures"])
+    store.insert_new([Trial("e", tid, TrialState.NEW, {"x": float(tid), "y": 1.0})
+                      for tid in range(4)])
+    outcomes = [
+        (TrialState.DONE, {"status": "ok", "loss": 1.0}, None),
+        (TrialState.ERROR, {"status": "fail"}, ErrorInfo("ValueError", "diverged")),
+        (TrialState.ERROR, {"status": "fail"},
+         ErrorInfo("OperationFailure", "refused", origin=ErrorOrigin.SYSTEM)),
+        (TrialState.DONE, {"status": "fail"}, None),
+    ]
+    for tid, (state, result, error) in enumerate(outcomes):
+        claimed = store.claim("e", tid, Owner("w", "h", 1), 60.0)
+        assert claimed is not None and claimed.claim_token is not None
+        assert store.finish("e", tid, claimed.claim_token, state, result, error)
+    history = Trials("e", store=store).history(SPACE)
+    assert history.failed_mask.tolist() == [False, True, False, True]

@@ -85,7 +85,7 @@ def local_step(settings: LocalSettings, probes: ProbeSettings, pick: Pick, c0: I
             [d.encode(work.values[d.label][new]) for d in g.numeric], axis=1)])
     waiting = work.pending[seen] & ~np.isfinite(work.losses[seen])
     y = work.losses[idx]
-    screen = Screen.of(pick, c0)
+    screen = Screen.of(pick)
     reach = pick.reach
     for size in SIZES[:settings.parallel_local] if batch else SIZES[:1]:
         key = (g.labels, c0.tobytes(), size)
@@ -94,7 +94,8 @@ def local_step(settings: LocalSettings, probes: ProbeSettings, pick: Pick, c0: I
         got = work.fits[key]
         if got is None:
             continue
-        step = got[0] if screen is None else screen.back_off(got[0], u[int(np.argmin(y))])
+        step = got[0] if screen is None else screen.back_off(got[0], u[int(np.argmin(y))],
+                                                             c0)
         if step is None:
             continue
         x: FloatArray = snap(g, step[None, :])[0][0]
@@ -113,7 +114,7 @@ def local_step(settings: LocalSettings, probes: ProbeSettings, pick: Pick, c0: I
                 # instead of the larger neighbourhoods' steps (_probes.py says why).
                 center = seen_u[np.flatnonzero(busy)[np.argmin(gap[busy])]]
                 return probe(probes, g, Around(center, seen_u, seen_u[waiting], reach),
-                             pick.rng, screen)
+                             pick.rng, None if screen is None else (screen, c0))
             continue
         if (gap < SAME).any():
             continue

@@ -64,11 +64,11 @@ def polish(settings: PolishSettings, pick: Pick, ranker: Ranker, start: Candidat
         near = near_pending(pick, cn, cc)
         near[0] = False
         score[near] = -np.inf
-    screen = Screen.of(pick, c0)
+    screen = Screen.of(pick)
     if screen is not None:
         # The surrogate smooths over a crash region's edge: moves towards a failed trial
         # are out (_failures.py); x0, the proposal's own choice, stays.
-        off = ~screen.passes(cn)
+        off = ~screen.passes(cn, cc)
         off[0] = False
         score[off] = -np.inf
     cands = Candidates(cn, cc, raw, score)
