@@ -166,10 +166,18 @@ class Trial:
 
     @property
     def loss(self) -> float | None:
-        """The loss when the trial finished with status ok, else None."""
+        """The loss when the trial finished with status ok and a finite loss, else None.
+
+        A NaN or infinite loss stays in ``result`` as the objective returned it (hyperopt
+        records it so too), but it ranks nowhere: it is never the best, and sorting by loss
+        puts the trial with those without a loss.
+        """
         if self.state is TrialState.DONE and self.result.get("status") == STATUS_OK:
             loss = self.result.get("loss")
-            return float(loss) if loss is not None else None
+            if loss is None:
+                return None
+            value = float(loss)
+            return value if math.isfinite(value) else None
         return None
 
     @property

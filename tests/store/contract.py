@@ -7,6 +7,7 @@ A test class inherits it and provides two fixtures: ``store`` (an empty store) a
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -432,6 +433,19 @@ class TrialStoreContract:
         assert [t.tid for t in store.find(EXP, sort="loss", descending=True, limit=5)] == \
             [0, 3, 4, 2, 5]
         assert [t.tid for t in store.find(EXP, [TrialState.DONE], sort="loss", limit=1)] == [2]
+
+    def test_find_by_loss_ranks_no_nan_or_infinite_loss(self, store: TrialStore) -> None:
+        # A NaN or infinite loss is recorded as returned (status ok, as hyperopt does) but
+        # ranks nowhere: it goes with the trials without a loss, so it is never the best.
+        self._finished(store, {0: math.nan, 1: 2.0, 2: -math.inf, 3: 1.0, 4: math.inf})
+        assert [t.tid for t in store.find(EXP, sort="loss")] == [3, 1, 0, 2, 4]
+        assert [t.tid for t in store.find(EXP, sort="loss", descending=True)] == \
+            [1, 3, 4, 2, 0]
+        assert [t.tid for t in store.find(EXP, [TrialState.DONE], sort="loss", limit=1)] == [3]
+        nan = store.get(EXP, 0)
+        assert nan.state is TrialState.DONE and nan.loss is None
+        assert nan.result["status"] == "ok" and math.isnan(nan.result["loss"])
+        assert store.get(EXP, 2).result["loss"] == -math.inf
 
     def test_find_filters_by_state_and_sorts_by_tid(self, store: TrialStore) -> None:
         self._finished(store, {0: 1.0, 1: None})

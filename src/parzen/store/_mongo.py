@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import math
 import threading
 import time
 import uuid
@@ -86,8 +87,10 @@ from parzen.trial import ErrorInfo, Owner, Trial, TrialState
 PAYLOAD_CHUNK_BYTES = 255 * 1024
 # Bounds the size of one ``$in`` query; the refresh asks for few tids, a repair may ask many.
 _GET_MANY_BATCH = 5000
+# A loss that ranks: a finite number (NaN and the infinities fail the range, as they make
+# Trial.loss None), so sorting by loss puts them with the trials without one.
 _HAS_LOSS = {"state": {"$in": state_values([TrialState.DONE])}, "result.status": "ok",
-             "result.loss": {"$type": "number"}}
+             "result.loss": {"$type": "number", "$gt": -math.inf, "$lt": math.inf}}
 
 # What count_by_state can check server-side of what trial_from_doc requires: a state, a
 # numeric tid, a result that is an object, and a number as the loss of a successful trial.
