@@ -63,8 +63,8 @@ def _configure_requeue(p: argparse.ArgumentParser) -> None:
                    help="instead, put running trials whose lease expired (their worker died) "
                         "back in the queue, as a live coordinator would")
     setup(p, run_requeue, "  parzen requeue mnist --state error\n"
-                           "  parzen requeue mnist --expired\n"
-                           "  parzen requeue --file run.pkl   # then resume the fmin\n")
+                          "  parzen requeue mnist --expired\n"
+                          "  parzen requeue --file run.pkl   # then resume the fmin\n")
 
 
 def run_requeue(args: argparse.Namespace) -> int:

@@ -38,7 +38,7 @@ from parzen.cli._registry import ALIAS_WORDS, STATE_WORDS, command, parse_states
 from parzen.cli._source import add_source_arguments, driver_state, experiment, opened
 from parzen.exceptions import AllTrialsFailed, ConfigError, InvalidTrial
 from parzen.export import Table, trial_table
-from parzen.plotting import plot_experiment
+from parzen.plotting import LossScale, plot_experiment
 from parzen.space.described import evaluate
 from parzen.store import TrialStore
 from parzen.trial import STATUS_OK, Trial, TrialState
@@ -68,7 +68,7 @@ def _configure_experiments(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p, experiment=False)
     add_format_argument(p)
     setup(p, run_experiments, "  parzen experiments --mongo mongodb://db.internal:27017/parzen\n"
-                               "  parzen experiments --format json | jq '.[].exp_key'\n")
+                              "  parzen experiments --format json | jq '.[].exp_key'\n")
 
 
 def run_experiments(args: argparse.Namespace) -> int:
@@ -144,9 +144,9 @@ def _configure_trials(p: argparse.ArgumentParser) -> None:
                    help="only trials run (or running) by worker NAME (its --name)")
     add_format_argument(p)
     setup(p, run_trials, "  parzen trials mnist --sort loss --limit 10\n"
-                          "  parzen trials mnist --state error,running\n"
-                          "  parzen trials mnist --worker gpu-node-3 --state error\n"
-                          "  parzen trials --file run.pkl --format csv > trials.csv\n")
+                         "  parzen trials mnist --state error,running\n"
+                         "  parzen trials mnist --worker gpu-node-3 --state error\n"
+                         "  parzen trials --file run.pkl --format csv > trials.csv\n")
 
 
 def run_trials(args: argparse.Namespace) -> int:
@@ -194,7 +194,7 @@ def _configure_best(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     add_format_argument(p, ("table", "json"))
     setup(p, run_best, "  parzen best mnist\n"
-                        "  parzen best --file run.pkl --format json | jq .value\n")
+                       "  parzen best --file run.pkl --format json | jq .value\n")
 
 
 def run_best(args: argparse.Namespace) -> int:
@@ -257,8 +257,8 @@ def _configure_status(p: argparse.ArgumentParser) -> None:
                    help="minutes of history for throughput and workers (default 10)")
     add_format_argument(p, ("table", "json"))
     setup(p, run_status, "  parzen status mnist\n"
-                          "  parzen status mnist --watch --interval 5\n"
-                          "  parzen status mnist --format json | jq .eta_s\n")
+                         "  parzen status mnist --watch --interval 5\n"
+                         "  parzen status mnist --format json | jq .eta_s\n")
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -310,7 +310,7 @@ def _configure_errors(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     add_format_argument(p, ("table", "json"))
     setup(p, run_errors, "  parzen errors mnist\n"
-                          "  parzen errors mnist --format json | jq '.[].count'\n")
+                         "  parzen errors mnist --format json | jq '.[].count'\n")
 
 
 def run_errors(args: argparse.Namespace) -> int:
@@ -374,9 +374,18 @@ def _configure_plot(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="FILE",
                    help="the image to write: .png (or .svg, .pdf)")
     p.add_argument("--dpi", type=int, default=110, help="resolution of a .png (default 110)")
+    scale = p.add_mutually_exclusive_group()
+    scale.add_argument("--log", dest="loss_scale", action="store_const",
+                       const=LossScale.LOG.value, default=LossScale.AUTO.value,
+                       help="a logarithmic loss axis (every loss must be positive)")
+    scale.add_argument("--linear", dest="loss_scale", action="store_const",
+                       const=LossScale.LINEAR.value,
+                       help="a linear loss axis. Default: log when every loss is positive and "
+                            "they span a decade or more, or when a linear axis would squash "
+                            "the best quarter of the trials at the bottom; else linear")
     setup(p, run_plot, "  parzen plot mnist --out mnist.png\n"
-                        "  parzen plot --file run.pkl --out run.svg\n"
-                        "needs matplotlib: pip install 'parzen[plots]'\n")
+                       "  parzen plot --file run.pkl --out run.svg --linear\n"
+                       "needs matplotlib: pip install 'parzen[plots]'\n")
 
 
 def run_plot(args: argparse.Namespace) -> int:
@@ -385,7 +394,7 @@ def run_plot(args: argparse.Namespace) -> int:
         exp = experiment(src, args.exp)
         rows = src.store.find(exp.exp_key)
         space = src.space(exp)
-    fig = plot_experiment(rows, space=space, title=None)
+    fig = plot_experiment(rows, space=space, title=None, loss_scale=args.loss_scale)
     try:
         fig.savefig(args.out, dpi=args.dpi)
     except (OSError, ValueError) as exc:
