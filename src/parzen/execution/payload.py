@@ -20,6 +20,8 @@ import hmac
 import importlib
 import io
 import json
+import linecache
+import marshal
 import os
 import platform
 import secrets
@@ -53,6 +55,9 @@ SECRET_FILE_ENV = "PARZEN_SECRET_FILE"
 # existed lack it, and are treated as holding some.
 BY_VALUE = "by_value"
 _BY_VALUE_NAMED = 5  # how many pieces of code the header names; the rest are counted
+# The source of a file whose code is pickled by value travels with it up to this size; a
+# larger file (generated code) travels without, and its traceback lines show no source.
+MAX_SOURCE_CHARS = 1_000_000
 
 
 def stamp() -> dict[str, str]:
@@ -131,17 +136,56 @@ class Payload:
 class _CodeNoting(cloudpickle.Pickler):  # type: ignore[misc]  # cloudpickle is untyped
     """cloudpickle's pickler, noting each code object it pickles: the code of what it pickles
     by value. What it pickles by reference (importable functions, classes) has no code object
-    in the pickle."""
+    in the pickle.
+
+    It also pickles that code so that a traceback through it reads as on the coordinator:
+    cloudpickle renames every file to ``<dynamic-code>``, and a worker may not have the file
+    at all. Each code object travels as ``marshal`` bytes (as in a ``.pyc``: file name and
+    line numbers kept) with its file's source, which ``_code`` hands to ``linecache`` when the
+    payload is unpickled. The source is signed with the rest.
+    """
 
     def __init__(self, file: io.BytesIO) -> None:
         super().__init__(file)
         self.by_value: list[str] = []
+        # One str per file, so pickle's memo stores each file's source once.
+        self._sources: dict[str, str | None] = {}
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, types.CodeType):
-            name = getattr(obj, "co_qualname", obj.co_name)  # co_qualname: Python 3.11+
-            self.by_value.append(f"{name} ({obj.co_filename}:{obj.co_firstlineno})")
+            self._note(obj)
+            return _code, (marshal.dumps(obj), obj.co_filename, self._source(obj.co_filename))
         return super().reducer_override(obj)
+
+    def _note(self, code: types.CodeType) -> None:
+        """Note ``code`` and the functions, lambdas and classes defined in it (marshal packs
+        them with it)."""
+        name = getattr(code, "co_qualname", code.co_name)  # co_qualname: Python 3.11+
+        self.by_value.append(f"{name} ({code.co_filename}:{code.co_firstlineno})")
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                self._note(const)
+
+    def _source(self, filename: str) -> str | None:
+        if filename not in self._sources:
+            # linecache knows files, and the cells of IPython and Jupyter, which it registers.
+            text = "".join(linecache.getlines(filename))
+            self._sources[filename] = text if 0 < len(text) <= MAX_SOURCE_CHARS else None
+        return self._sources[filename]
+
+
+def _code(data: bytes, filename: str, source: str | None) -> types.CodeType:
+    """Unpickle a code object of a payload: register its file's source with ``linecache``
+    (so tracebacks show the lines, also where the file does not exist), then load it."""
+    if source is not None:
+        entry = linecache.cache.get(filename)
+        if entry is None or len(entry) != 4 or entry[1] is not None or entry[0] != len(source):
+            # No modification time: linecache.checkcache then leaves the entry alone.
+            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    code = marshal.loads(data)
+    if not isinstance(code, types.CodeType):
+        raise TypeError(f"a payload's code for {filename} unpickled as {type(code).__name__}")
+    return code
 
 
 def _by_value_text(names: list[str]) -> str:

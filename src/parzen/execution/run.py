@@ -21,6 +21,7 @@ from parzen.execution.sandbox import (
     EvaluationTimeout,
     ObjectiveFailed,
 )
+from parzen.execution.tracebacks import objective_error
 from parzen.store import LEASE_EXPIRED, TrialStore
 from parzen.store.retry import retry_unavailable
 from parzen.store.uri import redact_text
@@ -301,7 +302,7 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
         return finish(TrialState.ERROR, {"status": "fail"}, exc.info, exc)
     except Exception as exc:  # the in-process objective's failure: see the docstring
         log.info("trial %s of %r raised %s: %.2000s", tid, exp_key, type(exc).__name__, exc)
-        return finish(TrialState.ERROR, {"status": "fail"}, error_info(exc), exc)
+        return finish(TrialState.ERROR, {"status": "fail"}, objective_error(exc), exc)
     except BaseException as exc:
         # KeyboardInterrupt / SystemExit: give the trial back instead of leaving it RUNNING
         # with no one to finish it (a resumed run would wait for it forever), then propagate.
