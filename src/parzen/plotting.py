@@ -326,8 +326,8 @@ def _figure(w: float, h: float) -> Figure:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise ConfigError("plotting needs matplotlib: install the plots extra: "
-                          "pip install 'parzen[plots]'") from None
+        raise ConfigError("plotting needs matplotlib (parzen's plots extra): "
+                          "pip install matplotlib") from None
     fig = Figure(figsize=(w, h), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     return fig

@@ -385,7 +385,7 @@ def _configure_plot(p: argparse.ArgumentParser) -> None:
                             "the best quarter of the trials at the bottom; else linear")
     setup(p, run_plot, "  parzen plot mnist --out mnist.png\n"
                        "  parzen plot --file run.pkl --out run.svg --linear\n"
-                       "needs matplotlib: pip install 'parzen[plots]'\n")
+                       "needs matplotlib (the plots extra): pip install matplotlib\n")
 
 
 def run_plot(args: argparse.Namespace) -> int:
