@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import mongomock
 
-from parzen import hp
+from parzen import hp, processes
 from parzen.execution import payload
 from parzen.execution.run import OutcomeStatus
 from parzen.store import (
@@ -61,4 +63,38 @@ def test_a_trial_owner_is_the_worker_name_and_its_slot() -> None:
     assert outcome.status is OutcomeStatus.DONE
     [doc] = store._db.trials.find({"exp_key": "owners", "owner.worker": "gpu-1"})
     assert doc["owner"]["slot"] == 1 and doc["owner"]["pid"] == os.getpid()
-    assert store.get("owners", 0).owner == Owner("gpu-1", runtime.host, os.getpid(), slot=1)
+    # What tells this process apart from another with its pid: see parzen.processes.
+    assert doc["owner"]["pid_ns"] == processes.pid_namespace()
+    assert doc["owner"]["pid_start"] == processes.start_ticks(os.getpid())
+    owner = store.get("owners", 0).owner
+    assert owner == Owner.here("gpu-1", slot=1) and not owner.known_dead()
+
+
+def test_a_worker_watches_the_experiments_it_runs_for_dead_siblings() -> None:
+    store = InMemoryTrialStore()
+    key = b"k" * 32
+    space = {"x": hp.uniform("x", -1, 1), "k": hp.choice("k", [0, 1])}
+    signed = payload.build((quadratic, space), key)
+    store.put_experiment(Experiment(
+        "siblings", space_fingerprint="x",
+        objective=ObjectiveSpec(ObjectiveKind.PICKLE, sha256=signed.sha256,
+                                fingerprint="f", inline=signed.data),
+        settings={"lease_s": 600.0, "heartbeat_s": 5.0}))
+    store.insert_new([Trial("siblings", tid, TrialState.NEW, {"x": 0.1, "k": 0})
+                      for tid in range(2)])
+    sibling = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = Owner("gpu-2", "h", sibling.pid, slot=1, pid_ns=processes.pid_namespace(),
+                 pid_start=processes.start_ticks(sibling.pid))
+    sibling.kill()
+    sibling.wait()
+    assert store.claim("siblings", 1, dead, lease_s=600) is not None
+    runtime = WorkerRuntime(store, key, "gpu-1")
+    republished: list[tuple[str, int]] = []
+    try:
+        assert runtime.siblings.check(lambda *m: republished.append(m)) == 0
+        assert runtime.evaluate_trial("siblings", 0).status is OutcomeStatus.DONE
+        expected = 1 if processes.pid_namespace() else 0  # no /proc: nothing is certain
+        assert runtime.siblings.check(lambda *m: republished.append(m)) == expected
+    finally:
+        runtime.close()
+    assert republished == [("siblings", 1)] * expected

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import enum
 import math
+import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from parzen import processes
 from parzen.exceptions import ConfigError
 
 STATUS_OK = "ok"
@@ -82,12 +85,32 @@ class Owner:
         pid: the worker's process id.
         slot: which of the worker's concurrent slots ran it (1, 2, ...); None where there
             are none (the in-process runner) or the document does not say (hyperopt's).
+        pid_ns: the pid namespace ``pid`` belongs to (``processes.pid_namespace``: the
+            kernel's boot id and the namespace), ``""`` when unknown.
+        pid_start: when ``pid`` started (``processes.start_ticks``), 0 when unknown; with
+            ``pid_ns`` it tells a reused pid from the owner's.
     """
 
     worker: str
     host: str
     pid: int
     slot: int | None = None
+    pid_ns: str = ""
+    pid_start: int = 0
+
+    @classmethod
+    def here(cls, worker: str, slot: int | None = None) -> Owner:
+        """This process, as the owner of the trials it claims."""
+        pid = os.getpid()
+        return cls(worker=worker, host=socket.gethostname(), pid=pid, slot=slot,
+                   pid_ns=processes.pid_namespace(), pid_start=processes.start_ticks(pid))
+
+    def known_dead(self) -> bool:
+        """True when this owner's process has certainly ended, as seen from this process:
+        it ran in this pid namespace (the same host, and not another container on it) and
+        its pid is gone or now names a process started since. False whenever that cannot
+        be told here: then only the trial's lease running out says the owner is dead."""
+        return processes.gone(self.pid_ns, self.pid, self.pid_start)
 
     def __str__(self) -> str:
         slot = "" if self.slot is None else f" slot {self.slot}"

@@ -234,6 +234,45 @@ class TrialStoreContract:
         again = store.claim(EXP, 0, B, 60)
         assert again is not None and again.attempts == back.attempts + 1
 
+    # ---- a worker seen dead ----------------------------------------------------------------
+
+    def test_requeue_dead_requeues_the_attempt_seen_dead_at_once(self,
+                                                                 store: TrialStore) -> None:
+        store.insert_new(new(0, 1, 2))
+        dead = store.claim(EXP, 0, A, 600)
+        gone_on = store.claim(EXP, 1, A, 600)
+        alive = store.claim(EXP, 2, B, 600)
+        assert dead and gone_on and alive and gone_on.claim_token
+        # Trial 1 was finished since it was seen running: its attempt is not requeued.
+        store.finish(EXP, 1, gone_on.claim_token, TrialState.DONE, ok(1.0))
+        changed = store.requeue_dead(EXP, {0: str(dead.claim_token),
+                                           1: str(gone_on.claim_token)}, max_attempts=3)
+        assert [(t.tid, t.state) for t in changed] == [(0, TrialState.NEW)]
+        t = store.get(EXP, 0)
+        assert t == changed[0]
+        assert (t.attempts, t.owner, t.claim_token) == (1, None, None)
+        assert [(h.attempt, h.owner, h.outcome) for h in t.history] == [(1, A, "worker died")]
+        assert store.get(EXP, 1).state is TrialState.DONE
+        assert store.get(EXP, 2).state is TrialState.RUNNING
+        # The token is spent: seen dead twice, requeued once.
+        assert store.requeue_dead(EXP, {0: str(dead.claim_token)}, max_attempts=3) == []
+        again = store.claim(EXP, 0, B, 600)
+        assert again is not None and again.attempts == 2
+        assert store.requeue_dead(EXP, {0: str(dead.claim_token)}, max_attempts=3) == []
+        assert store.get(EXP, 0).owner == B
+
+    def test_requeue_dead_gives_up_after_max_attempts(self, store: TrialStore) -> None:
+        store.insert_new(new(0))
+        for attempt in (1, 2):
+            t = store.claim(EXP, 0, A, 600)
+            assert t is not None and t.claim_token and t.attempts == attempt
+            [t] = store.requeue_dead(EXP, {0: t.claim_token}, max_attempts=2)
+        assert t.state is TrialState.ERROR and t.error is not None
+        assert t.error.type == "WorkerDied"
+        assert t.error.message.startswith("the worker running it died on attempt 2 of 2")
+        assert [h.outcome for h in t.history] == ["worker died", "worker died"]
+        assert store.get(EXP, 0) == t
+
     # ---- lease expiry ---------------------------------------------------------------------
 
     def test_requeue_expired_returns_trial_to_new(self, store: TrialStore,

@@ -23,7 +23,7 @@ from parzen.store._documents import (
 from parzen.trial import Attempt, ErrorInfo, Owner, Trial, TrialState
 
 T0 = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)  # millisecond precision
-OWNER = Owner("w1", "host", 42, slot=2)
+OWNER = Owner("w1", "host", 42, slot=2, pid_ns="boot/4026531836", pid_start=1234)
 
 
 def full_trial(state: TrialState = TrialState.DONE) -> Trial:
@@ -57,7 +57,8 @@ def test_document_layout() -> None:
     doc = trial_to_doc(full_trial())
     assert doc["schema_version"] == SCHEMA_VERSION
     assert doc["state"] == "done"
-    assert doc["owner"] == {"worker": "w1", "slot": 2, "host": "host", "pid": 42}
+    assert doc["owner"] == {"worker": "w1", "slot": 2, "host": "host", "pid": 42,
+                            "pid_ns": "boot/4026531836", "pid_start": 1234}
     assert doc["misc"] == {"tid": 7, "idxs": {"lr": [7], "model": [7], "name": [7]},
                            "vals": {"lr": [0.01], "model": [1], "name": ["a"]}}
     assert doc["duration_s"] == 2.5

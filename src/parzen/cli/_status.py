@@ -16,6 +16,7 @@ come.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -23,6 +24,8 @@ from typing import Any
 
 from parzen.cli._format import ago, duration, number, render_table, timestamp
 from parzen.cli._source import driver_state
+from parzen.exceptions import ConfigError
+from parzen.settings import TrialSettings
 from parzen.store import Experiment, TrialStore, lease_ended, lease_seconds
 from parzen.trial import Trial, TrialState
 
@@ -35,6 +38,20 @@ _MAX_RUNNING_SHOWN = 15
 CLOCK_TOLERANCE_S = 1.0
 
 
+class WorkerState(enum.Enum):
+    """What a worker seen in the window is doing, as far as the trials tell."""
+
+    BEATING = "beating"  # runs trials, and heartbeated within STALE_BEATS intervals
+    IDLE = "idle"  # runs none of this experiment's trials (nothing to heartbeat)
+    STALE = "stale"  # runs trials, but its heartbeats stopped STALE_BEATS intervals ago
+    DEAD = "dead"  # runs trials, and its process is seen to have ended (this host only)
+
+
+# A worker that runs trials but has not heartbeated for more than this many heartbeat
+# intervals is stale: one late heartbeat is noise, two in a row are not.
+STALE_BEATS = 2
+
+
 @dataclass(frozen=True)
 class WorkerSeen:
     """A worker that ran or finished a trial recently."""
@@ -44,6 +61,12 @@ class WorkerSeen:
     running: int
     finished: int
     last_seen: datetime | None
+    state: WorkerState = WorkerState.IDLE
+
+    @property
+    def lost(self) -> bool:
+        """Stale or dead: its running trials will not finish at the usual pace."""
+        return self.state in (WorkerState.STALE, WorkerState.DEAD)
 
 
 @dataclass(frozen=True)
@@ -63,6 +86,7 @@ class Snapshot:
     coordinator_alive: bool
     coordinator: str
     lease_s: float = 60.0
+    heartbeat_s: float = 10.0
     unreadable: int = 0
     clock_ahead_s: float = 0.0
 
@@ -97,11 +121,45 @@ class Snapshot:
         return max(0, self.exp.max_evals - self.finished)
 
     @property
+    def held(self) -> list[Trial]:
+        """Running trials of stale or dead workers: they finish only after the reaper
+        requeues them (when their lease expires, or at once for a worker seen dead) and
+        another worker runs them again."""
+        lost = {(w.worker, w.host) for w in self.workers if w.lost}
+        return [t for t in self.running
+                if t.owner is not None and (t.owner.worker, t.owner.host) in lost]
+
+    @property
+    def held_s(self) -> float:
+        """The soonest the ``held`` trials can all finish: the longest wait for a lease to
+        run out (none for a worker seen dead, whose trials are requeued on the reaper's next
+        pass), plus a typical trial's duration (the median of the window's; 0 if none)."""
+        if not self.held:
+            return 0.0
+        durations = sorted(d for t in self.recent if (d := t.duration) is not None)
+        typical = durations[len(durations) // 2] if durations else 0.0
+        return max(self._lease_left(t) for t in self.held) + typical
+
+    def _lease_left(self, t: Trial) -> float:
+        if t.owner is not None and t.owner.known_dead():
+            return 0.0
+        if t.lease_expires is not None:
+            end = as_utc(t.lease_expires)
+        else:  # no lease date: judged by its last sign of life, as lease_ended does
+            alive = t.heartbeat_time or t.book_time
+            if alive is None:
+                return 0.0
+            end = as_utc(alive) + timedelta(seconds=self.lease_s)
+        return max(0.0, (end - self.now).total_seconds())
+
+    @property
     def eta_s(self) -> float | None:
+        """The remaining trials at the window's pace, but never sooner than the trials held
+        by stale or dead workers can finish (``held_s``): those do not finish at the pace."""
         left = self.remaining
         if left is None or not self.coordinator_alive or self.per_minute <= 0:
             return None
-        return 60.0 * left / self.per_minute
+        return max(60.0 * left / self.per_minute, self.held_s)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,8 +172,9 @@ class Snapshot:
             "best": None if self.best is None else {"tid": self.best.tid,
                                                     "loss": self.best.loss},
             "workers": [{"worker": w.worker, "host": w.host, "running": w.running,
-                         "finished_recently": w.finished, "last_seen": w.last_seen}
-                        for w in self.workers],
+                         "finished_recently": w.finished, "last_seen": w.last_seen,
+                         "state": w.state.value} for w in self.workers],
+            "held_by_lost_workers": [t.tid for t in self.held],
             "running_trials": [_running_row(t, self.now) for t in self.running],
             "expired_leases": [t.tid for t in self.expired],
             "unreadable": self.unreadable,
@@ -145,10 +204,12 @@ def gather(store: TrialStore, exp: Experiment, window_s: float) -> Snapshot:
     span = window_s if start is None else min(window_s, (now - start).total_seconds())
     alive, detail = driver_state(exp, now)
     unreadable = sum(1 for d in store.unreadable() if d.exp_key == key)
+    beat = heartbeat_seconds(exp)
     return Snapshot(exp=exp, now=now, counts=counts, running=running, recent=recent,
                     last_finished=last_finished, window_s=window_s, span_s=max(span, 1.0),
-                    workers=_workers(running, recent), best=best, coordinator_alive=alive,
-                    coordinator=detail, lease_s=lease_seconds(exp), unreadable=unreadable,
+                    workers=_workers(running, recent, now, beat), best=best,
+                    coordinator_alive=alive, coordinator=detail, lease_s=lease_seconds(exp),
+                    heartbeat_s=beat, unreadable=unreadable,
                     clock_ahead_s=ahead if ahead > CLOCK_TOLERANCE_S else 0.0)
 
 
@@ -166,25 +227,48 @@ def _recent_finished(store: TrialStore, key: str, since: datetime
         limit *= 4
 
 
-def _workers(running: list[Trial], recent: list[Trial]) -> list[WorkerSeen]:
+def heartbeat_seconds(exp: Experiment) -> float:
+    """The heartbeat interval of ``exp``'s run (its ``settings.heartbeat_s``), or the
+    default when it records none or an unusable one."""
+    try:
+        return TrialSettings.from_dict(exp.settings).heartbeat_s
+    except (ConfigError, TypeError):
+        return TrialSettings().heartbeat_s
+
+
+def _workers(running: list[Trial], recent: list[Trial], now: datetime,
+             heartbeat_s: float) -> list[WorkerSeen]:
     seen: dict[tuple[str, str], dict[str, Any]] = {}
     for t in [*running, *recent]:
         if t.owner is None:
             continue
         w = seen.setdefault((t.owner.worker, t.owner.host),
-                            {"running": 0, "finished": 0, "last": None})
+                            {"running": 0, "finished": 0, "last": None, "dead": False})
         if t.state is TrialState.RUNNING:
             w["running"] += 1
+            w["dead"] = w["dead"] or t.owner.known_dead()
             when = t.heartbeat_time or t.book_time
         else:
             w["finished"] += 1
             when = t.end_time
         if when is not None and (w["last"] is None or as_utc(when) > w["last"]):
             w["last"] = as_utc(when)
-    out = [WorkerSeen(name, host, w["running"], w["finished"], w["last"])
+    out = [WorkerSeen(name, host, w["running"], w["finished"], w["last"],
+                      _state(w["running"], w["dead"], w["last"], now, heartbeat_s))
            for (name, host), w in seen.items()]
     epoch = datetime.min.replace(tzinfo=timezone.utc)
     return sorted(out, key=lambda w: (w.last_seen or epoch, w.worker), reverse=True)
+
+
+def _state(running: int, dead: bool, last: datetime | None, now: datetime,
+           heartbeat_s: float) -> WorkerState:
+    if not running:
+        return WorkerState.IDLE
+    if dead:
+        return WorkerState.DEAD
+    if last is None or (now - last).total_seconds() > STALE_BEATS * heartbeat_s:
+        return WorkerState.STALE
+    return WorkerState.BEATING
 
 
 def _running_row(t: Trial, now: datetime) -> dict[str, Any]:
@@ -221,7 +305,11 @@ def render(s: Snapshot, width: int | None = None) -> str:
     elif not s.coordinator_alive:
         lines.append("eta          - (no coordinator is running it; resume its fmin)")
     elif s.eta_s is not None:
-        lines.append(f"eta          {duration(s.eta_s)} ({s.remaining} trials left)")
+        held = s.held
+        why = "" if not held or s.held_s < 60.0 * (s.remaining or 0) / s.per_minute else (
+            f"; {len(held)} of them held by stale or dead workers finish no sooner: "
+            "requeued when their lease runs out, then run again")
+        lines.append(f"eta          {duration(s.eta_s)} ({s.remaining} trials left{why})")
     elif s.remaining is not None:
         lines.append(f"eta          unknown ({s.remaining} trials left, none finished "
                      f"in the last {win})")
@@ -231,10 +319,12 @@ def render(s: Snapshot, width: int | None = None) -> str:
     lines.append("")
     if s.workers:
         lines.append(f"workers seen in the last {win}:")
-        rows = [[w.worker, w.host, str(w.running), str(w.finished), ago(w.last_seen, s.now)]
-                for w in s.workers]
-        lines.append(render_table(["WORKER", "HOST", "RUNNING", "FINISHED", "LAST SEEN"], rows,
-                                  right=["RUNNING", "FINISHED"], width=width, indent="  "))
+        rows = [[w.worker, w.host, str(w.running), str(w.finished), ago(w.last_seen, s.now),
+                 w.state.value.upper() if w.lost else w.state.value] for w in s.workers]
+        lines.append(render_table(["WORKER", "HOST", "RUNNING", "FINISHED", "LAST SEEN",
+                                   "STATE"], rows, right=["RUNNING", "FINISHED"], width=width,
+                                  indent="  "))
+        lines += _lost_lines(s)
     else:
         lines.append(f"workers seen in the last {win}: none")
 
@@ -270,6 +360,32 @@ def render(s: Snapshot, width: int | None = None) -> str:
         lines.append(f"unreadable   {s.unreadable} trial documents skipped; their _ids and the "
                      "fix follow on stderr")
     return "\n".join(lines)
+
+
+def _lost_lines(s: Snapshot) -> list[str]:
+    """One line per stale or dead worker: what it holds and when that moves on."""
+    out = []
+    for w in s.workers:
+        if not w.lost:
+            continue
+        held = [t for t in s.held if t.owner is not None
+                and (t.owner.worker, t.owner.host) == (w.worker, w.host)]
+        tids = ", ".join(str(t.tid) for t in held[:10]) + (" ..." if len(held) > 10 else "")
+        if w.state is WorkerState.DEAD:
+            what = (f"{w.worker} is DEAD: its process on {w.host} has exited; its trials "
+                    f"({tids}) are requeued without waiting for their lease")
+        else:
+            silent = None if w.last_seen is None else (s.now - w.last_seen).total_seconds()
+            wait = max(s._lease_left(t) for t in held) if held else 0.0
+            what = (f"{w.worker} is STALE: no heartbeat for {duration(silent)}, over "
+                    f"{STALE_BEATS} heartbeat intervals of {duration(s.heartbeat_s)} (killed, "
+                    f"paused, or cut off from the store?); its trials ({tids}) are requeued "
+                    + (f"when their lease runs out, in {duration(wait)}" if wait > 0 else
+                       "now: their lease has run out"))
+        if not s.coordinator_alive:
+            what += " by the next coordinator (none is running)"
+        out.append("  " + what)
+    return out
 
 
 def _lease(t: Trial, s: Snapshot) -> str:

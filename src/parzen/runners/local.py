@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import socket
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -63,7 +62,7 @@ class LocalProcessRunner:
 
     def _serve(self, i: int) -> None:
         sandbox = Sandbox(sys_path=[os.getcwd(), *sys.path])
-        owner = Owner(worker="local", host=socket.gethostname(), pid=os.getpid(), slot=i + 1)
+        owner = Owner.here("local", slot=i + 1)
         trials = self._trials
         try:
             while True:

@@ -112,6 +112,27 @@ class Experiment:
     max_evals: int | None = None
 
 
+# The history outcome of an attempt whose worker's process was seen to have ended, and the
+# error of a trial whose workers ended that way on every attempt (``worker_died``).
+WORKER_DIED = "worker died"
+WORKER_DIED_ERROR = "WorkerDied"
+
+
+def worker_died(t: Trial, now: datetime, max_attempts: int) -> Trial:
+    """``t``, whose worker's process has ended (``Owner.known_dead``), back to NEW with the
+    attempt counted, or ERROR once ``max_attempts`` are used: what an expired lease does
+    (``given_up``), without waiting for it. The worker, not the objective (which runs in a
+    process of its own), failed: ``ErrorOrigin.SYSTEM``."""
+    new = back_to_new(t, now, WORKER_DIED, True)
+    if t.attempts < max_attempts:
+        return new
+    return dataclasses.replace(
+        new, state=TrialState.ERROR, end_time=now, result={"status": "fail"},
+        error=ErrorInfo(WORKER_DIED_ERROR, f"the worker running it died on attempt "
+                        f"{t.attempts} of {max_attempts} ({t.owner}: its process ended); "
+                        "giving up", origin=ErrorOrigin.SYSTEM))
+
+
 def inserted_state(trial: Trial) -> TrialState:
     """The state ``insert_new`` stores: finished trials keep theirs, everything else is NEW
     (a RUNNING trial from elsewhere has no live worker here)."""
@@ -297,6 +318,21 @@ class TrialStore(abc.ABC):
         written by hyperopt) is judged by its last heartbeat or book time plus ``lease_s``
         (None: the experiment's own lease, ``lease_seconds``), so no state waits forever.
 
+        Returns:
+            The trials changed, in their new state.
+        """
+
+    @abc.abstractmethod
+    def requeue_dead(self, exp_key: str, attempts: Mapping[int, str], max_attempts: int
+                     ) -> list[Trial]:
+        """Requeue RUNNING trials whose worker is known to have died (``Owner.known_dead``)
+        at once, as ``requeue_expired`` would once their lease ran out: back to NEW, or to
+        ERROR (``WorkerDied``) once they have used ``max_attempts`` attempts; the attempt
+        ends in the history as ``"worker died"``.
+
+        Args:
+            attempts: ``{tid: claim_token}`` of the attempts seen dead. Each is fenced on its
+                token: a trial finished, released or claimed again since is left alone.
         Returns:
             The trials changed, in their new state.
         """

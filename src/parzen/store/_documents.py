@@ -256,11 +256,11 @@ _OLD_SLOT = re.compile(r"(?P<worker>.+)/slot-(?P<slot>[0-9]+)")
 
 
 def owner_to_doc(owner: Owner | None) -> dict[str, Any] | None:
-    """``{worker, slot, host, pid}`` or None."""
+    """``{worker, slot, host, pid, pid_ns, pid_start}`` or None."""
     if owner is None:
         return None
     return {"worker": owner.worker, "slot": owner.slot, "host": owner.host,
-            "pid": int(owner.pid)}
+            "pid": int(owner.pid), "pid_ns": owner.pid_ns, "pid_start": int(owner.pid_start)}
 
 
 def owner_from_doc(doc: Any) -> Owner | None:
@@ -277,7 +277,9 @@ def owner_from_doc(doc: Any) -> Owner | None:
     if old is not None:
         worker, slot = old["worker"], int(old["slot"])
     return Owner(worker=worker, host=str(doc.get("host", "")), pid=int(doc.get("pid", 0)),
-                 slot=None if slot is None else _integer(slot, "owner.slot"))
+                 slot=None if slot is None else _integer(slot, "owner.slot"),
+                 pid_ns=str(doc.get("pid_ns") or ""),
+                 pid_start=_integer(doc.get("pid_start") or 0, "owner.pid_start"))
 
 
 def error_to_doc(error: ErrorInfo | None) -> dict[str, Any] | None:

@@ -24,6 +24,7 @@ from parzen.store._base import (
     inserted_state,
     lease_ended,
     lease_seconds,
+    worker_died,
 )
 from parzen.trial import ErrorInfo, Owner, Trial, TrialState
 
@@ -208,6 +209,20 @@ class InMemoryTrialStore(TrialStore):
                     new = given_up(t, now, max_attempts)
                 else:
                     new = back_to_new(t, now, "lease expired", True)
+                self._put(new)
+                changed.append(new)
+            return changed
+
+    def requeue_dead(self, exp_key: str, attempts: Mapping[int, str], max_attempts: int
+                     ) -> list[Trial]:
+        with self._lock:
+            now = self.now()
+            changed: list[Trial] = []
+            for tid, token in sorted(attempts.items()):
+                t = self._trials.get(exp_key, {}).get(tid)
+                if t is None or t.state is not TrialState.RUNNING or t.claim_token != token:
+                    continue
+                new = worker_died(t, now, max_attempts)
                 self._put(new)
                 changed.append(new)
             return changed

@@ -66,6 +66,7 @@ from parzen.store._base import (
     inserted_state,
     lease_ended,
     lease_seconds,
+    worker_died,
 )
 from parzen.store._documents import (
     driver_to_doc,
@@ -507,6 +508,21 @@ class MongoTrialStore(TrialStore):
                                     "by hand, or written by hyperopt) and %s, past its %g s "
                                     "lease: requeued as expired", t.tid, exp_key,
                                     _last_sign(t, now), lease_s)
+        return changed
+
+    def requeue_dead(self, exp_key: str, attempts: Mapping[int, str], max_attempts: int
+                     ) -> list[Trial]:
+        changed: list[Trial] = []
+        with self._op():
+            now = self._now()
+            for tid, token in sorted(attempts.items()):
+                fence = self._held(exp_key, tid, token)
+                doc = self._trials.find_one(fence)
+                if doc is None:
+                    continue  # finished, released or requeued since it was seen
+                new = worker_died(trial_from_doc(doc), now, max_attempts)
+                if self._swap(fence, new):
+                    changed.append(new)
         return changed
 
     def cancel(self, exp_key: str, states: Iterable[TrialState] = (TrialState.NEW,)) -> int:

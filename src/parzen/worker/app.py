@@ -171,7 +171,7 @@ class WorkerApp:
             # MongoDB first: "ready" followed by an error buries the error among Celery's
             # own lines.
             try:
-                worker.runtime()
+                worker.runtime().siblings.start(worker._republish, worker._shutdown)
             except StoreUnavailable as exc:
                 log.error("parzen worker NOT ready, it cannot evaluate trials: %s. It keeps "
                           "listening on queue %s (broker %s) and retries MongoDB when trials "

@@ -31,6 +31,7 @@ from parzen.settings import TrialSettings
 from parzen.store import Experiment, ObjectiveKind, TrialStore
 from parzen.store.uri import check_broker_url, parse_mongo_url
 from parzen.trial import Owner
+from parzen.worker.siblings import SiblingWatch
 
 log = logging.getLogger("parzen.worker")
 
@@ -113,6 +114,7 @@ class WorkerRuntime:
         self._objectives: dict[tuple[str, str], _Objective] = {}
         self._sandboxes: list[Sandbox] = []
         self._slots = 0
+        self.siblings = SiblingWatch(store, self.name)
 
     def _slot(self) -> int:
         """This thread's slot number (1, 2, ...), fixed for the thread's life: a trial's
@@ -192,8 +194,9 @@ class WorkerRuntime:
                         "message", tid, exp_key)
             return Outcome(OutcomeStatus.NOT_CLAIMED)
         settings = TrialSettings.from_dict(exp.settings)
+        self.siblings.watch(exp_key, settings.max_attempts)
         sandbox = self._sandbox()
-        owner = Owner(worker=self.name, host=self.host, pid=os.getpid(), slot=self._slot())
+        owner = Owner.here(self.name, slot=self._slot())
 
         def evaluate(params: Mapping[str, Any], tid: int,
                      abort: AbortCheck) -> dict[str, Any]:

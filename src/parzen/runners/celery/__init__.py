@@ -157,8 +157,10 @@ class CeleryRunner:
             self._driver.renew_if_due(now)
             if now - self._last_reap > min(1.0, settings.heartbeat_s):
                 self._last_reap = now
-                self._requeued += reap(self._store, self._exp_key, settings.max_attempts,
-                                       self._dispatcher.publish)
+                self._requeued += reap(
+                    self._store, self._exp_key, settings.max_attempts,
+                    self._dispatcher.publish,
+                    [self._trials.known(tid) for tid in self._trials.in_flight])
         except StoreUnavailable as exc:
             log.warning("%s; retrying", exc)
             return
