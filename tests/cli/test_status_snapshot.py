@@ -21,7 +21,9 @@ from parzen import processes
 from parzen.cli import _status
 from parzen.cli._status import WorkerState
 from parzen.store import DriverLease, Experiment, InMemoryTrialStore
+from parzen.store._mongo import MongoTrialStore
 from parzen.trial import Owner, Trial, TrialState
+from tests.support.cli import Cli, finished_experiment
 
 EXP = "live"
 T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
@@ -216,3 +218,14 @@ def test_a_worker_seen_dead_is_marked_dead_and_its_trials_wait_for_no_lease() ->
     text = _status.render(snap)
     assert "gpu-3 is DEAD: its process on node has exited; its trials (4, 5) are requeued " \
            "without waiting for their lease" in text
+
+
+def test_experiments_shows_no_activity_in_the_future(
+        cli: Cli, fresh_mongo: tuple[str, MongoTrialStore]) -> None:
+    url, store = fresh_mongo
+    finished_experiment(store, "run", n=2)
+    # A trial that ended "later" than this process's estimate of the store's clock.
+    ahead = store.now() + timedelta(seconds=5)
+    store._trials.update_one({"exp_key": "run", "tid": 1}, {"$set": {"end_time": ahead}})
+    text = cli("experiments", "--mongo", url)
+    assert not FUTURE.search(text) and "0.00s ago" in text
