@@ -542,7 +542,7 @@ def test_a_worker_without_mongodb_says_not_ready_and_never_ready(
         assert proc.stdout is not None
         for line in proc.stdout:  # Celery's own "ready." comes after our line
             lines.append(line)
-            if "celery@" in line and "ready." in line:
+            if "@" in line and line.rstrip().endswith(" ready."):  # parzen-NAME@host ready.
                 break
     finally:
         proc.terminate()

@@ -173,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
     built.celery.worker_main([
         "worker", "--pool=threads", f"--concurrency={args.concurrency}",
         f"--queues={args.queue}", f"--loglevel={args.loglevel}",
+        f"--hostname={built.node_name}",
         # Gossip, mingle and worker heartbeats are Celery's cluster chatter; parzen's
         # liveness is the trial lease, so they only cost broker traffic.
         "--without-gossip", "--without-mingle", "--without-heartbeat",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -62,11 +63,18 @@ class Outcome:
         trial: the trial as claimed (None when not claimed).
         exception: the objective's exception for ``ERROR``, the cause for ``UNLOADABLE`` and
             ``CRASHED``.
+        result: the result recorded for ``DONE`` and ``ERROR``.
+        error: the error recorded for ``ERROR``.
+        seconds: from the claim to the recorded outcome (``DONE``, ``ERROR``), on this
+            process's clock.
     """
 
     status: OutcomeStatus
     trial: Trial | None = None
     exception: BaseException | None = None
+    result: Mapping[str, Any] | None = None
+    error: ErrorInfo | None = None
+    seconds: float | None = None
 
 
 def error_info(exc: BaseException) -> ErrorInfo:
@@ -177,6 +185,7 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
     trial = store.claim(exp_key, tid, owner, lease_s)
     if trial is None:
         return Outcome(OutcomeStatus.NOT_CLAIMED)
+    claimed_at = time.monotonic()
     token = trial.claim_token
     assert token is not None
     hb = Heartbeat(store, trial, lease_s, heartbeat_s) if heartbeat_s else None
@@ -201,7 +210,7 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
                             exp_key, lost_because(now, trial))
                 return Outcome(OutcomeStatus.LEASE_LOST, trial)
         return Outcome(OutcomeStatus.DONE if state is TrialState.DONE else OutcomeStatus.ERROR,
-                       trial, exc)
+                       trial, exc, result, error, time.monotonic() - claimed_at)
 
     def finish(state: TrialState, result: Mapping[str, Any], error: ErrorInfo | None,
                exc: BaseException | None) -> Outcome:

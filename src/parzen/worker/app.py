@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -32,7 +33,8 @@ from parzen.worker.celery_app import (
     refusal_hint,
     refuse_tls_to_a_plain_port,
 )
-from parzen.worker.runtime import WorkerConfig, WorkerRuntime
+from parzen.worker.runtime import WorkerConfig, WorkerRuntime, worker_name
+from parzen.worker.trial_log import node_name, quiet_celery, trial_line
 from parzen.worker.wakeup import FinishedSignal
 
 log = logging.getLogger("parzen.worker")
@@ -124,6 +126,11 @@ class WorkerApp:
         self._runtime: WorkerRuntime | None = None
         self._register()
 
+    @property
+    def node_name(self) -> str:
+        """This worker's Celery node name (``parzen worker`` passes it as --hostname)."""
+        return node_name(worker_name(self.config.name), socket.gethostname())
+
     def runtime(self) -> WorkerRuntime:
         """The process's runtime, connecting to MongoDB on first use.
 
@@ -165,6 +172,13 @@ class WorkerApp:
             if outcome.status in (OutcomeStatus.DONE, OutcomeStatus.ERROR) \
                     and worker._finished is not None:
                 worker._finished.push(exp_key, int(tid))  # wakes the coordinator now
+            line = trial_line(exp_key, int(tid), outcome)
+            if line is not None:
+                log.info("%s", line)
+
+        @signals.after_setup_logger.connect(weak=False)
+        def _quiet(loglevel: int | str = logging.INFO, **_: Any) -> None:
+            quiet_celery(loglevel)
 
         @signals.worker_ready.connect(weak=False)
         def _ready(**_: Any) -> None:

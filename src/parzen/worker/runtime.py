@@ -92,6 +92,12 @@ class _Objective:
         self.settings = settings
 
 
+def worker_name(name: str = "") -> str:
+    """The worker's name in trial owners and in its Celery node name: ``name`` (``--name``,
+    ``PARZEN_WORKER_NAME``), else ``<host>-<pid>``."""
+    return name or f"{socket.gethostname()}-{os.getpid()}"
+
+
 class WorkerRuntime:
     """Per-process state shared by the worker's concurrent slots.
 
@@ -107,7 +113,7 @@ class WorkerRuntime:
         self.store = store
         self._secret = secret
         self.host = socket.gethostname()
-        self.name = name or f"{self.host}-{os.getpid()}"
+        self.name = worker_name(name)
         self.shutdown = shutdown or threading.Event()
         self._local = threading.local()
         self._lock = threading.Lock()
