@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from parzen import fmin, hp, rand
+from parzen import STATUS_FAIL, Trials, fmin, hp, rand
 from parzen.progress import LINE_EVERY_S, Progress, tqdm_progress_callback
 
 
@@ -167,3 +168,23 @@ def test_fmin_writes_plain_lines_to_a_log_file(capsys: pytest.CaptureFixture[str
     assert "\r" not in err
     assert "parzen: 20/20 trials finished (100%)" in err
     assert len(err.splitlines()) <= 11
+
+
+def test_the_failure_count_is_every_trial_without_a_loss(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Issue 17: raised (error), status fail, and a NaN or infinite loss all count as failed.
+    results = iter([1.0, math.nan, {"status": STATUS_FAIL}, 0.5, ValueError("diverged"),
+                    math.inf, 0.25])
+
+    def objective(x: float) -> Any:
+        r = next(results)
+        if isinstance(r, Exception):
+            raise r
+        return r
+
+    trials = Trials()
+    fmin(objective, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=7, trials=trials,
+         rstate=np.random.default_rng(0), catch_eval_exceptions=True)
+    assert trials.ok_count == 3
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("parzen: 7/7 trials finished (100%), best loss: 0.25, failed: 4")

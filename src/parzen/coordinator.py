@@ -63,6 +63,7 @@ class Counts:
     done: int
     error: int
     best: float | None
+    ok: int = 0  # finished with a loss
 
     @property
     def in_flight(self) -> int:
@@ -71,6 +72,11 @@ class Counts:
     @property
     def finished(self) -> int:
         return self.done + self.error
+
+    @property
+    def failed(self) -> int:
+        """Finished without a loss: ERROR, status fail, or a NaN or infinite loss."""
+        return self.finished - self.ok
 
     @property
     def counted(self) -> int:
@@ -82,7 +88,7 @@ def count(trials: Trials) -> Counts:
     """The loop's view of ``trials`` after a refresh; O(1), kept incrementally by Trials."""
     by = trials.state_counts()
     return Counts(by[TrialState.NEW], by[TrialState.RUNNING], by[TrialState.DONE],
-                  by[TrialState.ERROR], trials.best_loss)
+                  by[TrialState.ERROR], trials.best_loss, trials.ok_count)
 
 
 def algo_seed(rstate: np.random.Generator, first_tid: int) -> int:
@@ -294,7 +300,7 @@ def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
             runner.maintain()
             patiently(trials.refresh, "refreshing trials")
             c = count(trials)
-            progress.update(c.finished, c.running, c.error, c.best)
+            progress.update(c.finished, c.running, c.failed, c.best)
             watch.check(trials.recent_finished())
             reason = stop_reason(c, settings, time.monotonic() - start)
             if reason is None and settings.early_stop_fn is not None and c.finished:
@@ -339,7 +345,7 @@ def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
         runner.close(closing)
         patiently(trials.refresh, "refreshing trials", CLOSE_PATIENCE_S)
         c = count(trials)
-        progress.update(c.finished, c.running, c.error, c.best)
+        progress.update(c.finished, c.running, c.failed, c.best)
         progress.close()
         if settings.save_file:
             save_trials(trials, settings.save_file)

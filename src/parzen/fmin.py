@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
-import math
 import numbers
 import os
 import pickle
@@ -266,7 +265,7 @@ def finished_counts(trials: Trials) -> str:
     that finished; the failed ones are the rest, so the figures always add up."""
     counts = trials.state_counts()
     finished = counts[TrialState.DONE] + counts[TrialState.ERROR]
-    ok = sum(1 for t in trials.all_trials() if t.loss is not None and math.isfinite(t.loss))
+    ok = trials.ok_count
     return f"{ok} ok trials ({finished} finished, {finished - ok} failed)"
 
 

@@ -181,6 +181,7 @@ class Trials:
         self._builder: HistoryBuilder | None = None
         self._builder_space: Space | None = None
         self._state_counts: dict[TrialState, int] = dict.fromkeys(TrialState, 0)
+        self._n_ok = 0  # trials with a loss (Trial.loss: DONE, status ok, finite)
         self._best: float | None = None
         # The best trial's tid, kept with ``_best``: ``fmin`` returns ``argmin``, and a loop
         # that calls fmin once per trial would otherwise scan every trial per call (3 ms at
@@ -299,7 +300,9 @@ class Trials:
         if t is None:
             return
         self._state_counts[t.state] += sign
-        loss = t.loss  # set only on DONE trials with status ok
+        loss = t.loss  # set only on DONE trials with status ok and a finite loss
+        if loss is not None:
+            self._n_ok += sign
         if sign > 0 and loss is not None and math.isfinite(loss) and (
                 self._best is None or self._best_tid is None
                 or (loss, t.tid) < (self._best, self._best_tid)):
@@ -310,6 +313,14 @@ class Trials:
         if not self._loaded:
             self.refresh()
         return dict(self._state_counts)
+
+    @property
+    def ok_count(self) -> int:
+        """Trials that finished with a loss (status ok, finite), as of the last refresh
+        (O(1)); the other finished trials failed."""
+        if not self._loaded:
+            self.refresh()
+        return self._n_ok
 
     @property
     def best_loss(self) -> float | None:
