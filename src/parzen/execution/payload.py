@@ -15,6 +15,7 @@ unpickling it (``refuse_python_skew``) instead of crashing on it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import importlib
@@ -54,6 +55,9 @@ SECRET_FILE_ENV = "PARZEN_SECRET_FILE"
 # The header key naming the code pickled by value ("" for none); payloads written before it
 # existed lack it, and are treated as holding some.
 BY_VALUE = "by_value"
+# The header key naming the signing key by its fingerprint (``key_fingerprint``); payloads
+# written before it existed lack it.
+KEY = "key"
 _BY_VALUE_NAMED = 5  # how many pieces of code the header names; the rest are counted
 # The source of a file whose code is pickled by value travels with it up to this size; a
 # larger file (generated code) travels without, and its traceback lines show no source.
@@ -110,6 +114,15 @@ def load_secret(secret: str | bytes | None = None, *, required: bool = True,
             "a good choice)"
         )
     return key
+
+
+@functools.lru_cache(maxsize=8)
+def key_fingerprint(key: bytes) -> str:
+    """A short name for a signing key, to tell keys apart in logs and messages without
+    revealing them: 8 hex digits of PBKDF2-HMAC-SHA256 over the key (100,000 rounds, a fixed
+    salt). Two keys with the same fingerprint are, in all likelihood, the same key; the slow
+    hash and the 32 bits kept make the fingerprint useless for guessing a weak key."""
+    return hashlib.pbkdf2_hmac("sha256", key, b"parzen key fingerprint", 100_000)[:4].hex()
 
 
 def generate_secret() -> bytes:
@@ -199,7 +212,8 @@ def _by_value_text(names: list[str]) -> str:
 def build(obj: Any, key: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Payload:
     """Cloudpickle ``obj``, stamp and sign it.
 
-    The signed header holds ``stamp()`` and, under ``BY_VALUE``, the code pickled by value.
+    The signed header holds ``stamp()``, under ``BY_VALUE`` the code pickled by value, and
+    under ``KEY`` the signing key's fingerprint (``key_fingerprint``).
 
     Raises:
         ObjectiveNotPicklable: cloudpickle failed; the message names what it could not pickle.
@@ -227,8 +241,8 @@ def build(obj: Any, key: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Payloa
             "Load large data inside the objective (from a file or URL the workers can reach) "
             "instead of capturing it, or raise the limit with max_payload_bytes"
         )
-    header = json.dumps({**stamp(), BY_VALUE: _by_value_text(pickler.by_value)},
-                        sort_keys=True).encode()
+    header = json.dumps({**stamp(), BY_VALUE: _by_value_text(pickler.by_value),
+                         KEY: key_fingerprint(key)}, sort_keys=True).encode()
     mac = _mac(key, header, body)
     data = MAGIC + len(header).to_bytes(4, "big") + header + mac + body
     return Payload(data, hashlib.sha256(data).hexdigest())
@@ -306,12 +320,32 @@ def verify(data: bytes, key: bytes) -> tuple[dict[str, str], bytes]:
     mac = data[8 + n:8 + n + 32]
     body = data[8 + n + 32:]
     if not hmac.compare_digest(mac, _mac(key, header, body)):
-        raise PayloadSignatureError(
-            "the objective payload's signature does not match this worker's key; either the "
-            f"coordinator and the worker use different {SECRET_ENV} values, or the payload in "
-            "the database was tampered with. Nothing was unpickled"
-        )
+        raise PayloadSignatureError(_mismatch(header, key))
     return json.loads(header), body
+
+
+def _mismatch(header: bytes, key: bytes) -> str:
+    """Why a signature does not match, from the fingerprint the (unverified) header names."""
+    mine = key_fingerprint(key)
+    try:
+        theirs = json.loads(header).get(KEY)
+    except (ValueError, AttributeError, RecursionError):  # not JSON, or not an object
+        theirs = None
+    fix = (f"Give this worker the coordinator's key: the same {SECRET_ENV}, or "
+           f"{SECRET_FILE_ENV} naming a file that holds it, on the coordinator and every "
+           "worker, then restart the worker")
+    if theirs == mine:
+        return ("the objective payload's signature does not match, although it names this "
+                f"worker's key (fingerprint {mine}): it was changed after it was signed, "
+                "tampered with in the database or corrupted. Nothing was unpickled")
+    if isinstance(theirs, str) and theirs:
+        return (f"the objective payload was signed with the key of fingerprint {theirs:.16}, "
+                f"and this worker's key has fingerprint {mine}: the coordinator and the worker "
+                f"use different {SECRET_ENV} values. {fix}. Nothing was unpickled")
+    return ("the objective payload's signature does not match this worker's key (fingerprint "
+            f"{mine}); either the coordinator and the worker use different {SECRET_ENV} "
+            f"values ({fix}), or the payload in the database was tampered with. Nothing was "
+            "unpickled")
 
 
 def _minor(version: str) -> str:

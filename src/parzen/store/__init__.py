@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from parzen.store._base import (
     LEASE_EXPIRED,
+    MAX_REFUSALS,
     DriverLease,
     Experiment,
     ObjectiveKind,
     ObjectiveSpec,
+    Refusal,
     TrialStore,
     back_to_new,
     lease_ended,
@@ -19,3 +21,4 @@ from parzen.store._mongo import MongoTrialStore
 __all__ = ["LEASE_EXPIRED", "DriverLease", "Experiment", "InMemoryTrialStore", "MongoTrialStore",
            "ObjectiveKind", "ObjectiveSpec", "TrialStore", "back_to_new", "lease_ended",
            "lease_seconds"]
+__all__ += ["MAX_REFUSALS", "Refusal"]

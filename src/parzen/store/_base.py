@@ -85,6 +85,34 @@ class ObjectiveSpec:
     space_inline: bytes | None = None
 
 
+# How many refusals an experiment document keeps (the latest): enough to name every worker
+# of a large cluster, bounded so a flapping fleet cannot grow the document.
+MAX_REFUSALS = 200
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A worker's record that it cannot load an experiment's objective (``record_refusal``).
+
+    Attributes:
+        worker: the worker's name (``PARZEN_WORKER_NAME``, by default ``<host>-<pid>``).
+        host: its host name.
+        pid: its process id.
+        objective: the ``sha256`` of the objective it cannot load: a refusal holds for that
+            payload only, and says nothing of a payload signed later (another key, another
+            objective).
+        reason: why, as the worker logged it: the error's type and message (never a key).
+        at: when it was recorded (the store's clock); set by the store.
+    """
+
+    worker: str
+    host: str
+    pid: int
+    objective: str
+    reason: str
+    at: datetime | None = None
+
+
 @dataclass(frozen=True)
 class Experiment:
     """What a store keeps about one experiment (one ``exp_key``).
@@ -98,6 +126,8 @@ class Experiment:
         settings: run settings the workers need (lease, heartbeat, trial timeout, max_attempts).
         driver: the coordinator holding the driver lease, or None.
         next_tid: the next tid the counter will hand out.
+        refusals: the workers that cannot load the objective, one record each, oldest first
+            (``record_refusal``).
     """
 
     exp_key: str
@@ -110,6 +140,7 @@ class Experiment:
     next_tid: int = 0
     created: datetime | None = None
     max_evals: int | None = None
+    refusals: tuple[Refusal, ...] = ()
 
 
 # The history outcome of an attempt whose worker's process was seen to have ended, and the
@@ -219,7 +250,8 @@ class TrialStore(abc.ABC):
     def put_experiment(self, experiment: Experiment) -> Experiment:
         """Create the experiment, or update its descriptive fields if it exists.
 
-        The tid counter and the driver lease are never overwritten by this call.
+        The tid counter, the driver lease and the refusals are never overwritten by this
+        call.
         """
 
     @abc.abstractmethod
@@ -347,6 +379,17 @@ class TrialStore(abc.ABC):
 
         The previous outcome is kept in the history. Returns how many were requeued.
         """
+
+    @abc.abstractmethod
+    def record_refusal(self, exp_key: str, refusal: Refusal) -> None:
+        """Record that ``refusal.worker`` cannot load the experiment's objective, replacing
+        that worker's earlier record, in ``Experiment.refusals`` (the latest
+        ``MAX_REFUSALS``). The store sets ``refusal.at``. A no-op for an unknown experiment.
+        """
+
+    @abc.abstractmethod
+    def clear_refusal(self, exp_key: str, worker: str) -> None:
+        """Forget ``worker``'s refusal (it loads the objective now); a no-op if it has none."""
 
     # ---- objective payloads -------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from parzen.store._base import (
     Experiment,
     ObjectiveKind,
     ObjectiveSpec,
+    Refusal,
 )
 from parzen.trial import Attempt, ErrorInfo, ErrorOrigin, Owner, Trial, TrialState
 
@@ -548,6 +549,32 @@ def driver_from_doc(doc: Mapping[str, Any] | None) -> DriverLease | None:
                        started=str(doc.get("started", "")), expires=utc(doc.get("expires")))
 
 
+def refusal_to_doc(refusal: Refusal) -> dict[str, Any]:
+    """One entry of the ``refusals`` field: ``{worker, host, pid, objective, reason, at}``."""
+    return {"worker": refusal.worker, "host": refusal.host, "pid": refusal.pid,
+            "objective": refusal.objective, "reason": refusal.reason, "at": refusal.at}
+
+
+def refusals_from_doc(docs: Any) -> tuple[Refusal, ...]:
+    """The ``Refusal`` records of a ``refusals`` field, the latest of each worker (two
+    processes under one name may both have written); entries that are not documents (an
+    edit by hand) are left out."""
+    if not isinstance(docs, list):
+        return ()
+    latest: dict[str, Refusal] = {}
+    for d in docs:
+        if isinstance(d, Mapping):
+            pid = d.get("pid")
+            r = Refusal(
+                worker=str(d.get("worker", "")), host=str(d.get("host", "")),
+                pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else -1,
+                objective=str(d.get("objective", "")), reason=str(d.get("reason", "")),
+                at=utc(d.get("at")))
+            latest.pop(r.worker, None)  # the later entry, at the later place
+            latest[r.worker] = r
+    return tuple(latest.values())
+
+
 def experiment_from_doc(doc: Mapping[str, Any]) -> Experiment:
     """The ``Experiment`` stored in ``doc``."""
     _check_schema(doc, "experiment")
@@ -563,6 +590,7 @@ def experiment_from_doc(doc: Mapping[str, Any]) -> Experiment:
         next_tid=int(doc.get("next_tid", 0)),
         created=utc(doc.get("created")),
         max_evals=None if max_evals is None else int(max_evals),
+        refusals=refusals_from_doc(doc.get("refusals")),
     )
 
 

@@ -16,8 +16,10 @@ from typing import Any
 
 from parzen.exceptions import StoreError, TrialNotFound
 from parzen.store._base import (
+    MAX_REFUSALS,
     DriverLease,
     Experiment,
+    Refusal,
     TrialStore,
     back_to_new,
     given_up,
@@ -61,7 +63,8 @@ class InMemoryTrialStore(TrialStore):
             old = self._experiments.get(experiment.exp_key)
             if old is not None:
                 experiment = dataclasses.replace(experiment, next_tid=old.next_tid,
-                                                 driver=old.driver, created=old.created)
+                                                 driver=old.driver, created=old.created,
+                                                 refusals=old.refusals)
             elif experiment.created is None:
                 experiment = dataclasses.replace(experiment, created=self.now())
             self._experiments[experiment.exp_key] = experiment
@@ -90,6 +93,23 @@ class InMemoryTrialStore(TrialStore):
             if exp is not None and exp.driver is not None \
                     and exp.driver.holder == holder_id:
                 self._experiments[exp_key] = dataclasses.replace(exp, driver=None)
+
+    def record_refusal(self, exp_key: str, refusal: Refusal) -> None:
+        with self._lock:
+            exp = self._experiments.get(exp_key)
+            if exp is None:
+                return
+            kept = [r for r in exp.refusals if r.worker != refusal.worker]
+            kept.append(dataclasses.replace(refusal, at=self.now()))
+            self._experiments[exp_key] = dataclasses.replace(
+                exp, refusals=tuple(kept[-MAX_REFUSALS:]))
+
+    def clear_refusal(self, exp_key: str, worker: str) -> None:
+        with self._lock:
+            exp = self._experiments.get(exp_key)
+            if exp is not None:
+                self._experiments[exp_key] = dataclasses.replace(
+                    exp, refusals=tuple(r for r in exp.refusals if r.worker != worker))
 
     def allocate_tids(self, exp_key: str, n: int) -> list[int]:
         with self._lock:

@@ -58,8 +58,10 @@ from parzen.exceptions import (
     UnreadableTrials,
 )
 from parzen.store._base import (
+    MAX_REFUSALS,
     DriverLease,
     Experiment,
+    Refusal,
     TrialStore,
     back_to_new,
     given_up,
@@ -74,6 +76,7 @@ from parzen.store._documents import (
     experiment_fields,
     experiment_from_doc,
     owner_to_doc,
+    refusal_to_doc,
     state_from_doc,
     state_values,
     to_millis,
@@ -347,6 +350,22 @@ class MongoTrialStore(TrialStore):
         with self._op():
             self._experiments.update_one({"_id": exp_key, "driver.holder": holder_id},
                                          {"$set": {"driver": None}})
+
+    def record_refusal(self, exp_key: str, refusal: Refusal) -> None:
+        with self._op():
+            doc = refusal_to_doc(dataclasses.replace(refusal, at=to_millis(self._now())))
+            # Two writes: the worker's old record out, the new one in at the end. Only that
+            # worker writes its record, so nothing can land in between but its own next one.
+            self._experiments.update_one({"_id": exp_key},
+                                         {"$pull": {"refusals": {"worker": refusal.worker}}})
+            self._experiments.update_one(
+                {"_id": exp_key},
+                {"$push": {"refusals": {"$each": [doc], "$slice": -MAX_REFUSALS}}})
+
+    def clear_refusal(self, exp_key: str, worker: str) -> None:
+        with self._op():
+            self._experiments.update_one({"_id": exp_key},
+                                         {"$pull": {"refusals": {"worker": worker}}})
 
     def allocate_tids(self, exp_key: str, n: int) -> list[int]:
         if n < 0:

@@ -23,6 +23,7 @@ from celery.worker.consumer import Consumer
 from celery.worker.state import maybe_shutdown
 
 from parzen.exceptions import ConfigError, StoreUnavailable
+from parzen.execution.payload import key_fingerprint
 from parzen.execution.run import OutcomeStatus
 from parzen.store import MongoTrialStore
 from parzen.store.uri import redact
@@ -191,8 +192,9 @@ class WorkerApp:
                           "listening on queue %s (broker %s) and retries MongoDB when trials "
                           "arrive", exc, config.queue, redact(config.broker_url))
                 return
-            log.info("parzen worker ready: mongo=%s broker=%s queue=%s",
-                     redact(config.mongo_url), redact(config.broker_url), config.queue)
+            log.info("parzen worker ready: mongo=%s broker=%s queue=%s key fingerprint=%s",
+                     redact(config.mongo_url), redact(config.broker_url), config.queue,
+                     key_fingerprint(config.secret))
 
         @signals.worker_shutting_down.connect(weak=False)
         def _shutting_down(**_: Any) -> None:

@@ -31,6 +31,7 @@ from parzen.settings import TrialSettings
 from parzen.store import Experiment, ObjectiveKind, TrialStore
 from parzen.store.uri import check_broker_url, parse_mongo_url
 from parzen.trial import Owner
+from parzen.worker.refusals import Refusals, objective_id
 from parzen.worker.siblings import SiblingWatch
 
 log = logging.getLogger("parzen.worker")
@@ -120,6 +121,7 @@ class WorkerRuntime:
         self._objectives: dict[tuple[str, str], _Objective] = {}
         self._sandboxes: list[Sandbox] = []
         self._slots = 0
+        self._refusals = Refusals(store, self.name, self.host, os.getpid(), self.shutdown)
         self.siblings = SiblingWatch(store, self.name)
 
     def _slot(self) -> int:
@@ -162,7 +164,7 @@ class WorkerRuntime:
             raise ObjectiveUnloadable(
                 f"experiment {exp.exp_key!r} has no objective; was it created by a parzen "
                 "coordinator?")
-        fingerprint = obj.sha256 or obj.path or ""
+        fingerprint = objective_id(exp)
         key = (exp.exp_key, fingerprint)
         with self._lock:
             cached = self._objectives.get(key)
@@ -189,6 +191,7 @@ class WorkerRuntime:
         loaded = _Objective(ref, settings)
         with self._lock:
             self._objectives[key] = loaded
+        self._refusals.loaded(exp)
         return loaded
 
     def evaluate_trial(self, exp_key: str, tid: int,
@@ -198,6 +201,10 @@ class WorkerRuntime:
         if exp is None:
             log.warning("trial %s: experiment %r does not exist (deleted?); dropping the "
                         "message", tid, exp_key)
+            return Outcome(OutcomeStatus.NOT_CLAIMED)
+        if self._refusals.refuses(exp):
+            # This worker cannot load the objective: the trial is for the other workers.
+            self._refusals.pass_on(exp, tid, republish)
             return Outcome(OutcomeStatus.NOT_CLAIMED)
         settings = TrialSettings.from_dict(exp.settings)
         self.siblings.watch(exp_key, settings.max_attempts)
@@ -211,8 +218,7 @@ class WorkerRuntime:
             except PayloadSignatureError as exc:
                 # This worker's key (or the payload) is wrong, not the trial: an ERROR would
                 # burn a trial per delivery, and a misconfigured worker fails them fastest.
-                # Released uncounted, the coordinator stops the run naming this worker.
-                log.error("experiment %r: %s", exp_key, exc)
+                # Released uncounted; this worker then refuses the experiment (below).
                 raise ObjectiveUnloadable(f"PayloadSignatureError: {exc}") from exc
             except StoreError as exc:
                 if isinstance(exc, StoreUnavailable):
@@ -241,4 +247,9 @@ class WorkerRuntime:
             republish(exp_key, tid)  # back to NEW with an attempt counted: run it again now
         if outcome.status is OutcomeStatus.RELEASED and republish is not None:
             republish(exp_key, tid)  # shutdown: let another worker take it at once
+        if outcome.status is OutcomeStatus.UNLOADABLE:
+            # Released uncounted: this worker stops taking the experiment's trials, records
+            # that it cannot load it, and gives this one to the other workers.
+            self._refusals.refuse(exp, outcome.exception)
+            self._refusals.pass_on(exp, tid, republish)
         return outcome

@@ -95,9 +95,10 @@ class Dispatcher:
                         str(exc).rstrip("."), refusal_hint(exc),
                         self._backend.dispatch_timeout)
 
-    def republish_waiting(self, trials: Trials) -> None:
+    def republish_waiting(self, trials: Trials, idle_warning: bool = True) -> None:
         """Republish the NEW trials whose message has waited a whole dispatch timeout, and
-        say so when trials wait while none runs (no worker listens on the queue)."""
+        say so when trials wait while none runs (no worker listens on the queue), unless not
+        ``idle_warning`` (workers that cannot load the objective are said to be the cause)."""
         now = time.monotonic()
         waited = running = 0
         in_flight = trials.in_flight
@@ -115,7 +116,7 @@ class Dispatcher:
                 waited += tid in self._dispatched
                 self.republished += 1
                 self.publish(tid)
-        if waited and not running:
+        if waited and not running and idle_warning:
             self._warn_idle(waited, now)
 
     def _warn_idle(self, waited: int, now: float) -> None:

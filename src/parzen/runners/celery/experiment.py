@@ -65,10 +65,11 @@ def build_objective(domain: Domain, backend: CeleryBackend, key: bytes,
     inline = built.size <= payload.INLINE_MAX_BYTES
     big = built.size > 1e6
     (log.warning if big else log.info)(
-        "objective payload for %r: %.2f MB, stored %s%s", exp_key, built.size / 1e6,
+        "objective payload for %r: %.2f MB, stored %s%s; signed with the key of fingerprint "
+        "%s", exp_key, built.size / 1e6,
         "inline" if inline else "GridFS",
         "; large payloads slow every worker's start, consider loading data inside the "
-        "objective" if big else "")
+        "objective" if big else "", payload.key_fingerprint(key))
     spec = ObjectiveSpec(kind=ObjectiveKind.PICKLE, sha256=built.sha256,
                          fingerprint=objective_fingerprint(domain.fn), size=built.size,
                          versions=payload.stamp(), inline=built.data if inline else None)
