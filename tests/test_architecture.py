@@ -56,7 +56,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("parzen.samplers", "parzen.tpe", "parzen.rand", "parzen.anneal"),
     ("parzen.store",),
     ("parzen.space", "parzen.hp", "parzen.pyll"),
-    ("parzen.trial", "parzen.settings", "parzen.validation", "parzen.exceptions",
+    ("parzen.trial", "parzen.settings", "parzen.validation", "parzen.exceptions", "parzen.health",
      "parzen.processes", "parzen.version"),
 ]
 

@@ -46,6 +46,11 @@ def test_a_read_command_loads_neither_scipy_nor_celery_nor_matplotlib() -> None:
     assert not loaded & {"scipy", "celery", "matplotlib"}
 
 
+def test_the_health_probe_loads_nothing_heavy() -> None:
+    # Kubernetes runs it every few seconds in every worker pod.
+    assert _loaded_after(_after_main("health", "/nonexistent")) == set()
+
+
 def test_the_first_name_read_loads_the_whole_api() -> None:
     assert {"numpy", "scipy", "pymongo", "celery"} <= _loaded_after(
         "from parzen import hp\nimport parzen\nassert parzen.pyll.stochastic.sample")

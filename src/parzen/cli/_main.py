@@ -33,6 +33,8 @@ _MUTATE = "parzen.cli.mutate"  # the commands that change an experiment
 COMMANDS: dict[str, Command] = {
     "worker": Command("parzen.cli.worker",
                       "start a worker that evaluates trials (a Celery worker, threads pool)"),
+    "health": Command("parzen.cli.health", "exit 0 if the worker that keeps a health file "
+                                           "(parzen worker --health-file) is alive: probes"),
     "experiments": Command(
         _TOOLS, "list experiments: trial counts, best loss, last activity, coordinator"),
     "trials": Command(

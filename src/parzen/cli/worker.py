@@ -60,6 +60,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--secret-file", metavar="FILE",
                    help="file holding the signing key (default $PARZEN_SECRET_FILE; or set "
                         "$PARZEN_SECRET)")
+    p.add_argument("--health-file", metavar="FILE",
+                   default=os.environ.get("PARZEN_HEALTH_FILE", ""),
+                   help="keep FILE fresh while connected to the broker, for container probes "
+                        "(parzen health FILE); default $PARZEN_HEALTH_FILE")
     p.add_argument("--loglevel", default="INFO",
                    help="DEBUG, INFO (default), WARNING or ERROR: the worker's and Celery's "
                         "log level")
@@ -161,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
     os.environ["PARZEN_QUEUE"] = args.queue
     if args.name:
         os.environ["PARZEN_WORKER_NAME"] = args.name
+    if args.health_file:
+        os.environ["PARZEN_HEALTH_FILE"] = args.health_file
     if os.environ.get("PARZEN_SECRET") and (args.secret_file
                                             or os.environ.get("PARZEN_SECRET_FILE")):
         raise ConfigError("both PARZEN_SECRET and a secret file (--secret-file or "

@@ -5,7 +5,7 @@
 
 ``parzen worker --mongo ... --broker ...`` sets the same variables and starts the same app.
 Optional: ``PARZEN_QUEUE``, ``PARZEN_CONCURRENCY``, ``PARZEN_VISIBILITY_TIMEOUT``,
-``PARZEN_WORKER_NAME``, ``PARZEN_SECRET_FILE``.
+``PARZEN_WORKER_NAME``, ``PARZEN_SECRET_FILE``, ``PARZEN_HEALTH_FILE`` (``worker/health.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from parzen.execution.payload import key_fingerprint
 from parzen.execution.run import OutcomeStatus
 from parzen.store import MongoTrialStore
 from parzen.store.uri import redact
+from parzen.worker import health
 from parzen.worker.celery_app import (
     DEFAULT_VISIBILITY_TIMEOUT_S,
     TASK_NAME,
@@ -225,7 +226,10 @@ def build(env: Mapping[str, str] | None = None) -> WorkerApp:
     config = WorkerConfig.from_env(e)
     # Before Celery starts: it would sit silent in the TLS handshake, even through SIGTERM.
     refuse_tls_to_a_plain_port(config.broker_url)
-    return WorkerApp(config, concurrency, visibility or DEFAULT_VISIBILITY_TIMEOUT_S)
+    built = WorkerApp(config, concurrency, visibility or DEFAULT_VISIBILITY_TIMEOUT_S)
+    if e.get("PARZEN_HEALTH_FILE"):
+        health.install(built.celery, e["PARZEN_HEALTH_FILE"], config.name)
+    return built
 
 
 _built: WorkerApp | None = None
