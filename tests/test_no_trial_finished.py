@@ -51,12 +51,14 @@ def test_the_counts_name_queued_trials_never_claimed_and_given_back() -> None:
     trials.refresh()
     assert unfinished(trials) == (2, 1), "tids 0 and 3 never claimed; 1 given back"
     hint = "on queue 'gpu': start a worker"
-    assert str(nothing_finished(70, running=0, never=2, returned=1, hint=hint)) == (
+    assert str(nothing_finished("timeout after 70 s", running=0, never=2, returned=1,
+                                 hint=hint, timeout=70)) == (
         "timeout after 70 s: no trial finished; 2 queued trials were never picked up on "
         "queue 'gpu': start a worker; 1 queued trial was picked up and given back by workers "
         "that could not run them (their history says why: parzen trials EXP)")
     # Busy evaluators, not missing ones: no advice to start one.
-    assert str(nothing_finished(70, running=1, never=2, returned=0, hint=hint)) == (
+    assert str(nothing_finished("timeout after 70 s", running=1, never=2, returned=0,
+                                 hint=hint, timeout=70)) == (
         "timeout after 70 s: no trial finished; 1 trial was still running and cancelled: "
         "raise the timeout if a trial takes longer than 70 s; 2 queued trials were waiting "
         "for a free one")

@@ -110,6 +110,7 @@ class Stop(enum.Enum):
     ALL_FAILED = "all trials failed"
     EARLY_STOP = "early_stop_fn asked to stop"
     EXHAUSTED = "search space exhausted"
+    REQUESTED = "stop requested (parzen stop)"
 
 
 @dataclass(frozen=True)
@@ -145,26 +146,28 @@ def unfinished(trials: Trials) -> tuple[int, int]:
     return never, len(queued) - never
 
 
-def nothing_finished(timeout: float, running: int, never: int, returned: int,
-                     hint: str) -> NoTrialFinished:
-    """The error of a run whose ``timeout`` came before any trial finished, saying what the
-    trials in flight were doing when it stopped, and the fix.
+def nothing_finished(why: str, running: int, never: int, returned: int, hint: str,
+                     timeout: float | None = None) -> NoTrialFinished:
+    """The error of a run stopped (its ``timeout``, ``parzen stop``) before any trial
+    finished, saying what the trials in flight were doing when it stopped, and the fix.
 
     Args:
-        timeout: the run's timeout, in seconds.
+        why: what stopped it: "timeout after 70 s", "stopped by parzen stop (...)".
         running: trials that were running (cancelled with the run).
         never: queued trials no evaluator ever claimed.
         returned: queued trials claimed and given back.
         hint: the runner's ``queue_hint()``: where unclaimed trials wait and how to add an
             evaluator there, said when none was running.
+        timeout: the run's timeout in seconds, when that stopped it.
     """
     def n(k: int, what: str) -> str:
         return f"{k} {what}{'s' if k != 1 else ''} {'was' if k == 1 else 'were'}"
 
     parts = []
     if running:
-        parts.append(f"{n(running, 'trial')} still running and cancelled: raise the timeout "
-                     f"if a trial takes longer than {timeout:g} s")
+        parts.append(f"{n(running, 'trial')} still running and cancelled" + (
+            f": raise the timeout if a trial takes longer than {timeout:g} s"
+            if timeout is not None else ""))
     if never and running:  # evaluators there were, all busy: no hint to start one
         parts.append(f"{n(never, 'queued trial')} waiting for a free one")
     elif never:
@@ -172,8 +175,7 @@ def nothing_finished(timeout: float, running: int, never: int, returned: int,
     if returned:
         parts.append(f"{n(returned, 'queued trial')} picked up and given back by workers "
                      "that could not run them (their history says why: parzen trials EXP)")
-    return NoTrialFinished(f"timeout after {timeout:g} s: no trial finished"
-                           + "".join(f"; {p}" for p in parts))
+    return NoTrialFinished(f"{why}: no trial finished" + "".join(f"; {p}" for p in parts))
 
 
 def n_to_suggest(c: Counts, s: RunSettings) -> int:
@@ -269,7 +271,8 @@ def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
         The reason the loop stopped.
     Raises:
         AllTrialsFailed: the first trials all raised; the message carries the first traceback.
-        NoTrialFinished: the timeout came before any trial finished; the message says why.
+        NoTrialFinished: the timeout, or ``parzen stop``, came before any trial finished;
+            the message says what the trials were doing.
     """
     start = time.monotonic()
     patiently(trials.refresh, "reading the experiment")
@@ -307,6 +310,9 @@ def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
                 stop, early_state = settings.early_stop_fn(trials, *early_state)
                 if stop:
                     reason = StopReason(Stop.EARLY_STOP)
+            asked = runner.stop_requested() if reason is None else None
+            if asked:
+                reason = StopReason(Stop.REQUESTED, asked)
             if reason is not None:
                 break
             n = 0 if exhausted else n_to_suggest(c, settings)
@@ -359,5 +365,8 @@ def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
                               f"stopping{detail}")
     assert reason is not None
     if reason.stop is Stop.TIMEOUT and c.finished == 0 and settings.timeout is not None:
-        raise nothing_finished(settings.timeout, running, never, returned, runner.queue_hint())
+        raise nothing_finished(f"timeout after {settings.timeout:g} s", running, never,
+                               returned, runner.queue_hint(), settings.timeout)
+    if reason.stop is Stop.REQUESTED and c.finished == 0:
+        raise nothing_finished(str(reason), running, never, returned, runner.queue_hint())
     return reason

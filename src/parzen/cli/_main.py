@@ -52,6 +52,8 @@ COMMANDS: dict[str, Command] = {
     "requeue": Command(_MUTATE, "give finished trials (error ones by default) another try"),
     "delete": Command(
         _MUTATE, "delete an experiment: its trials, its document and its GridFS payload"),
+    "stop": Command("parzen.cli.stop", "ask the live coordinator of an experiment to end its "
+                                       "run, as Ctrl-C would"),
 }
 
 

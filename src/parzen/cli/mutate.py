@@ -49,7 +49,7 @@ def run_cancel(args: argparse.Namespace) -> int:
                f"{max_attempts} attempts" if len(expired) > was_running else ""))
         if alive:
             print(f"note: its coordinator is still running ({detail}) and queues new trials; "
-                  "stop that fmin to end the run", file=sys.stderr)
+                  f"parzen stop {exp.exp_key} ends the run", file=sys.stderr)
     return 0
 
 
@@ -116,7 +116,8 @@ def _requeue_finished(src: Source, exp: Experiment, states: Sequence[TrialState]
     alive, detail = driver_state(exp, src.store.now())
     if alive:
         raise ConfigError(
-            f"{key!r} has a live coordinator ({detail}); stop its fmin first, then requeue "
+            f"{key!r} has a live coordinator ({detail}); stop its fmin first (parzen stop "
+            f"{key}), then requeue "
             "and resume it: a running coordinator never runs trials requeued under it and "
             f"cancels them when it ends. (parzen requeue {key} --expired is safe meanwhile; "
             "the coordinator requeues expired leases itself)")
@@ -148,7 +149,7 @@ def run_delete(args: argparse.Namespace) -> int:
         alive, detail = driver_state(exp, src.store.now())
         if alive:
             raise ConfigError(f"{exp.exp_key!r} has a live coordinator ({detail}); stop its "
-                              "fmin first")
+                              f"fmin first (parzen stop {exp.exp_key})")
         n = sum(src.store.count_by_state(exp.exp_key).values())
         pid = exp.objective.payload_id if exp.objective is not None else None
         payloads = [str(pid)] if pid else []

@@ -51,6 +51,9 @@ class InlineRunner:
     def maintain(self) -> None:
         return None
 
+    def stop_requested(self) -> str | None:
+        return None  # a run in this process is stopped with Ctrl-C
+
     def queue_hint(self) -> str:
         return ""
 

@@ -108,6 +108,9 @@ class LocalProcessRunner:
     def start(self) -> None:
         return None
 
+    def stop_requested(self) -> str | None:
+        return None  # a run in this process is stopped with Ctrl-C
+
     def queue_hint(self) -> str:
         n = self._backend.parallelism
         return f"(the {n} local process{'es were' if n != 1 else ' was'} busy)"

@@ -10,6 +10,7 @@ from parzen.store._base import (
     ObjectiveKind,
     ObjectiveSpec,
     Refusal,
+    StopRequest,
     TrialStore,
     back_to_new,
     lease_ended,
@@ -21,4 +22,4 @@ from parzen.store._mongo import MongoTrialStore
 __all__ = ["LEASE_EXPIRED", "DriverLease", "Experiment", "InMemoryTrialStore", "MongoTrialStore",
            "ObjectiveKind", "ObjectiveSpec", "TrialStore", "back_to_new", "lease_ended",
            "lease_seconds"]
-__all__ += ["MAX_REFUSALS", "Refusal"]
+__all__ += ["MAX_REFUSALS", "Refusal", "StopRequest"]

@@ -114,6 +114,23 @@ class Refusal:
 
 
 @dataclass(frozen=True)
+class StopRequest:
+    """A request that the coordinator of one run end it, as Ctrl-C would (``parzen stop``).
+
+    Attributes:
+        holder: the driver lease holder it is addressed to, that is one fmin call: another
+            run of the experiment, with another holder, ignores it, so a request never
+            outlives the run it was meant for.
+        by: who asked, e.g. ``"alice@laptop (pid 4242)"``.
+        at: when (the store's clock); set by the store.
+    """
+
+    holder: str
+    by: str
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Experiment:
     """What a store keeps about one experiment (one ``exp_key``).
 
@@ -128,6 +145,8 @@ class Experiment:
         next_tid: the next tid the counter will hand out.
         refusals: the workers that cannot load the objective, one record each, oldest first
             (``record_refusal``).
+        stop_request: a request that the run of the driver lease holder it names end
+            (``request_stop``), or None.
     """
 
     exp_key: str
@@ -141,6 +160,7 @@ class Experiment:
     created: datetime | None = None
     max_evals: int | None = None
     refusals: tuple[Refusal, ...] = ()
+    stop_request: StopRequest | None = None
 
 
 # The history outcome of an attempt whose worker's process was seen to have ended, and the
@@ -250,8 +270,8 @@ class TrialStore(abc.ABC):
     def put_experiment(self, experiment: Experiment) -> Experiment:
         """Create the experiment, or update its descriptive fields if it exists.
 
-        The tid counter, the driver lease and the refusals are never overwritten by this
-        call.
+        The tid counter, the driver lease, the refusals and the stop request are never
+        overwritten by this call.
         """
 
     @abc.abstractmethod
@@ -270,7 +290,19 @@ class TrialStore(abc.ABC):
 
     @abc.abstractmethod
     def release_driver(self, exp_key: str, holder_id: str) -> None:
-        """Give up the driver lease if ``holder_id`` holds it."""
+        """Give up the driver lease if ``holder_id`` holds it, and drop a stop request
+        addressed to it."""
+
+    @abc.abstractmethod
+    def request_stop(self, exp_key: str, holder_id: str, by: str) -> bool:
+        """Ask the coordinator holding the driver lease ``holder_id`` to end its run
+        (``Experiment.stop_request``; the store sets its time). Written only while that
+        holder's lease is live.
+
+        Returns:
+            False, writing nothing, when ``holder_id`` holds no live lease on the experiment
+            (the run ended, or another took over).
+        """
 
     @abc.abstractmethod
     def allocate_tids(self, exp_key: str, n: int) -> list[int]:

@@ -40,6 +40,7 @@ from parzen.store._base import (
     ObjectiveKind,
     ObjectiveSpec,
     Refusal,
+    StopRequest,
 )
 from parzen.trial import Attempt, ErrorInfo, ErrorOrigin, Owner, Trial, TrialState
 
@@ -575,6 +576,21 @@ def refusals_from_doc(docs: Any) -> tuple[Refusal, ...]:
     return tuple(latest.values())
 
 
+def stop_to_doc(request: StopRequest | None) -> dict[str, Any] | None:
+    """The ``stop`` field: ``{holder, by, at}`` or None."""
+    if request is None:
+        return None
+    return {"holder": request.holder, "by": request.by, "at": request.at}
+
+
+def stop_from_doc(doc: Any) -> StopRequest | None:
+    """The ``StopRequest`` of a ``stop`` field, or None (also for one edited into another
+    shape: a request nobody can be sure of is not obeyed)."""
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("holder"), str):
+        return None
+    return StopRequest(holder=doc["holder"], by=str(doc.get("by", "")), at=utc(doc.get("at")))
+
+
 def experiment_from_doc(doc: Mapping[str, Any]) -> Experiment:
     """The ``Experiment`` stored in ``doc``."""
     _check_schema(doc, "experiment")
@@ -591,6 +607,7 @@ def experiment_from_doc(doc: Mapping[str, Any]) -> Experiment:
         created=utc(doc.get("created")),
         max_evals=None if max_evals is None else int(max_evals),
         refusals=refusals_from_doc(doc.get("refusals")),
+        stop_request=stop_from_doc(doc.get("stop")),
     )
 
 

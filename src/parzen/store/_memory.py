@@ -20,6 +20,7 @@ from parzen.store._base import (
     DriverLease,
     Experiment,
     Refusal,
+    StopRequest,
     TrialStore,
     back_to_new,
     given_up,
@@ -64,7 +65,8 @@ class InMemoryTrialStore(TrialStore):
             if old is not None:
                 experiment = dataclasses.replace(experiment, next_tid=old.next_tid,
                                                  driver=old.driver, created=old.created,
-                                                 refusals=old.refusals)
+                                                 refusals=old.refusals,
+                                                 stop_request=old.stop_request)
             elif experiment.created is None:
                 experiment = dataclasses.replace(experiment, created=self.now())
             self._experiments[experiment.exp_key] = experiment
@@ -93,6 +95,22 @@ class InMemoryTrialStore(TrialStore):
             if exp is not None and exp.driver is not None \
                     and exp.driver.holder == holder_id:
                 self._experiments[exp_key] = dataclasses.replace(exp, driver=None)
+            exp = self._experiments.get(exp_key)
+            if exp is not None and exp.stop_request is not None \
+                    and exp.stop_request.holder == holder_id:
+                self._experiments[exp_key] = dataclasses.replace(exp, stop_request=None)
+
+    def request_stop(self, exp_key: str, holder_id: str, by: str) -> bool:
+        with self._lock:
+            exp = self._experiments.get(exp_key)
+            now = self.now()
+            d = exp.driver if exp is not None else None
+            if exp is None or d is None or d.holder != holder_id or d.expires is None \
+                    or d.expires <= now:
+                return False
+            self._experiments[exp_key] = dataclasses.replace(
+                exp, stop_request=StopRequest(holder=holder_id, by=by, at=now))
+            return True
 
     def record_refusal(self, exp_key: str, refusal: Refusal) -> None:
         with self._lock:

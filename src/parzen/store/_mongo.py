@@ -62,6 +62,7 @@ from parzen.store._base import (
     DriverLease,
     Experiment,
     Refusal,
+    StopRequest,
     TrialStore,
     back_to_new,
     given_up,
@@ -79,6 +80,7 @@ from parzen.store._documents import (
     refusal_to_doc,
     state_from_doc,
     state_values,
+    stop_to_doc,
     to_millis,
     trial_from_doc,
     trial_to_doc,
@@ -350,6 +352,16 @@ class MongoTrialStore(TrialStore):
         with self._op():
             self._experiments.update_one({"_id": exp_key, "driver.holder": holder_id},
                                          {"$set": {"driver": None}})
+            self._experiments.update_one({"_id": exp_key, "stop.holder": holder_id},
+                                         {"$set": {"stop": None}})
+
+    def request_stop(self, exp_key: str, holder_id: str, by: str) -> bool:
+        with self._op():
+            now = self._now()
+            request = stop_to_doc(StopRequest(holder=holder_id, by=by, at=to_millis(now)))
+            return self._experiments.update_one(
+                {"_id": exp_key, "driver.holder": holder_id, "driver.expires": {"$gt": now}},
+                {"$set": {"stop": request}}).matched_count == 1
 
     def record_refusal(self, exp_key: str, refusal: Refusal) -> None:
         with self._op():

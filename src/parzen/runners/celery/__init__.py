@@ -25,6 +25,7 @@ from parzen.runners.celery.dispatch import Dispatcher, queue_hint
 from parzen.runners.celery.driver import Driver
 from parzen.runners.celery.reaper import reap
 from parzen.runners.celery.refusals import RefusalWatch
+from parzen.store import Experiment
 from parzen.store.retry import patiently
 from parzen.trial import TrialState
 from parzen.trials import Trials
@@ -87,6 +88,7 @@ class CeleryRunner:
                      n[TrialState.NEW] + n[TrialState.RUNNING], old.next_tid)
         self._dispatcher = Dispatcher(backend, self._exp_key)
         self._refusals = RefusalWatch(self._exp_key, backend.dispatch_timeout)
+        self._stop = ""  # why ``parzen stop`` asked this run to end, once it did
         self._started = False
         self._last_reap = 0.0
         self._requeued = 0
@@ -146,12 +148,28 @@ class CeleryRunner:
                     self._store, self._exp_key, settings.max_attempts,
                     self._dispatcher.publish,
                     [self._trials.known(tid) for tid in self._trials.in_flight])
-                self._refusals.update(self._store.get_experiment(self._exp_key))
+                exp = self._store.get_experiment(self._exp_key)
+                self._refusals.update(exp)
+                self._stop_request(exp)
         except StoreUnavailable as exc:
             log.warning("%s; retrying", exc)
             return
         self._refusals.check(self._trials, now)
         self._dispatcher.republish_waiting(self._trials, idle_warning=not self._refusals.refusals)
+
+    def _stop_request(self, exp: Experiment | None) -> None:
+        """Take note of a ``parzen stop`` addressed to this run (a request to another run,
+        an earlier one, is not ours to obey)."""
+        asked = exp.stop_request if exp is not None else None
+        if asked is None or asked.holder != self._driver.lease.holder or self._stop:
+            return
+        when = asked.at.isoformat(timespec="seconds") if asked.at is not None else "?"
+        self._stop = f"stopped by parzen stop (asked by {asked.by} at {when})"
+        log.warning("%s: ending the run of %r as Ctrl-C would: cancelling its queued and "
+                    "running trials and returning the best so far", self._stop, self._exp_key)
+
+    def stop_requested(self) -> str | None:
+        return self._stop or None
 
     def queue_hint(self) -> str:
         return queue_hint(self._backend)
