@@ -233,7 +233,7 @@ def test_s20_early_stops_cancel_the_queue_and_return_the_best(
         cluster: FaultCluster, tmp_path: Any) -> None:
     cluster.start_ready(2)
     # parallelism 4 on two workers keeps two trials queued and two running at any time.
-    best, _ = resume(cluster, "s20-timeout", 1000, sleep=0.3, parallelism=4, timeout=2.0)
+    best, _ = resume(cluster, "s20-timeout", 1000, sleep=0.3, parallelism=4, timeout=6.0)
     check_stopped(cluster, "s20-timeout", best)
     assert cluster.counts("s20-timeout")[TrialState.CANCEL] >= 1, "nothing was cancelled"
 
