@@ -81,9 +81,10 @@ def test_a_wrong_key_is_refused_once_then_trials_pass_on_unclaimed(
         "PayloadSignatureError: the objective payload was signed with the key of fingerprint "
         f"{payload.key_fingerprint(KEY)}, and this worker's key has fingerprint "
         f"{payload.key_fingerprint(WRONG)}: the coordinator and the worker use different "
-        "PARZEN_SECRET values. Give this worker the coordinator's key: the same PARZEN_SECRET, "
-        "or PARZEN_SECRET_FILE naming a file that holds it, on the coordinator and every "
-        "worker, then restart the worker. Nothing was unpickled")
+        "keys (PARZEN_SECRET or the file PARZEN_SECRET_FILE names). Give this worker the "
+        "coordinator's key: the same PARZEN_SECRET, or PARZEN_SECRET_FILE naming a file "
+        "that holds it, on the coordinator and every worker, then restart the worker. "
+        "Nothing was unpickled")
     loud = [r.getMessage() for r in caplog.records if "REFUSES" in r.getMessage()]
     assert len(loud) == 1, "said once, not per trial"
     assert loud[0].startswith("worker node-7 REFUSES experiment 'e': it cannot load the "

@@ -152,7 +152,7 @@ def nothing_finished(why: str, running: int, never: int, returned: int, hint: st
     finished, saying what the trials in flight were doing when it stopped, and the fix.
 
     Args:
-        why: what stopped it: "timeout after 70 s", "stopped by parzen stop (...)".
+        why: what stopped it: "timeout after 70 s", "asked by parzen stop (...)".
         running: trials that were running (cancelled with the run).
         never: queued trials no evaluator ever claimed.
         returned: queued trials claimed and given back.

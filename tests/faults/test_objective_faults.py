@@ -363,7 +363,8 @@ def test_secret_mismatch_stops_the_run_without_spending_a_trial(
     with pytest.raises(ObjectiveUnloadable, match="PayloadSignatureError") as info:
         run(c, "wrong-key", raises_for_positive, 2, secret=other, dispatch_timeout=2.0)
     msg = str(info.value)
-    assert "the coordinator and the worker use different PARZEN_SECRET values" in msg
+    assert ("the coordinator and the worker use different keys (PARZEN_SECRET or the file "
+            "PARZEN_SECRET_FILE names)") in msg
     assert f"signed with the key of fingerprint {key_fingerprint(other.encode())}, and this " \
         f"worker's key has fingerprint {key_fingerprint(SECRET.encode())}" in msg
     assert "PARZEN_SECRET_FILE" in msg, "the fix"

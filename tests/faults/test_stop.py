@@ -50,7 +50,7 @@ def test_parzen_stop_ends_a_live_run_as_ctrl_c_would(cluster: FaultCluster, tmp_
     assert result["new_or_running"] == 0, "queued and running trials were cancelled"
     assert result["counts"]["DONE"] < 1000
     log = run.log_text()
-    assert "stopped by parzen stop (asked by " in log
+    assert "asked by parzen stop (" in log
     assert "ending the run of 'stopped' as Ctrl-C would" in log
     exp = cluster.store.get_experiment("stopped")
     assert exp is not None and exp.driver is None and exp.stop_request is None
@@ -58,7 +58,7 @@ def test_parzen_stop_ends_a_live_run_as_ctrl_c_would(cluster: FaultCluster, tmp_
     # Nothing runs now: said, with exit status 1.
     code, out, err = stop(cluster, "stopped", capsys)
     assert (code, out) == (1, "")
-    assert err.startswith("parzen stop: no coordinator is running 'stopped' (its driver: none)"
+    assert err.startswith("parzen stop: no coordinator is running 'stopped' (its coordinator: none)"
                           ": nothing to stop")
 
 
@@ -75,7 +75,7 @@ def test_a_stop_before_any_trial_finished_says_so(cluster: FaultCluster, tmp_pat
     assert code == 0, err
     assert run.wait(30) == 2, run.log_text()
     error = run.result()["error"]
-    assert error.startswith("NoTrialFinished: stopped by parzen stop (asked by ")
+    assert error.startswith("NoTrialFinished: asked by parzen stop (")
     assert ": no trial finished; 2 queued trials were never picked up on queue " \
         f"'{cluster.queue}': start a worker with `parzen worker --queue {cluster.queue}`" \
         in error

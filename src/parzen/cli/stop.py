@@ -64,7 +64,7 @@ def run_stop(args: argparse.Namespace) -> int:
         driver = exp.driver
         if not alive or driver is None \
                 or not store.request_stop(exp.exp_key, driver.holder, requester()):
-            print(f"parzen stop: no coordinator is running {exp.exp_key!r} (its driver: "
+            print(f"parzen stop: no coordinator is running {exp.exp_key!r} (its coordinator: "
                   f"{detail}): nothing to stop. Queued trials wait for the next run; "
                   f"parzen cancel {exp.exp_key} cancels them", file=sys.stderr)
             return 1

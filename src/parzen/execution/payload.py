@@ -341,10 +341,12 @@ def _mismatch(header: bytes, key: bytes) -> str:
     if isinstance(theirs, str) and theirs:
         return (f"the objective payload was signed with the key of fingerprint {theirs:.16}, "
                 f"and this worker's key has fingerprint {mine}: the coordinator and the worker "
-                f"use different {SECRET_ENV} values. {fix}. Nothing was unpickled")
+                f"use different keys ({SECRET_ENV} or the file {SECRET_ENV}_FILE names). "
+                f"{fix}. Nothing was unpickled")
     return ("the objective payload's signature does not match this worker's key (fingerprint "
-            f"{mine}); either the coordinator and the worker use different {SECRET_ENV} "
-            f"values ({fix}), or the payload in the database was tampered with. Nothing was "
+            f"{mine}); either the coordinator and the worker use different keys "
+            f"({SECRET_ENV} or the file {SECRET_ENV}_FILE names; {fix}), or the payload in "
+            "the database was tampered with. Nothing was "
             "unpickled")
 
 

@@ -164,7 +164,7 @@ class CeleryRunner:
         if asked is None or asked.holder != self._driver.lease.holder or self._stop:
             return
         when = asked.at.isoformat(timespec="seconds") if asked.at is not None else "?"
-        self._stop = f"stopped by parzen stop (asked by {asked.by} at {when})"
+        self._stop = f"asked by parzen stop ({asked.by} at {when})"
         log.warning("%s: ending the run of %r as Ctrl-C would: cancelling its queued and "
                     "running trials and returning the best so far", self._stop, self._exp_key)
 
@@ -186,6 +186,7 @@ class CeleryRunner:
                 cancel_queued(self._store, self._exp_key, (TrialState.NEW,))
         finally:
             self._driver.release()
-            log.info("coordinator for %r: %d trials requeued after lease expiry, %d messages "
+            log.info("coordinator for %r: %d trials requeued (lease expired or worker seen dead; "
+                     "workers requeue their dead siblings' trials too), %d messages "
                      "republished", self._exp_key, self._requeued,
                      self._dispatcher.republished)
