@@ -228,7 +228,7 @@ def check_stopped(cluster: FaultCluster, exp_key: str, best: Any) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_s20_early_stops_cancel_the_queue_and_return_the_best(
         cluster: FaultCluster, tmp_path: Any) -> None:
     cluster.start_ready(2)
@@ -257,7 +257,9 @@ def test_s20_early_stops_cancel_the_queue_and_return_the_best(
     wait_for(lambda: cluster.counts("s20-sigint")[TrialState.DONE] >= 2, 60,
              "two trials done")
     ctrl_c.signal(signal.SIGINT)
-    assert ctrl_c.wait(30) == 0, ctrl_c.log_text()
+    # Generous: under load a Ctrl-C landing inside a store call can wait out a driver
+    # timeout before fmin returns; a coordinator that hangs never returns at all.
+    assert ctrl_c.wait(90) == 0, ctrl_c.log_text()
     out = ctrl_c.result()
     assert "error" not in out and out["new_or_running"] == 0
     assert out["best"] == out["best_so_far"]
