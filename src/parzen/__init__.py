@@ -4,7 +4,7 @@ Change ``hyperopt`` to ``parzen`` in the import lines (``from parzen import fmin
 ``from parzen.pyll import scope``, ``import parzen.pyll.stochastic``,
 ``from parzen.base import Trials``); the code stays the same. ``Trials`` runs in-process;
 ``ParallelTrials`` uses local worker processes; ``MongoTrials`` distributes trials to Celery
-workers through MongoDB.
+workers through MongoDB; ``SparkTrials`` runs them as tasks on a Spark cluster.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from parzen.mongoexp import MongoTrials
 from parzen.parallel import ParallelTrials
 from parzen.samplers import grid
 from parzen.space import space_eval
+from parzen.spark import SparkTrials
 from parzen.trial import STATUS_FAIL, STATUS_NEW, STATUS_OK, STATUS_RUNNING, STATUS_STRINGS
 from parzen.trials import (
     JOB_STATE_CANCEL,
@@ -76,6 +77,7 @@ __all__ = [
     "ParallelTrials",
     "ParzenError",
     "SpaceError",
+    "SparkTrials",
     "Trials",
     "UnsupportedExpression",
     "__version__",
