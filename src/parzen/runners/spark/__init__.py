@@ -231,6 +231,8 @@ class SparkRunner:
         # (run_trial's abort), and its end closing says the evaluation was killed; a task
         # that does not answer in time has its job group cancelled. The idle tasks end once
         # their links close; a closer thread cancels any job that does not.
+        if self._listener is not None:
+            self._listener.close()  # no task is handed to a slot after this
         deadline = time.monotonic() + STOP_GRACE_S
         stuck: list[SlotJob] = []
         for slot in self._slots:
@@ -242,8 +244,6 @@ class SparkRunner:
                 slot.link.close()
             while not slot.arrivals.empty():
                 slot.arrivals.get_nowait().close()
-        if self._listener is not None:
-            self._listener.close()
         for job in stuck:
             log.info("cancelling Spark job group %s: its task did not stop", job.group)
             job.cancel(CANCEL_WAIT_S)

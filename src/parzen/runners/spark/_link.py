@@ -167,8 +167,11 @@ class Listener:
                 log.warning("a SparkTrials task from %s named slot %d, which this run does not "
                             "have; closed", peer, hello.slot)
                 return
-            self._arrivals[hello.slot].put(Link(conn, hello))
-            handed = True
+            with self._lock:  # none is handed over once the listener is closed
+                if self._closed.is_set():
+                    return
+                self._arrivals[hello.slot].put(Link(conn, hello))
+                handed = True
         except (OSError, EOFError, multiprocessing.AuthenticationError, TypeError,
                 ValueError) as exc:
             if not self._closed.is_set():
