@@ -8,13 +8,15 @@ the session fixture (hyperopt's class set-up would make its own session, and its
 would stop the shared one).
 
 The tests of public behaviour run: the ones listed in ``PUBLIC`` pass whole; in those of
-``PUBLIC_THEN_LOG`` every assertion on public behaviour passes, and what fails is the first
-assertion on hyperopt's log text ("... missing from log"), which does not apply. The rest
-read hyperopt's private attributes (``_fmin_cancelled``, ``_spark_supports_job_cancelling``,
-``_spark_pinned_threads_enabled``, ``hyperopt.spark._have_spark``,
-``SparkTrials._decide_parallelism``) or its log text, or expect counts from hyperopt's own
-random streams (``test_trial_run_info``) and its "There are no evaluation tasks" message
-(``test_all_failed_trials``): they do not apply.
+``PUBLIC_THEN_LOG`` every assertion on public behaviour before the first one on hyperopt's
+log text ("... missing from log") passes, and that one, which does not apply, fails. The
+rest read hyperopt's private attributes (``_fmin_cancelled``,
+``_spark_supports_job_cancelling``, ``_spark_pinned_threads_enabled``,
+``hyperopt.spark._have_spark``, ``SparkTrials._decide_parallelism``) before anything else
+they check: they do not apply. ``test_trial_run_info`` expects 6 of 8 anneal trials to
+succeed: which points anneal proposes depends on the random stream and on the order in
+which four parallel results come back, so its counts held in some runs and not in others
+(then its log text does not apply either).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ PUBLIC = [
 ]
 PUBLIC_THEN_LOG = [
     ("FMinTestCase", "test_all_successful_trials"),  # count_successful_trials() == 1
+    ("FMinTestCase", "test_all_failed_trials"),  # count_failed_trials() == 1
     ("FMinTestCase", "test_early_stop"),  # 3 <= count_successful_trials() < 10
 ]
 
