@@ -168,7 +168,7 @@ def _import_path(driver_paths: Iterable[str]) -> tuple[str, ...]:
     of ``--py-files`` and ``addPyFile``), then the driver's directories that exist here."""
     out: list[str] = []
     for p in [os.getcwd(), *sys.path, *driver_paths]:
-        if p and p not in out and os.path.isdir(p):
+        if p and p not in out and os.path.exists(p):  # directories, and zips (--py-files)
             out.append(p)
     return tuple(out)
 
