@@ -8,8 +8,8 @@ measures:
 - **utilisation**: 40 trials that sleep 0.5 s, ``SparkTrials(parallelism=4)``, TPE. Busy
   time is what the objective itself measured (``t1 - t0``, stamped inside it), summed over
   the trials; utilisation = busy / (fmin's wall time x parallelism). "cold" is the first
-  fmin of the session (Python workers and parzen's sandbox children start), "warm" a second
-  one in the same session.
+  fmin of the session (Python workers and parzen's sandbox children start), "warm" the
+  median of the next ``--repeats`` (3) in the same session, each run listed too.
 - **no-op trials/s**: trials of an objective that returns at once, warm, over fmin's wall
   time (parzen 200 trials, hyperopt 40: it runs about one a second).
 
@@ -72,7 +72,8 @@ def noop(p: dict[str, Any]) -> float:
     return float((p["x"] - 0.3) ** 2)
 
 
-def run_side(lib: str, trials_n: int, parallelism: int, noop_n: int) -> dict[str, Any]:
+def run_side(lib: str, trials_n: int, parallelism: int, noop_n: int,
+             repeats: int) -> dict[str, Any]:
     """The measurements of one library, in this interpreter."""
     import logging
 
@@ -95,13 +96,18 @@ def run_side(lib: str, trials_n: int, parallelism: int, noop_n: int) -> dict[str
              show_progressbar=False, rstate=np.random.default_rng(seed))
         return time.monotonic() - start, trials
 
-    for label, seed in (("cold", 0), ("warm", 1)):
+    runs = []
+    for seed in range(1 + repeats):
         wall, trials = one(sleepy, trials_n, seed)
         results = [r for r in trials.results if r.get("status") == "ok"]
         busy = sum(r["t1"] - r["t0"] for r in results)
-        out[label] = {"wall_s": wall, "busy_s": busy, "ok": len(results),
-                      "utilisation": busy / (wall * parallelism)}
-    wall, trials = one(noop, noop_n, 2)
+        runs.append({"wall_s": wall, "busy_s": busy, "ok": len(results),
+                     "utilisation": busy / (wall * parallelism)})
+    out["cold"] = runs[0]
+    warm = sorted(runs[1:], key=lambda r: r["utilisation"])
+    out["warm"] = warm[len(warm) // 2]  # the median run (the upper one of an even number)
+    out["warm_runs"] = [r["utilisation"] for r in runs[1:]]
+    wall, trials = one(noop, noop_n, 100)
     ok = sum(1 for r in trials.results if r.get("status") == "ok")
     out["noop"] = {"trials": noop_n, "ok": ok, "wall_s": wall, "per_s": noop_n / wall}
     session.stop()
@@ -231,7 +237,7 @@ def _side(python: str, lib: str, args: argparse.Namespace) -> dict[str, Any]:
     if lib == "parzen":
         env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
     cmd = [python, str(Path(__file__).resolve()), "--side", lib, "--trials", str(args.trials),
-           "--parallelism", str(args.parallelism),
+           "--parallelism", str(args.parallelism), "--repeats", str(args.repeats),
            "--noop-trials", str(args.noop_trials if lib == "parzen" else args.hyperopt_noop)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
     marker = [ln for ln in proc.stdout.splitlines() if ln.startswith("@@RESULT@@")]
@@ -249,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parallelism", type=int, default=4)
     ap.add_argument("--noop-trials", type=int, default=200)
     ap.add_argument("--hyperopt-noop", type=int, default=40)
+    ap.add_argument("--repeats", type=int, default=3, help="warm runs; the median is shown")
     ap.add_argument("--side", choices=("parzen", "hyperopt", "designs"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.side == "designs":
@@ -257,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.side:
         print("@@RESULT@@" + json.dumps(run_side(args.side, args.trials, args.parallelism,
-                                                 args.noop_trials)))
+                                                 args.noop_trials, args.repeats)))
         return 0
 
     load = os.getloadavg()[0]
@@ -272,11 +279,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"SparkTrials, {MASTER} on {os.cpu_count()} cores, parallelism {args.parallelism}, "
           f"{args.trials} trials of {SLEEP_S} s; load average {load:.1f} -> "
           f"{os.getloadavg()[0]:.1f}")
-    print(f"{'':10} {'util cold':>10} {'util warm':>10} {'wall warm':>10} {'no-op/s':>9}")
+    print(f"{'':10} {'util cold':>10} {'util warm':>10} {'wall warm':>10} {'no-op/s':>9}  "
+          f"warm runs")
     for lib in sides:
         r = results[lib]
         print(f"{lib:10} {r['cold']['utilisation']:10.3f} {r['warm']['utilisation']:10.3f} "
-              f"{r['warm']['wall_s']:9.1f}s {r['noop']['per_s']:9.2f}")
+              f"{r['warm']['wall_s']:9.1f}s {r['noop']['per_s']:9.2f}  "
+              f"{' '.join(f'{u:.3f}' for u in r['warm_runs'])}")
     if len(sides) == 2:
         p, h = results["parzen"], results["hyperopt"]
         for label in ("cold", "warm"):

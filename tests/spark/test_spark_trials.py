@@ -79,8 +79,9 @@ def test_the_articles_second_snippet_runs_with_the_import_changed(
     assert -1.0 <= spark_trials.best_trial["result"]["loss"] < -0.8
     for r in spark_trials.results:
         assert started <= r["eval_time"] <= time.time()
-    workers = {t.owner.worker for t in spark_trials.all_trials() if t.owner is not None}
-    assert workers and workers <= {f"spark-slot-{i}" for i in range(SLOTS)}, workers
+    owners = [t.owner for t in spark_trials.all_trials() if t.owner is not None]
+    assert len(owners) == max_evals and {o.worker for o in owners} == {"spark"}
+    assert {o.slot for o in owners} <= set(range(1, SLOTS + 1))
 
 
 def test_exactly_max_evals_distinct_points_and_errors_with_tracebacks(

@@ -219,6 +219,18 @@ class SparkRunner:
                 raise SparkTaskError(str(problem))
             raise RuntimeError(f"a SparkTrials slot failed: {problem!r}") from problem
 
+    def stop_requested(self) -> str | None:
+        return None  # a run in this driver is stopped with Ctrl-C (or the notebook's stop)
+
+    def queue_hint(self) -> str:
+        waiting = [s.index for s in self._slots if not s.connected]
+        if waiting:
+            return (f"({len(waiting)} of the {len(self._slots)} SparkTrials tasks never reached "
+                    "the driver: they wait for free task slots, or fail to start; the Spark "
+                    "UI's jobs named 'parzen SparkTrials: slot ...' say which)")
+        n = len(self._slots)
+        return f"(the {n} Spark task{'s were' if n != 1 else ' was'} busy)"
+
     def close(self, closing: Closing) -> None:
         # The slots stop first: run_trial gives the trials they were running back to NEW
         # (uncounted), so the cancel below reaches them too.
@@ -279,8 +291,10 @@ class SparkRunner:
                 tid = self._queue.get()
                 if tid is None or self._shutdown.is_set():
                     return
-                owner = Owner(worker=f"spark-slot-{slot.index}", host=link.hello.host,
-                              pid=link.hello.pid)
+                # The Spark Python worker on the executor; its pid cannot be checked from
+                # the driver (no pid namespace), so only the link says when it is gone.
+                owner = Owner(worker="spark", host=link.hello.host, pid=link.hello.pid,
+                              slot=slot.index + 1)
                 outcome = run_trial(trials.store, trials.exp_key, tid, owner,
                                     functools.partial(self._evaluate, slot),
                                     max_attempts=self._backend.max_attempts,
