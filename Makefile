@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DIST ?= dist
 
-.PHONY: example test test-fast lint typecheck dist clean
+.PHONY: example test test-fast test-spark lint typecheck dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +33,13 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
-## Unit tests only: no Redis, no Mongo test server, no worker processes (about 40 s).
+## Unit tests only: no Redis, no Mongo test server, no worker processes, no Spark (about 40 s).
 test-fast: $(VENV)/.dev
-	$(BIN)/python -m pytest -q -m "not integration and not slow"
+	$(BIN)/python -m pytest -q -m "not integration and not slow and not spark"
+
+## The SparkTrials tests alone, on a local Spark (pyspark from the dev extra, Java 17).
+test-spark: $(VENV)/.dev
+	$(BIN)/python -m pytest -q -m spark
 
 ## Run the whole test suite: lint, type-check, then pytest (starts Redis if it is not up).
 test: lint typecheck

@@ -4,7 +4,7 @@ Change ``hyperopt`` to ``parzen`` in the import lines (``from parzen import fmin
 ``from parzen.pyll import scope``, ``import parzen.pyll.stochastic``,
 ``from parzen.base import Trials``); the code stays the same. ``Trials`` runs in-process;
 ``ParallelTrials`` uses local worker processes; ``MongoTrials`` distributes trials to Celery
-workers through MongoDB.
+workers through MongoDB; ``SparkTrials`` runs them as tasks on a Spark cluster.
 
 The API loads on first use: ``import parzen`` alone imports nothing heavy, so that the
 ``parzen`` command (``parzen.cli``, a subpackage) starts without numpy, scipy, pymongo and
@@ -46,6 +46,7 @@ if typing.TYPE_CHECKING:  # for type checkers; at run time, _load() binds the sa
     from parzen.parallel import ParallelTrials
     from parzen.samplers import grid
     from parzen.space import space_eval
+    from parzen.spark import SparkTrials
     from parzen.trial import (
         STATUS_FAIL,
         STATUS_NEW,
@@ -86,6 +87,7 @@ _NAMES: dict[str, str] = {
     "SpaceError": "parzen.exceptions", "UnsupportedExpression": "parzen.exceptions",
     "fmin": "parzen.fmin", "MongoTrials": "parzen.mongoexp",
     "ParallelTrials": "parzen.parallel", "space_eval": "parzen.space",
+    "SparkTrials": "parzen.spark",
     "STATUS_FAIL": "parzen.trial", "STATUS_NEW": "parzen.trial", "STATUS_OK": "parzen.trial",
     "STATUS_RUNNING": "parzen.trial", "STATUS_STRINGS": "parzen.trial",
     "JOB_STATE_CANCEL": "parzen.trials", "JOB_STATE_DONE": "parzen.trials",
@@ -161,6 +163,7 @@ __all__ = [
     "ParallelTrials",
     "ParzenError",
     "SpaceError",
+    "SparkTrials",
     "Trials",
     "UnsupportedExpression",
     "__version__",

@@ -9,6 +9,7 @@ runners layer knows a runner.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from parzen.settings import TrialSettings
 
@@ -69,4 +70,27 @@ class CeleryBackend:
     max_payload_bytes: int
 
 
-Backend = InlineBackend | LocalBackend | CeleryBackend
+@dataclass(frozen=True)
+class SparkBackend:
+    """Evaluate trials as Spark tasks on the executors of a Spark session (``SparkTrials``).
+
+    Attributes:
+        parallelism: how many trials run at once (one long-lived Spark task each).
+        session: the ``pyspark.sql.SparkSession`` whose executors run the trials.
+        timeout: the run's time limit in seconds given to ``SparkTrials`` (None: none).
+        loss_threshold: stop once a loss <= this is found, when fmin names none.
+        trial_timeout: hard time limit of one evaluation in seconds (None: no limit).
+        max_attempts: how often a trial whose task or process was lost is run.
+        max_payload_bytes: refuse objectives that pickle to more than this.
+    """
+
+    parallelism: int
+    session: Any = field(repr=False, compare=False)
+    timeout: float | None
+    loss_threshold: float | None
+    trial_timeout: float | None
+    max_attempts: int
+    max_payload_bytes: int
+
+
+Backend = InlineBackend | LocalBackend | CeleryBackend | SparkBackend

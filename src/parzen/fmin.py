@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
-import numbers
 import os
 import pickle
 import sys
@@ -21,7 +20,7 @@ from parzen.coordinator import Proposer, RunSettings, run
 from parzen.domain import Domain
 from parzen.exceptions import ConfigError, InvalidAnnotatedParameter, UnsupportedExpression
 from parzen.progress import ProgressCallback
-from parzen.runners import build_runner
+from parzen.runners import build_runner, prepare_settings
 from parzen.samplers import sampler_for, tpe
 from parzen.space import Node, describe, space_eval
 from parzen.trial import TrialState
@@ -100,21 +99,6 @@ def annotated_space(fn: Callable[..., Any]) -> dict[str, Any]:
     return space
 
 
-def _check_timeout(timeout: Any) -> None:
-    # hyperopt's message, which its own tests compare word for word.
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(
-            timeout, numbers.Real) or not float(timeout) > 0):
-        raise ConfigError("The timeout argument should be None or a positive value. "
-                          f"Given value: {timeout}")
-
-
-def _check_loss_threshold(loss_threshold: Any) -> None:
-    if loss_threshold is not None and (isinstance(loss_threshold, bool) or not isinstance(
-            loss_threshold, numbers.Real)):
-        raise ConfigError("The loss_threshold argument should be None or a numeric value. "
-                          f"Given value: {loss_threshold}")
-
-
 def fmin(
     fn: Callable[[Any], Any],
     space: Any,
@@ -182,8 +166,8 @@ def fmin(
     if isinstance(space, str) and space == "annotated":
         space = annotated_space(fn)
         fn = KeywordObjective(fn)
-    _check_timeout(timeout)
-    _check_loss_threshold(loss_threshold)
+    validation.run_timeout(timeout)  # hyperopt's messages, which its own tests compare
+    validation.run_loss_threshold(loss_threshold)
     algo_fn = _check_algo(algo)
     rng = _check_rstate(rstate)
     if max_evals is None:
@@ -229,6 +213,7 @@ def fmin(
             f"trials must be a parzen Trials, ParallelTrials or MongoTrials, got {trials!r}"
         )
     backend = trials.backend()
+    settings = prepare_settings(backend, settings)
     if settings.save_file and isinstance(backend, CeleryBackend):
         # Refused here, before a runner exists: failing at the first save came after the
         # experiment was written and trials were inserted, published and cancelled.

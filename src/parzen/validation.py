@@ -9,6 +9,7 @@ numbers, not truthiness (``low=0`` is valid), and refuse ``bool`` where a number
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,11 @@ def _is_int(value: Any) -> bool:
 def _is_number(value: Any) -> bool:
     return not isinstance(value, (bool, np.bool_)) and isinstance(
         value, (int, float, np.integer, np.floating))
+
+
+def _is_real(value: Any) -> bool:
+    """Any real number but a bool (``Fraction`` and numpy scalars included)."""
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real)
 
 
 def integer(name: str, value: Any, minimum: int, *, who: str = "") -> int:
@@ -85,6 +91,29 @@ def seconds(name: str, value: Any, *, allow_none: bool = False, who: str = "") -
         none = " or None" if allow_none else ""
         raise _refuse(who, name, f"a number of seconds > 0{none}", value)
     return float(value)
+
+
+def run_timeout(value: Any) -> None:
+    """Refuse a run's ``timeout`` (fmin's, or a trials object's) that is not None or a
+    positive number, in hyperopt's words, which its own tests compare.
+
+    Raises:
+        ConfigError: ``value`` is neither None nor a positive number.
+    """
+    if value is not None and (not _is_real(value) or not float(value) > 0):
+        raise ConfigError("The timeout argument should be None or a positive value. "
+                          f"Given value: {value}")
+
+
+def run_loss_threshold(value: Any) -> None:
+    """Refuse a run's ``loss_threshold`` that is not None or a number, in hyperopt's words.
+
+    Raises:
+        ConfigError: ``value`` is neither None nor a number.
+    """
+    if value is not None and not _is_real(value):
+        raise ConfigError("The loss_threshold argument should be None or a numeric value. "
+                          f"Given value: {value}")
 
 
 def flag(name: str, value: Any, *, who: str = "") -> bool:

@@ -2,19 +2,26 @@
 
 One module (or package) per way of running trials, each behind the ``Runner`` protocol
 (``base.py``): ``inline`` (in this process, ``Trials``), ``local`` (local sandbox processes,
-``ParallelTrials``) and ``celery`` (Celery workers over a shared MongoDB, ``MongoTrials``).
+``ParallelTrials``), ``celery`` (Celery workers over a shared MongoDB, ``MongoTrials``)
+and ``spark`` (long-lived Spark tasks on a Spark session's executors, ``SparkTrials``).
 ``build_runner`` picks one from the backend the trials ask for.
 """
 
 from __future__ import annotations
 
-from parzen.backends import Backend, CeleryBackend, InlineBackend, LocalBackend
+from typing import TYPE_CHECKING
+
+from parzen.backends import Backend, CeleryBackend, InlineBackend, LocalBackend, SparkBackend
 from parzen.domain import Domain
 from parzen.runners.base import Closing, Runner
 from parzen.runners.celery import CeleryRunner
 from parzen.runners.inline import InlineRunner
 from parzen.runners.local import LocalProcessRunner
+from parzen.runners.spark import SparkRunner, run_settings
 from parzen.trials import Trials
+
+if TYPE_CHECKING:  # the coordinator imports the runners package; only a type is needed
+    from parzen.coordinator import RunSettings
 
 
 def build_runner(backend: Backend, trials: Trials, domain: Domain, *,
@@ -34,7 +41,17 @@ def build_runner(backend: Backend, trials: Trials, domain: Domain, *,
         return LocalProcessRunner(trials, domain, backend)
     if isinstance(backend, CeleryBackend):
         return CeleryRunner(trials, domain, backend, max_evals)
+    if isinstance(backend, SparkBackend):
+        return SparkRunner(trials, domain, backend, max_evals)
     raise TypeError(f"no runner for backend {backend!r}")
 
 
-__all__ = ["Closing", "Runner", "build_runner"]
+def prepare_settings(backend: Backend, settings: RunSettings) -> RunSettings:
+    """fmin's settings, completed by what the backend's trials object says about the run
+    (``SparkTrials(timeout=..., loss_threshold=...)``, hyperopt's arguments)."""
+    if isinstance(backend, SparkBackend):
+        return run_settings(backend, settings)
+    return settings
+
+
+__all__ = ["Closing", "Runner", "build_runner", "prepare_settings"]
