@@ -45,3 +45,10 @@ _._address
 pytestmark
 # bench/chaos.py: a field of the JSON report (dataclasses.asdict)
 _.retried
+# parzen.cli.dashboard.server: http.server's hooks and settings, called or read by the stdlib
+_.protocol_version
+_.log_message
+_.do_GET
+_.do_POST
+_.daemon_threads
+_.address_family

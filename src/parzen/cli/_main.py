@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from parzen.cli import tools, worker  # noqa: F401  (importing a command module registers it)
+from parzen.cli import dashboard, tools, worker  # noqa: F401  (importing a command module registers it)
 from parzen.cli._registry import COMMANDS
 from parzen.exceptions import ParzenError
 

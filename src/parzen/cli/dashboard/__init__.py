@@ -1,0 +1,10 @@
+"""``parzen dashboard``: a live web page over the experiments of a store (``command.py``).
+
+The server (``server.py``) serves the page in ``static/`` (plain HTML, CSS and JavaScript, with
+uPlot vendored: no build step, no CDN) and a JSON API over the read model (``model.py``),
+which keeps each experiment's trials current by incremental reads.
+"""
+
+from __future__ import annotations
+
+from parzen.cli.dashboard import command  # noqa: F401  (importing it registers the command)

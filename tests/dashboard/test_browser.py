@@ -1,0 +1,193 @@
+"""The dashboard in a real browser: headless Chromium against a live server on the wire test
+server's MongoDB. The pages must show the stored numbers, and a result stored after the page
+loaded must appear without a reload, by the second poll (polls are a second apart).
+
+``PARZEN_DASHBOARD_SCREENSHOTS=docs/img`` also saves the README's screenshots there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from parzen.space import describe
+from parzen.store import Experiment, MongoTrialStore
+from parzen.trial import Owner, TrialState
+from parzen.trials import Trials
+from tests.support import mongo as mf
+from tests.support.browser import Browser, chromium_path
+from tests.support.cli import (
+    MONGO_EXP,
+    SPACE,
+    add_in_flight,
+    database_url,
+    finished_experiment,
+    run_fmin,
+)
+from tests.support.dashboard import Running, serving
+from tests.support.services import require_service
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+SCREENSHOTS = os.environ.get("PARZEN_DASHBOARD_SCREENSHOTS")
+
+
+def js_num(x: float) -> str:
+    """The page's ``num(x)``: six significant digits, JavaScript's way of writing them."""
+    if x == int(x) and abs(x) < 1e15:
+        return str(int(x))
+    short = float(f"{x:.6g}")
+    if 1e-4 <= abs(x) < 1e9:
+        return repr(short)
+    assert abs(x) < 1e-4, x  # (larger magnitudes are not used here)
+    mantissa, exponent = repr(short).split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    require_service(chromium_path() is not None, "chromium (apt-get install -y chromium)")
+    with Browser(width=1280, height=860) as b:
+        yield b
+
+
+@pytest.fixture
+def live_db(wire_server: Any, wire_client: Any) -> Iterator[tuple[str, MongoTrialStore]]:
+    """``mnist-tpe``: a real TPE run plus what a live run has (a coordinator, three workers
+    holding trials, one of them with an expired lease, queued trials); ``cifar-small``."""
+    with mf.throwaway_database(wire_client) as db:
+        url = database_url(wire_server.url, db.name)
+        store = MongoTrialStore.from_url(url)
+        run_fmin(Trials(exp_key=MONGO_EXP, store=store))
+        # Heartbeats every minute: no worker of the test turns stale while it runs.
+        store.put_experiment(Experiment(MONGO_EXP, space=describe(SPACE), max_evals=60,
+                                        settings={"heartbeat_s": 60.0, "lease_s": 600.0}))
+        add_in_flight(store, MONGO_EXP)
+        finished_experiment(store, "cifar-small", n=4)
+        yield url, store
+        store.close()
+
+
+def _show(browser: Browser, d: Running, route: str, ready: str) -> None:
+    browser.js(f"location.hash = {json.dumps(route)}")
+    browser.wait_for(ready)
+
+
+def _filter_state(browser: Browser, state: str) -> None:
+    browser.js(f"(() => {{ const s = document.querySelector('#f-state'); s.value = '{state}'; "
+               "s.dispatchEvent(new Event('change')); })()")
+
+
+def _shot(browser: Browser, name: str) -> None:
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        time.sleep(0.3)  # let uPlot settle its last frame
+        browser.screenshot(str(Path(SCREENSHOTS) / name))
+
+
+def test_pages_show_the_stored_numbers_and_a_new_result_by_the_second_poll(
+        browser: Browser, live_db: tuple[str, MongoTrialStore]) -> None:
+    url, store = live_db
+    trials = store.find(MONGO_EXP)
+    done = [t for t in trials if t.loss is not None]
+    failed = [t for t in trials if t.state is TrialState.ERROR]
+    best = min(done, key=lambda t: t.loss or math.inf)
+    assert best.loss is not None
+    with serving(mongo_url=url) as d:
+        # The experiment list.
+        browser.open(d.url)
+        row = 'document.querySelector(\'tr[data-exp="mnist-tpe"]\')'
+        browser.wait_for(row)
+        assert browser.text('tr[data-exp="mnist-tpe"] .c-done') == str(len(done))
+        assert browser.text('tr[data-exp="mnist-tpe"] .c-error') == str(len(failed))
+        assert browser.text('tr[data-exp="mnist-tpe"] .c-running') == "3"
+        assert browser.text('tr[data-exp="mnist-tpe"] .best') == js_num(best.loss)
+        assert browser.text('tr[data-exp="cifar-small"] .c-done') == "4"
+
+        # History: one point per trial with a loss, and the best.
+        _show(browser, d, "#/exp/mnist-tpe/history",
+              f"document.querySelector('#history-plot canvas') && "
+              f"document.querySelector('#history-plot').dataset.points === '{len(done)}'")
+        caption = browser.text("#history-caption")
+        assert f"{len(done)} trials with a loss; best {js_num(best.loss)} (trial {best.tid})" \
+            == caption
+        assert browser.text("#best-loss") == js_num(best.loss)
+        assert "alive" in browser.text("#coordinator")
+        _shot(browser, "dashboard-history.png")
+
+        # Parameters: importance bars, one slice per parameter, parallel coordinates.
+        _show(browser, d, "#/exp/mnist-tpe/params",
+              "document.querySelectorAll('#importance tr[data-param]').length === 4 && "
+              "document.querySelectorAll('[data-slice] canvas').length === 4")
+        assert browser.js("document.querySelector('#parcoords').dataset.lines") == str(len(done))
+        _shot(browser, "dashboard-parameters.png")
+
+        # The trial table: every trial, sortable, filtered by state.
+        _show(browser, d, "#/exp/mnist-tpe/trials",
+              f"document.querySelector('#trial-count') && document.querySelector("
+              f"'#trial-count').innerText === '{len(trials)} of {len(trials)} trials'")
+        cells = browser.js(f"[...document.querySelectorAll('tr[data-tid=\"{best.tid}\"] td')]"
+                           ".map(td => td.innerText)")
+        assert cells[:3] == [str(best.tid), "done", js_num(best.loss)]
+        _filter_state(browser, "error")
+        assert browser.text("#trial-count") == f"{len(failed)} of {len(trials)} trials"
+        browser.js("document.querySelector('th[data-col=\"loss\"]').click()")
+        _filter_state(browser, "done")
+        first = browser.js("document.querySelector('#trial-table tbody tr[data-tid]')"
+                           ".dataset.tid")
+        assert first == str(best.tid)  # sorted by loss, best first
+
+        # Workers: slots busy, trials held, the one whose lease expired marked stale.
+        _show(browser, d, "#/exp/mnist-tpe/workers",
+              "document.querySelectorAll('#workers tbody tr').length === 4")
+        for worker in ("gpu-1", "gpu-2", "gpu-3"):
+            assert browser.text(f'tr[data-worker="{worker}"] .busy') == "1"
+        assert browser.text('tr[data-worker="inline"] .busy') == "0"  # fmin's own trials
+        assert browser.js("!!document.querySelector('tr[data-worker=\"gpu-3\"] .stale')")
+        assert not browser.js("!!document.querySelector('tr[data-worker=\"gpu-1\"] .stale')")
+
+        # Live: a result stored now shows without a reload, by the second poll.
+        _show(browser, d, "#/exp/mnist-tpe/history",
+              "document.querySelector('#history-plot canvas')")
+        queued = store.find(MONGO_EXP, states=[TrialState.NEW])[0]
+        new_best = best.loss / 2
+        polls = browser.js("window.parzenDash.polls")
+        claimed = store.claim(MONGO_EXP, queued.tid, Owner("gpu-4", "node-4", 104), 60)
+        assert claimed is not None and claimed.claim_token
+        stored_at = time.monotonic()
+        assert store.finish(MONGO_EXP, queued.tid, claimed.claim_token, TrialState.DONE,
+                            {"status": "ok", "loss": new_best})
+        browser.wait_for(f"document.querySelector('#best-loss').innerText === "
+                         f"'{js_num(new_best)}'", timeout_s=10, every_s=0.02)
+        seen_after = time.monotonic() - stored_at
+        after = browser.js("window.parzenDash.polls")
+        print(f"a stored result was on the page {seen_after:.2f} s later, "
+              f"{after - polls} polls after")
+        assert after - polls <= 2
+        assert browser.js("document.querySelector('#history-plot').dataset.points") \
+            == str(len(done) + 1)
+        assert browser.js("performance.getEntriesByType('navigation').length") == 1
+
+
+def test_a_token_protected_dashboard_refuses_the_page_without_its_token(
+        browser: Browser, tmp_path: Path) -> None:
+    path = str(tmp_path / "run.pkl")
+    run_fmin(save_file=path)
+    with serving(file=path, token="t0ken-xyz", loopback=False) as d:
+        browser.open(d.url)
+        browser.wait_for("document.body && document.body.innerText.includes('access token')")
+        assert "t0ken-xyz" not in browser.js("document.body.innerText")
+        browser.open(d.url + "?token=t0ken-xyz")
+        browser.wait_for("document.querySelector('tr[data-exp=\"default\"]')")
+        assert browser.js("location.search") == ""  # the token left the address bar
+        # The page's own API calls carry the cookie: a poll works, a stranger's does not.
+        assert d.get("/api/experiments")[0] == 401
+
+

@@ -1,0 +1,143 @@
+"""The dashboard's read model: one read of the whole experiment, then only what can have
+changed; an operator's change to finished trials noticed; workers, errors as the CLI has them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from parzen.cli.dashboard.model import TrialView
+from parzen.cli.tools import error_groups
+from parzen.store import Experiment, InMemoryTrialStore
+from parzen.trial import ErrorInfo, Owner, Trial, TrialState
+
+KEY = "exp"
+
+
+def _store(done: int = 40, failed: int = 3, running: int = 4, queued: int = 3
+           ) -> InMemoryTrialStore:
+    store = InMemoryTrialStore()
+    store.put_experiment(Experiment(KEY, settings={"heartbeat_s": 10.0, "lease_s": 60.0}))
+    n = done + failed + running + queued
+    tids = store.allocate_tids(KEY, n)
+    store.insert_new([Trial(KEY, t, TrialState.NEW, {"x": float(t)}) for t in tids])
+    for i, tid in enumerate(tids[:done + failed + running]):
+        t = store.claim(KEY, tid, Owner(f"w{i % 2}/slot-{i}", f"node-{i % 2}", 10 + i), 60)
+        assert t is not None and t.claim_token
+        if i < done:
+            store.finish(KEY, tid, t.claim_token, TrialState.DONE,
+                         {"status": "ok", "loss": 100.0 - i})
+        elif i < done + failed:
+            store.finish(KEY, tid, t.claim_token, TrialState.ERROR, {"status": "fail"},
+                         ErrorInfo("ValueError", f"diverged at lr={i}", "Traceback ..."))
+    return store
+
+
+def _finish(store: InMemoryTrialStore, tid: int, loss: float) -> None:
+    t = store.get(KEY, tid)
+    if t.state is TrialState.NEW:
+        t = store.claim(KEY, tid, Owner("w9/slot-1", "node-9", 99), 60)
+    assert t is not None and t.claim_token
+    assert store.finish(KEY, tid, t.claim_token, TrialState.DONE, {"status": "ok", "loss": loss})
+
+
+def _tids(changes: dict[str, object]) -> list[int]:
+    cols = changes["columns"]
+    assert isinstance(cols, list)
+    rows = changes["rows"]
+    assert isinstance(rows, list)
+    return sorted(row[cols.index("tid")] for row in rows)
+
+
+def test_after_the_first_read_only_trials_in_flight_and_new_tids_are_read() -> None:
+    store = _store()
+    view = TrialView(KEY)
+    view.refresh(store, 0, None, force=True)
+    assert view.reads.full == 1 and view.reads.trials_read == 50
+    assert len(_tids(view.changes_since(0))) == 50
+    seq = view.seq
+
+    _finish(store, 45, loss=0.5)  # a running trial finishes
+    new = store.allocate_tids(KEY, 1)[0]
+    store.insert_new([Trial(KEY, new, TrialState.NEW, {"x": 1.0})])  # the coordinator queues
+    view.refresh(store, 0, None, force=True)
+
+    assert view.reads.full == 1, "a poll must not read the whole experiment"
+    assert view.reads.trials_read == 50 + 7 + 1  # the 7 in flight and the new tid
+    changes = view.changes_since(seq)
+    assert _tids(changes) == [45, new]
+    assert changes["reset"] is False
+    assert view.best() is not None and view.best().tid == 45  # type: ignore[union-attr]
+    # Nothing changed: an empty answer.
+    seq = view.seq
+    view.refresh(store, 0, None, force=True)
+    assert _tids(view.changes_since(seq)) == []
+
+
+def test_an_operator_requeue_of_finished_trials_is_noticed_by_the_counts() -> None:
+    store = _store()
+    view = TrialView(KEY)
+    view.refresh(store, 0, None, force=True)
+    seq = view.seq
+    assert store.requeue(KEY, [TrialState.ERROR]) == 3  # finished trials: not in flight
+    view.refresh(store, 0, None, force=True)
+    assert view.reads.full == 2
+    assert _tids(view.changes_since(seq)) == [40, 41, 42]  # only the trials that changed
+    assert view.counts()[TrialState.ERROR] == 0
+    assert view.counts()[TrialState.NEW] == 6
+
+
+def test_a_replaced_store_is_read_whole_and_compared() -> None:
+    store = _store()
+    view = TrialView(KEY)
+    view.refresh(store, 0, None, force=True)
+    seq = view.seq
+    # The same trials in a new store object (a local run's file written again), one more
+    # result.
+    again = InMemoryTrialStore()
+    again.put_experiment(Experiment(KEY))
+    again.restore(store.find(KEY))
+    _finish(again, 47, loss=7.0)
+    view.refresh(again, 1, None)
+    assert view.reads.full == 2
+    assert _tids(view.changes_since(seq)) == [47]
+
+
+def test_a_client_from_another_numbering_gets_everything() -> None:
+    view = TrialView(KEY)
+    view.refresh(_store(), 0, None, force=True)
+    assert view.changes_since(view.seq + 5)["reset"] is True
+
+
+def test_workers_busy_held_and_stale_after_two_silent_heartbeat_intervals() -> None:
+    store = _store(done=2, failed=0, running=4, queued=0)
+    view = TrialView(KEY)
+    view.refresh(store, 0, None, force=True)
+    now = store.now()
+    fresh = {w["worker"]: w for w in view.workers(now)["workers"]}
+    assert set(fresh) == {"w0", "w1"}  # slots "w0/slot-2" count as worker w0
+    assert fresh["w0"]["busy"] == 2 and [t["tid"] for t in fresh["w0"]["held"]] == [2, 4]
+    assert not fresh["w0"]["stale"]
+    later = {w["worker"]: w for w in view.workers(now + timedelta(seconds=21))["workers"]}
+    assert later["w0"]["stale"] and later["w0"]["silent_s"] > 20
+    store.heartbeat(KEY, 2, store.get(KEY, 2).claim_token or "", 60)
+
+
+def test_errors_are_the_groups_of_parzen_errors() -> None:
+    store = _store()
+    view = TrialView(KEY)
+    view.refresh(store, 0, None, force=True)
+    assert view.errors() == error_groups(store.find(KEY, states=[TrialState.ERROR]))
+    (group,) = view.errors()
+    assert group["type"] == "ValueError" and group["count"] == 3
+    assert group["messages"][0]["pattern"] == "diverged at lr=#"
+
+
+def test_trial_detail_has_the_traceback_and_rows_have_the_export_columns() -> None:
+    store = _store()
+    view = TrialView(KEY)
+    view.refresh(store, 0, None, force=True)
+    detail = view.trial(40)
+    assert detail is not None and detail["error"]["traceback"] == "Traceback ..."
+    cols = view.changes_since(0)["columns"]
+    assert cols[:6] == ["tid", "state", "loss", "duration_s", "worker", "attempts"]
+    assert view.trial(10_000) is None
