@@ -3,7 +3,9 @@ changed; an operator's change to finished trials noticed; workers, errors as the
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from typing import Any
 
 from parzen.cli.dashboard.model import TrialView
 from parzen.cli.tools import error_groups
@@ -40,12 +42,9 @@ def _finish(store: InMemoryTrialStore, tid: int, loss: float) -> None:
     assert store.finish(KEY, tid, t.claim_token, TrialState.DONE, {"status": "ok", "loss": loss})
 
 
-def _tids(changes: dict[str, object]) -> list[int]:
-    cols = changes["columns"]
-    assert isinstance(cols, list)
-    rows = changes["rows"]
-    assert isinstance(rows, list)
-    return sorted(row[cols.index("tid")] for row in rows)
+def _tids(changes: tuple[dict[str, Any], list[str]]) -> list[int]:
+    head, rows = changes
+    return sorted(json.loads(row)[head["columns"].index("tid")] for row in rows)
 
 
 def test_after_the_first_read_only_trials_in_flight_and_new_tids_are_read() -> None:
@@ -65,7 +64,7 @@ def test_after_the_first_read_only_trials_in_flight_and_new_tids_are_read() -> N
     assert view.reads.trials_read == 50 + 7 + 1  # the 7 in flight and the new tid
     changes = view.changes_since(seq)
     assert _tids(changes) == [45, new]
-    assert changes["reset"] is False
+    assert changes[0]["reset"] is False
     assert view.best() is not None and view.best().tid == 45  # type: ignore[union-attr]
     # Nothing changed: an empty answer.
     seq = view.seq
@@ -105,7 +104,7 @@ def test_a_replaced_store_is_read_whole_and_compared() -> None:
 def test_a_client_from_another_numbering_gets_everything() -> None:
     view = TrialView(KEY)
     view.refresh(_store(), 0, None, force=True)
-    assert view.changes_since(view.seq + 5)["reset"] is True
+    assert view.changes_since(view.seq + 5)[0]["reset"] is True
 
 
 def test_workers_busy_held_and_stale_after_two_silent_heartbeat_intervals() -> None:
@@ -138,6 +137,6 @@ def test_trial_detail_has_the_traceback_and_rows_have_the_export_columns() -> No
     view.refresh(store, 0, None, force=True)
     detail = view.trial(40)
     assert detail is not None and detail["error"]["traceback"] == "Traceback ..."
-    cols = view.changes_since(0)["columns"]
+    cols = view.changes_since(0)[0]["columns"]
     assert cols[:6] == ["tid", "state", "loss", "duration_s", "worker", "attempts"]
     assert view.trial(10_000) is None

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from parzen.cli._source import Source
 from parzen.cli.dashboard.server import Dashboard, DashboardServer
 from parzen.cli.dashboard.source import StoreSource
 
@@ -44,9 +45,9 @@ class Running:
 @contextmanager
 def serving(mongo_url: str | None = None, file: str | None = None, *, token: str | None = None,
             allow_actions: bool = False, loopback: bool = True,
-            connect_timeout_s: float = 2.0) -> Iterator[Running]:
+            connect_timeout_s: float = 2.0, opened: Source | None = None) -> Iterator[Running]:
     """Serve a dashboard on 127.0.0.1 (a free port) until the block ends."""
-    source = StoreSource(mongo_url, file, connect_timeout_s)
+    source = StoreSource(mongo_url, file, connect_timeout_s, opened)
     dashboard = Dashboard(source, allow_actions=allow_actions, token=token, loopback=loopback)
     server = DashboardServer(("127.0.0.1", 0), dashboard)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},

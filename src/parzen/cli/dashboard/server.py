@@ -78,6 +78,10 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to any interface
 
 
+class RawRows(list[str]):
+    """Rows already encoded as JSON texts, spliced into the answer as they are."""
+
+
 class RequestError(Exception):
     """A request the dashboard answers with a message instead of data."""
 
@@ -164,7 +168,8 @@ class Dashboard:
         with view.lock:
             instance, _, seq = since.partition(".")
             start = int(seq) if instance == self.instance and seq.isdigit() else 0
-            body = view.changes_since(start)
+            body, rows = view.changes_since(start)
+            body["rows"] = RawRows(rows)
             body["since"] = f"{self.instance}.{body['seq']}"
             body["summary"] = view.summary(now, self.source.where)
             body["workers"] = view.workers(now)
@@ -353,9 +358,15 @@ class Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, data, kind, headers)
 
     def _json(self, status: HTTPStatus, body: Any) -> None:
+        rows = body.pop("rows", None) if isinstance(body, dict) else None
         try:
             text = json.dumps(body, allow_nan=False, separators=(",", ":"))
         except ValueError:  # a NaN in a trial's result, say
+            text = json.dumps(_plain(body), allow_nan=False, separators=(",", ":"))
+        if isinstance(rows, RawRows):
+            text = f'{text[:-1]},"rows":[{",".join(rows)}]}}'
+        elif rows is not None:
+            body["rows"] = rows
             text = json.dumps(_plain(body), allow_nan=False, separators=(",", ":"))
         self._send(status, text.encode(), "application/json",
                    {"Cache-Control": "no-store"})

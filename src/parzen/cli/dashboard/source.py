@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 from parzen.cli._source import Source, experiment, open_file, open_mongo
-from parzen.exceptions import ConfigError
+from parzen.exceptions import ConfigError, StoreUnavailable
 from parzen.store import Experiment, TrialStore
 from parzen.store.uri import parse_mongo_url
 
@@ -34,21 +34,25 @@ class StoreSource:
         mongo_url: the MongoDB URL (kept in memory only; ``where`` is what pages see).
         file: a local run's ``trials_save_file``.
         connect_timeout_s: how long to wait for MongoDB per attempt.
+        opened: instead, a source already open (no action can reach it: it has no URL).
     """
 
     def __init__(self, mongo_url: str | None, file: str | None,
-                 connect_timeout_s: float) -> None:
-        if not mongo_url and not file:
+                 connect_timeout_s: float, opened: Source | None = None) -> None:
+        if not mongo_url and not file and opened is None:
             raise ConfigError("no store given: pass --mongo URL (or set PARZEN_MONGO_URL), or "
                               "--file PATH for a local run saved with fmin(trials_save_file=PATH)")
         self._url = mongo_url
         self._file = file
         self._timeout_s = connect_timeout_s
-        self.where = file if file else parse_mongo_url(mongo_url or "").redacted
+        self.where = opened.where if opened is not None else file if file else \
+            parse_mongo_url(mongo_url or "").redacted
         self._lock = threading.Lock()
-        self._opened: Opened | None = None
+        # An already open store (the benchmark's in-memory one) is served as it is.
+        self._opened: Opened | None = None if opened is None else Opened(opened.store, 0, opened)
         self._stamp: tuple[int, int] | None = None
         self._checked = -float("inf")
+        self._closed = False
 
     @property
     def is_file(self) -> bool:
@@ -67,6 +71,8 @@ class StoreSource:
             ConfigError: the file is missing or not a saved run.
         """
         with self._lock:
+            if self._closed:
+                raise StoreUnavailable("the dashboard is stopping")
             if self._file is not None:
                 return self._current_file(self._file)
             if self._opened is None:
@@ -106,7 +112,9 @@ class StoreSource:
         return opened.store.list_experiments()
 
     def close(self) -> None:
+        """Close the store; a request still being answered gets "stopping", and opens none."""
         with self._lock:
+            self._closed = True
             if self._opened is not None:
                 self._opened.source.close()
                 self._opened = None

@@ -4,7 +4,7 @@
 // slices, a canvas for parallel coordinates and learning curves.
 "use strict";
 
-const POLL_MS = 1000;        // experiment page: new results show within about 1.5 s
+const POLL_MS = 500;         // experiment page: a new result shows within about a second
 const LIST_POLL_MS = 2000;   // experiment list
 const ROW_H = 25;            // trial table row height (px), for the virtual scroll
 const MAX_SLICES = 24;       // slice plots drawn (most important parameters first)
@@ -164,9 +164,10 @@ function merge(body) {
   E.since = body.since;
   E.summary = body.summary;
   E.workers = body.workers;
+  const cols = body.columns;
   for (const row of body.rows) {
     const t = {};
-    body.columns.forEach((c, i) => { t[c] = row[i]; });
+    for (let i = 0; i < cols.length; i++) t[cols[i]] = row[i] ?? null;  // a row may stop short
     E.trials.set(t.tid, t);
   }
   for (const tid of body.removed) E.trials.delete(tid);
