@@ -7,13 +7,17 @@ import pickle
 import shutil
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from parzen.cli import main
 from parzen.cli.dashboard.server import is_loopback
+from parzen.store import MongoTrialStore
 from parzen.trial import TrialState
 from parzen.trials import Trials
-from tests.support.cli import N_EVALS, run_fmin
+from tests.support import mongo as mf
+from tests.support.cli import N_EVALS, database_url, finished_experiment, run_fmin
 from tests.support.dashboard import serving
 
 ACTION = {"X-Parzen-Action": "1"}
@@ -160,3 +164,33 @@ def test_an_allowed_action_runs_the_parzen_command_and_the_page_sees_it(run_file
                                                 ("10.1.2.3", False), ("head-node", False)])
 def test_is_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+def test_an_unreadable_trial_document_is_named_and_the_rest_shown(wire_server: Any,
+                                                                   wire_client: Any) -> None:
+    with mf.throwaway_database(wire_client) as db:
+        url = database_url(wire_server.url, db.name)
+        store = MongoTrialStore.from_url(url)
+        finished_experiment(store, "cifar", n=4)
+        # A document edited by hand: its state is not one parzen knows.
+        store._trials.insert_one({"exp_key": "cifar", "tid": 99, "state": "exploded"})
+        store.close()
+        with serving(mongo_url=url) as d:
+            status, poll = d.get("/api/exp/cifar?since=")
+            assert status == 200 and len(poll["rows"]) == 4
+            assert len(poll["unreadable"]) == 1 and "'cifar'" in poll["unreadable"][0]
+            status, listing = d.get("/api/experiments")
+            assert status == 200 and listing["unreadable"]
+
+
+def test_the_command_refuses_another_interface_without_a_token(
+        saved_run: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("PARZEN_DASHBOARD_TOKEN", raising=False)
+    assert main(["dashboard", "--file", saved_run, "--host", "0.0.0.0", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--host 0.0.0.0" in err and "PARZEN_DASHBOARD_TOKEN" in err and "SSH tunnel" in err
+    assert main(["dashboard", "--file", saved_run, "--port", "70000"]) == 2
+    assert "--port 70000" in capsys.readouterr().err
+    assert main(["dashboard", "--file", saved_run + ".missing", "--port", "0"]) == 2
+    assert "no such file" in capsys.readouterr().err
