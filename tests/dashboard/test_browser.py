@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
+from parzen.cli._source import Source
 from parzen.space import describe
-from parzen.store import Experiment, MongoTrialStore
-from parzen.trial import Owner, TrialState
+from parzen.store import Experiment, InMemoryTrialStore, MongoTrialStore
+from parzen.trial import Owner, Trial, TrialState
 from parzen.trials import Trials
 from tests.support import mongo as mf
 from tests.support.browser import Browser, chromium_path
@@ -31,7 +32,7 @@ from tests.support.cli import (
     finished_experiment,
     run_fmin,
 )
-from tests.support.dashboard import Running, serving
+from tests.support.dashboard import Running, SlowFirstRead, serving
 from tests.support.services import require_service
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -190,3 +191,40 @@ def test_a_token_protected_dashboard_refuses_the_page_without_its_token(
         assert d.get("/api/experiments")[0] == 401
 
 
+
+
+def _store_result(store: InMemoryTrialStore, key: str, loss: float) -> int:
+    tid = store.allocate_tids(key, 1)[0]
+    store.insert_new([Trial(key, tid, TrialState.NEW, {"lr": 0.01, "layers": 2.0, "act": 0})])
+    t = store.claim(key, tid, Owner("cpu-2", "node-9", 8), lease_s=60)
+    assert t is not None and t.claim_token
+    assert store.finish(key, tid, t.claim_token, TrialState.DONE, {"status": "ok", "loss": loss})
+    return tid
+
+
+def test_the_page_says_loading_while_the_server_reads_and_parameters_redraw_at_most_so_often(
+        browser: Browser) -> None:
+    store = SlowFirstRead()
+    finished_experiment(store, "cifar", n=30)
+    with serving(opened=Source(store=store, where="memory"), warm_up=True) as d:
+        assert store.reading.wait(30)  # the warm-up, started with the server, is reading
+        browser.open(d.url + "#/exp/cifar/params")
+        browser.wait_for("document.querySelector('#loading') && document.querySelector("
+                         "'#loading').innerText.includes(\"still reading the trials of 'cifar'\")")
+        store.release.set()
+        lines = "document.querySelector('#parcoords') && document.querySelector('#parcoords')" \
+                ".dataset.lines"
+        browser.wait_for(f"{lines} === '30' && "
+                         "document.querySelectorAll('#importance tr[data-param]').length === 4")
+
+        # Drawn a moment ago: a new result reaches the page, the plots wait for the interval.
+        browser.js("window.parzenDash.paramsEveryMs = 3600 * 1000")
+        draws = browser.js("window.parzenDash.paramsDraws")
+        tid = _store_result(store, "cifar", 0.5)
+        browser.wait_for(f"window.parzenDash.exp.trials.get({tid})?.state === 'done'")
+        assert browser.js(lines) == "30"
+        assert browser.js("window.parzenDash.paramsDraws") == draws
+        # The interval over, the next change draws them, with every result.
+        browser.js("window.parzenDash.paramsEveryMs = 0")
+        _store_result(store, "cifar", 0.25)
+        browser.wait_for(f"{lines} === '32'")

@@ -42,9 +42,11 @@ def _finish(store: InMemoryTrialStore, tid: int, loss: float) -> None:
     assert store.finish(KEY, tid, t.claim_token, TrialState.DONE, {"status": "ok", "loss": loss})
 
 
-def _tids(changes: tuple[dict[str, Any], list[str]]) -> list[int]:
-    head, rows = changes
-    return sorted(json.loads(row)[head["columns"].index("tid")] for row in rows)
+def _tids(changes: tuple[dict[str, Any], str]) -> list[int]:
+    head, data = changes
+    tids: list[int] = json.loads(data)[head["columns"].index("tid")]
+    assert tids == sorted(tids), "rows travel in tid order"
+    return tids
 
 
 def test_after_the_first_read_only_trials_in_flight_and_new_tids_are_read() -> None:
@@ -140,3 +142,60 @@ def test_trial_detail_has_the_traceback_and_rows_have_the_export_columns() -> No
     cols = view.changes_since(0)[0]["columns"]
     assert cols[:6] == ["tid", "state", "loss", "duration_s", "worker", "attempts"]
     assert view.trial(10_000) is None
+
+
+def _answer(view: TrialView, seq: int = 0) -> dict[str, list[Any]]:
+    """A view's answer as ``{column: cells}``."""
+    head, data = view.changes_since(seq)
+    return dict(zip(head["columns"], json.loads(data), strict=True))
+
+
+def _same_as_fresh(view: TrialView, store: InMemoryTrialStore) -> dict[str, list[Any]]:
+    fresh = TrialView(KEY)
+    fresh.refresh(store, 0, None, force=True)
+    kept = _answer(view)
+    assert kept == _answer(fresh)
+    return kept
+
+
+def test_a_first_answer_after_changes_is_the_one_a_fresh_view_gives() -> None:
+    # Blocks of the first answer are kept encoded: a change must re-encode its block.
+    store = _store(done=40, failed=3, running=4, queued=3)
+    view = TrialView(KEY)
+    view.refresh(store, 0, None, force=True)
+    _answer(view)  # encoded and kept
+
+    _finish(store, 44, loss=0.25)  # a running trial finishes
+    view.refresh(store, 0, None, force=True)
+    assert _same_as_fresh(view, store)["loss"][44] == 0.25
+
+    # New trials, one with a parameter no trial had: a column after the others.
+    new = store.allocate_tids(KEY, 2)
+    store.insert_new([Trial(KEY, new[0], TrialState.NEW, {"x": 1.0, "y": 2.0}),
+                      Trial(KEY, new[1], TrialState.NEW, {"x": 3.0})])
+    view.refresh(store, 0, None, force=True)
+    assert _same_as_fresh(view, store)["y"] == [None] * 50 + [2.0, None]
+
+    # Trials gone (the store, replaced, no longer has them): gone from the answer too.
+    seq = view.seq
+    again = InMemoryTrialStore()
+    again.put_experiment(Experiment(KEY))
+    again.restore([t for t in store.find(KEY) if t.tid not in (3, new[1])])
+    view.refresh(again, 1, None)
+    assert 3 not in _same_as_fresh(view, again)["tid"]
+    head, _ = view.changes_since(seq)
+    assert sorted(head["removed"]) == [3, new[1]]
+
+
+def test_a_poll_gets_the_changed_rows_column_by_column_in_tid_order() -> None:
+    store = _store()
+    view = TrialView(KEY)
+    view.refresh(store, 0, None, force=True)
+    seq = view.seq
+    _finish(store, 46, loss=3.0)
+    _finish(store, 44, loss=2.0)
+    view.refresh(store, 0, None, force=True)
+    changed = _answer(view, seq)
+    assert changed["tid"] == [44, 46] and changed["loss"] == [2.0, 3.0]
+    assert changed["state"] == ["done", "done"]
+    assert _answer(view, view.seq)["tid"] == []

@@ -12,13 +12,15 @@ from typing import Any
 import pytest
 
 from parzen.cli import main
+from parzen.cli._source import Source
+from parzen.cli.dashboard import server
 from parzen.cli.dashboard.server import is_loopback
-from parzen.store import MongoTrialStore
+from parzen.store import InMemoryTrialStore, MongoTrialStore
 from parzen.trial import TrialState
 from parzen.trials import Trials
 from tests.support import mongo as mf
 from tests.support.cli import N_EVALS, database_url, finished_experiment, run_fmin
-from tests.support.dashboard import serving
+from tests.support.dashboard import SlowFirstRead, serving
 
 ACTION = {"X-Parzen-Action": "1"}
 
@@ -45,6 +47,12 @@ def _stored(path: str) -> Trials:
     return trials
 
 
+def _column(poll: dict[str, Any], name: str) -> list[Any]:
+    """A column of a poll's rows (they travel column by column)."""
+    column: list[Any] = poll["data"][poll["columns"].index(name)]
+    return column
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -65,11 +73,12 @@ def test_the_api_answers_with_the_stored_trials(saved_run: str) -> None:
         assert row["counts"]["error"] == counts[TrialState.ERROR]
         assert row["best_loss"] == stored.best_loss
         status, poll = d.get(f"/api/exp/{stored.exp_key}?since=")
-        assert status == 200 and poll["reset"] is True and len(poll["rows"]) == N_EVALS
+        assert status == 200 and poll["reset"] is True
+        assert _column(poll, "tid") == list(range(N_EVALS))
         assert poll["summary"]["best"]["loss"] == stored.best_loss
         # Asked again with the number it gave: nothing changed, nothing sent.
         status, again = d.get(f"/api/exp/{stored.exp_key}?since={poll['since']}")
-        assert again["rows"] == [] and again["reset"] is False
+        assert _column(again, "tid") == [] and again["reset"] is False
         status, errors = d.get(f"/api/exp/{stored.exp_key}/errors")
         assert errors["groups"][0]["type"] == "ValueError"
         status, imp = d.get(f"/api/exp/{stored.exp_key}/importance")
@@ -177,7 +186,7 @@ def test_an_unreadable_trial_document_is_named_and_the_rest_shown(wire_server: A
         store.close()
         with serving(mongo_url=url) as d:
             status, poll = d.get("/api/exp/cifar?since=")
-            assert status == 200 and len(poll["rows"]) == 4
+            assert status == 200 and len(_column(poll, "tid")) == 4
             assert len(poll["unreadable"]) == 1 and "'cifar'" in poll["unreadable"][0]
             status, listing = d.get("/api/experiments")
             assert status == 200 and listing["unreadable"]
@@ -194,3 +203,40 @@ def test_the_command_refuses_another_interface_without_a_token(
     assert "--port 70000" in capsys.readouterr().err
     assert main(["dashboard", "--file", saved_run + ".missing", "--port", "0"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_page_asking_during_the_first_read_is_told_so_and_the_warm_up_serves_it() -> None:
+    store = SlowFirstRead()
+    finished_experiment(store, "cifar", n=4, fail=1)
+    with serving(opened=Source(store=store, where="memory"), warm_up=True) as d:
+        assert store.reading.wait(30)  # the warm-up, started with the server, is reading
+        status, poll = d.get("/api/exp/cifar?since=")
+        assert status == 200 and "still reading the trials of 'cifar'" in poll["loading"]
+        status, body = d.get("/api/exp/cifar/errors")
+        assert status == 503 and "still reading" in body["error"]
+        assert d.get("/api/experiments")[0] == 200  # the rest of the dashboard answers
+        store.release.set()
+        assert d.warm_up is not None
+        d.warm_up.join(30)
+        status, poll = d.get("/api/exp/cifar?since=")
+        assert status == 200 and _column(poll, "tid") == [0, 1, 2, 3, 4]
+        assert d.dashboard.views["cifar"].reads.full == 1  # the warm-up's read, not the page's
+
+
+def test_the_warm_up_reads_the_most_recently_active_experiments_within_its_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    store = InMemoryTrialStore()
+    finished_experiment(store, "older", n=4)
+    finished_experiment(store, "newer", n=4)
+    finished_experiment(store, "large", n=9)
+    monkeypatch.setattr(server, "WARM_TRIALS", 8)
+    with serving(opened=Source(store=store, where="memory"), warm_up=True) as d:
+        assert d.warm_up is not None
+        d.warm_up.join(30)
+        # "large" would overrun the budget; "newer" and then "older" fit, newest first.
+        assert sorted(d.dashboard.views) == ["newer", "older"]
+    monkeypatch.setattr(server, "WARM_TRIALS", 6)
+    with serving(opened=Source(store=store, where="memory"), warm_up=True) as d:
+        assert d.warm_up is not None
+        d.warm_up.join(30)
+        assert list(d.dashboard.views) == ["newer"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 
 from parzen.cli._registry import command
 from parzen.cli._source import add_source_arguments
@@ -62,6 +63,8 @@ def run_dashboard(args: argparse.Namespace) -> int:
         source.close()
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}; "
                           "pick another --port (0 picks a free one)") from None
+    # The first pages then find the experiments read: a large one takes seconds to read whole.
+    threading.Thread(target=dashboard.warm_up, name="dashboard-warm-up", daemon=True).start()
     port = int(server.server_address[1])
     shown = f"[{args.host}]" if ":" in args.host else args.host
     mode = "actions allowed" if args.allow_actions else "read-only"

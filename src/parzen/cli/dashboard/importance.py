@@ -26,6 +26,7 @@ cost of fitting a forest; this stays a few milliseconds for 20,000 trials).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,20 +66,22 @@ def importances(losses: Sequence[float], params: Sequence[Mapping[str, Any]],
         labels: the parameters to score.
         choices: labels that are choices (grouped by value whatever their count).
     """
+    loss = np.asarray(losses, dtype=float)
     out = []
     for label in labels:
-        pairs = [(float(p[label]), loss) for p, loss in zip(params, losses, strict=True)
-                 if _is_number(p.get(label))]
-        out.append(_score(label, pairs, label in choices))
+        values = np.array([v if type(v := p.get(label)) is float else _number(v)
+                           for p in params], dtype=float)
+        active = np.isfinite(values)  # NaN: inactive, or not a number
+        out.append(_score(label, values[active], loss[active], label in choices))
     return sorted(out, key=lambda i: (i.score is None, -(i.score or 0.0), i.label))
 
 
-def _score(label: str, pairs: list[tuple[float, float]], choice: bool) -> Importance:
-    n = len(pairs)
+def _score(label: str, values: np.ndarray[Any, Any], losses: np.ndarray[Any, Any],
+           choice: bool) -> Importance:
+    n = len(values)
     if n < 2 * MIN_PER_GROUP:
         return Importance(label, None, n, 0)
-    values = np.array([v for v, _ in pairs])
-    ranks = _ranks(np.array([loss for _, loss in pairs]))
+    ranks = _ranks(losses)
     distinct, codes = np.unique(values, return_inverse=True)
     if not choice and len(distinct) > MAX_GROUPS:
         k = min(MAX_GROUPS, n // MIN_PER_GROUP)
@@ -103,9 +106,11 @@ def _score(label: str, pairs: list[tuple[float, float]], choice: bool) -> Import
     return Importance(label, float(min(1.0, max(0.0, score))), n, k)
 
 
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) \
-        and bool(np.isfinite(x))
+def _number(x: Any) -> float:
+    """``x`` as a float when it is a number (NaN otherwise: a label, a list, a bool, None)."""
+    if isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool):
+        return float(x)
+    return math.nan
 
 
 def _ranks(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:

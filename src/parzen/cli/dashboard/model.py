@@ -12,7 +12,10 @@ view holds, or fewer trials in all, or more for ``MISMATCHES_BEFORE_READ`` check
 the trials that differ are passed on to the pages.
 
 Each change is numbered (``seq``); a page asks for the changes since the number it holds and
-receives only those, so a poll costs what changed, not the experiment's size.
+receives only those, so a poll costs what changed, not the experiment's size. Rows travel
+column by column (one JSON array per column): a page's first answer, every trial, is then
+encoded a block of ``BLOCK`` trials at a time and kept, so the next page's first answer joins
+the blocks and encodes again only those whose trials changed since.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import takewhile
 from typing import Any
 
 from parzen.cli import _status
@@ -53,6 +57,11 @@ GAP_PATIENCE_S = 60.0
 MAX_NEW_TIDS = 5000
 # A worker is stale when its newest heartbeat is older than this many heartbeat intervals.
 STALE_INTERVALS = 2.0
+# Trials per block of the encoded first answer (by tid): a result re-encodes its block only.
+BLOCK = 1024
+# From this many trials changed at once, the list of end times is sorted once, not inserted
+# into trial by trial.
+BULK = 64
 FINISHED = tuple(s for s in TrialState if s.is_finished())
 
 
@@ -84,16 +93,27 @@ def param_meta(infos: Mapping[str, ParamInfo]) -> list[dict[str, Any]]:
             for label, info in infos.items()]
 
 
-def trial_rows(trials: Sequence[Trial], space: Any) -> list[dict[str, Any]]:
-    """One row per trial: the columns of ``parzen trials --format csv`` (``export``), which
-    the table shows and exports, plus ``_curve`` (the learning-curve hook) when a trial has
-    one. Everything else about a trial is one click away (``TrialView.trial``)."""
-    rows = list(trial_table(trials, space).rows)
+def trial_rows(trials: Sequence[Trial], space: Any) -> tuple[list[str], list[dict[str, Any]]]:
+    """The columns, and one row per trial: the columns of ``parzen trials --format csv``
+    (``export``), which the table shows and exports, plus ``_curve`` (the learning-curve
+    hook) when a trial has one. Everything else about a trial is one click away
+    (``TrialView.trial``)."""
+    table = trial_table(trials, space)
+    columns, rows = list(table.columns), list(table.rows)
     for row, t in zip(rows, trials, strict=True):
         curve = learning_curve(t)
         if curve is not None:
             row["_curve"] = curve
-    return rows
+    if any("_curve" in row for row in rows):
+        columns.append("_curve")
+    return columns, rows
+
+
+def encode_columns(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[str]:
+    """Each column of ``rows`` as the inside of a JSON array (``1,2.5,null``): one encoding
+    per column, not one per cell."""
+    return [json.dumps([row.get(c) for row in rows], allow_nan=False,
+                       separators=(",", ":"))[1:-1] for c in columns]
 
 
 @dataclass
@@ -117,14 +137,14 @@ class TrialView:
     seq: int = 0
     reads: Reads = field(default_factory=Reads)
     _rows: dict[int, dict[str, Any]] = field(default_factory=dict)
-    # Each row as JSON text, its cells in ``_columns`` order, encoded once per trial version:
-    # a page's first poll of 20,000 trials is then a join, not 20,000 encodings. Columns are
-    # only ever appended, so a row encoded earlier is a prefix of the current layout.
-    _encoded: dict[int, str] = field(default_factory=dict)
+    # Columns are only ever appended: a page keeps its numbering of them across polls.
     _columns: list[str] = field(default_factory=list)
+    # tid // BLOCK -> (the columns encoded, each column of the block's rows in tid order as
+    # ``encode_columns`` gives it); dropped when a trial of the block changes.
+    _blocks: dict[int, tuple[int, list[str]]] = field(default_factory=dict)
+    # tid -> the change that last touched it, in that order (the newest last).
     _changed: dict[int, int] = field(default_factory=dict)
     _removed: dict[int, int] = field(default_factory=dict)
-    _reset_seq: int = 0
     _in_flight: set[int] = field(default_factory=set)
     _top: int = -1
     _gaps: dict[int, float] = field(default_factory=dict)
@@ -144,6 +164,11 @@ class TrialView:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # ---- reading --------------------------------------------------------------------------
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the experiment has been read whole once."""
+        return self._loaded_generation >= 0
 
     def refresh(self, store: TrialStore, generation: int, space: Any,
                 force: bool = False) -> None:
@@ -210,6 +235,7 @@ class TrialView:
         if not changed and not gone:
             return
         self.seq += 1
+        seq = self.seq
         rescan = False
         for t in [*changed, *(self.trials[tid] for tid in gone if tid in self.trials)]:
             old = self.trials.get(t.tid)
@@ -220,56 +246,97 @@ class TrialView:
             self._running.discard(tid)
             self.trials.pop(tid, None)
             self._rows.pop(tid, None)
-            self._encoded.pop(tid, None)
             self._changed.pop(tid, None)
+            self._blocks.pop(tid // BLOCK, None)
             self._in_flight.discard(tid)
-            self._removed[tid] = self.seq
-        for t, row in zip(changed, trial_rows(changed, self.space), strict=True):
-            self.trials[t.tid] = t
-            self._rows[t.tid] = row
-            self._columns += [c for c in row if c not in self._columns]
-            self._encoded[t.tid] = json.dumps([row.get(c) for c in self._columns],
-                                              allow_nan=False, separators=(",", ":"))
-            self._changed[t.tid] = self.seq
-            self._removed.pop(t.tid, None)
-            if t.state.is_pending():
-                self._in_flight.add(t.tid)
+            self._removed.pop(tid, None)
+            self._removed[tid] = seq
+        columns, rows = trial_rows(changed, self.space)
+        known = set(self._columns)
+        self._columns += [c for c in columns if c not in known]
+        bulk = len(changed) >= BULK
+        # (When the best trial itself changed, ``rescan`` looks for the best again below.)
+        best_key = None if self._best is None or rescan \
+            else (self._rows[self._best.tid]["loss"], self._best.tid)
+        for t, row in zip(changed, rows, strict=True):
+            tid, state = t.tid, t.state
+            self.trials[tid] = t
+            self._rows[tid] = row
+            # Re-inserted: ``_changed`` stays in the order of change, newest last.
+            self._changed.pop(tid, None)
+            self._changed[tid] = seq
+            self._removed.pop(tid, None)
+            self._blocks.pop(tid // BLOCK, None)
+            if state.is_pending():
+                self._in_flight.add(tid)
             else:
-                self._in_flight.discard(t.tid)
-            self._top = max(self._top, t.tid)
-            self._counts[t.state] += 1
+                self._in_flight.discard(tid)
+            self._top = max(self._top, tid)
+            self._counts[state] += 1
             self._labels.update(dict.fromkeys(t.params))
-            if t.state is TrialState.RUNNING:
-                self._running.add(t.tid)
+            if state is TrialState.RUNNING:
+                self._running.add(tid)
             else:
-                self._running.discard(t.tid)
-            if t.state.is_finished() and t.end_time is not None:
-                bisect.insort(self._ended, (-_status.as_utc(t.end_time).timestamp(), t.tid))
-            loss = t.loss
-            if loss is not None and math.isfinite(loss) and (
-                    self._best is None or (loss, t.tid) < (self._best.loss, self._best.tid)):
-                self._best = t
+                self._running.discard(tid)
+            if state.is_finished() and t.end_time is not None:
+                entry = (-_status.as_utc(t.end_time).timestamp(), tid)
+                if bulk:
+                    self._ended.append(entry)
+                else:
+                    bisect.insort(self._ended, entry)
+            loss = row["loss"]  # the trial's loss when finite, else None (``export``)
+            if loss is not None and (best_key is None or (loss, tid) < best_key):
+                self._best, best_key = t, (loss, tid)
+        if bulk:
+            self._ended.sort()
         if rescan:  # the best trial changed (an operator's requeue): look again
-            ok = [t for t in self.trials.values() if t.loss is not None and math.isfinite(t.loss)]
-            self._best = min(ok, key=lambda t: (t.loss, t.tid), default=None)
+            ok = [(row["loss"], tid) for tid, row in self._rows.items()
+                  if row["loss"] is not None]
+            self._best = self.trials[min(ok)[1]] if ok else None
         if len(self._ended) > 2 * len(self.trials) + 1000:
             self._ended = [e for e in self._ended if self._ended_entry(e) is not None]
 
     # ---- what the pages get ---------------------------------------------------------------
 
-    def changes_since(self, seq: int) -> tuple[dict[str, Any], list[str]]:
-        """The rows changed since ``seq`` (all of them for 0, or a ``seq`` this view never
-        gave out) as JSON texts of their cells in ``columns`` order (a row may stop short of
-        a column added after it), and the tids removed."""
-        reset = seq <= self._reset_seq or seq > self.seq
+    def changes_since(self, seq: int) -> tuple[dict[str, Any], str]:
+        """The trials changed since ``seq`` (all of them for 0, or a ``seq`` this view never
+        gave out), and the tids removed.
+
+        Returns:
+            The answer's head (``seq``, ``reset``, ``columns``, ``removed``), and the rows as
+            the JSON text of one array per column of ``columns``, each with a cell per row
+            (every trial in tid order for a reset).
+        """
+        reset = seq <= 0 or seq > self.seq
+        removed: list[int] = []
         if reset:
-            rows = list(self._encoded.values())
-            removed: list[int] = []
+            data = self._all_rows()
         else:
-            rows = [self._encoded[tid] for tid, s in self._changed.items() if s > seq]
-            removed = [tid for tid, s in self._removed.items() if s > seq]
+            tids = list(takewhile(lambda tid: self._changed[tid] > seq,
+                                  reversed(self._changed)))
+            rows = [self._rows[tid] for tid in sorted(tids)]
+            data = "[" + ",".join(f"[{c}]" for c in encode_columns(rows, self._columns)) + "]"
+            removed = list(takewhile(lambda tid: self._removed[tid] > seq,
+                                     reversed(self._removed)))
         return {"seq": self.seq, "reset": reset, "columns": list(self._columns),
-                "removed": removed}, rows
+                "removed": removed}, data
+
+    def _all_rows(self) -> str:
+        """Every row, column by column, from the blocks kept (encoding the ones missing)."""
+        width = len(self._columns)
+        if any(self._blocks.get(tid // BLOCK, (-1,))[0] != width for tid in self._rows):
+            by_block: dict[int, list[int]] = {}
+            for tid in sorted(self._rows):
+                by_block.setdefault(tid // BLOCK, []).append(tid)
+            for b, tids in by_block.items():
+                if self._blocks.get(b, (-1,))[0] != width:
+                    self._blocks[b] = (width, encode_columns([self._rows[t] for t in tids],
+                                                             self._columns))
+            for b in set(self._blocks) - set(by_block):
+                del self._blocks[b]
+        blocks = [self._blocks[b][1] for b in sorted(self._blocks)]
+        return "[" + ",".join("[" + ",".join(block[i] for block in blocks) + "]"
+                              for i in range(width)) + "]"
 
     def counts(self) -> dict[TrialState, int]:
         return dict(self._counts)
@@ -368,17 +435,28 @@ class TrialView:
         return groups
 
     def importance(self) -> list[dict[str, Any]]:
-        """Each parameter's importance (``importance.py``), over the trials with a loss."""
-        def compute() -> list[dict[str, Any]]:
-            ok = [t for t in self.trials.values() if t.loss is not None and math.isfinite(t.loss)]
+        """Each parameter's importance (``importance.py``), over the trials with a loss.
+
+        Unlike the other reads, it takes the view's lock itself, and only to copy what it
+        needs: at 20,000 trials the scores take a while, and polls must not wait for them.
+        """
+        with self.lock:
+            hit = self._derived.get("importance")
+            if hit is not None and hit[0] == self.seq:
+                cached: list[dict[str, Any]] = hit[1]
+                return cached
+            seq = self.seq
+            ok = [(row["loss"], self.trials[tid].params) for tid, row in self._rows.items()
+                  if row["loss"] is not None]  # (the loss when finite)
             infos = params_of(self.space) if self.space else {}
-            labels = list(dict.fromkeys([*infos, *(k for t in ok for k in t.params)]))
-            choices = frozenset(k for k, i in infos.items() if i.is_choice)
-            found = importances([t.loss for t in ok if t.loss is not None],
-                                [t.params for t in ok], labels, choices)
-            return [{"label": i.label, "score": i.score, "trials": i.trials,
-                     "groups": i.groups} for i in found]
-        scores: list[dict[str, Any]] = self._memo("importance", compute)
+        params = [p for _, p in ok]
+        labels = list(dict.fromkeys([*infos, *(k for p in params for k in p)]))
+        choices = frozenset(k for k, i in infos.items() if i.is_choice)
+        scores = [{"label": i.label, "score": i.score, "trials": i.trials, "groups": i.groups}
+                  for i in importances([loss for loss, _ in ok], params, labels, choices)]
+        with self.lock:
+            if self._derived.get("importance", (-1,))[0] < seq:
+                self._derived["importance"] = (seq, scores)
         return scores
 
     def trial(self, tid: int) -> dict[str, Any] | None:

@@ -7,6 +7,10 @@ the actions, which run the ``parzen`` command itself (``cancel``, ``requeue``, a
 where that command exists) in-process, so they follow the command line's rules and messages
 exactly, and only when the dashboard was started with ``--allow-actions``.
 
+A thread started with the server reads the most recently active experiments ahead of the
+pages (``Dashboard.warm_up``): the first read of a 20,000-trial experiment takes about a
+second, and a page asking meanwhile is told the experiment is being read, and asks again.
+
 Safety: any request failing (MongoDB down, an unknown experiment, a document that cannot be
 read) answers a JSON error with a message for the page and never stops the server; no
 response carries a password (pages see the URL redacted, messages pass ``redact_text``); a
@@ -64,6 +68,11 @@ ACTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "requeue-expired": ("requeue", ("--expired",)),
 }
 LIST_REFRESH_S = 1.5
+# A request for an experiment whose first read another request (or the warm-up) is doing
+# waits this long, then answers "loading" and the page asks again.
+LOAD_WAIT_S = 0.5
+# The warm-up reads the most recently active experiments, up to this many trials in all.
+WARM_TRIALS = 60_000
 GZIP_MIN_BYTES = 32 * 1024
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
 
@@ -78,8 +87,18 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to any interface
 
 
-class RawRows(list[str]):
-    """Rows already encoded as JSON texts, spliced into the answer as they are."""
+class RawJson(str):
+    """A value already encoded as JSON text, spliced into the answer as it is."""
+
+
+class Loading(Exception):
+    """The experiment's first read is still running (the request did not wait for it)."""
+
+    def __init__(self, exp_key: str) -> None:
+        super().__init__(f"still reading the trials of {exp_key!r} (the dashboard reads an "
+                         "experiment whole once, then only what changes); try again in a "
+                         "moment")
+        self.exp_key = exp_key
 
 
 class RequestError(Exception):
@@ -138,11 +157,18 @@ class Dashboard:
             self._list = (now_mono, body)
             return body
 
-    def view(self, exp_key: str, force: bool = False) -> tuple[TrialView, datetime]:
+    def view(self, exp_key: str, force: bool = False,
+             wait: bool = False) -> tuple[TrialView, datetime]:
         """The refreshed view of ``exp_key``, and the store's clock.
+
+        Args:
+            force: read the store now, not at most every ``REFRESH_S``.
+            wait: when another thread is reading the experiment for the first time, wait for
+                it however long it takes (else: ``LOAD_WAIT_S``).
 
         Raises:
             RequestError: no such experiment.
+            Loading: another thread is still reading the experiment for the first time.
         """
         opened = self.source.current()
         with self._lock:
@@ -153,29 +179,60 @@ class Dashboard:
                     raise RequestError(HTTPStatus.NOT_FOUND, unknown_experiment(
                         exp_key, sorted(known), self.source.where))
                 view = self.views[exp_key] = TrialView(exp_key)
-        with view.lock:
+        # Once read, a view's refresh is short: wait for it. Before, the first read takes
+        # seconds on a large experiment: the page is told so, and asks again.
+        if not view.lock.acquire(timeout=-1 if wait or view.loaded else LOAD_WAIT_S):
+            raise Loading(exp_key)
+        try:
             exp = opened.store.get_experiment(exp_key)
             space = opened.source.space(exp) if exp is not None else None
             if space is None and opened.source.trials is not None:
                 space = opened.source.trials.attachments.get("space_description")
             view.refresh(opened.store, opened.generation, space, force=force)
             return view, opened.store.now()
+        finally:
+            view.lock.release()
 
     def poll(self, exp_key: str, since: str) -> dict[str, Any]:
         """The experiment's summary and workers, and the trials changed since ``since``
-        (``<instance>.<seq>`` as a previous answer gave it; anything else: every trial)."""
-        view, now = self.view(exp_key)
+        (``<instance>.<seq>`` as a previous answer gave it; anything else: every trial); or,
+        while the experiment's first read is running, ``{"loading": ...}``."""
+        try:
+            view, now = self.view(exp_key)
+        except Loading as exc:
+            return {"loading": str(exc)}
         with view.lock:
             instance, _, seq = since.partition(".")
             start = int(seq) if instance == self.instance and seq.isdigit() else 0
-            body, rows = view.changes_since(start)
-            body["rows"] = RawRows(rows)
+            body, data = view.changes_since(start)
+            body["data"] = RawJson(data)
             body["since"] = f"{self.instance}.{body['seq']}"
             body["summary"] = view.summary(now, self.source.where)
             body["workers"] = view.workers(now)
             body["unreadable"] = [str(d) for d in self.source.current().store.unreadable()
                                   if d.exp_key == exp_key]
             return body
+
+    def warm_up(self) -> None:
+        """Read the experiment list and the trials of the most recently active experiments
+        (up to ``WARM_TRIALS`` in all), and encode their first answer, so that the first
+        pages find them ready; run in a thread when the server starts. Requests meanwhile
+        are answered: those for an experiment being read say so."""
+        try:
+            listing = self.experiment_list()
+            budget = WARM_TRIALS
+            for row in sorted(listing["experiments"], key=lambda r: -(r["last_activity"] or 0)):
+                n = sum(row["counts"].values())
+                if n > budget:
+                    continue
+                budget -= n
+                view, _ = self.view(row["exp_key"], wait=True)
+                with view.lock:
+                    view.changes_since(0)
+        except Exception as exc:  # a page asking later tries again, and shows what failed
+            log.warning("parzen dashboard: reading the experiments ahead of the pages stopped "
+                        "(%s: %s); each experiment is read when a page first asks for it",
+                        type(exc).__name__, redact_text(str(exc))[:300])
 
     # ---- actions ----------------------------------------------------------------------------
 
@@ -258,6 +315,8 @@ class Handler(BaseHTTPRequestHandler):
                 raise RequestError(HTTPStatus.NOT_FOUND, f"no page {url.path}")
         except RequestError as exc:
             self._fail(url.path, exc.status, str(exc))
+        except Loading as exc:
+            self._fail(url.path, HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
         except StoreUnavailable as exc:
             self._fail(url.path, HTTPStatus.SERVICE_UNAVAILABLE, redact_text(str(exc)))
         except ParzenError as exc:
@@ -330,11 +389,11 @@ class Handler(BaseHTTPRequestHandler):
             if not rest:
                 return d.poll(key, query.get("since", [""])[0])
             view, _ = d.view(key)
+            if rest == ["importance"]:  # (takes the view's lock itself, briefly)
+                return {"importance": view.importance()}
             with view.lock:
                 if rest == ["errors"]:
                     return {"groups": view.errors()}
-                if rest == ["importance"]:
-                    return {"importance": view.importance()}
                 if len(rest) == 2 and rest[0] == "trial" and rest[1].lstrip("-").isdigit():
                     found = view.trial(int(rest[1]))
                     if found is None:
@@ -358,16 +417,15 @@ class Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, data, kind, headers)
 
     def _json(self, status: HTTPStatus, body: Any) -> None:
-        rows = body.pop("rows", None) if isinstance(body, dict) else None
+        raw = {k: body.pop(k) for k in [k for k, v in body.items() if isinstance(v, RawJson)]} \
+            if isinstance(body, dict) else {}
         try:
             text = json.dumps(body, allow_nan=False, separators=(",", ":"))
         except ValueError:  # a NaN in a trial's result, say
             text = json.dumps(_plain(body), allow_nan=False, separators=(",", ":"))
-        if isinstance(rows, RawRows):
-            text = f'{text[:-1]},"rows":[{",".join(rows)}]}}'
-        elif rows is not None:
-            body["rows"] = rows
-            text = json.dumps(_plain(body), allow_nan=False, separators=(",", ":"))
+        if raw:
+            spliced = ",".join(f"{json.dumps(k)}:{v}" for k, v in raw.items())
+            text = f"{text[:-1]}{',' if len(text) > 2 else ''}{spliced}}}"
         self._send(status, text.encode(), "application/json",
                    {"Cache-Control": "no-store"})
 

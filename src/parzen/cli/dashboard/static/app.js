@@ -5,10 +5,12 @@
 "use strict";
 
 const POLL_MS = 500;         // experiment page: a new result shows within about a second
+const LOADING_POLL_MS = 100; // while the server reads the experiment (it waits a while itself)
 const LIST_POLL_MS = 2000;   // experiment list
 const ROW_H = 25;            // trial table row height (px), for the virtual scroll
 const MAX_SLICES = 24;       // slice plots drawn (most important parameters first)
 const MAX_AXES = 10;         // parallel-coordinate axes (plus the loss)
+const PC_SHADES = 32;        // parallel coordinates: lines drawn in this many shades, a path each
 const STATES = ["new", "running", "done", "error", "cancel"];
 
 const S = {                  // the page's state; window.parzenDash for tests and benchmarks
@@ -17,6 +19,10 @@ const S = {                  // the page's state; window.parzenDash for tests an
   list: null, logY: null, sort: {col: "tid", desc: false},
   filter: {state: "", worker: "", lossMin: "", lossMax: ""}, plots: {}, errorsFor: -1,
   importanceFor: -1, importance: null, dirty: false,
+  // The parameters tab redraws at most this often (ms): at 20,000 trials a redraw of every
+  // slice and of the parallel coordinates costs the browser a good part of a second.
+  paramsEveryMs: 2000, paramsDrawnAt: -Infinity, paramsTimer: null, paramsDraws: 0,
+  timing: null,              // the experiment page's first answer: when asked, got, drawn (ms)
 };
 window.parzenDash = S;
 
@@ -98,7 +104,7 @@ function go() {
   clearTimeout(S.timer);
   closeDetail();
   if (!same) { S.exp = null; S.plots = {}; S.importance = null; S.importanceFor = -1;
-    S.errorsFor = -1; S.logY = null; }
+    S.errorsFor = -1; S.logY = null; S.timing = null; }
   document.getElementById("main").replaceChildren(h("p", {class: "muted"}, "loading…"));
   if (route.view === "list") pollList(); else pollExperiment();
 }
@@ -142,36 +148,78 @@ function renderList() {
 async function pollExperiment() {
   const key = S.route.key;
   const since = S.exp ? S.exp.since : "";
+  let next = POLL_MS;
   try {
+    const asked = performance.now();
     const body = await api(`exp/${encodeURIComponent(key)}?since=${encodeURIComponent(since)}`);
     if (S.route.view !== "exp" || S.route.key !== key) return;
-    merge(body);
-    S.polls += 1;
-    banner(body.unreadable.length ? `${body.unreadable.length} trial documents of this experiment cannot be read and are left out: ${body.unreadable.slice(0, 3).join("; ")}` : "", true);
-    setLive(true);
-    renderExperiment(body.rows.length > 0 || body.removed.length > 0 || body.reset);
+    if (body.loading) {      // the server is still reading the experiment: ask again soon
+      if (!S.exp) document.getElementById("main").replaceChildren(
+        h("p", {class: "muted", id: "loading"}, `${body.loading}…`));
+      setLive(true);
+      next = LOADING_POLL_MS;
+    } else {
+      const first = !S.exp;
+      if (first) S.timing = {asked, answered: performance.now()};
+      merge(body);
+      S.polls += 1;
+      banner(body.unreadable.length ? `${body.unreadable.length} trial documents of this experiment cannot be read and are left out: ${body.unreadable.slice(0, 3).join("; ")}` : "", true);
+      setLive(true);
+      renderExperiment(rowCount(body) > 0 || body.removed.length > 0 || body.reset);
+      if (first) {
+        const T = S.timing, E = S.exp;
+        T.rendered = performance.now();
+        requestAnimationFrame(() => setTimeout(() => {
+          T.drawn = performance.now();
+          trialsOf(E);     // the rest: the trials as objects, for the other views
+        }));
+      }
+    }
   } catch (e) {
     banner(e.message); setLive(false);
     if (!S.exp) document.getElementById("main").replaceChildren(
       h("p", {}, h("a", {href: "#/"}, "← all experiments")));
   }
-  if (S.route.view === "exp" && S.route.key === key) S.timer = setTimeout(pollExperiment, POLL_MS);
+  if (S.route.view === "exp" && S.route.key === key) S.timer = setTimeout(pollExperiment, next);
 }
 
+function rowCount(body) { return body.data.length ? body.data[0].length : 0; }
+
 function merge(body) {
-  if (!S.exp || body.reset) S.exp = {key: S.route.key, trials: new Map(), version: 0};
+  // body.data: one array per column of body.columns, a cell per changed trial (every
+  // trial, in tid order, when body.reset).
+  if (!S.exp || body.reset) {
+    // A first answer is kept as it came until a view asks for trials: the history draws
+    // from its columns at once, the trials are made after (E.trials makes them if asked).
+    S.exp = {key: S.route.key, map: new Map(), pending: body, version: (S.exp ? S.exp.version : 0) + 1};
+    Object.defineProperty(S.exp, "trials", {get() { return trialsOf(this); }});
+  } else {
+    const trials = S.exp.trials;
+    const n = rowCount(body);
+    for (let r = 0; r < n; r++) trials.set(...trialAt(body, r));
+    for (const tid of body.removed) trials.delete(tid);
+    if (n || body.removed.length) S.exp.version += 1;
+  }
   const E = S.exp;
   E.since = body.since;
   E.summary = body.summary;
   E.workers = body.workers;
-  const cols = body.columns;
-  for (const row of body.rows) {
-    const t = {};
-    for (let i = 0; i < cols.length; i++) t[cols[i]] = row[i] ?? null;  // a row may stop short
-    E.trials.set(t.tid, t);
+}
+
+function trialAt(body, r) {
+  const cols = body.columns, data = body.data, t = {};
+  for (let c = 0; c < cols.length; c++) t[cols[c]] = data[c][r];
+  return [t.tid, t];
+}
+
+function trialsOf(E) {
+  // The trials as objects by tid (made from a first answer on first use).
+  if (E.pending) {
+    const body = E.pending, n = rowCount(body);
+    E.pending = null;
+    for (let r = 0; r < n; r++) E.map.set(...trialAt(body, r));
   }
-  for (const tid of body.removed) E.trials.delete(tid);
-  if (body.rows.length || body.removed.length || body.reset) E.version += 1;
+  return E.map;
 }
 
 // ---- experiment page: layout -----------------------------------------------------------------
@@ -195,6 +243,8 @@ function renderExperiment(changed) {
   renderHead();
   const pane = document.getElementById("tab");
   if (pane.dataset.tab !== tab) { pane.dataset.tab = tab; pane.replaceChildren(); S.plots = {}; changed = true; }
+  if (document.hidden) { S.dirty = S.dirty || changed; return; }  // drawn when shown again
+  S.dirty = false;
   const draw = {history: renderHistory, params: renderParams, trials: renderTrials,
     errors: renderErrors, workers: renderWorkers, curves: renderCurves}[tab] || renderHistory;
   draw(pane, changed);
@@ -241,10 +291,21 @@ async function act(name) {
 // ---- history -------------------------------------------------------------------------------
 
 function lossSeries() {
-  const done = [];
-  for (const t of S.exp.trials.values()) if (t.state === "done" && t.loss != null) done.push(t);
-  done.sort((a, b) => a.tid - b.tid);
-  const xs = done.map(t => t.tid), ys = done.map(t => t.loss), best = [];
+  let xs = [], ys = [];
+  const first = S.exp.pending;
+  if (first) {             // a first answer's columns, in tid order
+    const col = name => first.data[first.columns.indexOf(name)] || [];
+    const tid = col("tid"), state = col("state"), loss = col("loss");
+    for (let i = 0; i < tid.length; i++) {
+      if (state[i] === "done" && loss[i] != null) { xs.push(tid[i]); ys.push(loss[i]); }
+    }
+  } else {
+    const done = [];
+    for (const t of S.exp.trials.values()) if (t.state === "done" && t.loss != null) done.push(t);
+    done.sort((a, b) => a.tid - b.tid);
+    xs = done.map(t => t.tid); ys = done.map(t => t.loss);
+  }
+  const best = [];
   let b = Infinity;
   for (const y of ys) { b = Math.min(b, y); best.push(b); }
   return {xs, ys, best};
@@ -260,6 +321,38 @@ function suggestLog(ys) {
 }
 
 function width(el) { return Math.max(320, (el.clientWidth || 900) - 4); }
+
+const DOT = "#2f6fd688";
+
+function dots(index, color) {
+  // A uPlot hook drawing series `index` as small squares, in one pass. (uPlot's own points
+  // are circles: a path of 20,000 arcs takes the browser the best part of a second to fill
+  // and stroke, squares a tenth of that.)
+  return (u, si) => {
+    if (si !== index || !u.series[si].show) return;
+    const xs = u.data[0], ys = u.data[si], g = u.ctx;
+    const r = Math.max(1, Math.round(1.5 * (window.devicePixelRatio || 1))), side = 2 * r + 1;
+    const {left, top, width, height} = u.bbox;
+    // At most two squares per square-sized cell: more only darken what is dark already.
+    const cols = Math.ceil(width / side) + 1, seen = new Uint8Array(cols * (Math.ceil(height / side) + 1));
+    g.save();
+    g.beginPath(); g.rect(left, top, width, height); g.clip();
+    g.fillStyle = color;
+    for (let i = 0; i < xs.length; i++) {
+      const y = ys[i];
+      if (y == null) continue;
+      const px = Math.round(u.valToPos(xs[i], "x", true)), py = Math.round(u.valToPos(y, "y", true));
+      const cx = Math.floor((px - left) / side), cy = Math.floor((py - top) / side);
+      if (cx >= 0 && cy >= 0 && cx < cols) {
+        const cell = cy * cols + cx;
+        if (seen[cell] >= 2) continue;
+        seen[cell] += 1;
+      }
+      g.fillRect(px - r, py - r, side, side);
+    }
+    g.restore();
+  };
+}
 
 function renderHistory(pane, changed) {
   const {xs, ys, best} = lossSeries();
@@ -289,11 +382,11 @@ function renderHistory(pane, changed) {
       width: width(pane), height: 360, scales: {x: {time: false}, y: {distr: logY ? 3 : 1}},
       legend: {live: true},
       series: [{label: "trial"},
-        {label: "loss", stroke: "#2f6fd6", paths: () => null,
-          points: {show: true, size: 4, fill: "#2f6fd688", stroke: "#2f6fd6"}},
+        {label: "loss", stroke: "#2f6fd6", paths: () => null, points: {show: false}},
         {label: "best so far", stroke: "#c62f2f", width: 2,
           paths: uPlot.paths.stepped({align: 1}), points: {show: false}}],
       axes: [{label: "trial (tid)"}, {label: "loss", size: 70, values: ticks}],
+      hooks: {drawSeries: [dots(1, DOT)]},
     }, data, plotEl);
     p._log = logY;
     S.plots.history = p;
@@ -309,17 +402,43 @@ function renderHistory(pane, changed) {
 
 function paramMeta() { return S.exp.summary.params || []; }
 
+const importanceOrder = () => S.importance ? S.importance.map(i => i.label).join("\n") : null;
+
 async function loadImportance() {
   if (S.importanceFor === S.exp.version) return;
   S.importanceFor = S.exp.version;
   try {
+    const before = importanceOrder();
     S.importance = (await api(`exp/${encodeURIComponent(S.exp.key)}/importance`)).importance;
-    if (S.route.tab === "params") renderParams(document.getElementById("tab"), true);
+    const pane = document.getElementById("tab");
+    if (S.route.tab !== "params" || !pane || !pane.querySelector("#importance")) return;
+    // The slices and the axes follow the importance order: only a new order redraws them.
+    if (importanceOrder() === before) renderImportance(pane.querySelector("#importance"));
+    else renderParams(pane, true, true);
   } catch (e) { banner(e.message); }
 }
 
-function renderParams(pane, changed) {
+function paramsTabShown() {
+  const pane = document.getElementById("tab");
+  return S.exp && S.route.view === "exp" && S.route.tab === "params" && pane && pane.dataset.tab === "params" ? pane : null;
+}
+
+function renderParams(pane, changed, now) {
   if (!changed && pane.childElementCount) return;
+  const wait = S.paramsDrawnAt + S.paramsEveryMs - performance.now();
+  if (!now && pane.querySelector("#importance") && wait > 0) {
+    // Drawn a moment ago: draw once more when the interval is over, with what came by then.
+    if (S.paramsTimer == null) S.paramsTimer = setTimeout(() => {
+      S.paramsTimer = null;
+      const shown = paramsTabShown();
+      if (shown) renderParams(shown, true);
+    }, wait);
+    return;
+  }
+  clearTimeout(S.paramsTimer);
+  S.paramsTimer = null;
+  S.paramsDrawnAt = performance.now();
+  S.paramsDraws += 1;
   if (S.importanceFor !== S.exp.version) loadImportance();
   const meta = paramMeta();
   const order = S.importance ? S.importance.map(i => i.label) : meta.map(m => m.label);
@@ -335,16 +454,7 @@ function renderParams(pane, changed) {
     pane.replaceChildren(imp, h("h3", {}, "Slices: loss against each parameter"), slices, pc);
     pc = pane.querySelector("#parcoords");
   }
-  // importance bars
-  const rows = (S.importance || []).map(i => h("tr", {"data-param": i.label},
-    h("td", {}, i.label), h("td", {class: "num"}, i.score == null ? "–" : i.score.toFixed(3)),
-    h("td", {style: "width:50%"}, h("div", {class: "bar", style: `width:${Math.round(100 * (i.score || 0))}%`})),
-    h("td", {class: "muted"}, `${i.trials} trials, ${i.groups} groups`)));
-  imp.replaceChildren(h("h3", {}, "Importance"),
-    h("p", {class: "muted"}, "Share of the variance of the loss ranking that the parameter alone explains " +
-      "(bias-adjusted correlation ratio over up to 10 groups of its values): 0 = no visible effect, 1 = orders the trials alone. " +
-      "One parameter at a time: interactions are not credited."),
-    S.importance ? h("table", {class: "imp"}, h("tbody", {}, rows)) : h("p", {class: "muted"}, "computing…"));
+  renderImportance(imp);
   // slices
   const done = [...S.exp.trials.values()].filter(t => t.state === "done" && t.loss != null);
   const logY = done.length > 0 && done.every(t => t.loss > 0) && suggestLog(done.map(t => t.loss));
@@ -373,13 +483,25 @@ function renderParams(pane, changed) {
       }
       cell.lastChild.replaceChildren();
       p = new uPlot({width: 340, height: 220, legend: {show: false}, scales: {x: scX, y: {distr: logY ? 3 : 1}},
-        series: [{}, {stroke: "#2f6fd6", paths: () => null, points: {show: true, size: 4, fill: "#2f6fd688", stroke: "#2f6fd6"}}],
-        axes: [axX, {size: 60, values: ticks}]}, data, cell.lastChild);
+        series: [{}, {stroke: "#2f6fd6", paths: () => null, points: {show: false}}],
+        axes: [axX, {size: 60, values: ticks}], hooks: {drawSeries: [dots(1, DOT)]}}, data, cell.lastChild);
       p._logY = logY;
       S.plots[key] = p;
     } else p.setData(data);
   }
   drawParallel(pc, done, order.filter(l => byLabel[l]).slice(0, MAX_AXES), byLabel);
+}
+
+function renderImportance(imp) {
+  const rows = (S.importance || []).map(i => h("tr", {"data-param": i.label},
+    h("td", {}, i.label), h("td", {class: "num"}, i.score == null ? "–" : i.score.toFixed(3)),
+    h("td", {style: "width:50%"}, h("div", {class: "bar", style: `width:${Math.round(100 * (i.score || 0))}%`})),
+    h("td", {class: "muted"}, `${i.trials} trials, ${i.groups} groups`)));
+  imp.replaceChildren(h("h3", {}, "Importance"),
+    h("p", {class: "muted"}, "Share of the variance of the loss ranking that the parameter alone explains " +
+      "(bias-adjusted correlation ratio over up to 10 groups of its values): 0 = no visible effect, 1 = orders the trials alone. " +
+      "One parameter at a time: interactions are not credited."),
+    S.importance ? h("table", {class: "imp"}, h("tbody", {}, rows)) : h("p", {class: "muted"}, "computing…"));
 }
 
 function lossColor(frac) {
@@ -414,17 +536,24 @@ function drawParallel(canvas, done, labels, byLabel) {
   const y = f => bottom - f * (bottom - top);
   const ranked = [...done].sort((a, b) => b.loss - a.loss);  // worst first: best drawn on top
   g.lineWidth = 1;
-  ranked.forEach((t, r) => {
-    g.strokeStyle = lossColor(ranked.length > 1 ? 1 - r / (ranked.length - 1) : 0);
+  // One path per shade, not per trial: 20,000 strokes would take the browser seconds.
+  const xs = axes.map((l, i) => x(i));
+  for (let shade = 0; shade < PC_SHADES; shade++) {
+    const from = Math.floor(shade * ranked.length / PC_SHADES), to = Math.floor((shade + 1) * ranked.length / PC_SHADES);
+    if (from >= to) continue;
+    g.strokeStyle = lossColor(1 - (shade + 0.5) / PC_SHADES);
     g.beginPath();
-    let pen = false;
-    axes.forEach((l, i) => {
-      const f = scales[i](l === "loss" ? t.loss : t[l]);
-      if (f == null) { pen = false; return; }
-      if (pen) g.lineTo(x(i), y(f)); else { g.moveTo(x(i), y(f)); pen = true; }
-    });
+    for (let r = from; r < to; r++) {
+      const t = ranked[r];
+      let pen = false;
+      for (let i = 0; i < axes.length; i++) {
+        const f = scales[i](t[axes[i]]);
+        if (f == null) { pen = false; continue; }
+        if (pen) g.lineTo(xs[i], y(f)); else { g.moveTo(xs[i], y(f)); pen = true; }
+      }
+    }
     g.stroke();
-  });
+  }
   g.strokeStyle = "#555"; g.fillStyle = "#1d2330"; g.font = "12px system-ui, sans-serif"; g.textAlign = "center";
   axes.forEach((l, i) => {
     g.beginPath(); g.moveTo(x(i), top); g.lineTo(x(i), bottom); g.stroke();
@@ -650,6 +779,9 @@ async function start() {
   document.getElementById("where").textContent = S.config.where;
   window.addEventListener("hashchange", go);
   window.addEventListener("keydown", e => { if (e.key === "Escape") closeDetail(); });
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && S.dirty && S.exp && S.route.view === "exp") renderExperiment(true);
+  });
   go();
 }
 
