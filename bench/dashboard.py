@@ -69,7 +69,7 @@ def fill(store: TrialStore, n: int, seed: int = 0) -> None:
                   "dropout": rng.uniform(0, 0.6), "act": rng.randint(0, 2),
                   "batch": float(2 ** rng.randint(4, 9)), "wd": 10 ** rng.uniform(-6, -2)}
         start = now - timedelta(seconds=(n - tid) * 0.5)
-        owner = Owner(f"node-{tid % 32}/slot-{tid % 4}", f"node-{tid % 32}", 1000 + tid % 32)
+        owner = Owner(f"node-{tid % 32}", f"node-{tid % 32}", 1000 + tid % 32, slot=1 + tid % 4)
         if rng.random() < 0.05:
             state, result = TrialState.ERROR, {"status": "fail"}
             error = ErrorInfo("RuntimeError", f"CUDA out of memory at batch {params['batch']:g}",
@@ -114,7 +114,7 @@ def store_result(store: TrialStore, loss: float) -> int:
     """A new trial claimed and finished as a worker does it; its tid."""
     tid = store.allocate_tids(KEY, 1)[0]
     store.insert_new([Trial(KEY, tid, TrialState.NEW, {"lr": 3e-3})])
-    t = store.claim(KEY, tid, Owner("live/slot-1", "live", 1), 60)
+    t = store.claim(KEY, tid, Owner("live", "live", 1, slot=1), 60)
     assert t is not None and t.claim_token
     store.finish(KEY, tid, t.claim_token, TrialState.DONE, {"status": "ok", "loss": loss})
     return tid

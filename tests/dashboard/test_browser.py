@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from parzen import processes
 from parzen.cli._source import Source
 from parzen.space import describe
 from parzen.store import Experiment, InMemoryTrialStore, MongoTrialStore
@@ -61,7 +64,8 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def live_db(wire_server: Any, wire_client: Any) -> Iterator[tuple[str, MongoTrialStore]]:
     """``mnist-tpe``: a real TPE run plus what a live run has (a coordinator, three workers
-    holding trials, one of them with an expired lease, queued trials); ``cifar-small``."""
+    holding trials, one of them with an expired lease, a fourth whose process is gone, a
+    queued trial); ``cifar-small``."""
     with mf.throwaway_database(wire_client) as db:
         url = database_url(wire_server.url, db.name)
         store = MongoTrialStore.from_url(url)
@@ -70,9 +74,21 @@ def live_db(wire_server: Any, wire_client: Any) -> Iterator[tuple[str, MongoTria
         store.put_experiment(Experiment(MONGO_EXP, space=describe(SPACE), max_evals=60,
                                         settings={"heartbeat_s": 60.0, "lease_s": 600.0}))
         add_in_flight(store, MONGO_EXP)
+        last = store.find(MONGO_EXP, states=[TrialState.NEW])[-1]
+        assert store.claim(MONGO_EXP, last.tid, _gone_owner("gpu-5"), lease_s=600)
         finished_experiment(store, "cifar-small", n=4)
         yield url, store
         store.close()
+
+
+def _gone_owner(worker: str) -> Owner:
+    """An owner on this machine whose process has exited: ``parzen status`` calls it DEAD."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    owner = Owner(worker, "node-5", child.pid, slot=1, pid_ns=processes.pid_namespace(),
+                  pid_start=processes.start_ticks(child.pid))
+    child.kill()
+    child.wait()
+    return owner
 
 
 def _show(browser: Browser, d: Running, route: str, ready: str) -> None:
@@ -107,7 +123,7 @@ def test_pages_show_the_stored_numbers_and_a_new_result_by_the_second_poll(
         browser.wait_for(row)
         assert browser.text('tr[data-exp="mnist-tpe"] .c-done') == str(len(done))
         assert browser.text('tr[data-exp="mnist-tpe"] .c-error') == str(len(failed))
-        assert browser.text('tr[data-exp="mnist-tpe"] .c-running') == "3"
+        assert browser.text('tr[data-exp="mnist-tpe"] .c-running') == "4"
         assert browser.text('tr[data-exp="mnist-tpe"] .best') == js_num(best.loss)
         assert browser.text('tr[data-exp="cifar-small"] .c-done') == "4"
 
@@ -144,14 +160,22 @@ def test_pages_show_the_stored_numbers_and_a_new_result_by_the_second_poll(
                            ".dataset.tid")
         assert first == str(best.tid)  # sorted by loss, best first
 
-        # Workers: slots busy, trials held, the one whose lease expired marked stale.
+        # Workers: slots busy, trials held, marked as parzen status marks them: the one whose
+        # process is gone DEAD; the one whose lease ran out still beating (its heartbeat is
+        # recent), its trial struck through as expired.
         _show(browser, d, "#/exp/mnist-tpe/workers",
-              "document.querySelectorAll('#workers tbody tr').length === 4")
-        for worker in ("gpu-1", "gpu-2", "gpu-3"):
+              "document.querySelectorAll('#workers tbody tr').length === 5")
+        for worker in ("gpu-1", "gpu-2", "gpu-3", "gpu-5"):
             assert browser.text(f'tr[data-worker="{worker}"] .busy') == "1"
         assert browser.text('tr[data-worker="inline"] .busy') == "0"  # fmin's own trials
-        assert browser.js("!!document.querySelector('tr[data-worker=\"gpu-3\"] .stale')")
+        states = browser.js("Object.fromEntries([...document.querySelectorAll("
+                            "'#workers tbody tr')].map(tr => [tr.dataset.worker, "
+                            "tr.dataset.state]))")
+        assert states == {"gpu-1": "beating", "gpu-2": "beating", "gpu-3": "beating",
+                          "gpu-5": "dead", "inline": "idle"}
+        assert browser.text('tr[data-worker="gpu-5"] .stale') == "DEAD"
         assert not browser.js("!!document.querySelector('tr[data-worker=\"gpu-1\"] .stale')")
+        assert browser.js("!!document.querySelector('tr[data-worker=\"gpu-3\"] s')")
 
         # Live: a result stored now shows without a reload, by the second poll.
         _show(browser, d, "#/exp/mnist-tpe/history",
@@ -228,3 +252,20 @@ def test_the_page_says_loading_while_the_server_reads_and_parameters_redraw_at_m
         browser.js("window.parzenDash.paramsEveryMs = 0")
         _store_result(store, "cifar", 0.25)
         browser.wait_for(f"{lines} === '32'")
+
+
+def test_losses_thirty_decades_apart_draw_on_a_log_axis(browser: Browser) -> None:
+    # uPlot's own log axis never finished ranging losses down to 1e-31 (nor a minimum just
+    # under a power of ten): the page froze. A TPE run can reach such a loss.
+    store = InMemoryTrialStore()
+    finished_experiment(store, "tiny", n=4)  # losses 1 to 0.25
+    for loss in (1.97e-31, 0.99e-3):
+        _store_result(store, "tiny", loss)
+    with serving(opened=Source(store=store, where="memory")) as d:
+        browser.open(d.url + "#/exp/tiny/history")
+        browser.wait_for("document.querySelector('#history-plot canvas') && "
+                         "document.querySelector('#history-plot').dataset.points === '6'")
+        assert browser.js("document.querySelector('#logy').checked")
+        assert browser.text("#best-loss") == js_num(1.97e-31)
+        _show(browser, d, "#/exp/tiny/params",
+              "document.querySelectorAll('[data-slice] canvas').length === 4")

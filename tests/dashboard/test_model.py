@@ -3,10 +3,17 @@ changed; an operator's change to finished trials noticed; workers, errors as the
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import subprocess
+import sys
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
+from parzen import processes
+from parzen.cli import _status
 from parzen.cli.dashboard.model import TrialView
 from parzen.cli.tools import error_groups
 from parzen.store import Experiment, InMemoryTrialStore
@@ -23,7 +30,8 @@ def _store(done: int = 40, failed: int = 3, running: int = 4, queued: int = 3
     tids = store.allocate_tids(KEY, n)
     store.insert_new([Trial(KEY, t, TrialState.NEW, {"x": float(t)}) for t in tids])
     for i, tid in enumerate(tids[:done + failed + running]):
-        t = store.claim(KEY, tid, Owner(f"w{i % 2}/slot-{i}", f"node-{i % 2}", 10 + i), 60)
+        t = store.claim(KEY, tid, Owner(f"w{i % 2}", f"node-{i % 2}", 10 + i % 2,
+                                        slot=1 + i // 2), 60)
         assert t is not None and t.claim_token
         if i < done:
             store.finish(KEY, tid, t.claim_token, TrialState.DONE,
@@ -37,7 +45,7 @@ def _store(done: int = 40, failed: int = 3, running: int = 4, queued: int = 3
 def _finish(store: InMemoryTrialStore, tid: int, loss: float) -> None:
     t = store.get(KEY, tid)
     if t.state is TrialState.NEW:
-        t = store.claim(KEY, tid, Owner("w9/slot-1", "node-9", 99), 60)
+        t = store.claim(KEY, tid, Owner("w9", "node-9", 99, slot=1), 60)
     assert t is not None and t.claim_token
     assert store.finish(KEY, tid, t.claim_token, TrialState.DONE, {"status": "ok", "loss": loss})
 
@@ -109,18 +117,49 @@ def test_a_client_from_another_numbering_gets_everything() -> None:
     assert view.changes_since(view.seq + 5)[0]["reset"] is True
 
 
-def test_workers_busy_held_and_stale_after_two_silent_heartbeat_intervals() -> None:
+def test_workers_are_marked_by_the_rule_of_parzen_status() -> None:
     store = _store(done=2, failed=0, running=4, queued=0)
     view = TrialView(KEY)
     view.refresh(store, 0, None, force=True)
     now = store.now()
     fresh = {w["worker"]: w for w in view.workers(now)["workers"]}
-    assert set(fresh) == {"w0", "w1"}  # slots "w0/slot-2" count as worker w0
+    assert set(fresh) == {"w0", "w1"}  # one row per worker, whichever slots ran its trials
     assert fresh["w0"]["busy"] == 2 and [t["tid"] for t in fresh["w0"]["held"]] == [2, 4]
-    assert not fresh["w0"]["stale"]
-    later = {w["worker"]: w for w in view.workers(now + timedelta(seconds=21))["workers"]}
-    assert later["w0"]["stale"] and later["w0"]["silent_s"] > 20
-    store.heartbeat(KEY, 2, store.get(KEY, 2).claim_token or "", 60)
+    assert [t["slot"] for t in fresh["w0"]["held"]] == [2, 3]
+    assert fresh["w0"]["state"] == fresh["w1"]["state"] == "beating"
+    # Silent for more than two heartbeat intervals (10 s each): stale, as parzen status says.
+    later = now + timedelta(seconds=21)
+    rows = {w["worker"]: w for w in view.workers(later)["workers"]}
+    assert rows["w0"]["state"] == "stale" and rows["w0"]["silent_s"] > 20
+    running = [t for t in view.trials.values() if t.state is TrialState.RUNNING]
+    snap = _status.workers_seen(running, [], later, 10.0)
+    assert {w.worker: w.state.value for w in snap} == {"w0": "stale", "w1": "stale"}
+    assert view.workers(later)["stale_after_s"] == _status.STALE_BEATS * 10.0
+    # A lease that ran out does not make a worker stale by itself (the reaper's business):
+    # the trial is listed as expired, its worker still beating.
+    lapsed = Owner("w2", "node-2", 12, slot=1)
+    tid = store.allocate_tids(KEY, 1)[0]
+    store.insert_new([Trial(KEY, tid, TrialState.NEW, {"x": 0.0})])
+    assert store.claim(KEY, tid, lapsed, lease_s=-30) is not None
+    view.refresh(store, 0, None, force=True)
+    workers = view.workers(store.now())
+    assert {w["worker"]: w["state"] for w in workers["workers"]}["w2"] == "beating"
+    assert workers["expired"] == [tid]
+
+
+@pytest.mark.skipif(not processes.pid_namespace(), reason="needs Linux /proc")
+def test_a_worker_whose_process_is_seen_gone_is_dead() -> None:
+    store = _store(done=0, failed=0, running=2, queued=0)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    gone = Owner("w7", "node-7", child.pid, slot=1, pid_ns=processes.pid_namespace(),
+                 pid_start=processes.start_ticks(child.pid))
+    child.kill()
+    child.wait()
+    store.restore([dataclasses.replace(store.get(KEY, 1), owner=gone)])
+    view = TrialView(KEY)
+    view.refresh(store, 0, None, force=True)
+    states = {w["worker"]: w["state"] for w in view.workers(store.now())["workers"]}
+    assert states == {"w0": "beating", "w7": "dead"}
 
 
 def test_errors_are_the_groups_of_parzen_errors() -> None:

@@ -19,7 +19,13 @@ from parzen.store import InMemoryTrialStore, MongoTrialStore
 from parzen.trial import TrialState
 from parzen.trials import Trials
 from tests.support import mongo as mf
-from tests.support.cli import N_EVALS, database_url, finished_experiment, run_fmin
+from tests.support.cli import (
+    N_EVALS,
+    add_in_flight,
+    database_url,
+    finished_experiment,
+    run_fmin,
+)
 from tests.support.dashboard import SlowFirstRead, serving
 
 ACTION = {"X-Parzen-Action": "1"}
@@ -154,7 +160,8 @@ def test_an_allowed_action_runs_the_parzen_command_and_the_page_sees_it(run_file
     failed = _stored(run_file).state_counts()[TrialState.ERROR]
     assert failed > 0
     with serving(file=run_file, allow_actions=True) as d:
-        assert {"cancel", "requeue", "requeue-expired"} <= set(d.get("/api/config")[1]["actions"])
+        # No stop over a file: a local run has no coordinator to ask (parzen stop says so).
+        assert d.get("/api/config")[1]["actions"] == ["cancel", "requeue", "requeue-expired"]
         status, body = d.get("/api/exp/default/action/requeue", method="POST")
         assert status == 403 and "X-Parzen-Action" in body["error"]  # no cross-site forms
         status, body = d.get("/api/exp/default/action/requeue", ACTION, method="POST")
@@ -165,7 +172,43 @@ def test_an_allowed_action_runs_the_parzen_command_and_the_page_sees_it(run_file
         assert poll["summary"]["counts"]["new"] == failed
         status, body = d.get("/api/exp/default/action/delete", ACTION, method="POST")
         assert status == 404 and "no action 'delete'" in body["error"]
+        status, body = d.get("/api/exp/default/action/stop", ACTION, method="POST")
+        assert status == 404 and "no action 'stop'" in body["error"]
     assert _stored(run_file).state_counts()[TrialState.NEW] == failed  # the file was saved
+
+
+def test_the_stop_action_asks_the_live_coordinator_through_parzen_stop(
+        wire_server: Any, wire_client: Any) -> None:
+    with mf.throwaway_database(wire_client) as db:
+        url = database_url(wire_server.url, db.name)
+        store = MongoTrialStore.from_url(url)
+        finished_experiment(store, "live", n=3)
+        add_in_flight(store, "live")  # a coordinator (holder coord-1) holds the driver lease
+        finished_experiment(store, "over", n=3)  # no coordinator
+        try:
+            with serving(mongo_url=url) as d:  # read-only: refused, nothing written
+                status, body = d.get("/api/exp/live/action/stop", ACTION, method="POST")
+                assert status == 403 and "--allow-actions" in body["error"]
+            assert store.get_experiment("live").stop_request is None  # type: ignore[union-attr]
+            with serving(mongo_url=url, allow_actions=True) as d:
+                assert "stop" in d.get("/api/config")[1]["actions"]
+                status, body = d.get("/api/exp/live/action/stop", ACTION, method="POST")
+                assert status == 200 and body["ok"], body
+                assert body["command"] == "parzen stop live --wait 0"
+                # parzen stop's own words, and the request it writes for the lease holder.
+                assert body["output"] == ("asked the coordinator of 'live' (pid 4242 on "
+                                          "head-node) to end its run")
+                exp = store.get_experiment("live")
+                assert exp is not None and exp.stop_request is not None
+                assert exp.stop_request.holder == "coord-1"
+                # No coordinator: parzen stop's refusal, on the page, and nothing written.
+                status, body = d.get("/api/exp/over/action/stop", ACTION, method="POST")
+                assert status == 200 and not body["ok"]
+                assert "no coordinator is running 'over'" in body["message"]
+                assert "mongodb://" not in body["message"] + body["command"]
+            assert store.get_experiment("over").stop_request is None  # type: ignore[union-attr]
+        finally:
+            store.close()
 
 
 @pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("localhost", True),

@@ -15,7 +15,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +31,7 @@ from parzen.execution.messages import (
     Unloadable,
 )
 from parzen.execution.payload import import_objective
+from parzen.execution.tracebacks import objective_error
 from parzen.trial import ErrorInfo
 
 # How deep ``_deepest`` measures a result's parts: past Python's recursion limit (1000 by
@@ -140,8 +140,7 @@ def _child_main(conn: multiprocessing.connection.Connection) -> None:
             try:
                 _send_result(conn, cache[msg.key].evaluate(msg.params, msg.tid))
             except Exception as exc:  # the objective's failure is the trial's ERROR
-                conn.send(Raised(ErrorInfo(type(exc).__name__, str(exc), "".join(
-                    traceback.format_exception(type(exc), exc, exc.__traceback__)))))
+                conn.send(Raised(objective_error(exc)))
 
 
 def _exit_with_supervisor(poll_s: float = 0.5) -> None:

@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 
-from parzen.cli._registry import command
+from parzen.cli._registry import command, setup
 from parzen.cli._source import add_source_arguments
 from parzen.cli.dashboard.server import Dashboard, DashboardServer, is_loopback
 from parzen.cli.dashboard.source import StoreSource
@@ -17,8 +17,7 @@ DEFAULT_PORT = 8421
 TOKEN_ENV = "PARZEN_DASHBOARD_TOKEN"
 
 
-@command("dashboard", "serve a live web page of the experiments: history, parameters, trials, "
-                      "errors, workers")
+@command("dashboard")
 def _configure(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p, experiment=False)
     p.add_argument("--host", default="127.0.0.1",
@@ -32,12 +31,10 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-actions", action="store_true",
                    help="let the page stop runs, cancel queued trials and requeue failed ones "
                         "(read-only without it)")
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = ("examples:\n"
-                "  parzen dashboard --mongo mongodb://db.internal:27017/parzen\n"
-                "  parzen dashboard --file run.pkl --port 9000\n"
-                "  ssh -N -L 8421:127.0.0.1:8421 head-node   # then open http://localhost:8421\n")
-    p.set_defaults(run=run_dashboard)
+    setup(p, run_dashboard,
+          "  parzen dashboard --mongo mongodb://db.internal:27017/parzen\n"
+          "  parzen dashboard --file run.pkl --port 9000\n"
+          "  ssh -N -L 8421:127.0.0.1:8421 head-node   # then open http://localhost:8421\n")
 
 
 def run_dashboard(args: argparse.Namespace) -> int:

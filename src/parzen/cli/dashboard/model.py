@@ -36,7 +36,6 @@ from parzen.cli._source import driver_state
 from parzen.cli.dashboard.importance import importances
 from parzen.cli.tools import error_groups, last_activity
 from parzen.export import trial_table
-from parzen.settings import TrialSettings
 from parzen.space.described import ParamInfo, params_of
 from parzen.store import Experiment, TrialStore, lease_ended, lease_seconds
 from parzen.trial import Trial, TrialState
@@ -55,8 +54,6 @@ COUNT_CHECK_S = 5.0
 GAP_PATIENCE_S = 60.0
 # Beyond this many new tids at once, one read of the whole experiment is cheaper.
 MAX_NEW_TIDS = 5000
-# A worker is stale when its newest heartbeat is older than this many heartbeat intervals.
-STALE_INTERVALS = 2.0
 # Trials per block of the encoded first answer (by tid): a result re-encodes its block only.
 BLOCK = 1024
 # From this many trials changed at once, the list of end times is sorted once, not inserted
@@ -366,14 +363,13 @@ class TrialView:
         exp = self.experiment or Experiment(self.exp_key)
         alive, detail = driver_state(exp, now)
         best = self.best()
-        settings = TrialSettings.from_dict(exp.settings)
         return {
             "exp_key": self.exp_key, "where": where, "now": epoch(now),
-            "counts": {s.name.lower(): n for s, n in self._counts.items()},
+            "counts": {s.word: n for s, n in self._counts.items()},
             "max_evals": exp.max_evals,
             "best": None if best is None else {"tid": best.tid, "loss": best.loss},
             "coordinator": {"alive": alive, "detail": detail},
-            "heartbeat_s": settings.heartbeat_s, "lease_s": lease_seconds(exp),
+            "heartbeat_s": _status.heartbeat_seconds(exp), "lease_s": lease_seconds(exp),
             "params": self._memo("params", self._param_meta),
         }
 
@@ -385,9 +381,11 @@ class TrialView:
 
     def workers(self, now: datetime) -> dict[str, Any]:
         """The workers that hold trials or finished one in the last ``WORKER_WINDOW_S``: slots
-        busy, trials held, last heartbeat, and stale when their heartbeats stopped."""
+        busy, trials held, last heartbeat, and their state by ``parzen status``'s rule
+        (``_status.workers_seen``: stale after ``STALE_BEATS`` silent heartbeat intervals,
+        dead when its process is seen to have ended)."""
         exp = self.experiment or Experiment(self.exp_key)
-        heartbeat_s = TrialSettings.from_dict(exp.settings).heartbeat_s
+        heartbeat_s = _status.heartbeat_seconds(exp)
         lease_s = lease_seconds(exp)
         since = now - timedelta(seconds=WORKER_WINDOW_S)
         running = [self.trials[tid] for tid in sorted(self._running)]
@@ -402,28 +400,26 @@ class TrialView:
         held: dict[tuple[str, str], list[Trial]] = {}
         for t in running:
             if t.owner is not None:
-                held.setdefault((t.owner.worker.split("/", 1)[0], t.owner.host), []).append(t)
+                held.setdefault((t.owner.worker, t.owner.host), []).append(t)
         rows = []
-        for w in _status._workers(running, recent):  # the grouping of ``parzen status``
+        for w in _status.workers_seen(running, recent, now, heartbeat_s):
             mine = sorted(held.get((w.worker, w.host), []), key=lambda t: t.tid)
             beats = [_status.as_utc(b) for t in mine
                      if (b := t.heartbeat_time or t.book_time) is not None]
             last_beat = max(beats, default=None)
-            silent = None if last_beat is None else (now - last_beat).total_seconds()
-            # TODO(issue 18): use the stale mark ``parzen status`` gains there, one rule.
-            stale = bool(mine) and (silent is None or silent > STALE_INTERVALS * heartbeat_s
-                                    or all(lease_ended(t, now, lease_s) for t in mine))
+            silent = None if w.last_seen is None else (now - w.last_seen).total_seconds()
             rows.append({"worker": w.worker, "host": w.host, "busy": w.running,
                          "held": [{"tid": t.tid,
-                                   "slot": t.owner.worker if t.owner else None,
+                                   "slot": t.owner.slot if t.owner else None,
                                    "attempt": t.attempts,
                                    "expired": lease_ended(t, now, lease_s)} for t in mine],
                          "finished_recently": w.finished, "last_beat": epoch(last_beat),
                          "last_seen": epoch(w.last_seen), "silent_s": silent,
-                         "stale": stale})
+                         "state": w.state.value})
         expired = sorted(t.tid for t in running if lease_ended(t, now, lease_s))
         return {"workers": rows, "expired": expired, "heartbeat_s": heartbeat_s,
-                "window_s": WORKER_WINDOW_S, "stale_after_s": STALE_INTERVALS * heartbeat_s}
+                "window_s": WORKER_WINDOW_S,
+                "stale_after_s": _status.STALE_BEATS * heartbeat_s}
 
     def errors(self) -> list[dict[str, Any]]:
         """Failed trials grouped as ``parzen errors`` groups them."""
@@ -470,6 +466,7 @@ class TrialView:
                                                         "message": t.error.message,
                                                         "traceback": t.error.traceback},
                 "owner": None if t.owner is None else {"worker": t.owner.worker,
+                                                        "slot": t.owner.slot,
                                                         "host": t.owner.host,
                                                         "pid": t.owner.pid},
                 "lease_expires": epoch(t.lease_expires),
@@ -486,7 +483,7 @@ def experiment_row(store: TrialStore, exp: Experiment, now: datetime) -> dict[st
     best = next(iter(store.find(exp.exp_key, states=[TrialState.DONE], sort="loss", limit=1)),
                 None)
     alive, detail = driver_state(exp, now)
-    return {"exp_key": exp.exp_key, "counts": {s.name.lower(): n for s, n in counts.items()},
+    return {"exp_key": exp.exp_key, "counts": {s.word: n for s, n in counts.items()},
             "max_evals": exp.max_evals,
             "best_loss": best.loss if best is not None else None,
             "last_activity": epoch(last_activity(store, exp.exp_key)),

@@ -3,8 +3,8 @@
 The standard library's threaded ``http.server`` serves it: the dashboard's traffic is a few
 people's pages polling once a second, which needs no framework, and parzen gains no
 dependency. Every response is built from the read model (``model.py``); the only writes are
-the actions, which run the ``parzen`` command itself (``cancel``, ``requeue``, and ``stop``
-where that command exists) in-process, so they follow the command line's rules and messages
+the actions, which run the ``parzen`` command itself (``stop``, ``cancel``, ``requeue``)
+in-process, parsed and run as the command line does, so they follow its rules and messages
 exactly, and only when the dashboard was started with ``--allow-actions``.
 
 A thread started with the server reads the most recently active experiments ahead of the
@@ -48,7 +48,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pymongo.errors import PyMongoError
 
-from parzen.cli._registry import COMMANDS
+# Importing a command module registers its @command: the actions run those (CONFIGURE).
+from parzen.cli import mutate, stop  # noqa: F401
+from parzen.cli._registry import CONFIGURE
 from parzen.cli._source import unknown_experiment
 from parzen.cli.dashboard.model import TrialView, experiment_row
 from parzen.cli.dashboard.source import StoreSource
@@ -60,9 +62,11 @@ log = logging.getLogger(__name__)
 
 TOKEN_COOKIE = "parzen_dashboard_token"
 ACTION_HEADER = "X-Parzen-Action"
-# Name on the page -> the parzen command and its extra arguments.
+# Name on the page -> the parzen command and its extra arguments. ``parzen stop`` asks the
+# coordinator and returns (``--wait 0``): the page sees the run end in its next polls, and a
+# request does not hang for the command's default minute.
 ACTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "stop": ("stop", ()),
+    "stop": ("stop", ("--wait", "0")),
     "cancel": ("cancel", ()),
     "requeue": ("requeue", ()),
     "requeue-expired": ("requeue", ("--expired",)),
@@ -131,11 +135,11 @@ class Dashboard:
     _list: tuple[float, dict[str, Any]] | None = None
 
     def actions(self) -> list[str]:
-        """The actions the page may offer: none unless ``--allow-actions``, and only those
-        whose command this parzen has."""
+        """The actions the page may offer: none unless ``--allow-actions``; no ``stop`` over a
+        local run's file, which has no coordinator to ask (``parzen stop`` refuses it)."""
         if not self.allow_actions:
             return []
-        return [name for name, (command, _) in ACTIONS.items() if command in COMMANDS]
+        return [name for name in ACTIONS if not (name == "stop" and self.source.is_file)]
 
     # ---- reads ------------------------------------------------------------------------------
 
@@ -262,9 +266,9 @@ class Dashboard:
                 .strip(), "output": redact_text(out.strip()), "message": redact_text(err.strip())}
 
     def _run_command(self, command: str, argv: list[str]) -> tuple[int, str, str]:
-        configure, _ = COMMANDS[command]
+        """Parse ``argv`` with the command's own arguments and run it, as ``parzen`` does."""
         parser = argparse.ArgumentParser(prog=f"parzen {command}")
-        configure(parser)
+        CONFIGURE[command](parser)
         out, err = io.StringIO(), io.StringIO()
         # One command at a time: the command prints, and sys.stdout is the process's.
         with self._action_lock, redirect_stdout(out), redirect_stderr(err):

@@ -322,6 +322,27 @@ function suggestLog(ys) {
 
 function width(el) { return Math.max(320, (el.clientWidth || 900) - 4); }
 
+// Log axes get whole decades and ticks of our own: uPlot 1.6.32's log ranging and ticks loop
+// forever on some ranges (a loss of 1e-25 or less, a minimum just under a power of ten),
+// which froze the page. `logScale(log)` and `logAxis(log, axis)` give a scale and an axis.
+function logRange(u, lo, hi) {
+  if (!(lo > 0 && hi > 0 && isFinite(lo) && isFinite(hi))) return [1, 10];
+  const a = Math.max(-307, Math.floor(Math.log10(lo))), b = Math.min(307, Math.ceil(Math.log10(hi)));
+  return [10 ** a, 10 ** Math.max(b, a + 1)];
+}
+
+function logSplits(u, axisIdx, min, max) {
+  const a = Math.ceil(Math.log10(min) - 1e-9), b = Math.floor(Math.log10(max) + 1e-9);
+  if (!(b >= a)) return [min, max];
+  const step = Math.max(1, Math.ceil((b - a) / 8)), out = [];
+  for (let e = a; e <= b; e += step) out.push(10 ** e);
+  return out;
+}
+
+function logScale(log, scale = {}) { return log ? {...scale, distr: 3, range: logRange} : {...scale, distr: 1}; }
+
+function logAxis(log, axis) { return log ? {...axis, splits: logSplits} : axis; }
+
 const DOT = "#2f6fd688";
 
 function dots(index, color) {
@@ -379,13 +400,13 @@ function renderHistory(pane, changed) {
     if (p) p.destroy();
     plotEl.replaceChildren();
     p = new uPlot({
-      width: width(pane), height: 360, scales: {x: {time: false}, y: {distr: logY ? 3 : 1}},
+      width: width(pane), height: 360, scales: {x: {time: false}, y: logScale(logY)},
       legend: {live: true},
       series: [{label: "trial"},
         {label: "loss", stroke: "#2f6fd6", paths: () => null, points: {show: false}},
         {label: "best so far", stroke: "#c62f2f", width: 2,
           paths: uPlot.paths.stepped({align: 1}), points: {show: false}}],
-      axes: [{label: "trial (tid)"}, {label: "loss", size: 70, values: ticks}],
+      axes: [{label: "trial (tid)"}, logAxis(logY, {label: "loss", size: 70, values: ticks})],
       hooks: {drawSeries: [dots(1, DOT)]},
     }, data, plotEl);
     p._log = logY;
@@ -472,19 +493,20 @@ function renderParams(pane, changed, now) {
     if (!p || p._logY !== logY) {
       if (p) p.destroy();
       const axX = {label: m.choice ? "option" : label};
-      const scX = {time: false, distr: logX ? 3 : 1};
+      let scX = logScale(logX, {time: false});
       if (m.choice && m.options.length) {
         const n = m.options.length;
-        scX.range = () => [-0.5, n - 0.5];
+        scX = {time: false, distr: 1, range: () => [-0.5, n - 0.5]};
         axX.splits = () => [...Array(n).keys()];
         axX.values = (u, splits) => splits.map(v => (m.options[v] ?? "").slice(0, 14));
       } else {
         axX.values = ticks;
       }
       cell.lastChild.replaceChildren();
-      p = new uPlot({width: 340, height: 220, legend: {show: false}, scales: {x: scX, y: {distr: logY ? 3 : 1}},
+      p = new uPlot({width: 340, height: 220, legend: {show: false}, scales: {x: scX, y: logScale(logY)},
         series: [{}, {stroke: "#2f6fd6", paths: () => null, points: {show: false}}],
-        axes: [axX, {size: 60, values: ticks}], hooks: {drawSeries: [dots(1, DOT)]}}, data, cell.lastChild);
+        axes: [m.choice ? axX : logAxis(logX, axX), logAxis(logY, {size: 60, values: ticks})],
+        hooks: {drawSeries: [dots(1, DOT)]}}, data, cell.lastChild);
       p._logY = logY;
       S.plots[key] = p;
     } else p.setData(data);
@@ -578,7 +600,7 @@ function filtered() {
   const out = [];
   for (const t of S.exp.trials.values()) {
     if (f.state && t.state !== f.state) continue;
-    if (f.worker && (t.worker || "").split("/")[0] !== f.worker) continue;
+    if (f.worker && t.worker !== f.worker) continue;  // a worker's name, as parzen trials --worker
     if ((f.lossMin !== "" || f.lossMax !== "") && (t.loss == null || t.loss < lo || t.loss > hi)) continue;
     out.push(t);
   }
@@ -615,7 +637,7 @@ function renderTrials(pane, changed) {
   const cols = exportColumns();
   let box = pane.querySelector("#trials");
   if (!box) {
-    const workers = () => [...new Set([...S.exp.trials.values()].map(t => (t.worker || "").split("/")[0]).filter(Boolean))].sort();
+    const workers = () => [...new Set([...S.exp.trials.values()].map(t => t.worker).filter(Boolean))].sort();
     const onF = (k) => e => { S.filter[k] = e.target.value; renderTrials(pane, true); };
     box = h("div", {id: "trials"},
       h("div", {class: "controls"},
@@ -687,7 +709,7 @@ async function openTrial(tid) {
       h("button", {class: "close", onclick: closeDetail}, "close"),
       h("h2", {}, `trial ${tid} `, stateBadge(r.state)),
       h("p", {}, `loss ${num(r.loss)} · ${dur(r.duration_s)} · attempt ${r.attempts}` +
-        (d.owner ? ` · ${d.owner.worker} (pid ${d.owner.pid} on ${d.owner.host})` : "")),
+        (d.owner ? ` · ${d.owner.worker}${d.owner.slot != null ? ` slot ${d.owner.slot}` : ""} (pid ${d.owner.pid} on ${d.owner.host})` : "")),
       d.error ? [h("h3", {}, `${d.error.type}: ${d.error.message}`),
         h("pre", {id: "traceback"}, d.error.traceback || "(no traceback recorded: the worker died or its lease expired)")] : null,
       h("h3", {}, "parameters"), h("pre", {}, JSON.stringify(d.params, null, 2)),
@@ -723,17 +745,22 @@ async function renderErrors(pane, changed) {
 
 function renderWorkers(pane) {
   const W = S.exp.workers, now = S.exp.summary.now;
-  const rows = W.workers.map(w => h("tr", {"data-worker": w.worker, class: w.stale ? "is-stale" : ""},
+  // The state is parzen status's (beating, idle, stale, dead), decided by the server.
+  const mark = w => w.state === "stale"
+    ? h("span", {class: "stale", title: `no heartbeat for ${dur(w.silent_s)} (heartbeat every ${W.heartbeat_s}s)`}, "STALE")
+    : w.state === "dead" ? h("span", {class: "stale", title: "its process has exited: its trials are requeued without waiting for their lease"}, "DEAD")
+    : w.state === "beating" ? h("span", {class: "alive"}, "beating") : h("span", {class: "muted"}, w.state);
+  const rows = W.workers.map(w => h("tr", {"data-worker": w.worker, "data-state": w.state},
     h("td", {}, w.worker), h("td", {}, w.host), h("td", {class: "num busy"}, w.busy),
-    h("td", {}, w.held.map(t => h("span", {title: `${t.slot}, attempt ${t.attempt}` + (t.expired ? ", lease expired" : "")},
+    h("td", {}, w.held.map(t => h("span", {title: (t.slot != null ? `slot ${t.slot}, ` : "") + `attempt ${t.attempt}` + (t.expired ? ", lease expired" : "")},
       t.expired ? h("s", {}, t.tid) : t.tid, " "))),
     h("td", {}, ago(w.last_beat, now)), h("td", {}, ago(w.last_seen, now)),
     h("td", {class: "num"}, w.finished_recently),
-    h("td", {}, w.stale ? h("span", {class: "stale", title: `no heartbeat for ${dur(w.silent_s)} (heartbeat every ${W.heartbeat_s}s)`}, "STALE")
-      : w.busy ? h("span", {class: "alive"}, "beating") : h("span", {class: "muted"}, "idle"))));
+    h("td", {}, mark(w))));
   pane.replaceChildren(
     h("p", {class: "muted"}, `Workers holding trials, or that finished one in the last ${dur(W.window_s)}. ` +
-      `Stale: no heartbeat for more than ${dur(W.stale_after_s)} (two intervals) while holding trials.`),
+      `STALE: holds trials and has not been seen for more than ${dur(W.stale_after_s)} (two heartbeat intervals); ` +
+      "DEAD: its process has exited (seen from this host). As parzen status marks them."),
     W.workers.length ? h("table", {id: "workers"}, h("thead", {}, h("tr", {}, ["worker", "host", "slots busy", "trials held",
       "last heartbeat", "last seen", "finished (window)", "status"].map(c => h("th", {}, c)))), h("tbody", {}, rows))
       : h("p", {id: "workers", class: "muted"}, "no worker has held a trial recently"),
