@@ -50,3 +50,10 @@ _.retried
 # (its setUpClass sets them; the test sets them to the shared session instead)
 _._spark
 _._pin_mode_enabled
+# parzen.cli.dashboard.server: http.server's hooks and settings, called or read by the stdlib
+_.protocol_version
+_.log_message
+_.do_GET
+_.do_POST
+_.daemon_threads
+_.address_family

@@ -40,6 +40,24 @@ def test_parzen_help_loads_nothing_heavy() -> None:
     assert _loaded_after(_after_main("--help")) == set()
 
 
+def _parzen_modules_after(code: str, prefix: str) -> list[str]:
+    """The modules under ``prefix`` that ``code`` leaves in ``sys.modules``."""
+    script = (f"import sys, json\n{code}\n"
+              f"print(json.dumps(sorted(m for m in sys.modules if m.startswith({prefix!r}))))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    names: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return names
+
+
+def test_parzen_help_does_not_load_the_dashboard() -> None:
+    assert _parzen_modules_after(_after_main("--help"), "parzen.cli.dashboard") == []
+    # The dashboard's own --help loads its command, and the server it serves with.
+    assert "parzen.cli.dashboard.server" in _parzen_modules_after(
+        _after_main("dashboard", "--help"), "parzen.cli.dashboard")
+
+
 def test_a_read_command_loads_neither_scipy_nor_celery_nor_matplotlib() -> None:
     loaded = _loaded_after(_after_main("trials", "--help"))
     assert "pymongo" in loaded  # the command's own module did load

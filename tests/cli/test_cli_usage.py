@@ -13,7 +13,7 @@ from parzen.cli._main import COMMANDS, build_parser
 from tests.support.cli import MONGO_EXP, Cli
 
 TOOLS = ["experiments", "trials", "best", "status", "errors", "plot", "cancel", "requeue",
-         "delete"]
+         "delete", "dashboard"]
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -54,6 +54,9 @@ COMMANDS: dict[str, Command] = {
         _MUTATE, "delete an experiment: its trials, its document and its GridFS payload"),
     "stop": Command("parzen.cli.stop", "ask the live coordinator of an experiment to end its "
                                        "run, as Ctrl-C would"),
+    "dashboard": Command("parzen.cli.dashboard.command",
+                         "serve a live web page of the experiments: history, parameters, "
+                         "trials, errors, workers"),
 }
 
 

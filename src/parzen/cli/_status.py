@@ -207,7 +207,7 @@ def gather(store: TrialStore, exp: Experiment, window_s: float) -> Snapshot:
     beat = heartbeat_seconds(exp)
     return Snapshot(exp=exp, now=now, counts=counts, running=running, recent=recent,
                     last_finished=last_finished, window_s=window_s, span_s=max(span, 1.0),
-                    workers=_workers(running, recent, now, beat), best=best,
+                    workers=workers_seen(running, recent, now, beat), best=best,
                     coordinator_alive=alive, coordinator=detail, lease_s=lease_seconds(exp),
                     heartbeat_s=beat, unreadable=unreadable,
                     clock_ahead_s=ahead if ahead > CLOCK_TOLERANCE_S else 0.0)
@@ -236,8 +236,10 @@ def heartbeat_seconds(exp: Experiment) -> float:
         return TrialSettings().heartbeat_s
 
 
-def _workers(running: list[Trial], recent: list[Trial], now: datetime,
-             heartbeat_s: float) -> list[WorkerSeen]:
+def workers_seen(running: list[Trial], recent: list[Trial], now: datetime,
+                 heartbeat_s: float) -> list[WorkerSeen]:
+    """The workers that own ``running`` or ``recent`` trials, newest seen first, each with its
+    state (``WorkerState``): the one rule ``parzen status`` and the dashboard mark workers by."""
     seen: dict[tuple[str, str], dict[str, Any]] = {}
     for t in [*running, *recent]:
         if t.owner is None:

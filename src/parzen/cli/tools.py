@@ -14,7 +14,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -322,24 +322,7 @@ def run_errors(args: argparse.Namespace) -> int:
         failed = src.store.find(exp.exp_key, states=[TrialState.ERROR])
         status_fail = sum(1 for t in src.store.find(exp.exp_key, states=[TrialState.DONE])
                           if t.result.get("status") != STATUS_OK)
-    groups: dict[str, list[Trial]] = {}
-    for t in failed:
-        groups.setdefault(t.error.type if t.error else "unknown", []).append(t)
-    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-    docs: list[dict[str, Any]] = []
-    for etype, ts in ordered:
-        # Messages that differ only in numbers ("nan at lr=0.05") are one kind of failure.
-        shapes: dict[str, list[str]] = {}
-        for t in ts:
-            message = t.error.message if t.error else ""
-            shapes.setdefault(_NUMBER.sub("#", message), []).append(message)
-        messages = sorted(shapes.items(), key=lambda kv: -len(kv[1]))
-        example = next((t for t in ts if t.error and t.error.traceback), ts[0])
-        docs.append({"type": etype, "count": len(ts), "tids": [t.tid for t in ts],
-                     "messages": [{"message": ms[0], "count": len(ms), "pattern": shape,
-                                   "distinct": len(set(ms))} for shape, ms in messages],
-                     "example_tid": example.tid,
-                     "traceback": example.error.traceback if example.error else ""})
+    docs = error_groups(failed)
     if args.format == "json":
         out(json_text(docs))
         return 0
@@ -367,6 +350,31 @@ def run_errors(args: argparse.Namespace) -> int:
         lines += ["", f"also: {status_fail} trials returned status fail (done, without a loss)"]
     out("\n".join(lines))
     return 0
+
+
+def error_groups(failed: Sequence[Trial]) -> list[dict[str, Any]]:
+    """Failed trials grouped by exception type, most frequent first, each with its messages
+    (those differing only in numbers counted as one) and one traceback: ``parzen errors
+    --format json``, and the dashboard's errors view."""
+    groups: dict[str, list[Trial]] = {}
+    for t in failed:
+        groups.setdefault(t.error.type if t.error else "unknown", []).append(t)
+    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    docs: list[dict[str, Any]] = []
+    for etype, ts in ordered:
+        # Messages that differ only in numbers ("nan at lr=0.05") are one kind of failure.
+        shapes: dict[str, list[str]] = {}
+        for t in ts:
+            message = t.error.message if t.error else ""
+            shapes.setdefault(_NUMBER.sub("#", message), []).append(message)
+        messages = sorted(shapes.items(), key=lambda kv: -len(kv[1]))
+        example = next((t for t in ts if t.error and t.error.traceback), ts[0])
+        docs.append({"type": etype, "count": len(ts), "tids": [t.tid for t in ts],
+                     "messages": [{"message": ms[0], "count": len(ms), "pattern": shape,
+                                   "distinct": len(set(ms))} for shape, ms in messages],
+                     "example_tid": example.tid,
+                     "traceback": example.error.traceback if example.error else ""})
+    return docs
 
 
 # ---- plot ---------------------------------------------------------------------------------
