@@ -10,7 +10,7 @@ workers through MongoDB.
 from __future__ import annotations
 
 import parzen.pyll.stochastic  # noqa: F401 (binds parzen.pyll.stochastic, as hyperopt does)
-from parzen import anneal, base, exceptions, hp, progress, pyll, rand, tpe
+from parzen import anneal, base, exceptions, hp, progress, pruners, pyll, rand, tpe
 from parzen.domain import Domain
 from parzen.early_stop import no_progress_loss
 from parzen.exceptions import (
@@ -22,16 +22,19 @@ from parzen.exceptions import (
     InvalidAnnotatedParameter,
     InvalidDistribution,
     InvalidLoss,
+    InvalidReport,
     InvalidResult,
     InvalidResultStatus,
     InvalidTrial,
     ParzenError,
+    ReportOutsideTrial,
     SpaceError,
     UnsupportedExpression,
 )
 from parzen.fmin import fmin
 from parzen.mongoexp import MongoTrials
 from parzen.parallel import ParallelTrials
+from parzen.reporting import TrialHandle, TrialPruned, report
 from parzen.samplers import grid
 from parzen.space import space_eval
 from parzen.trial import STATUS_FAIL, STATUS_NEW, STATUS_OK, STATUS_RUNNING, STATUS_STRINGS
@@ -69,13 +72,17 @@ __all__ = [
     "InvalidAnnotatedParameter",
     "InvalidDistribution",
     "InvalidLoss",
+    "InvalidReport",
     "InvalidResult",
     "InvalidResultStatus",
     "InvalidTrial",
     "MongoTrials",
     "ParallelTrials",
     "ParzenError",
+    "ReportOutsideTrial",
     "SpaceError",
+    "TrialHandle",
+    "TrialPruned",
     "Trials",
     "UnsupportedExpression",
     "__version__",
@@ -88,8 +95,10 @@ __all__ = [
     "hp",
     "no_progress_loss",
     "progress",
+    "pruners",
     "pyll",
     "rand",
+    "report",
     "space_eval",
     "tpe",
     "trials_from_docs",

@@ -55,6 +55,7 @@ class Counts:
     done: int
     error: int
     best: float | None
+    pruned: int = 0  # stopped early by the pruner: finished, and counted by max_evals
 
     @property
     def in_flight(self) -> int:
@@ -62,7 +63,7 @@ class Counts:
 
     @property
     def finished(self) -> int:
-        return self.done + self.error
+        return self.done + self.error + self.pruned
 
     @property
     def counted(self) -> int:
@@ -74,7 +75,7 @@ def count(trials: Trials) -> Counts:
     """The loop's view of ``trials`` after a refresh; O(1), kept incrementally by Trials."""
     by = trials.state_counts()
     return Counts(by[TrialState.NEW], by[TrialState.RUNNING], by[TrialState.DONE],
-                  by[TrialState.ERROR], trials.best_loss)
+                  by[TrialState.ERROR], trials.best_loss, by[TrialState.PRUNED])
 
 
 def algo_seed(rstate: np.random.Generator, first_tid: int) -> int:
@@ -237,7 +238,7 @@ def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
             runner.maintain()
             patiently(trials.refresh, "refreshing trials")
             c = count(trials)
-            progress.update(c.finished, c.running, c.error, c.best)
+            progress.update(c.finished, c.running, c.error, c.best, pruned=c.pruned)
             reason = stop_reason(c, settings, time.monotonic() - start)
             if reason is None and settings.early_stop_fn is not None and c.finished:
                 stop, early_state = settings.early_stop_fn(trials, *early_state)
@@ -280,7 +281,7 @@ def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
         runner.close(closing)
         patiently(trials.refresh, "refreshing trials", CLOSE_PATIENCE_S)
         c = count(trials)
-        progress.update(c.finished, c.running, c.error, c.best)
+        progress.update(c.finished, c.running, c.error, c.best, pruned=c.pruned)
         progress.close()
         if settings.save_file:
             save_trials(trials, settings.save_file)

@@ -42,7 +42,8 @@ class Progress:
             self._bar = tqdm(total=total, initial=initial, unit="trial", dynamic_ncols=True,
                              desc="parzen", leave=True)
 
-    def update(self, finished: int, running: int, failed: int, best: float | None) -> None:
+    def update(self, finished: int, running: int, failed: int, best: float | None,
+               pruned: int = 0) -> None:
         if self._ctx is not None:
             if finished > self._n:
                 if best is not None:
@@ -61,6 +62,8 @@ class Progress:
             post += f", running: {running}"
         if failed:
             post += f", failed: {failed}"
+        if pruned:
+            post += f", pruned: {pruned}"
         self._bar.set_postfix_str(post, refresh=False)
         self._bar.refresh()
 

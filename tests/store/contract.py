@@ -92,7 +92,7 @@ class TrialStoreContract:
         store.claim(EXP, 0, A, 60)
         assert store.count_by_state(EXP) == {TrialState.NEW: 2, TrialState.RUNNING: 1,
                                              TrialState.DONE: 0, TrialState.ERROR: 0,
-                                             TrialState.CANCEL: 0}
+                                             TrialState.CANCEL: 0, TrialState.PRUNED: 0}
 
     def test_now_is_timezone_aware_utc(self, store: TrialStore) -> None:
         now = store.now()

@@ -24,6 +24,7 @@ from parzen.exceptions import (
 )
 from parzen.execution import payload
 from parzen.execution.run import UNLOADABLE
+from parzen.pruners import Pruner
 from parzen.runners.base import Closing, cancel_queued
 from parzen.runners.celery import experiment
 from parzen.runners.celery.dispatch import Dispatcher
@@ -66,7 +67,9 @@ class CeleryRunner:
     """
 
     def __init__(self, trials: Trials, domain: Domain, backend: CeleryBackend,
-                 max_evals: int | None) -> None:
+                 max_evals: int | None, pruner: Pruner | None = None) -> None:
+        # Workers rebuild the pruner from its settings in the experiment document.
+        self._pruner = pruner.to_dict() if pruner is not None else None
         if not backend.broker:
             raise ConfigError(
                 "MongoTrials needs a broker to reach the workers: pass "
@@ -116,7 +119,7 @@ class CeleryRunner:
         try:
             self._objective = experiment.write_experiment(
                 self._store, self._exp_key, self._domain, self._objective, self._gridfs_data,
-                self._backend.trial_settings, self._max_evals, old)
+                self._backend.trial_settings, self._max_evals, old, self._pruner)
             self._gridfs_data = None
         except BaseException:
             # Don't keep others off an experiment this run never started.
