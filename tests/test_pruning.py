@@ -299,3 +299,18 @@ def test_a_requeued_trial_keeps_the_values_of_its_dead_attempt() -> None:
     assert [(r.step, r.attempt) for r in t.intermediate] == [(1, 1), (2, 1), (1, 2)]
     assert [r.loss for r in t.curve()] == [0.7]
     assert not store.report("e", 0, first.claim_token, [Intermediate(3, 0.1, 1)], 60)
+
+
+# ---- the sampler ---------------------------------------------------------------------------
+
+def test_the_sampler_learns_a_pruned_trial_by_its_last_reported_loss() -> None:
+    trials = run(Trials(), AshaPruner(1, 3, STEPS))
+    history = trials.history(parzen.Domain(learning, SPACE).space)
+    by_tid = {t.tid: t for t in trials.all_trials()}
+    for row, tid in enumerate(sorted(by_tid)):
+        t = by_tid[tid]
+        expected = t.loss if t.state is TrialState.DONE else t.curve()[-1].loss
+        assert history.losses[row] == expected
+    done = [t.loss for t in by_tid.values() if t.loss is not None]
+    pruned = [t.curve()[-1].loss for t in by_tid.values() if t.state is TrialState.PRUNED]
+    assert min(done) < min(pruned)  # pruned trials rank below the best completed ones
