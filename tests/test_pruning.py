@@ -314,3 +314,37 @@ def test_the_sampler_learns_a_pruned_trial_by_its_last_reported_loss() -> None:
     done = [t.loss for t in by_tid.values() if t.loss is not None]
     pruned = [t.curve()[-1].loss for t in by_tid.values() if t.state is TrialState.PRUNED]
     assert min(done) < min(pruned)  # pruned trials rank below the best completed ones
+
+
+# ---- user tools ----------------------------------------------------------------------------
+
+def test_the_trials_table_shows_the_last_step_and_the_pruned_state() -> None:
+    from parzen.export import trial_table
+
+    trials = run(Trials(), AshaPruner(1, 3, STEPS))
+    rows = {r["tid"]: r for r in trial_table(trials.all_trials()).rows}
+    for t in trials.all_trials():
+        row = rows[t.tid]
+        assert row["step"] == t.curve()[-1].step
+        if t.state is TrialState.PRUNED:
+            assert row["state"] == "pruned" and row["step"] < STEPS
+            assert row["loss"] == t.result["pruned"]["loss"]
+        else:
+            assert row["state"] == "done" and row["step"] == STEPS and row["loss"] == t.loss
+
+
+def test_plots_draw_learning_curves_with_pruned_ones_grey() -> None:
+    pytest.importorskip("matplotlib")
+    from parzen.plotting import PRUNED_COLOR, plot_experiment, plot_learning_curves
+
+    trials = run(Trials(), AshaPruner(1, 3, STEPS))
+    n_pruned = trials.state_counts()[TrialState.PRUNED]
+    fig = plot_learning_curves(trials)
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 30
+    grey = [ln for ln in lines if isinstance(ln.get_color(), str)
+            and ln.get_color() == PRUNED_COLOR]
+    assert len(grey) == n_pruned
+    assert f"{n_pruned} pruned" in fig.texts[0].get_text()
+    assert len(plot_experiment(trials).axes) == 3  # history, curves, x
+    assert len(plot_experiment(run(Trials(), None, lambda p: p["x"], n=3)).axes) == 2

@@ -52,7 +52,8 @@ _NUMBER = re.compile(r"[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
 STATE_NAMES = {"new": TrialState.NEW, "queued": TrialState.NEW,
                "running": TrialState.RUNNING, "done": TrialState.DONE,
                "error": TrialState.ERROR, "failed": TrialState.ERROR,
-               "cancel": TrialState.CANCEL, "cancelled": TrialState.CANCEL}
+               "cancel": TrialState.CANCEL, "cancelled": TrialState.CANCEL,
+               "pruned": TrialState.PRUNED}
 Run = Callable[[argparse.Namespace], int]
 
 
@@ -175,7 +176,7 @@ def last_activity(store: TrialStore, exp_key: str, recent: int = 50) -> datetime
 def _configure_trials(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     p.add_argument("--state", action="append", metavar="STATE",
-                   help="only trials in STATE: queued, running, done, failed, cancelled "
+                   help="only trials in STATE: queued, running, done, failed, cancelled, pruned "
                         "(repeat, or separate with commas)")
     p.add_argument("--sort", choices=["tid", "loss"], default="tid",
                    help="order by tid (default) or by loss (trials without a loss last, "
