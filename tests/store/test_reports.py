@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from parzen.store import TrialStore
 from parzen.trial import Intermediate, TrialState
-from tests.store.contract import A, B, EXP, new
+from tests.store.contract import EXP, A, B, new
 
 
 def test_reports_append_renew_the_lease_and_are_fenced(store: TrialStore) -> None:
