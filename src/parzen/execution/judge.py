@@ -118,8 +118,7 @@ class Judge:
 
     def _peer_curves(self) -> list[Curve]:
         now = time.monotonic()
-        if self._peers is not None and now - self._peers[0] < PEERS_MAX_AGE_S \
-                and self._batch_s > 0:
+        if self._peers is not None and now - self._peers[0] < PEERS_MAX_AGE_S:
             return self._peers[1]
         t = self._trial
         try:
