@@ -348,3 +348,16 @@ def test_plots_draw_learning_curves_with_pruned_ones_grey() -> None:
     assert f"{n_pruned} pruned" in fig.texts[0].get_text()
     assert len(plot_experiment(trials).axes) == 3  # history, curves, x
     assert len(plot_experiment(run(Trials(), None, lambda p: p["x"], n=3)).axes) == 2
+
+
+def test_parzen_status_counts_pruned_trials_as_finished() -> None:
+    from parzen.cli import _status
+    from parzen.store import Experiment
+
+    trials = run(Trials(), AshaPruner(1, 3, STEPS))
+    n_pruned = trials.state_counts()[TrialState.PRUNED]
+    exp = Experiment(trials.exp_key, max_evals=30)
+    trials.store.put_experiment(exp)
+    snap = _status.gather(trials.store, exp, 60)
+    assert snap.finished == 30
+    assert f"pruned {n_pruned}   (30 finished of max_evals 30)" in _status.render(snap)

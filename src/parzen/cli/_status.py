@@ -56,7 +56,8 @@ class Snapshot:
 
     @property
     def finished(self) -> int:
-        return self.counts[TrialState.DONE] + self.counts[TrialState.ERROR]
+        return self.counts[TrialState.DONE] + self.counts[TrialState.ERROR] \
+            + self.counts.get(TrialState.PRUNED, 0)
 
     @property
     def in_flight(self) -> int:
@@ -186,7 +187,9 @@ def render(s: Snapshot, width: int | None = None) -> str:
     total = f" of max_evals {s.exp.max_evals}" if s.exp.max_evals is not None else ""
     lines.append(f"trials       done {c[TrialState.DONE]}  running {c[TrialState.RUNNING]}  "
                  f"queued {c[TrialState.NEW]}  failed {c[TrialState.ERROR]}  "
-                 f"cancelled {c[TrialState.CANCEL]}   ({s.finished} finished{total})")
+                 f"cancelled {c[TrialState.CANCEL]}"
+                 + (f"  pruned {c[TrialState.PRUNED]}" if c.get(TrialState.PRUNED) else "")
+                 + f"   ({s.finished} finished{total})")
     if s.best is not None:
         lines.append(f"best loss    {number(s.best.loss, 6)} (trial {s.best.tid})")
     if s.recent:
