@@ -71,3 +71,47 @@ def test_pruned_trials_stop_early_and_free_their_slots(cluster):
           f"slot reuse after a pruned trial: median "
           f"{statistics.median(reuse_gaps) * 1000:.0f} ms over {len(reuse_gaps)} (after a "
           f"done one: {statistics.median(after_done or [float('nan')]) * 1000:.0f} ms)")
+
+
+def test_a_worker_killed_mid_trial_leaves_its_reported_values(cluster):
+    import signal
+    import threading
+    import time
+
+    first = cluster.start_worker(concurrency=1)
+    cluster.wait_ready(first)
+    trials = MongoTrials(cluster.mongo_url, exp_key="killed", parallelism=1,
+                         **cluster.trials_kwargs())
+    done = threading.Event()
+
+    def search() -> None:
+        try:
+            fmin(curve, {"x": hp.uniform("x", 0, 1)}, max_evals=1, trials=trials,
+                 pruner=AshaPruner(1, 3, STEPS), show_progressbar=False,
+                 rstate=np.random.default_rng(0))
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=search, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    reported: list = []
+    while time.monotonic() < deadline and len(reported) < 8:
+        doc = cluster.store._trials.find_one({"exp_key": "killed", "tid": 0}) or {}
+        reported = doc.get("intermediate") or []
+        time.sleep(0.05)
+    assert len(reported) >= 8, "the first attempt should have written its reports"
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    cluster.wait_ready(cluster.start_worker(concurrency=1))
+    assert done.wait(120)
+    thread.join(5)
+
+    doc = cluster.store._trials.find_one({"exp_key": "killed", "tid": 0})
+    assert doc["state"] == "done" and doc["attempts"] == 2
+    by_attempt: dict[int, list[int]] = {}
+    for r in doc["intermediate"]:
+        by_attempt.setdefault(r["attempt"], []).append(r["step"])
+    # What the killed attempt had written is kept; the next attempt's curve starts afresh.
+    assert by_attempt[1][:len(reported)] == [r["step"] for r in reported]
+    assert by_attempt[2] == list(range(1, STEPS + 1))
