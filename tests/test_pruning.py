@@ -361,3 +361,20 @@ def test_parzen_status_counts_pruned_trials_as_finished() -> None:
     snap = _status.gather(trials.store, exp, 60)
     assert snap.finished == 30
     assert f"pruned {n_pruned}   (30 finished of max_evals 30)" in _status.render(snap)
+
+
+def fast_reporter(params: dict[str, Any]) -> float:
+    step = 0
+    while True:  # reports without end: only the time limit stops it
+        step += 1
+        parzen.report(1.0, step)
+
+
+def test_an_objective_that_reports_fast_still_meets_its_time_limit() -> None:
+    trials = ParallelTrials(1, trial_timeout=1.0)
+    with pytest.raises(parzen.AllTrialsFailed):
+        fmin(fast_reporter, SPACE, max_evals=1, trials=trials, show_progressbar=False,
+             rstate=np.random.default_rng(0))
+    (t,) = trials.all_trials()
+    assert t.state is TrialState.ERROR and t.error is not None
+    assert t.error.type == "TrialTimeout" and len(t.intermediate) > 10

@@ -207,6 +207,9 @@ class Sandbox:
                     if not isinstance(reply, Report):
                         return reply
                     self._answer(reply)
+                    # An objective reporting every millisecond must still meet its time
+                    # limit, and stop when the lease is lost or the worker shuts down.
+                    self._check_deadlines(timeout_s, abort, started)
                     continue
             except (EOFError, OSError):
                 pass  # the child died mid-message; reported below
