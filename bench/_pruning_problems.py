@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from problems import ackley5, hartmann6, levy5
 
 R = 27  # steps of a complete trial: rungs 1, 3, 9 with reduction factor 3
 
@@ -46,30 +47,50 @@ class Problem:
 
 
 # ---- parametric families -----------------------------------------------------------------
+# The floor of each curve (the loss it tends to) is a classic multimodal test function of
+# most parameters (``problems.py``), so 45 complete trials do not find its minimum; one more
+# parameter sets how fast the curve falls and how low it can go, so that curves cross. The
+# parts add, so the best final loss is the test function's minimum plus a 1-D minimum over
+# the speed parameter, found on a fine grid.
 
-def _fading_final(p: Mapping[str, Any]) -> float:
-    c = (0.2, 0.7, 0.5, 0.35)
-    return 0.05 + sum((p[f"x{i}"] - c[i]) ** 2 for i in range(4)) + _fading_a(p) / math.sqrt(R)
+_H6_ARGMIN = {"x0": 0.20169, "x1": 0.150011, "x2": 0.476874, "x3": 0.275332, "x4": 0.311652,
+              "x5": 0.6573}
+_H6_MIN = hartmann6(_H6_ARGMIN)
 
 
-def _fading_a(p: Mapping[str, Any]) -> float:
-    # A high x0 starts fast (small a) but its final loss is worse: early leaders fade.
-    return 0.3 + 1.2 * (1.0 - p["x0"])
+def _crossing_parts(lr: float) -> tuple[float, float]:
+    log_lr = math.log10(lr)
+    # Large steps learn fast and end high: the leader at step 1 (lr = 0.1) fades by step 3,
+    # and the best final loss (lr near 0.015) only leads from step 9 or so.
+    return 0.3 * (log_lr + 2.0) ** 2, 0.15 + 3.0 * 10 ** (log_lr + 1.0)
+
+
+def _crossing_at(p: Mapping[str, Any], t: int) -> float:
+    own, speed = _crossing_parts(p["lr"])
+    return 0.3 * (hartmann6(p) - _H6_MIN) / -_H6_MIN + own + 1.5 / (1.0 + speed * t)
+
+
+def _crossing(p: Mapping[str, Any], seed: int) -> Iterator[float]:
+    for t in range(1, R + 1):
+        yield _crossing_at(p, t)
+
+
+def _fading_at(p: Mapping[str, Any], t: float) -> float:
+    s = p["s"]
+    # A high s starts fast (small a) but ends higher: early leaders fade.
+    a = 0.3 + 1.2 * (1.0 - s)
+    return 0.02 * levy5(p) + (s - 0.2) ** 2 + a / math.sqrt(t)
 
 
 def _fading(p: Mapping[str, Any], seed: int) -> Iterator[float]:
-    c = (0.2, 0.7, 0.5, 0.35)
-    floor = 0.05 + sum((p[f"x{i}"] - c[i]) ** 2 for i in range(4))
     for t in range(1, R + 1):
-        yield floor + _fading_a(p) / math.sqrt(t)
+        yield _fading_at(p, t)
 
 
 def _saturating_parts(p: Mapping[str, Any]) -> tuple[float, float]:
-    x = [p[f"x{i}"] for i in range(6)]
-    # Slow learners (large tau, from x5) reach lower floors: curves cross late.
-    floor = 0.1 + sum((x[i] - 0.3 - 0.1 * i) ** 2 for i in range(5)) + 0.4 * (1 - x[5]) ** 2
-    tau = 1.0 + 12.0 * x[5]
-    return floor, tau
+    s = p["s"]
+    # Slow learners (large tau) reach lower floors: curves cross late.
+    return 0.05 * ackley5(p) + 0.4 * (1 - s) ** 2, 1.0 + 12.0 * s
 
 
 def _saturating_true(p: Mapping[str, Any]) -> float:
@@ -79,35 +100,14 @@ def _saturating_true(p: Mapping[str, Any]) -> float:
 
 def _saturating(p: Mapping[str, Any], seed: int) -> Iterator[float]:
     floor, tau = _saturating_parts(p)
-    rng = np.random.default_rng([seed, int(1e6 * p["x0"]) % 2**31, int(1e6 * p["x5"]) % 2**31])
+    rng = np.random.default_rng([seed, int(1e9 * p["s"]) % 2**31, int(1e6 * p["x0"]) % 2**31])
     for t in range(1, R + 1):
         yield floor + (1.5 - floor) * math.exp(-t / tau) + float(rng.normal(0, 0.02))
 
 
-def _crossing_parts(p: Mapping[str, Any]) -> tuple[float, float]:
-    lr, width = math.log10(p["lr"]), p["width"]
-    floor = 0.1 + 0.3 * (lr + 2.0) ** 2 + 0.5 * (width - 0.6) ** 2  # best at lr = 1e-2
-    speed = 0.05 + 2.0 * 10 ** (lr + 1.0)  # larger steps learn faster, to a worse floor
-    return floor, speed
-
-
-def _crossing_at(p: Mapping[str, Any], t: int) -> float:
-    floor, speed = _crossing_parts(p)
-    return floor + 2.0 / (1.0 + speed * t)
-
-
-def _crossing(p: Mapping[str, Any], seed: int) -> Iterator[float]:
-    for t in range(1, R + 1):
-        yield _crossing_at(p, t)
-
-
-def _grid_best(fn: Callable[[Mapping[str, Any]], float], names: list[str],
-               lows: list[float], highs: list[float], logs: list[bool], n: int) -> float:
-    axes = [np.geomspace(lo, hi, n) if lg else np.linspace(lo, hi, n)
-            for lo, hi, lg in zip(lows, highs, logs, strict=True)]
-    mesh = np.meshgrid(*axes, indexing="ij")
-    flat = [m.ravel() for m in mesh]
-    return float(min(fn(dict(zip(names, v, strict=True))) for v in zip(*flat, strict=True)))
+def _best_1d(fn: Callable[[float], float], lo: float, hi: float, log: bool = False) -> float:
+    grid = np.geomspace(lo, hi, 20001) if log else np.linspace(lo, hi, 20001)
+    return float(min(fn(float(v)) for v in grid))
 
 
 # ---- a real model: SGDClassifier on scikit-learn's digits, one epoch per step ------------
@@ -173,25 +173,26 @@ def _sgd_final(p: Mapping[str, Any]) -> float:
 
 
 def problems() -> dict[str, Problem]:
-    fading_names = [f"x{i}" for i in range(4)]
+    def box(low: float, high: float, n: int) -> tuple[Param, ...]:
+        return tuple(Param(f"x{i}", "uniform", low, high) for i in range(n))
+
+    levy_min = {f"x{i}": 1.0 for i in range(5)}
+    ackley_min = {f"x{i}": 0.0 for i in range(5)}
     crossing = Problem(
-        "crossing", (Param("lr", "loguniform", 1e-4, 1.0), Param("width", "uniform")),
+        "crossing", (*box(0, 1, 6), Param("lr", "loguniform", 1e-4, 1.0)),
         _crossing, lambda p: _crossing_at(p, R),
-        _grid_best(lambda p: _crossing_at(p, R), ["lr", "width"], [1e-4, 0.0], [1.0, 1.0],
-                   [True, False], 301),
-        "2-D: large learning rates lead early and end worse")
+        _best_1d(lambda v: _crossing_at({**_H6_ARGMIN, "lr": v}, R), 1e-4, 1.0, log=True),
+        "7-D: Hartmann-6 floor and a learning rate; large rates lead early and end worse")
     fading = Problem(
-        "fading", tuple(Param(n, "uniform") for n in fading_names), _fading, _fading_final,
-        # separable: minimise x0's part on a fine grid, the others are 0 at their centres
-        0.05 + min((x0 - 0.2) ** 2 + (0.3 + 1.2 * (1 - x0)) / math.sqrt(R)
-                   for x0 in np.linspace(0, 1, 100001)),
-        "4-D: a / sqrt(t) curves; the fast starters have the worse floors")
+        "fading", (*box(-10, 10, 5), Param("s", "uniform")), _fading,
+        lambda p: _fading_at(p, R),
+        _best_1d(lambda v: _fading_at({**levy_min, "s": v}, R), 0.0, 1.0),
+        "6-D: Levy-5 floor, a / sqrt(t) curves; the fast starters end higher")
     saturating = Problem(
-        "saturating", tuple(Param(f"x{i}", "uniform") for i in range(6)), _saturating,
+        "saturating", (*box(-5, 5, 5), Param("s", "uniform")), _saturating,
         _saturating_true,
-        0.1 + min(0.4 * (1 - x5) ** 2 + (1.5 - 0.1 - 0.4 * (1 - x5) ** 2)
-                  * math.exp(-R / (1 + 12 * x5)) for x5 in np.linspace(0, 1, 100001)),
-        "6-D: exponential saturation, noise 0.02; slow learners reach lower floors")
+        _best_1d(lambda v: _saturating_true({**ackley_min, "s": v}), 0.0, 1.0),
+        "6-D: Ackley-5 floor, exponential saturation, noise 0.02; slow learners end lower")
     sgd = Problem(
         "sgd_digits",
         (Param("alpha", "loguniform", 1e-6, 1e-1), Param("eta0", "loguniform", 1e-4, 1.0),

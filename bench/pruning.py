@@ -71,7 +71,7 @@ def regret_at(run: dict[str, Any], budget: int, best: float) -> float:
 
 
 def median_regret(runs: list[dict[str, Any]], budget: int, best: float) -> float:
-    return statistics.median(regret_at(r, budget, best) for r in runs)
+    return float(statistics.median(regret_at(r, budget, best) for r in runs))
 
 
 def steps_to_reach(runs: list[dict[str, Any]], target: float, best: float) -> int | None:
@@ -140,7 +140,7 @@ def main() -> None:
         reach = steps_to_reach(results[("parzen", best_p, name)], target, best)
         row["best_parzen_pruner"], row["best_optuna_pruner"] = best_p, best_o
         row["saving"] = None if reach is None else reach / FULL
-        row["beats_optuna"] = row[f"parzen_{best_p}"] <= row[f"optuna_{best_o}"]
+        row["beats_optuna"] = bool(row[f"parzen_{best_p}"] <= row[f"optuna_{best_o}"])
         row["trials"] = {f"{lib}_{p}": statistics.median(r["trials"] for r in runs)
                          for (lib, p, n), runs in results.items() if n == name}
         row["pruned"] = {f"{lib}_{p}": statistics.median(r["pruned"] for r in runs)
