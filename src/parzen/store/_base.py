@@ -266,7 +266,8 @@ class TrialStore(abc.ABC):
 
     def reported(self, exp_key: str) -> list[Trial]:
         """The trials of ``exp_key`` that have reported intermediate values, any state: what
-        a pruner compares a trial with."""
+        a pruner compares a trial with. Only ``tid``, ``state`` and ``intermediate`` are
+        read (a store may leave the other fields at their defaults)."""
         return [t for t in self.find(exp_key) if t.intermediate]
 
     @abc.abstractmethod

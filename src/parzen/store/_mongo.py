@@ -70,6 +70,7 @@ from parzen.store._documents import (
     encode_result,
     experiment_fields,
     experiment_from_doc,
+    intermediate_from_doc,
     intermediate_to_doc,
     owner_to_doc,
     state_from_doc,
@@ -451,9 +452,14 @@ class MongoTrialStore(TrialStore):
             return hit == 1
 
     def reported(self, exp_key: str) -> list[Trial]:
+        # A rung's decision reads every curve of the experiment: the three fields only.
         with self._op():
-            return self._decode(self._trials.find(
-                {"exp_key": exp_key, "intermediate.0": {"$exists": True}}))
+            docs = list(self._trials.find(
+                {"exp_key": exp_key, "intermediate.0": {"$exists": True}},
+                {"_id": 0, "tid": 1, "state": 1, "intermediate": 1}))
+        return [Trial(exp_key, int(d["tid"]), state_from_doc(d.get("state")), {},
+                      intermediate=intermediate_from_doc(d.get("intermediate")))
+                for d in docs]
 
     def finish(self, exp_key: str, tid: int, claim_token: str, state: TrialState,
                result: Mapping[str, Any], error: ErrorInfo | None = None) -> bool:
