@@ -51,7 +51,13 @@ PARZEN_PRUNERS = ("asha", "hyperband", "median")
 OPTUNA_PRUNERS = ("sha", "hyperband")
 
 
+RUNS = Path("/tmp/parzen-pruning-runs")  # each job's seeds, so a stopped run can resume
+
+
 def _job(lib: str, pruner: str, problem: str, budget: int, seeds: list[int]) -> list[Any]:
+    cached = RUNS / f"{lib}-{pruner}-{problem}-{budget}-{'_'.join(map(str, seeds))}.jsonl"
+    if cached.exists():
+        return [json.loads(line) for line in cached.read_text().splitlines() if line.strip()]
     python = str(ensure_anchor_venv(quiet=True)) if lib == "optuna" else sys.executable
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     out = subprocess.run(["nice", python, str(BENCH / "_pruning_problems.py"), lib, pruner,
@@ -59,6 +65,8 @@ def _job(lib: str, pruner: str, problem: str, budget: int, seeds: list[int]) -> 
                          capture_output=True, text=True, env=env, check=False)
     if out.returncode:
         raise RuntimeError(f"{lib} {pruner} {problem}: {out.stderr[-3000:]}")
+    RUNS.mkdir(parents=True, exist_ok=True)
+    cached.write_text(out.stdout)
     return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
 
