@@ -3,15 +3,17 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+DIST ?= dist
 
-.PHONY: example test test-fast lint typecheck clean
+.PHONY: example test test-fast lint typecheck dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# The README's next steps after `make example` use scikit-learn (examples/) and `parzen plot`.
 $(VENV)/.examples: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[examples]'
+	$(BIN)/python -m pip install --quiet -e '.[examples,plots]'
 	touch $@
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
@@ -40,5 +42,11 @@ test: lint typecheck
 	scripts/ensure-redis
 	$(BIN)/python -m pytest -q
 
+## Build the wheel that users install (README, "Use it in your project") into $(DIST)/.
+## pip builds it (setuptools in an isolated build environment): no tool beyond pip.
+dist: | $(BIN)/python
+	rm -rf build $(DIST)/parzen-*.whl  # a stale build/ could put deleted modules in the wheel
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir $(DIST) .
+
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) build $(DIST) *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -34,6 +34,7 @@ _.postfix  # progress: tqdm reads the bar's postfix (hyperopt's progress callbac
 postfix
 # Python, argparse, Celery, kombu, mockupdb and mongomock read what these set
 __getattr__  # parzen.worker.app: module __getattr__ (PEP 562) for `celery -A ...`
+_.__class__  # parzen/__init__.py: the package's module object becomes a _Package
 _.formatter_class  # argparse.ArgumentParser.formatter_class
 _.accept_content  # tests/faults/test_security.py: Celery's app.conf.accept_content
 _.unacked_restore_interval  # tests/support/hooked_worker.py: kombu's redis Channel

@@ -25,9 +25,9 @@ class JobFailed(RuntimeError):
 class Worker:
     """One subprocess running ``_worker.py`` under a given interpreter."""
 
-    def __init__(self, python: str | Path) -> None:
+    def __init__(self, python: str | Path, script: Path = WORKER) -> None:
         self.proc = subprocess.Popen(
-            [str(python), str(WORKER)],
+            [str(python), str(script)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -54,6 +54,8 @@ class Worker:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()  # else an unclosed-file ResourceWarning per worker
 
 
 def run_jobs(
@@ -61,8 +63,10 @@ def run_jobs(
     jobs: Iterable[Mapping[str, Any]],
     n_workers: int,
     on_result: Callable[[Mapping[str, Any], dict[str, Any]], None],
+    script: Path = WORKER,
 ) -> None:
-    """Run jobs on ``n_workers`` workers of ``python``; call on_result as each finishes.
+    """Run jobs on ``n_workers`` workers of ``python`` (each running ``script``, a JSON-lines
+    worker); call on_result as each finishes.
 
     on_result runs on the calling thread (via as_completed), so callers need
     no locking.  The first failure cancels the rest and is re-raised.
@@ -77,7 +81,7 @@ def run_jobs(
     def execute(job: Mapping[str, Any]) -> dict[str, Any]:
         w = getattr(local, "worker", None)
         if w is None:
-            w = Worker(python)
+            w = Worker(python, script)
             local.worker = w
             with lock:
                 workers.append(w)

@@ -12,6 +12,8 @@ import os
 import sys
 import traceback
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,7 +27,8 @@ def _to_builtin(obj: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def main() -> None:
+def main(run: Callable[[Any], dict] = run_job) -> None:
+    """Serve jobs with ``run`` (``_runners.run_job``; ``_crash_worker.py`` passes its own)."""
     # Keep protocol writes on the real stdout; anything a library prints
     # (progress bars, warnings) goes to stderr instead.
     proto = sys.stdout
@@ -37,7 +40,7 @@ def main() -> None:
         if not line:
             continue
         try:
-            result = {"ok": True, "result": run_job(json.loads(line))}
+            result = {"ok": True, "result": run(json.loads(line))}
         except BaseException as exc:  # report every failure to the parent, loudly
             result = {
                 "ok": False,

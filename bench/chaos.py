@@ -11,8 +11,9 @@ unless ``--mongo`` names a real mongod, and ``parzen worker`` processes (concurr
 private queue. Kill times come from ``--seed``; which trial a kill hits depends on timing, so
 figures vary a little between runs. Results: ``bench/results/chaos.json``.
 
-Reported: kills; requeues (attempts that ended with "lease expired": the killed worker's
-trial, put back to NEW by the coordinator's reaper); releases; the attempts histogram of
+Reported: kills; requeues (attempts that ended with "worker died" or "lease expired": the
+killed worker's trial, put back to NEW by the coordinator's reaper, at once when it sees the
+worker's process gone, as it does here on one host); releases; the attempts histogram of
 DONE trials; executions (objective runs, counted through files the objective writes) and
 extra executions (runs beyond one per trial: the cost of the kills); DONE, duplicate-result
 and RUNNING counts; wall time.
@@ -329,7 +330,7 @@ def _fill(report: ChaosReport, store: Any, exp_key: str, executions: Path, kille
     report.kills_mid_trial = killer.mid_trial
     report.restarts = len(workers.procs) - report.config["workers"]
     outcomes = [a.outcome for t in trials for a in t.history]
-    report.requeues = sum(o == "lease expired" for o in outcomes)
+    report.requeues = sum(o in ("lease expired", "worker died") for o in outcomes)
     report.releases = sum(o.startswith(("released", "crashed", "objective unloadable"))
                           for o in outcomes)
     hist = collections.Counter(t.attempts for t in trials if t.state is TrialState.DONE)

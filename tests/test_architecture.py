@@ -2,6 +2,15 @@
 layers of ``docs/architecture.md``, and no import hides inside a function except for an
 optional dependency.
 
+Two modules load parzen modules by name, on first use, so that the ``parzen`` command starts
+without numpy, scipy, pymongo and Celery: the package root (``parzen/__init__.py``: the API
+loads when a name of it is first read) and ``parzen.cli._main`` (a command's module loads
+when the command runs). Each keeps the module names in a table; the checks below read every
+string in those two files that names a parzen module as an import of that file, so a lazy
+import obeys the layers like any other. No other module may load parzen modules by name
+(``LAZY_LOADERS``); ``parzen.execution.payload`` loads the user's objective by its
+``"module:function"`` path, which is not parzen's.
+
 Run alone with ``python -m pytest tests/test_architecture.py -q``; it reads the files and
 imports nothing of parzen.
 """
@@ -18,6 +27,16 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "parzen"
 # Imported inside functions on purpose: extras a plain install does not bring.
 OPTIONAL = ("pandas", "matplotlib", "pyspark")
+# Modules that import parzen modules by name (importlib.import_module over a table of names),
+# and why; the names in their tables count as their imports.
+LAZY_LOADERS = {
+    "parzen": "the API loads on first use, so `import parzen` (the CLI's) stays cheap",
+    "parzen.cli._main": "a command's module loads when the command runs",
+}
+# Modules that call importlib.import_module on names that are not parzen's.
+USER_CODE_LOADERS = {
+    "parzen.execution.payload": "imports the user's objective by its 'module:function' path",
+}
 
 # Top to bottom; a module may import its own layer or any below. The first matching
 # prefix decides a module's layer (longer prefixes are listed before shorter ones).
@@ -27,7 +46,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("parzen.runners.inline", "parzen.runners.local", "parzen.runners.celery",
      "parzen.runners"),
     ("parzen.worker",),
-    ("parzen.coordinator",),
+    ("parzen.coordinator", "parzen.failure_watch"),
     ("parzen.runners.base",),
     ("parzen.execution",),
     ("parzen.mongoexp", "parzen.parallel"),
@@ -37,7 +56,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("parzen.samplers", "parzen.tpe", "parzen.rand", "parzen.anneal", "parzen.pruners"),
     ("parzen.store",),
     ("parzen.space", "parzen.hp", "parzen.pyll"),
-    ("parzen.trial", "parzen.settings", "parzen.validation", "parzen.exceptions",
+    ("parzen.trial", "parzen.settings", "parzen.validation", "parzen.exceptions", "parzen.health",
      "parzen.processes", "parzen.version", "parzen.reporting"),
 ]
 
@@ -74,10 +93,20 @@ def _top_level_imports(tree: ast.Module) -> Iterator[ast.Import | ast.ImportFrom
                     yield sub
 
 
+def lazy_imports(tree: ast.Module) -> set[str]:
+    """The parzen modules (below the root) a lazy loader's source names in strings."""
+    return {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
+            and isinstance(node.value, str) and node.value.startswith(PACKAGE + ".")
+            and node.value in MODULES}
+
+
 def edges() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {m: set() for m in MODULES}
     for name, path in MODULES.items():
-        for node in _top_level_imports(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        if name in LAZY_LOADERS:
+            graph[name].update(lazy_imports(tree))
+        for node in _top_level_imports(tree):
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             else:
@@ -186,3 +215,30 @@ def test_private_modules_stay_in_their_package() -> None:
                 wrong.append(f"{a} imports {b}")
     assert not wrong, "private modules imported from outside their package:\n" + "\n".join(
         sorted(wrong))
+
+
+def _loads_by_name(tree: ast.Module) -> bool:
+    return any(isinstance(node, ast.Attribute) and node.attr == "import_module"
+               or isinstance(node, ast.alias) and node.name == "import_module"
+               or isinstance(node, ast.Name) and node.id == "__import__"
+               for node in ast.walk(tree))
+
+
+def test_only_the_listed_modules_load_modules_by_name() -> None:
+    loaders = {name for name, path in MODULES.items()
+               if _loads_by_name(ast.parse(path.read_text()))}
+    assert loaders == set(LAZY_LOADERS) | set(USER_CODE_LOADERS), (
+        "a module that imports by name hides its imports from these checks: list it in "
+        "LAZY_LOADERS (and keep its module names in string constants) or import normally")
+
+
+def test_lazy_loaders_name_only_existing_modules() -> None:
+    """A misspelt name in a lazy table would fail only when that command or name is used."""
+    for name in LAZY_LOADERS:
+        tree = ast.parse(MODULES[name].read_text())
+        named = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
+                 and isinstance(node.value, str) and node.value.startswith(PACKAGE + ".")
+                 and " " not in node.value}
+        assert named and named <= set(MODULES), f"{name} names no such module: " \
+            f"{sorted(named - set(MODULES))}"
+        assert lazy_imports(tree) == named

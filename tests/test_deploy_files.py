@@ -18,16 +18,18 @@ import json
 import os
 import re
 import shlex
+import subprocess
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import jsonschema
+import kubernetes_validate  # the `test` extra: Kubernetes' JSON schemas, offline
 import pytest
 import yaml  # the `test` extra
 
-from parzen.cli._main import build_parser
-from parzen.cli._registry import COMMANDS
+from parzen.cli._main import configure, parse_args
 from parzen.exceptions import ConfigError
 from parzen.execution import payload
 from parzen.store.uri import parse_mongo_url
@@ -120,7 +122,7 @@ def worker_cli_problems(argv: list[str], where: str) -> list[str]:
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err):
-            args = build_parser().parse_args(argv[1:])
+            args = parse_args(argv[1:])
     except SystemExit:
         return [f"{where}: {shlex.join(argv)!r} does not parse: {err.getvalue().strip()}"]
     if args.command != "worker" or (args.concurrency is not None and args.concurrency < 1):
@@ -136,7 +138,7 @@ def worker_cli_problems(argv: list[str], where: str) -> list[str]:
 
 def _parse_worker(argv: list[str]) -> Any:
     assert not worker_cli_problems(argv, "test")
-    return build_parser().parse_args(argv[1:])
+    return parse_args(argv[1:])
 
 
 def _env_file_keys(path: Path) -> set[str]:
@@ -259,6 +261,9 @@ def compose_problems(doc: Mapping[str, Any]) -> list[str]:
     if "worker" not in (coord.get("depends_on") or {}):
         problems.append("compose: coordinator must depend on worker")
 
+    if not (coord.get("healthcheck") or {}).get("disable"):
+        problems.append("compose: the coordinator runs the worker image, whose HEALTHCHECK "
+                        "watches a worker's health file: disable it there")
     if "demo" not in (coord.get("profiles") or []):
         problems.append("compose: coordinator must be in the demo profile (as documented), "
                         "so `docker compose up` starts only the cluster")
@@ -344,6 +349,20 @@ def dockerfile_problems(instrs: list[tuple[str, str]]) -> list[str]:
     if argv[:1] and Path(argv[0]).name == "tini":
         argv = argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
     problems += worker_cli_problems(argv, "Dockerfile ENTRYPOINT+CMD")
+    # the health check reads the file the worker keeps (ENV PARZEN_HEALTH_FILE)
+    envs = dict(rest.split("=", 1) for instr, rest in instrs if instr == "ENV" and "=" in rest
+                and " " not in rest.split("=", 1)[0])
+    checks = [rest for instr, rest in instrs if instr == "HEALTHCHECK"]
+    if not checks or "PARZEN_HEALTH_FILE" not in envs:
+        problems.append("Dockerfile: HEALTHCHECK with `parzen health` on ENV PARZEN_HEALTH_FILE")
+    else:
+        cmd = checks[-1].split(" CMD ", 1)[-1].strip()
+        try:
+            check_argv = json.loads(cmd)
+        except json.JSONDecodeError:
+            check_argv = []
+        problems += health_probe_problems([str(a) for a in check_argv],
+                                          envs["PARZEN_HEALTH_FILE"], "Dockerfile HEALTHCHECK")
     return problems
 
 
@@ -366,7 +385,48 @@ def _cpu(value: Any) -> float:
     return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
 
 
-def k8s_problems(docs: list[dict[str, Any]], image: str) -> list[str]:
+K8S_README = K8S / "README.md"
+
+
+def secret_keys_from_readme(text: str) -> dict[str, str]:
+    """``kubectl create secret generic parzen-worker --from-file=...`` in ``text``: the
+    Secret's keys, each with the file it is made from."""
+    text = re.sub(r"\\\n\s*", " ", text)
+    m = re.search(r"kubectl create secret generic parzen-worker ([^\n]*)", text)
+    assert m, "no `kubectl create secret generic parzen-worker` in the README"
+    keys = {}
+    for token in shlex.split(m.group(1), comments=True):
+        if token.startswith("--from-file="):
+            spec = token.split("=", 1)[1]
+            key, named, path = spec.partition("=")  # KEY=PATH, or PATH (key: its name)
+            keys[key if named else Path(spec).name] = path if named else spec
+    return keys
+
+
+def _probe_argv(probe: Mapping[str, Any] | None) -> list[str]:
+    return [str(a) for a in ((probe or {}).get("exec") or {}).get("command", [])]
+
+
+def health_probe_problems(argv: list[str], health_file: str, where: str) -> list[str]:
+    """``argv`` must be ``parzen health FILE [--max-age S]`` on the worker's health file."""
+    if argv[:2] != ["parzen", "health"]:
+        return [f"{where}: {argv!r} is not `parzen health FILE`"]
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            args = parse_args(argv[1:])
+    except SystemExit:
+        return [f"{where}: {shlex.join(argv)!r} does not parse: {err.getvalue().strip()}"]
+    if args.file != health_file:
+        return [f"{where}: reads {args.file}, but the worker writes {health_file!r}"]
+    return []
+
+
+def k8s_problems(docs: list[dict[str, Any]], image: str,
+                 secret_keys: Mapping[str, str]) -> list[str]:
+    """Problems of the manifests ``docs``; ``secret_keys`` are the keys of the Secret the
+    README makes (it is not a manifest: the key stays out of git, in a file the coordinator
+    reads too)."""
     problems: list[str] = []
     by_kind: dict[tuple[str, str], dict[str, Any]] = {}
     for d in docs:
@@ -374,6 +434,9 @@ def k8s_problems(docs: list[dict[str, Any]], image: str) -> list[str]:
             problems.append(f"k8s: a document lacks apiVersion/kind/metadata: {d!r:.80}")
             continue
         by_kind[(d["kind"], d["metadata"]["name"])] = d
+    if any(kind == "Secret" for kind, _ in by_kind):
+        problems.append("k8s: no Secret manifest: the README makes it from files, so the key "
+                        "is not in git and the coordinator reads the same file")
 
     def keys(kind: str, name: str) -> set[str] | None:
         d = by_kind.get((kind, name))
@@ -391,8 +454,30 @@ def k8s_problems(docs: list[dict[str, Any]], image: str) -> list[str]:
         problems.append("k8s: selector does not match the pod template's labels")
     if pod.get("terminationGracePeriodSeconds", 30) < 10:
         problems.append("k8s: terminationGracePeriodSeconds must be >= 10")
-    if not (pod.get("securityContext") or {}).get("runAsNonRoot"):
+    security = pod.get("securityContext") or {}
+    if not security.get("runAsNonRoot"):
         problems.append("k8s: set runAsNonRoot")
+    # Secret volumes: name -> {path in the volume: the Secret's key}
+    secret_files: dict[str, dict[str, str]] = {}
+    for v in pod.get("volumes", []):
+        secret = v.get("secret")
+        if secret is None:
+            continue
+        if secret.get("secretName") != "parzen-worker":
+            problems.append(f"k8s volume {v['name']}: Secret {secret.get('secretName')!r} is "
+                            "not the README's parzen-worker")
+        items = {i["path"]: i["key"] for i in secret.get("items", [])}
+        for key in set(items.values()) - set(secret_keys):
+            problems.append(f"k8s volume {v['name']}: key {key!r} is not one the README's "
+                            f"kubectl create secret makes ({sorted(secret_keys)})")
+        mode = secret.get("defaultMode", 0o644)
+        if mode & 0o007:
+            problems.append(f"k8s volume {v['name']}: defaultMode {mode:o} lets others read "
+                            "the key")
+        if not mode & 0o040 or not security.get("fsGroup"):
+            problems.append(f"k8s volume {v['name']}: the non-root worker cannot read the "
+                            "files: set fsGroup and a group-readable defaultMode (0440)")
+        secret_files[v["name"]] = items
     for c in pod["containers"]:
         where = f"k8s container {c['name']!r}"
         if c.get("image") != image:
@@ -403,59 +488,158 @@ def k8s_problems(docs: list[dict[str, Any]], image: str) -> list[str]:
         for part in ("requests", "limits"):
             if not {"cpu", "memory"} <= set(res.get(part) or {}):
                 problems.append(f"{where}: resources.{part} needs cpu and memory")
-        if not worker_cli_problems(argv, where) and "cpu" in (res.get("limits") or {}):
-            if (_parse_worker(argv).concurrency or 0) > _cpu(res["limits"]["cpu"]):
+        args = None if worker_cli_problems(argv, where) else _parse_worker(argv)
+        if args is not None and "cpu" in (res.get("limits") or {}):
+            if (args.concurrency or 0) > _cpu(res["limits"]["cpu"]):
                 problems.append(f"{where}: --concurrency exceeds the CPU limit")
+        # the files the Secret's volume provides, at their paths in this container
+        mounted: dict[str, str] = {}
+        for m in c.get("volumeMounts", []):
+            for path, key in secret_files.get(m["name"], {}).items():
+                mounted[f"{m['mountPath'].rstrip('/')}/{path}"] = key
+                if not m.get("readOnly"):
+                    problems.append(f"{where}: mount the Secret readOnly")
         env_names: dict[str, str] = {}
         for e in c.get("env", []):
             ref = (e.get("valueFrom") or {})
             for kind, key in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
                 if key in ref:
-                    have = keys(kind, ref[key]["name"])
+                    have = keys(kind, ref[key]["name"]) if kind == "ConfigMap" \
+                        else set(secret_keys)
                     if have is None or ref[key]["key"] not in have:
                         problems.append(f"{where}: {e['name']} refers to {kind} "
                                         f"{ref[key]['name']}/{ref[key]['key']}, which is not "
-                                        "defined in deploy/kubernetes")
-                    env_names[e["name"]] = kind
-            env_names.setdefault(e["name"], "value")
+                                        "defined")
+            env_names[e["name"]] = str(e.get("value", ""))
         for src in c.get("envFrom", []):
-            for kind, key in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
-                if key in src:
-                    have = keys(kind, src[key]["name"])
-                    if have is None:
-                        problems.append(f"{where}: envFrom {kind} {src[key]['name']} missing")
-                    for k in have or ():
-                        env_names.setdefault(k, kind)
+            if "configMapRef" in src:
+                have = keys("ConfigMap", src["configMapRef"]["name"])
+                if have is None:
+                    problems.append(f"{where}: envFrom ConfigMap "
+                                    f"{src['configMapRef']['name']} missing")
+                for k in have or ():
+                    env_names.setdefault(k, "")
         unknown = set(env_names) - WORKER_ENV
         if unknown:
             problems.append(f"{where}: sets {sorted(unknown)}, which the worker does not read")
-        for name in (payload.SECRET_ENV, "PARZEN_MONGO_URL"):
-            if env_names.get(name) != "Secret":
-                problems.append(f"{where}: {name} must come from a Secret (secretKeyRef)")
-        if not REQUIRED <= set(env_names):
-            problems.append(f"{where}: lacks {sorted(REQUIRED - set(env_names))}")
+        for name in (payload.SECRET_ENV, "PARZEN_MONGO_URL", "PARZEN_BROKER_URL"):
+            if env_names.get(name):
+                problems.append(f"{where}: {name} has a value in the manifest; it belongs in "
+                                "the Secret's files")
+        # the worker gets its key and its two URLs from the Secret's files
+        wanted = {"the signing key": env_names.get(payload.SECRET_FILE_ENV),
+                  "the MongoDB URL": args.mongo_file if args else None,
+                  "the broker URL": args.broker_file if args else None}
+        for what, path in wanted.items():
+            if path not in mounted:
+                problems.append(f"{where}: {what} must be a file of the Secret's volume, "
+                                f"got {path!r} (mounted: {sorted(mounted)})")
+        # probes: parzen health on the file the worker keeps
+        health_file = args.health_file if args else ""
+        if not health_file:
+            problems.append(f"{where}: start the worker with --health-file for the probes")
+        ages = {}
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            pargv = _probe_argv(c.get(probe))
+            problems += health_probe_problems(pargv, health_file, f"{where} {probe}")
+            if (c.get(probe) or {}).get("timeoutSeconds", 1) < 2:
+                problems.append(f"{where} {probe}: timeoutSeconds must be >= 2 (a Python "
+                                "start on a busy node)")
+            if not health_probe_problems(pargv, health_file, ""):
+                ages[probe] = parse_args(pargv[1:]).max_age
+        if ages.get("livenessProbe", 0) < 5 * ages.get("readinessProbe", 1e9):
+            problems.append(f"{where}: the liveness probe's --max-age must be well above the "
+                            "readiness probe's (a broker blip must not restart workers)")
     for (kind, name), d in by_kind.items():
-        if kind in ("Secret", "ConfigMap"):
-            data = {**(d.get("data") or {}), **(d.get("stringData") or {})}
+        if kind == "ConfigMap":
+            data = {**(d.get("data") or {})}
             if set(data) - WORKER_ENV:
                 problems.append(f"k8s {kind} {name}: unknown keys {sorted(set(data) - WORKER_ENV)}")
-            secret = str(data.get(payload.SECRET_ENV, ""))
-            if kind == "Secret" and (len(secret) >= 16 or "CHANGE-ME" not in secret):
-                problems.append("k8s Secret: the placeholder key must say CHANGE-ME and be "
-                                "shorter than 16 bytes, so an unedited Secret cannot start")
     return problems
 
 
 def test_kubernetes_manifests() -> None:
-    problems = k8s_problems(k8s_docs(), load_compose()["services"]["worker"]["image"])
+    problems = k8s_problems(k8s_docs(), load_compose()["services"]["worker"]["image"],
+                            secret_keys_from_readme(K8S_README.read_text()))
     assert not problems, "\n".join(problems)
 
 
-def test_kubernetes_placeholder_secret_cannot_be_used() -> None:
-    secret = next(d for d in k8s_docs() if d["kind"] == "Secret")["stringData"]
-    with pytest.raises(ConfigError, match="at least 16"):
-        payload.load_secret(secret[payload.SECRET_ENV])
-    parse_mongo_url(secret["PARZEN_MONGO_URL"])
+def test_the_coordinator_reads_the_key_file_the_secret_is_made_from() -> None:
+    text = K8S_README.read_text()
+    keys = secret_keys_from_readme(text)
+    assert set(keys) == {"signing-key", "mongo-url", "broker-url"}
+    # the README makes each file, then points the coordinator at the same signing key
+    for path in keys.values():
+        assert re.search(rf"> {re.escape(path)}\n", text), f"the README never writes {path}"
+    made_in = re.search(r"mkdir -p (\S+) && cd \1", text)
+    assert made_in is not None
+    assert f"export {payload.SECRET_FILE_ENV}={made_in.group(1)}/{keys['signing-key']}" in text
+    assert "token_hex(32)" in text  # a key long enough for payload.load_secret
+    # no way to a key that exists only in the cluster
+    assert "--from-literal=PARZEN_SECRET" not in text
+
+
+def test_readme_says_where_mongodb_and_redis_come_from() -> None:
+    text = K8S_README.read_text()
+    assert "## MongoDB and Redis" in text and "port-forward" in text
+
+
+# ---- schemas: the manifests and the compose file as Kubernetes and compose read them ---------
+
+def _k8s_versions() -> list[str]:
+    """The oldest and newest Kubernetes versions whose schemas kubernetes-validate ships."""
+    root = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+    found = sorted({tuple(int(x) for x in re.findall(r"\d+", p.name)[:3])
+                    for p in root.glob("v*-local-strict")})
+    assert found, f"no schemas in {root}"
+    return [".".join(map(str, v)) for v in (found[0], found[-1])]
+
+
+def k8s_schema_problems(docs: list[dict[str, Any]]) -> list[str]:
+    problems = []
+    for version in _k8s_versions():
+        for d in docs:
+            try:
+                kubernetes_validate.validate(d, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                where = ".".join(str(p) for p in exc.path)
+                problems.append(f"k8s {d.get('kind')} {d.get('metadata', {}).get('name')} "
+                                f"(Kubernetes {version}): {where}: {exc.message}")
+    return problems
+
+
+def test_kubernetes_manifests_match_the_kubernetes_schemas() -> None:
+    problems = k8s_schema_problems(k8s_docs())
+    assert not problems, "\n".join(problems)
+    # the schemas catch what the wiring checks above do not look at
+    for mutate, complaint in [
+            (lambda c: c["readinessProbe"]["exec"].update(comand=["parzen"]), "comand"),
+            (lambda c: c["resources"]["limits"].update(cpu={"cores": 2}), "cpu"),
+            (lambda c: c.update(imagePullPolicy=["Always"]), "imagePullPolicy")]:
+        docs = copy.deepcopy(k8s_docs())
+        mutate(next(d for d in docs if d["kind"] == "Deployment")[
+            "spec"]["template"]["spec"]["containers"][0])
+        problems = k8s_schema_problems(docs)
+        assert any(complaint in p for p in problems), (complaint, problems)
+
+
+def compose_schema_problems(doc: Mapping[str, Any]) -> list[str]:
+    # check-jsonschema ships the compose spec's schema (the `test` extra, Python >= 3.11)
+    builtin = pytest.importorskip("check_jsonschema.builtin_schemas")
+    schema = builtin.get_builtin_schema("vendor.compose-spec")
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [f"compose: {'.'.join(map(str, e.absolute_path))}: {e.message}"
+            for e in validator.iter_errors(doc)]
+
+
+def test_compose_file_matches_the_compose_spec() -> None:
+    assert compose_schema_problems(load_compose()) == []
+    doc = copy.deepcopy(load_compose())
+    doc["services"]["worker"]["stop_grace_periode"] = "30s"
+    doc["services"]["redis"]["healthcheck"]["test"] = {"cmd": "redis-cli ping"}
+    problems = compose_schema_problems(doc)
+    assert any("stop_grace_periode" in p for p in problems), problems
+    assert any("healthcheck.test" in p for p in problems), problems
 
 
 # ---- deploy/systemd, deploy/slurm, env examples ---------------------------------------------
@@ -509,35 +693,71 @@ def test_env_examples_use_the_names_the_worker_reads(path: Path) -> None:
     assert WORKER_ENV <= keys, f"undocumented in {path.name}: {sorted(WORKER_ENV - keys)}"
 
 
-def sbatch_worker_argv(text: str, env: Mapping[str, str]) -> list[str]:
-    """The ``parzen worker`` command of the sbatch script, its variables expanded with
-    ``env`` plus the script's own ``name="value"`` assignments."""
-    text = re.sub(r"\\\n", " ", text)
-    scope = dict(env)
-    for line in text.splitlines():
-        m = re.fullmatch(r'\s*([a-z_][a-z0-9_]*)="([^"]*)"\s*', line)
-        if m:
-            scope[m.group(1)] = interpolate(m.group(2), scope)
-            continue
-        if re.search(r"bin/parzen\"?\s+worker\b", line):
-            tokens = shlex.split(interpolate(line, scope))
-            start = next(i for i, t in enumerate(tokens) if Path(t).name == "parzen")
-            return tokens[start:]
-    raise AssertionError("no `parzen worker` line in the sbatch script")
+def run_sbatch(tmp: Path, **env: str) -> tuple[list[str], dict[str, str]]:
+    """Run the sbatch script in bash as Slurm would start it, with a stub ``srun`` that
+    prints what it was given instead of starting the worker: the worker's command line (the
+    venv's ``parzen`` onwards) and the PARZEN_* variables it would see."""
+    venv_bin = tmp / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "parzen").write_text("#!/bin/sh\nexit 0\n")
+    stubs = tmp / "stubs"
+    stubs.mkdir()
+    (stubs / "srun").write_text('#!/bin/bash\nprintf "arg %s\\n" "$@"\n'
+                                'env | grep "^PARZEN_" | sed "s/^/env /"\n')
+    for f in (venv_bin / "parzen", stubs / "srun"):
+        f.chmod(0o755)
+    env_file = tmp / "worker.env"
+    env_file.write_text("# a comment\nPARZEN_MONGO_URL=mongodb://u:p@db:27017/x?a=1&b=2\n"
+                        "PARZEN_BROKER_URL=redis://q:6379/0\nPARZEN_SECRET_FILE=/k\n")
+    run_env = {"PATH": f"{stubs}{os.pathsep}{os.environ['PATH']}", "HOME": str(tmp),
+               "WORKER_ENV_FILE": str(env_file), "WORKER_VENV": str(tmp / "venv"),
+               "SLURM_CPUS_PER_TASK": "7", "SLURM_ARRAY_JOB_ID": "1",
+               "SLURM_ARRAY_TASK_ID": "2", **env}
+    done = subprocess.run(["bash", str(SBATCH)], env=run_env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    args = [line[4:] for line in lines if line.startswith("arg ")]
+    start = next(i for i, a in enumerate(args) if Path(a).name == "parzen")
+    seen = dict(line[4:].split("=", 1) for line in lines if line.startswith("env "))
+    return ["parzen", *args[start + 1:]], seen
 
 
-def test_sbatch_script() -> None:
+def test_sbatch_script(tmp_path: Path) -> None:
     text = SBATCH.read_text()
     directives = dict(re.findall(r"^#SBATCH\s+--([a-z-]+)=(\S+)", text, re.M))
     assert re.fullmatch(r"\d+-\d+(%\d+)?", directives.get("array", "")), directives
     assert directives.get("signal", "").split("@")[0].split(":")[-1] in ("TERM", "15")
     assert "cpus-per-task" in directives
-    env = {"SLURM_CPUS_PER_TASK": "7", "SLURM_ARRAY_JOB_ID": "1", "SLURM_ARRAY_TASK_ID": "2",
-           "HOME": "/home/u"}
-    argv = sbatch_worker_argv(text, env)
+    argv, env = run_sbatch(tmp_path)
     assert not worker_cli_problems(argv, "sbatch")
-    assert _parse_worker(argv).concurrency == 7  # follows --cpus-per-task
+    args = _parse_worker(argv)
+    assert args.concurrency == 7  # follows --cpus-per-task
+    assert args.name == "slurm-1_2"
+    # the env file is read literally ('&' and '?' in the URL), and reaches the worker
+    assert env["PARZEN_MONGO_URL"] == "mongodb://u:p@db:27017/x?a=1&b=2"
+    assert env["PARZEN_SECRET_FILE"] == "/k"
     assert re.search(r"\bsrun\b", text) and "WORKER_ENV_FILE" in text
+
+
+@pytest.mark.parametrize(("env", "concurrency"), [
+    ({"SLURM_GPUS_ON_NODE": "1"}, 1),  # --gres=gpu:1: one objective on the GPU
+    ({"SLURM_GPUS_ON_NODE": "0"}, 7),
+    ({"SLURM_GPUS_ON_NODE": "1", "WORKER_CONCURRENCY": "2"}, 2),
+    ({"WORKER_CONCURRENCY": "3"}, 3),
+])
+def test_sbatch_runs_one_trial_per_task_with_a_gpu(tmp_path: Path, env: dict[str, str],
+                                                   concurrency: int) -> None:
+    argv, _ = run_sbatch(tmp_path, **env)
+    assert _parse_worker(argv).concurrency == concurrency
+
+
+def test_the_sbatch_gres_line_says_what_it_does_to_concurrency() -> None:
+    lines = SBATCH.read_text().splitlines()
+    gres = next(i for i, line in enumerate(lines) if "--gres=gpu" in line
+                and line.startswith("##SBATCH"))
+    comment = " ".join(lines[max(0, gres - 3):gres])
+    assert "--concurrency 1" in comment, comment
 
 
 # ---- documentation ---------------------------------------------------------------------------
@@ -566,7 +786,7 @@ def test_worker_examples_keep_urls_off_the_command_line() -> None:
     problems = [p for path in WORKER_DOCS
                 for p in docs_url_problems(path.read_text(), str(path.relative_to(REPO)))]
     worker_parser = argparse.ArgumentParser()
-    COMMANDS["worker"][0](worker_parser)
+    configure("worker")(worker_parser)
     epilog = worker_parser.epilog or ""
     problems += docs_url_problems(epilog, "parzen worker --help")
     assert "--mongo-file" in epilog and "--broker-file" in epilog
@@ -625,16 +845,55 @@ def test_compose_checks_catch(how: str, complaint: str) -> None:
     assert any(complaint in p for p in problems), problems
 
 
-def test_k8s_and_unit_checks_catch() -> None:
-    image = load_compose()["services"]["worker"]["image"]
+def _mutate_k8s(how: str) -> list[dict[str, Any]]:
     docs = copy.deepcopy(k8s_docs())
-    dep = next(d for d in docs if d["kind"] == "Deployment")
-    container = dep["spec"]["template"]["spec"]["containers"][0]
-    container["env"][0]["valueFrom"]["secretKeyRef"]["key"] = "PARZEN_SECRET_KEY"
-    assert any("not defined" in p for p in k8s_problems(docs, image))
-    assert any("image" in p for p in k8s_problems(k8s_docs(), "other/image:1"))
+    pod = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    if how == "unknown secret key":
+        pod["volumes"][0]["secret"]["items"][0]["key"] = "PARZEN_SECRET"
+    elif how == "key as a value":
+        container["env"].append({"name": "PARZEN_SECRET", "value": "0" * 64})
+    elif how == "url file not mounted":
+        args = container["args"]
+        args[args.index("--mongo-file") + 1] = "/etc/parzen/mongo-url"
+    elif how == "probe on another file":
+        container["livenessProbe"]["exec"]["command"][2] = "/tmp/other"
+    elif how == "no fsGroup":
+        del pod["securityContext"]["fsGroup"]
+    elif how == "secret manifest":
+        docs.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "parzen-worker"},
+                     "stringData": {"signing-key": "CHANGE-ME"}})
+    elif how == "liveness as strict as readiness":
+        container["livenessProbe"]["exec"]["command"][-1] = "30"
+    return docs
+
+
+@pytest.mark.parametrize(("how", "complaint"), [
+    ("unknown secret key", "is not one the README's kubectl create secret makes"),
+    ("key as a value", "PARZEN_SECRET has a value in the manifest"),
+    ("url file not mounted", "the MongoDB URL must be a file of the Secret's volume"),
+    ("probe on another file", "reads /tmp/other, but the worker writes"),
+    ("no fsGroup", "the non-root worker cannot read the files"),
+    ("secret manifest", "no Secret manifest"),
+    ("liveness as strict as readiness", "must be well above"),
+])
+def test_k8s_checks_catch(how: str, complaint: str) -> None:
+    image = load_compose()["services"]["worker"]["image"]
+    problems = k8s_problems(_mutate_k8s(how), image,
+                            secret_keys_from_readme(K8S_README.read_text()))
+    assert any(complaint in p for p in problems), problems
+
+
+def test_k8s_and_unit_checks_catch() -> None:
+    keys = secret_keys_from_readme(K8S_README.read_text())
+    assert any("image" in p for p in k8s_problems(k8s_docs(), "other/image:1", keys))
     s = dict(unit_settings())
     s["Service.ExecStart"] = "/opt/parzen/venv/bin/parzen worker --mongo"
     assert any("does not parse" in p for p in unit_problems(s))
     bad_cmd = [(i, '["parzen", "wroker"]' if i == "CMD" else r) for i, r in dockerfile()]
     assert any("not a `parzen worker" in p for p in dockerfile_problems(bad_cmd))
+    no_check = [(i, r) for i, r in dockerfile() if i != "HEALTHCHECK"]
+    assert any("HEALTHCHECK" in p for p in dockerfile_problems(no_check))
+    other = [(i, r.replace('"/tmp/parzen-health"', '"/tmp/x"') if i == "HEALTHCHECK" else r)
+             for i, r in dockerfile()]
+    assert any("reads /tmp/x" in p for p in dockerfile_problems(other))

@@ -29,17 +29,21 @@ def sleepy(p):
 
 def test_runs_max_evals_in_parallel():
     trials = ParallelTrials(parallelism=3)
-    start = time.monotonic()
     best = fmin(sleepy, SPACE, algo=tpe.suggest, max_evals=12, trials=trials,
                 show_progressbar=False, rstate=np.random.default_rng(0))
-    elapsed = time.monotonic() - start
     assert trials.state_counts()[TrialState.DONE] == 12
     assert best["k"] in (0, 1)
     pids = {d["owner"][1] for d in trials.trials}
     assert len(pids) == 1  # one coordinator process owns the slots
-    # 12 trials of 0.2 s on 3 slots take ~0.8 s of evaluation, plus process start-up;
-    # run one at a time they would take 2.4 s.
-    assert elapsed < 2.4 + 3.0
+    # In parallel, not one at a time: some trials ran at the same time. Read from the
+    # trials' own claim and end times, not the wall clock of a shared machine.
+    spans = sorted((d["book_time"], d["refresh_time"]) for d in trials.trials)
+    assert max(_overlapping(spans, i) for i in range(len(spans))) >= 2
+
+
+def _overlapping(spans, i):
+    start, end = spans[i]
+    return sum(1 for s, e in spans if s < end and e > start)
 
 
 def raises_for_positive(p):

@@ -1,4 +1,5 @@
-"""``pid_alive``: a killed process counts as dead before its parent reaps it."""
+"""``pid_alive``: a killed process counts as dead before its parent reaps it; ``gone``: a
+process is judged ended only where its pid is certain to mean it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 
 import pytest
 
+from parzen import processes
 from parzen.processes import pid_alive
 
 
@@ -30,3 +32,28 @@ def test_a_zombie_is_dead_and_a_running_child_alive() -> None:
         child.wait()
     assert not pid_alive(child.pid)
     assert pid_alive(os.getpid())
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/ns/pid"), reason="needs Linux /proc")
+def test_gone_is_certain_only_in_this_pid_namespace() -> None:
+    here = processes.pid_namespace()
+    assert here and here.count("/") == 1
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        started = processes.start_ticks(child.pid)
+        assert started > 0
+        assert not processes.gone(here, child.pid, started)
+        # The pid now names a process started at another time: the owner's pid was reused.
+        assert processes.gone(here, child.pid, started + 1)
+        child.kill()
+        child.wait()
+        assert processes.gone(here, child.pid, started)
+        # Recorded in another namespace (another container on this host, another host), or
+        # without what tells a pid apart: nothing is certain, so nothing is gone.
+        assert not processes.gone("another-boot/4026531836", child.pid, started)
+        assert not processes.gone("", child.pid, started)
+        assert not processes.gone(here, child.pid, 0)
+    finally:
+        child.kill()
+        child.wait()
+    assert not processes.gone(here, os.getpid(), processes.start_ticks(os.getpid()))

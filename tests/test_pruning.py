@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import parzen
-from parzen import ParallelTrials, Trials, fmin, hp
+from parzen import ParallelTrials, Trials, coordinator, failure_watch, fmin, hp
 from parzen.exceptions import ConfigError, InvalidReport, ReportOutsideTrial
 from parzen.execution.judge import Judge
 from parzen.progress import Progress
@@ -22,6 +22,7 @@ from parzen.pruners import (
     pruner_from_dict,
 )
 from parzen.reporting import TrialHandle, TrialPruned
+from parzen.samplers.tpe._failures import impute
 from parzen.store import InMemoryTrialStore
 from parzen.trial import Intermediate, Owner, Trial, TrialState
 from parzen.trials import JOB_STATE_DONE
@@ -316,6 +317,36 @@ def test_the_sampler_learns_a_pruned_trial_by_its_last_reported_loss() -> None:
     assert min(done) < min(pruned)  # pruned trials rank below the best completed ones
 
 
+def pruned_or_failing(params: dict[str, Any]) -> Any:
+    """``learning``, except that it fails (status fail) for x above 0.8: a failure at its
+    point."""
+    if params["x"] > 0.8:
+        return {"status": "fail"}
+    return learning(params)
+
+
+def test_a_pruned_trial_is_no_failure_and_failed_rows_still_get_the_worst_loss() -> None:
+    trials = run(Trials(), AshaPruner(1, 3, STEPS), pruned_or_failing, n=40)
+    by_state = trials.state_counts()
+    n_failed = sum(t.failed_here for t in trials.all_trials())
+    assert by_state[TrialState.PRUNED] > 0 and n_failed > 0
+    history = trials.history(parzen.Domain(learning, SPACE).space)
+    imputed = impute(history)
+    for row, t in enumerate(trials.all_trials()):  # tid order, as the history's rows
+        # A row is failed or has a loss, never both.
+        assert history.failed_mask[row] == (t.state is TrialState.DONE and t.loss is None)
+        assert history.failed_mask[row] != math.isfinite(history.losses[row])
+        if t.state is TrialState.PRUNED:
+            assert not t.failed_here and not failure_watch.failed(t)
+            assert imputed.losses[row] == t.curve()[-1].loss
+    worst = np.nanmax(history.losses)
+    assert (imputed.losses[history.failed_mask] == worst).all()
+    c = coordinator.count(trials)
+    assert c.pruned == by_state[TrialState.PRUNED]
+    assert c.failed == n_failed  # pruned trials are not counted as failed
+    assert c.finished == 40
+
+
 # ---- user tools ----------------------------------------------------------------------------
 
 def test_the_trials_table_shows_the_last_step_and_the_pruned_state() -> None:
@@ -361,6 +392,7 @@ def test_parzen_status_counts_pruned_trials_as_finished() -> None:
     snap = _status.gather(trials.store, exp, 60)
     assert snap.finished == 30
     assert f"pruned {n_pruned}   (30 finished of max_evals 30)" in _status.render(snap)
+    assert len(snap.recent) == 30  # the throughput and the ETA count pruned trials too
 
 
 def fast_reporter(params: dict[str, Any]) -> float:

@@ -17,10 +17,18 @@ from typing import Any
 import numpy as np
 
 from parzen.domain import Domain
-from parzen.exceptions import AllTrialsFailed, ExperimentLocked, InvalidTrial, SpaceChanged
+from parzen.exceptions import (
+    AllTrialsFailed,
+    ExperimentLocked,
+    InvalidTrial,
+    NoTrialFinished,
+    SpaceChanged,
+)
+from parzen.failure_watch import FailureWatch
 from parzen.progress import Progress, ProgressCallback
 from parzen.runners.base import Closing, Runner
 from parzen.samplers import Sampler, origin_of
+from parzen.store import MongoTrialStore
 from parzen.store.retry import CLOSE_PATIENCE_S, patiently
 from parzen.trial import TrialState
 from parzen.trials import Trials, save_trials
@@ -55,7 +63,8 @@ class Counts:
     done: int
     error: int
     best: float | None
-    pruned: int = 0  # stopped early by the pruner: finished, and counted by max_evals
+    ok: int = 0  # finished with a loss
+    pruned: int = 0  # stopped early by the pruner: finished, counted by max_evals, not failed
 
     @property
     def in_flight(self) -> int:
@@ -64,6 +73,12 @@ class Counts:
     @property
     def finished(self) -> int:
         return self.done + self.error + self.pruned
+
+    @property
+    def failed(self) -> int:
+        """Finished without a loss: ERROR, status fail, or a NaN or infinite loss. A pruned
+        trial is not a failure: the pruner stopped it, not the objective."""
+        return self.done + self.error - self.ok
 
     @property
     def counted(self) -> int:
@@ -75,7 +90,8 @@ def count(trials: Trials) -> Counts:
     """The loop's view of ``trials`` after a refresh; O(1), kept incrementally by Trials."""
     by = trials.state_counts()
     return Counts(by[TrialState.NEW], by[TrialState.RUNNING], by[TrialState.DONE],
-                  by[TrialState.ERROR], trials.best_loss, by[TrialState.PRUNED])
+                  by[TrialState.ERROR], trials.best_loss, trials.ok_count,
+                  by[TrialState.PRUNED])
 
 
 def algo_seed(rstate: np.random.Generator, first_tid: int) -> int:
@@ -97,6 +113,7 @@ class Stop(enum.Enum):
     ALL_FAILED = "all trials failed"
     EARLY_STOP = "early_stop_fn asked to stop"
     EXHAUSTED = "search space exhausted"
+    REQUESTED = "stop requested (parzen stop)"
 
 
 @dataclass(frozen=True)
@@ -122,6 +139,46 @@ def stop_reason(c: Counts, s: RunSettings, elapsed: float) -> StopReason | None:
     if c.error >= FAIL_FAST_AFTER and c.done == 0:
         return StopReason(Stop.ALL_FAILED)
     return None
+
+
+def unfinished(trials: Trials) -> tuple[int, int]:
+    """Of the queued (NEW) trials in flight: how many no evaluator ever claimed, and how many
+    were claimed and given back (a worker that could not load the objective, or stopped)."""
+    queued = [t for t in map(trials.known, trials.in_flight) if t.state is TrialState.NEW]
+    never = sum(1 for t in queued if not t.history)
+    return never, len(queued) - never
+
+
+def nothing_finished(why: str, running: int, never: int, returned: int, hint: str,
+                     timeout: float | None = None) -> NoTrialFinished:
+    """The error of a run stopped (its ``timeout``, ``parzen stop``) before any trial
+    finished, saying what the trials in flight were doing when it stopped, and the fix.
+
+    Args:
+        why: what stopped it: "timeout after 70 s", "stopped by parzen stop (...)".
+        running: trials that were running (cancelled with the run).
+        never: queued trials no evaluator ever claimed.
+        returned: queued trials claimed and given back.
+        hint: the runner's ``queue_hint()``: where unclaimed trials wait and how to add an
+            evaluator there, said when none was running.
+        timeout: the run's timeout in seconds, when that stopped it.
+    """
+    def n(k: int, what: str) -> str:
+        return f"{k} {what}{'s' if k != 1 else ''} {'was' if k == 1 else 'were'}"
+
+    parts = []
+    if running:
+        parts.append(f"{n(running, 'trial')} still running and cancelled" + (
+            f": raise the timeout if a trial takes longer than {timeout:g} s"
+            if timeout is not None else ""))
+    if never and running:  # evaluators there were, all busy: no hint to start one
+        parts.append(f"{n(never, 'queued trial')} waiting for a free one")
+    elif never:
+        parts.append(f"{n(never, 'queued trial')} never picked up{' ' + hint if hint else ''}")
+    if returned:
+        parts.append(f"{n(returned, 'queued trial')} picked up and given back by workers "
+                     "that could not run them (their history says why: parzen trials EXP)")
+    return NoTrialFinished(f"{why}: no trial finished" + "".join(f"; {p}" for p in parts))
 
 
 def n_to_suggest(c: Counts, s: RunSettings) -> int:
@@ -200,6 +257,14 @@ class Proposer:
                          "inserting trials")
 
 
+def errors_hint(trials: Trials) -> str:
+    """Where the user of ``trials`` reads the failed trials' tracebacks."""
+    if isinstance(trials.store, MongoTrialStore):
+        return f"`parzen errors {trials.exp_key}`"
+    return "`trials.errors()` (tid and error of each; hyperopt's `trials._dynamic_trials[i]" \
+        "[\"error\"]` holds one trial's)"
+
+
 def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
         rstate: np.random.Generator, settings: RunSettings,
         points_to_evaluate: Sequence[Mapping[str, Any]] | None = None) -> StopReason:
@@ -209,6 +274,8 @@ def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
         The reason the loop stopped.
     Raises:
         AllTrialsFailed: the first trials all raised; the message carries the first traceback.
+        NoTrialFinished: the timeout, or ``parzen stop``, came before any trial finished;
+            the message says what the trials were doing.
     """
     start = time.monotonic()
     patiently(trials.refresh, "reading the experiment")
@@ -219,6 +286,7 @@ def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
     progress = Progress(settings.max_evals if settings.max_evals < 2**62 else None,
                         c.finished, settings.show_progressbar)
     early_state: list[Any] = []
+    watch = FailureWatch(where=errors_hint(trials))
     exhausted = False
     last_save = 0.0
     reason: StopReason | None = None
@@ -238,12 +306,16 @@ def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
             runner.maintain()
             patiently(trials.refresh, "refreshing trials")
             c = count(trials)
-            progress.update(c.finished, c.running, c.error, c.best, pruned=c.pruned)
+            progress.update(c.finished, c.running, c.failed, c.best, pruned=c.pruned)
+            watch.check(trials.recent_finished())
             reason = stop_reason(c, settings, time.monotonic() - start)
             if reason is None and settings.early_stop_fn is not None and c.finished:
                 stop, early_state = settings.early_stop_fn(trials, *early_state)
                 if stop:
                     reason = StopReason(Stop.EARLY_STOP)
+            asked = runner.stop_requested() if reason is None else None
+            if asked:
+                reason = StopReason(Stop.REQUESTED, asked)
             if reason is not None:
                 break
             n = 0 if exhausted else n_to_suggest(c, settings)
@@ -278,10 +350,11 @@ def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
         closing = Closing.HANDS_OFF
         raise
     finally:
+        running, (never, returned) = c.running, unfinished(trials)  # before close cancels
         runner.close(closing)
         patiently(trials.refresh, "refreshing trials", CLOSE_PATIENCE_S)
         c = count(trials)
-        progress.update(c.finished, c.running, c.error, c.best, pruned=c.pruned)
+        progress.update(c.finished, c.running, c.failed, c.best, pruned=c.pruned)
         progress.close()
         if settings.save_file:
             save_trials(trials, settings.save_file)
@@ -294,4 +367,9 @@ def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
         raise AllTrialsFailed(f"{c.error} of {c.finished} trials failed and none succeeded; "
                               f"stopping{detail}")
     assert reason is not None
+    if reason.stop is Stop.TIMEOUT and c.finished == 0 and settings.timeout is not None:
+        raise nothing_finished(f"timeout after {settings.timeout:g} s", running, never,
+                               returned, runner.queue_hint(), settings.timeout)
+    if reason.stop is Stop.REQUESTED and c.finished == 0:
+        raise nothing_finished(str(reason), running, never, returned, runner.queue_hint())
     return reason

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -110,13 +109,17 @@ def normalize_result(value: Any, tid: int | None = None) -> dict[str, Any]:
     """Turn an objective's return value into a result dict with a float ``loss``.
 
     A bare number means ``{"loss": value, "status": "ok"}``. A dict must carry ``status``
-    (``STATUS_OK`` or ``STATUS_FAIL``); with status ok it must carry a finite ``loss``.
+    (``STATUS_OK`` or ``STATUS_FAIL``); with status ok it must carry a numeric ``loss``.
     Extra keys are kept; numpy scalars become Python numbers.
+
+    A NaN or infinite loss is a result, as in hyperopt: recorded with status ok, in every
+    mode. It is never the best (``Trial.loss`` is None for it), and samplers count the point
+    as a failed one (``Trial.failed_here``).
 
     Raises:
         InvalidResult: the value is neither a number nor a dict.
         InvalidResultStatus: the dict's status is missing or unknown.
-        InvalidLoss: status ok with a missing or non-finite loss.
+        InvalidLoss: status ok with a missing or non-numeric loss.
     """
     who = _trial_name(tid)
     if isinstance(value, (bool, np.bool_)):
@@ -125,13 +128,7 @@ def normalize_result(value: Any, tid: int | None = None) -> dict[str, Any]:
             "like {'loss': 0.12, 'status': STATUS_OK}"
         )
     if isinstance(value, (int, float, np.integer, np.floating)):
-        loss = float(value)
-        if not math.isfinite(loss):
-            raise InvalidLoss(
-                f"the objective returned a non-finite loss {loss!r} for {who}; return "
-                "{'status': STATUS_FAIL} to mark a failed evaluation instead"
-            )
-        return {"loss": loss, "status": STATUS_OK}
+        return {"loss": float(value), "status": STATUS_OK}
     if not isinstance(value, Mapping):
         raise InvalidResult(
             f"the objective returned {type(value).__name__} {value!r:.80} for {who}; return a "
@@ -151,11 +148,10 @@ def normalize_result(value: Any, tid: int | None = None) -> dict[str, Any]:
                 f"the objective's result for {who} has status ok but no 'loss' key: "
                 f"{sorted(result)}; add 'loss': <float>"
             )
-        if isinstance(raw_loss, bool) or not isinstance(raw_loss, (int, float)) \
-                or not math.isfinite(float(raw_loss)):
+        if isinstance(raw_loss, bool) or not isinstance(raw_loss, (int, float)):
             raise InvalidLoss(
                 f"the objective's result for {who} has status ok and loss={raw_loss!r}; the loss "
-                "must be a finite number (use 'status': STATUS_FAIL for a failed evaluation)"
+                "must be a number (use 'status': STATUS_FAIL for a failed evaluation)"
             )
         result["loss"] = float(raw_loss)
     return result

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -33,9 +34,11 @@ def no_progress_loss(iteration_stop_count: int = 20,
                 counted: frozenset[int] = frozenset()) -> tuple[bool, list[Any]]:
         # Count each finished trial once, by tid: with parallel trials, results arrive out of
         # order and after their trials were first seen.
+        # A NaN or infinite loss is a failed point, ignored as status fail is.
         fresh = [(d["tid"], d["result"]["loss"]) for d in trials.trials
                  if d["tid"] not in counted and d["result"].get("status") == "ok"
-                 and d["result"].get("loss") is not None]
+                 and d["result"].get("loss") is not None
+                 and math.isfinite(d["result"]["loss"])]
         fresh.sort()
         for _, loss in fresh:
             if best_loss is None:

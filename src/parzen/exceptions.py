@@ -13,7 +13,7 @@
     │                   ObjectiveUnloadable
     ├── ConfigError
     ├── ReportOutsideTrial
-    └── AllTrialsFailed
+    └── AllTrialsFailed ── NoTrialFinished
 
 Every error is a ``ParzenError``; the ones a user can cause by passing a wrong value are also
 ``ValueError`` or ``TypeError`` so that code written against hyperopt keeps catching them.
@@ -192,3 +192,14 @@ class ConfigError(ParzenError, ValueError):
 
 class AllTrialsFailed(ParzenError):
     """No trial finished with status ok, so there is no best trial to report."""
+
+
+class NoTrialFinished(AllTrialsFailed):
+    """The run was stopped (its ``timeout``) before any trial finished, so there is no best
+    trial, though none failed either. The message says what became of the trials: never
+    picked up (no worker on the queue, and the command that starts one), given back by
+    workers that could not run them, or still running.
+
+    A subclass of ``AllTrialsFailed``, which hyperopt raises when no trial succeeded, so code
+    written against hyperopt keeps catching it.
+    """

@@ -260,13 +260,21 @@ def fmin(
         if trials.best_loss is None:
             raise
         log.warning("fmin interrupted (Ctrl-C): queued and running trials cancelled; "
-                    "returning the best of %d finished trials",
-                    trials.state_counts()[TrialState.DONE])
+                    "returning the best of %s", finished_counts(trials))
     if not return_argmin:
         # hyperopt returns the best point's value (space_eval of the argmin), or None when
         # no trial succeeded.
         return space_eval(space, trials.argmin) if trials.best_loss is not None else None
     return trials.argmin
+
+
+def finished_counts(trials: Trials) -> str:
+    """``36 ok trials (38 finished, 2 failed)``: the trials with a finite loss, out of those
+    that finished; the failed ones are the rest, so the figures always add up."""
+    counts = trials.state_counts()
+    finished = counts[TrialState.DONE] + counts[TrialState.ERROR]
+    ok = trials.ok_count
+    return f"{ok} ok trials ({finished} finished, {finished - ok} failed)"
 
 
 # hyperopt's Trials.fmin calls this module's fmin; Trials sits below it, so it is handed down.

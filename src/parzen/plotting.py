@@ -13,10 +13,18 @@ hyperopt they draw on pyplot figures and call ``plt.show()`` (``do_show=False`` 
 Colour is the trial number throughout (early trials dark, late ones light), which shows where
 the search went over time; the best trial is a red star, and failed trials are red crosses
 along the top edge of a panel, at the value they were tried with.
+
+The loss axis (``loss_scale``, ``parzen plot --log/--linear``) is chosen by
+``choose_loss_scale`` unless given: logarithmic when every loss is positive and the losses
+span a decade or more, or when the best quarter of the trials would get less than half the
+height on a linear axis than on a log one (good trials squashed at the bottom); linear
+otherwise, where a few losses far above the rest are cut off (and counted) so that they do
+not flatten the others.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 import textwrap
 from collections.abc import Callable, Sequence
@@ -34,6 +42,20 @@ from parzen.trials import Trials
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+class LossScale(enum.Enum):
+    """How the loss axis is drawn."""
+
+    AUTO = "auto"  # choose_loss_scale decides from the losses
+    LOG = "log"
+    LINEAR = "linear"
+
+
+# The automatic choice (choose_loss_scale): losses spanning this factor or more get a log
+# axis, and so do losses whose best quarter a linear axis squeezes into at most this fraction
+# of the height a log axis gives them.
+LOG_SPAN = 10.0
+SQUASHED = 0.5
 
 CMAP = "viridis"
 BEST_COLOR = "#d62728"
@@ -55,15 +77,18 @@ class _Data:
     tid_range: tuple[float, float]
 
 
-def plot_history(trials: Trials | Sequence[Trial], *, title: str | None = None) -> Figure:
+def plot_history(trials: Trials | Sequence[Trial], *, title: str | None = None,
+                 loss_scale: LossScale | str = LossScale.AUTO) -> Figure:
     """Loss against trial number, with the best loss so far as a step line and failed trials
-    marked; one panel."""
-    return _history(trials, title, _figure)
+    marked; one panel. ``loss_scale``: ``"auto"`` (``choose_loss_scale``), ``"log"`` or
+    ``"linear"``."""
+    return _history(trials, title, _figure, loss_scale)
 
 
-def _history(trials: Trials | Sequence[Trial], title: str | None, make: MakeFigure) -> Figure:
+def _history(trials: Trials | Sequence[Trial], title: str | None, make: MakeFigure,
+             loss_scale: LossScale | str = LossScale.AUTO) -> Figure:
     fig = make(PANEL_W * 2.4, HISTORY_H + 0.4)
-    data = _data(trials, None)
+    data = _data(trials, None, loss_scale)
     ax = fig.add_subplot(1, 1, 1)
     _draw_history(ax, data)
     _finish_loss_axis(ax, data)
@@ -72,7 +97,7 @@ def _history(trials: Trials | Sequence[Trial], title: str | None, make: MakeFigu
 
 
 def plot_params(trials: Trials | Sequence[Trial], *, space: Any = None,
-                ncols: int = 3) -> Figure:
+                ncols: int = 3, loss_scale: LossScale | str = LossScale.AUTO) -> Figure:
     """One panel per parameter: loss against the value tried (log axis for log-scaled
     parameters, a jittered strip per option for choices).
 
@@ -80,13 +105,14 @@ def plot_params(trials: Trials | Sequence[Trial], *, space: Any = None,
         space: the space's description (``parzen.space.describe``); by default the one the
             trials know (``attachments["space_description"]`` or the experiment document).
             Without one, every parameter is drawn as a plain number.
+        loss_scale: ``"auto"`` (``choose_loss_scale``), ``"log"`` or ``"linear"``.
     """
-    return _params(trials, space, ncols, _figure)
+    return _params(trials, space, ncols, _figure, loss_scale)
 
 
 def _params(trials: Trials | Sequence[Trial], space: Any, ncols: int,
-            make: MakeFigure) -> Figure:
-    data = _data(trials, space)
+            make: MakeFigure, loss_scale: LossScale | str = LossScale.AUTO) -> Figure:
+    data = _data(trials, space, loss_scale)
     n = max(1, len(data.infos))
     cols = max(1, min(ncols, n))
     rows = math.ceil(n / cols)
@@ -102,11 +128,12 @@ def _params(trials: Trials | Sequence[Trial], space: Any, ncols: int,
 
 
 def plot_experiment(trials: Trials | Sequence[Trial], *, space: Any = None,
-                    title: str | None = None, ncols: int = 3) -> Figure:
+                    title: str | None = None, ncols: int = 3,
+                    loss_scale: LossScale | str = LossScale.AUTO) -> Figure:
     """The history panel across the top, the learning curves under it when trials reported
     any (``parzen.report``), then one panel per parameter: ``1 + n_params`` axes (one more
-    with curves). ``space`` as in ``plot_params``."""
-    data = _data(trials, space)
+    with curves). ``space`` and ``loss_scale`` as in ``plot_params``."""
+    data = _data(trials, space, loss_scale)
     n = len(data.infos)
     cols = max(1, min(ncols, n))
     rows = math.ceil(n / cols)
@@ -241,7 +268,62 @@ def _shown(fig: Figure, do_show: bool) -> Figure:
 
 # ---- data ---------------------------------------------------------------------------------
 
-def _data(trials: Trials | Sequence[Trial], space: Any) -> _Data:
+def choose_loss_scale(losses: Sequence[float]) -> LossScale:
+    """The loss axis ``"auto"`` draws, ``LOG`` or ``LINEAR``, from the finite losses.
+
+    Log when every loss is positive and either they span a decade or more
+    (``max / min >= LOG_SPAN``), or the best quarter of the trials is squashed: on the linear
+    axis (whose top leaves out a few far-off losses, see ``_linear_top``) it would get at most
+    ``SQUASHED`` times the height a log axis gives it. A log axis cannot show a loss <= 0, so
+    any such loss means linear.
+    """
+    xs = sorted(x for x in losses if math.isfinite(x))
+    if len(xs) < 2 or xs[0] <= 0:
+        return LossScale.LINEAR
+    lo, hi = xs[0], xs[-1]
+    if hi / lo >= LOG_SPAN:
+        return LossScale.LOG
+    if len(xs) < 4 or hi == lo:
+        return LossScale.LINEAR
+    q25 = float(np.quantile(xs, 0.25))
+    linear_share = (q25 - lo) / (_linear_top(xs) - lo)
+    log_share = math.log(q25 / lo) / math.log(hi / lo)
+    return LossScale.LOG if linear_share <= SQUASHED * log_share else LossScale.LINEAR
+
+
+def _linear_top(losses: Sequence[float]) -> float:
+    """The top of a linear loss axis: the highest loss, unless a few losses lie far above the
+    rest (the highest is more than 5 times as far from the lowest as the 90th percentile),
+    which then stay off the scale above the 90th percentile plus half its distance to the
+    lowest."""
+    lo, hi = min(losses), max(losses)
+    if len(losses) < 10:
+        return hi
+    q90 = float(np.quantile(losses, 0.9))
+    return q90 + 0.5 * (q90 - lo) if hi - lo > 5 * (q90 - lo) > 0 else hi
+
+
+def _scale(value: LossScale | str, losses: Sequence[float]) -> LossScale:
+    """The scale asked for, ``AUTO`` resolved; a log axis is refused for losses <= 0."""
+    try:
+        scale = LossScale(value)
+    except ValueError:
+        raise ConfigError(f"loss_scale={value!r}: use one of "
+                          f"{', '.join(repr(s.value) for s in LossScale)}") from None
+    if scale is LossScale.AUTO:
+        return choose_loss_scale(losses)
+    bad = [x for x in losses if x <= 0]
+    if scale is LossScale.LOG and bad:
+        raise ConfigError(
+            f"a log loss axis cannot show losses <= 0, and {len(bad)} of {len(losses)} are "
+            f"(the lowest is {min(bad):.4g}): draw it linear (parzen plot --linear, "
+            "loss_scale='linear'), or make the objective return a positive loss (1 - accuracy "
+            "rather than -accuracy)")
+    return scale
+
+
+def _data(trials: Trials | Sequence[Trial], space: Any,
+          loss_scale: LossScale | str = LossScale.AUTO) -> _Data:
     if isinstance(trials, Trials):
         trials.refresh()
         if space is None:
@@ -253,8 +335,8 @@ def _data(trials: Trials | Sequence[Trial], space: Any) -> _Data:
     failed = [t for t in rows if t.state is TrialState.ERROR
               or (t.state is TrialState.DONE and t.loss is None)]
     best = min(ok, key=lambda t: (t.loss or 0.0, t.tid)) if ok else None
-    losses = [t.loss for t in ok if t.loss is not None]
-    log_loss = bool(losses) and min(losses) > 0 and max(losses) / min(losses) > 100
+    losses = [float(t.loss) for t in ok if t.loss is not None]
+    log_loss = _scale(loss_scale, losses) is LossScale.LOG
     tids = [t.tid for t in rows] or [0]
     return _Data(rows, ok, failed, best, parameter_infos(rows, space), log_loss,
                  (float(min(tids)), float(max(tids))))
@@ -289,8 +371,8 @@ def _figure(w: float, h: float) -> Figure:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise ConfigError("plotting needs matplotlib: install the plots extra: "
-                          "pip install 'parzen[plots]'") from None
+        raise ConfigError("plotting needs matplotlib (parzen's plots extra): "
+                          "pip install matplotlib") from None
     fig = Figure(figsize=(w, h), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -360,10 +442,9 @@ def _finish_loss_axis(ax: Axes, d: _Data) -> None:
     """Set the (shared) loss axis limits once every panel is drawn: on a linear axis, keep a
     few huge losses from flattening the rest; leave a band at the top for failed trials."""
     losses = [float(t.loss or 0.0) for t in d.ok]
-    if not d.log_loss and len(losses) >= 10:
-        lo, q90, hi = float(np.min(losses)), float(np.quantile(losses, 0.9)), max(losses)
-        if hi - lo > 5 * (q90 - lo) > 0:
-            top = q90 + 0.5 * (q90 - lo)
+    if not d.log_loss and losses:
+        lo, top = min(losses), _linear_top(losses)
+        if top < max(losses):
             ax.set_ylim(lo - 0.05 * (top - lo), top)
             n_out = sum(1 for v in losses if v > top)
             ax.text(0.01, 0.85 if d.failed else 0.97,

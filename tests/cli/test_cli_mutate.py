@@ -29,12 +29,12 @@ def test_cancel_cancels_queued_trials_only(cli: Cli, fresh_mongo: Fresh,
     finished_experiment(store, "run", n=2)
     add_in_flight(store, "run")
     got = main_with_stderr(capsys, "cancel", "run", "--mongo", url)
-    assert got[0] == "cancelled 2 queued trials of 'run'\n"
+    assert got[0] == "cancelled 2 new trials of 'run'\n"
     assert "coordinator is still running" in got[1]
     counts = store.count_by_state("run")
     assert counts[TrialState.NEW] == 0 and counts[TrialState.CANCEL] == 2
     assert counts[TrialState.RUNNING] == 3 and counts[TrialState.DONE] == 2
-    assert cli("cancel", "run", "--mongo", url) == "cancelled 0 queued trials of 'run'\n"
+    assert cli("cancel", "run", "--mongo", url) == "cancelled 0 new trials of 'run'\n"
 
 
 def test_requeue_gives_failed_trials_another_try(cli: Cli, fresh_mongo: Fresh,
@@ -103,7 +103,7 @@ def test_file_requeue_and_cancel_resave_the_file(cli: Cli, local_file: str,
     counts = after.state_counts()
     assert counts[TrialState.NEW] == n_failed and counts[TrialState.ERROR] == 0
     assert after.attachments == before.attachments
-    assert cli("cancel", "--file", path) == f"cancelled {n_failed} queued trials of 'default'\n"
+    assert cli("cancel", "--file", path) == f"cancelled {n_failed} new trials of 'default'\n"
     with open(path, "rb") as f:
         assert pickle.load(f).state_counts()[TrialState.CANCEL] == n_failed
 

@@ -6,6 +6,9 @@ import csv
 import io
 import json
 
+import pytest
+
+from parzen.cli import main
 from parzen.export import FIXED_COLUMNS
 from tests.support.cli import LABELS, MONGO_EXP, N_EVALS, Cli, finished_experiment, trials_of
 
@@ -14,7 +17,7 @@ def test_experiments_lists_counts_best_activity_and_coordinator(cli: Cli, mongo_
                                                                 ) -> None:
     text = cli("experiments", "--mongo", mongo_url)
     header, *lines = text.splitlines()
-    assert header.split()[:3] == ["EXPERIMENT", "DONE", "RUNNING"]
+    assert header.split()[:6] == ["EXPERIMENT", "NEW", "RUNNING", "DONE", "ERROR", "CANCEL"]
     assert [line.split()[0] for line in lines] == ["cifar-small", "mnist-rand", MONGO_EXP]
     live = next(line for line in lines if line.startswith(MONGO_EXP))
     assert "alive (pid 4242 on head-node)" in live and "ago" in live
@@ -22,8 +25,8 @@ def test_experiments_lists_counts_best_activity_and_coordinator(cli: Cli, mongo_
     rows = json.loads(cli("experiments", "--mongo", mongo_url, "--format", "json"))
     by_key = {r["exp_key"]: r for r in rows}
     live_row = by_key[MONGO_EXP]
-    assert live_row["running"] == 3 and live_row["queued"] == 2
-    assert live_row["done"] + live_row["failed"] == N_EVALS and live_row["failed"] >= 1
+    assert live_row["running"] == 3 and live_row["new"] == 2
+    assert live_row["done"] + live_row["error"] == N_EVALS and live_row["error"] >= 1
     assert live_row["coordinator"] == "alive" and live_row["max_evals"] == 60
     assert by_key["mnist-rand"]["coordinator"] == "none"
     assert by_key["mnist-rand"]["best_loss"] == 0.25
@@ -36,7 +39,7 @@ def test_experiments_lists_counts_best_activity_and_coordinator(cli: Cli, mongo_
 
 def test_experiments_on_a_file_lists_its_one_experiment(cli: Cli, local_file: str) -> None:
     [row] = json.loads(cli("experiments", "--file", local_file, "--format", "json"))
-    assert row["exp_key"] == "default" and row["done"] + row["failed"] == N_EVALS
+    assert row["exp_key"] == "default" and row["done"] + row["error"] == N_EVALS
     assert row["coordinator"] == "none"
 
 
@@ -68,9 +71,13 @@ def test_trials_filters_sorts_and_limits(cli: Cli, source: list[str]) -> None:
     losses = [t.loss for t in trials_of(source)() if t.loss is not None]
     assert [r["loss"] for r in best3] == sorted(losses)[:3]
 
-    failed = json.loads(cli("trials", *source, "--state", "failed", "--format", "json"))
+    failed = json.loads(cli("trials", *source, "--state", "error", "--format", "json"))
     assert failed and {r["state"] for r in failed} == {"error"}
     assert all(r["loss"] is None and r["lr"] > 0.03 for r in failed)
+    # The word the documents hold is the name; the other common words are aliases of it.
+    for alias in ("failed", "FAILED"):
+        assert json.loads(cli("trials", *source, "--state", alias, "--format", "json")) \
+            == failed
 
     newest = json.loads(cli("trials", *source, "--sort", "tid", "--desc", "--limit", "2",
                             "--format", "json"))
@@ -85,6 +92,21 @@ def test_trials_shows_running_and_queued_state(cli: Cli, mongo_url: str) -> None
                           "running,queued", "--format", "json"))
     assert sorted(r["state"] for r in rows) == ["new", "new", "running", "running", "running"]
     assert {r["worker"] for r in rows if r["state"] == "running"} == {"gpu-1", "gpu-2", "gpu-3"}
+
+
+def test_trials_of_one_worker(cli: Cli, mongo_url: str, capsys: pytest.CaptureFixture[str]
+                              ) -> None:
+    rows = json.loads(cli("trials", MONGO_EXP, "--mongo", mongo_url, "--worker", "gpu-2",
+                          "--format", "json"))
+    assert [(r["state"], r["worker"]) for r in rows] == [("running", "gpu-2")]
+    # Every slot of a worker is the worker: the fmin run's in-process trials are "inline".
+    done = json.loads(cli("trials", MONGO_EXP, "--mongo", mongo_url, "--worker", "inline",
+                          "--state", "done", "--limit", "2", "--format", "json"))
+    assert len(done) == 2 and {r["worker"] for r in done} == {"inline"}
+    assert main(["trials", MONGO_EXP, "--mongo", mongo_url, "--worker", "gpu-9"]) == 0
+    out = capsys.readouterr()
+    assert "(no trials of worker 'gpu-9')" in out.out
+    assert "the workers of these trials: gpu-1, gpu-2, gpu-3, inline" in out.err
 
 
 def test_best_shows_raw_params_and_space_eval_values(cli: Cli, source: list[str]) -> None:
@@ -106,15 +128,15 @@ def test_best_shows_raw_params_and_space_eval_values(cli: Cli, source: list[str]
 def test_status_shows_counts_workers_leases_and_eta(cli: Cli, mongo_url: str) -> None:
     text = cli("status", MONGO_EXP, "--mongo", mongo_url)
     assert "coordinator  alive (pid 4242 on head-node, lease renewed, " in text
-    assert "running 3  queued 2" in text and "of max_evals 60" in text
+    assert "trials       new 2  running 3  done " in text and "of max_evals 60" in text
     assert "trials/min" in text and "eta " in text
     for worker in ("gpu-1", "gpu-2", "gpu-3", "inline"):
         assert worker in text
     assert "expired leases: 1" in text and "EXPIRED" in text
 
     doc = json.loads(cli("status", MONGO_EXP, "--mongo", mongo_url, "--format", "json"))
-    assert doc["running"] == 3 and doc["queued"] == 2 and doc["coordinator"]["alive"]
-    assert doc["done"] + doc["failed"] == N_EVALS
+    assert doc["running"] == 3 and doc["new"] == 2 and doc["coordinator"]["alive"]
+    assert doc["done"] + doc["error"] == N_EVALS and doc["cancel"] == 0
     assert doc["remaining"] == 60 - N_EVALS
     assert doc["finished_per_minute"] > 0 and doc["eta_s"] > 0
     assert len(doc["expired_leases"]) == 1 and not doc["ended"]
@@ -148,7 +170,7 @@ def test_errors_with_several_groups_and_none(cli: Cli, fresh_mongo: tuple[str, o
 
     url, store = fresh_mongo
     finished_experiment(store, "ok-run", n=3)  # type: ignore[arg-type]
-    assert "no failed trials in 'ok-run'" in cli("errors", "ok-run", "--mongo", url)
+    assert "no error trials in 'ok-run'" in cli("errors", "ok-run", "--mongo", url)
     finished_experiment(store, "bad-run", n=1, fail=2)  # type: ignore[arg-type]
     groups = json.loads(cli("errors", "bad-run", "--mongo", url, "--format", "json"))
     assert [(g["type"], g["count"]) for g in groups] == [("RuntimeError", 2)]

@@ -39,10 +39,10 @@ def test_watch_redraws_until_the_run_ends(cli: Cli, fresh_mongo: tuple[str, Mong
     assert sleeps == [0.5, 0.5]
     blocks = text.split("experiment 'run'")[1:]
     assert len(blocks) == 3
-    assert "running 3  queued 2" in blocks[0] and "alive" in blocks[0]
-    assert "running 0  queued 0" in blocks[1] and "alive" in blocks[1]
+    assert "new 2  running 3" in blocks[0] and "alive" in blocks[0]
+    assert "new 0  running 0" in blocks[1] and "alive" in blocks[1]
     assert "coordinator  none" in blocks[2]
-    assert text.rstrip().endswith("run ended: 2 done, 0 failed")
+    assert text.rstrip().endswith("run ended: 2 done, 0 error")
     assert "\x1b[2J" not in text  # not a terminal: plain blocks, no screen clearing
 
 

@@ -70,8 +70,9 @@ def test_missing_or_bad_sources_are_explained(cli: Cli, tmp_path: Path, local_fi
     assert "is not a trials file" in cli("best", "--file", str(junk), code=2)
     assert "holds the experiment 'default', not 'other'" in cli("best", "other", "--file",
                                                                  local_file, code=2)
-    assert "--state 'bogus'" in cli("trials", "--file", local_file, "--state", "bogus",
-                                    code=2)
+    assert "--state: 'bogus' is not a trial state: use one of new, running, done, error, " \
+        "cancel, pruned (also accepted: queued = new, failed = error" in cli(
+            "trials", "--file", local_file, "--state", "bogus", code=2)
     assert "mongodb://" in cli("trials", "x", "--mongo", "http://host/db", code=2)
 
 
@@ -90,4 +91,4 @@ def test_best_without_any_loss_says_why(cli: Cli, fresh_mongo: tuple[str, object
     url, store = fresh_mongo
     finished_experiment(store, "broken", n=0, fail=2)  # type: ignore[arg-type]
     err = cli("best", "broken", "--mongo", url, code=2)
-    assert "no trial of 'broken' has finished with a loss yet (2 failed" in err
+    assert "no trial of 'broken' has finished with a loss yet (2 error" in err

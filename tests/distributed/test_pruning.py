@@ -50,7 +50,7 @@ def test_pruned_trials_stop_early_and_free_their_slots(cluster):
     by_slot: dict[str, list] = {}
     for t in everything:
         assert t.owner is not None and t.book_time is not None and t.end_time is not None
-        by_slot.setdefault(f"{t.owner.pid}/{t.owner.worker}", []).append(t)
+        by_slot.setdefault(f"{t.owner.pid}/{t.owner.worker}/{t.owner.slot}", []).append(t)
     for runs in by_slot.values():
         runs.sort(key=lambda t: t.book_time)
         for before, after in zip(runs, runs[1:], strict=False):

@@ -127,7 +127,7 @@ def test_s26a_status_requeue_and_cancel_agree_with_the_reaper_on_undated_leases(
 
     make_stuck(cluster.store, "s26-cancel")
     out, _ = parzen(capsys, "cancel", "s26-cancel", "--mongo", url)
-    assert out == ("cancelled 3 queued trials of 's26-cancel' (2 of them were running on "
+    assert out == ("cancelled 3 new trials of 's26-cancel' (2 of them were running on "
                    "workers whose lease had expired)\n"), out
     counts = cluster.counts("s26-cancel")
     assert counts[TrialState.CANCEL] == 3 and counts[TrialState.RUNNING] == 1, counts

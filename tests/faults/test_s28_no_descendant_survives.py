@@ -216,4 +216,4 @@ def test_s28_worker_kill9_leaves_no_descendant(cluster: FaultCluster, box: Path)
     cluster.start_ready(1)
     run.join(90)
     t, = assert_clean_end(cluster, "s28-kill", done=1)
-    assert [a.outcome for a in t.history] == ["lease expired"]
+    assert [a.outcome for a in t.history] == ["worker died"]

@@ -55,7 +55,7 @@ def coordinator_on(monkeypatch: pytest.MonkeyPatch, version: str) -> None:
 
 def run(cluster: FaultCluster, exp_key: str, fn: Any, max_evals: int) -> None:
     trials = MongoTrials(cluster.mongo_url, exp_key=exp_key, parallelism=2,
-                         **cluster.kwargs(dispatch_timeout=60.0))
+                         **cluster.kwargs(dispatch_timeout=2.0))
     try:
         fmin(fn, space(0.0), algo=tpe.suggest, max_evals=max_evals, trials=trials,
              show_progressbar=False, rstate=np.random.default_rng(0))
@@ -85,13 +85,13 @@ def test_s32_by_value_objective_from_another_python_is_refused_before_unpickling
     with pytest.raises(ObjectiveUnloadable) as info:
         run(c, "s32-skew", by_value, 4)
     msg = str(info.value)
-    assert "worker " in msg and "reported objective unloadable: " in msg, msg
+    assert msg.startswith("no worker can load the objective of 's32-skew'"), msg
     assert f"the objective was pickled by value (test_s32_by_value_objective_from_another_" \
         f"python_is_refused_before_unpickling.<locals>.by_value ({__file__}:" in msg, msg
     assert f"on Python {OTHER}, and this worker runs Python {HERE}" in msg, msg
     assert "can crash the evaluation with SIGSEGV" in msg
     assert 'objective="package.module:function"' in msg
-    assert msg.endswith("Nothing was unpickled")
+    assert "Nothing was unpickled" in msg
 
     assert not proof.exists(), "the payload was unpickled"
     assert c.executions() == []

@@ -70,16 +70,41 @@ def test_s01_kill9_mid_trial_runs_the_trial_again_elsewhere(
     trials = assert_clean_end(cluster, "s01", done=6)
     t = next(x for x in trials if x.tid == trial.tid)
     assert t.attempts == 2 and t.owner is not None and t.owner.pid == survivor.pid
+    # The coordinator runs on the victim's host: it saw the process end, and did not wait
+    # for the lease.
     assert [(a.outcome, a.owner.pid if a.owner else None) for a in t.history] == \
-        [("lease expired", victim.pid)]
-    assert lease_expiries(trials) == 1, "only the killed attempt may have been requeued"
+        [("worker died", victim.pid)]
+    assert sum(a.outcome == "worker died" for x in trials for a in x.history) == 1, \
+        "only the killed attempt may have been requeued"
+    assert lease_expiries(trials) == 0
     assert runs_of(cluster.executions(), t.params["x"]) == 2
     assert survivor.poll() is None
     # The coordinator's log names the worker that died, as its trial document does.
     dead = t.history[0].owner
     assert dead is not None
-    assert f"trial {t.tid} of 's01': lease expired (worker {dead.worker} (pid {victim.pid} " \
-           f"on {dead.host}) died or stalled), requeued for attempt 2" in caplog.text
+    assert f"trial {t.tid} of 's01': its worker {dead} died (its process is gone from this " \
+           "host), requeued for attempt 2 without waiting for its lease" in caplog.text
+
+
+@pytest.mark.timeout(90)
+def test_s01b_a_dead_workers_trial_does_not_wait_out_its_lease(cluster: FaultCluster) -> None:
+    # Issue 18 item 4: with the default 60 s lease, a kill -9 cost the run a whole lease.
+    # A 20 s lease here, and no clock: the check below is on the trial's own times.
+    victim, survivor = cluster.start_ready(2)
+    run = start_fmin(cluster, "s01b", max_evals=4, sleep=1.0, lease=20.0, heartbeat=5.0)
+    trial = wait_for(lambda: running_on(cluster, "s01b", victim.pid), 30,
+                     "a trial running on the victim")
+    cluster.kill9(victim)
+    run.join(60)
+
+    t = next(x for x in assert_clean_end(cluster, "s01b", done=4) if x.tid == trial.tid)
+    [attempt] = t.history
+    assert (attempt.outcome, attempt.owner) == ("worker died", trial.owner)
+    # Logically before the lease expired: the attempt ended before the lease the victim
+    # had last renewed (read before the kill) ran out.
+    assert trial.lease_expires is not None and attempt.end_time is not None
+    assert attempt.end_time < trial.lease_expires
+    assert t.attempts == 2 and t.owner is not None and t.owner.pid == survivor.pid
 
 
 @pytest.mark.timeout(90)

@@ -7,6 +7,7 @@ A test class inherits it and provides two fixtures: ``store`` (an empty store) a
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -93,6 +94,21 @@ class TrialStoreContract:
         assert store.count_by_state(EXP) == {TrialState.NEW: 2, TrialState.RUNNING: 1,
                                              TrialState.DONE: 0, TrialState.ERROR: 0,
                                              TrialState.CANCEL: 0, TrialState.PRUNED: 0}
+
+    def test_census_counts_and_lists_from_one_read(self, store: TrialStore) -> None:
+        store.insert_new(new(0, 1, 2, 3))
+        for tid in (3, 0):
+            store.claim(EXP, tid, A, 60)
+        t = store.claim(EXP, 2, B, 60)
+        assert t is not None and t.claim_token
+        store.finish(EXP, 2, t.claim_token, TrialState.DONE, ok(0.5))
+        counts, running = store.census(EXP, [TrialState.RUNNING])
+        assert counts == store.count_by_state(EXP)
+        assert running == store.find(EXP, [TrialState.RUNNING])
+        assert [t.tid for t in running] == [0, 3]
+        counts, listed = store.census(EXP, [TrialState.NEW, TrialState.DONE])
+        assert [t.tid for t in listed] == [1, 2] and counts[TrialState.RUNNING] == 2
+        assert store.census("other", [TrialState.RUNNING]) == (dict.fromkeys(TrialState, 0), [])
 
     def test_now_is_timezone_aware_utc(self, store: TrialStore) -> None:
         now = store.now()
@@ -217,6 +233,45 @@ class TrialStoreContract:
         assert not store.release(EXP, 0, t.claim_token, "again")  # the token is spent
         again = store.claim(EXP, 0, B, 60)
         assert again is not None and again.attempts == back.attempts + 1
+
+    # ---- a worker seen dead ----------------------------------------------------------------
+
+    def test_requeue_dead_requeues_the_attempt_seen_dead_at_once(self,
+                                                                 store: TrialStore) -> None:
+        store.insert_new(new(0, 1, 2))
+        dead = store.claim(EXP, 0, A, 600)
+        gone_on = store.claim(EXP, 1, A, 600)
+        alive = store.claim(EXP, 2, B, 600)
+        assert dead and gone_on and alive and gone_on.claim_token
+        # Trial 1 was finished since it was seen running: its attempt is not requeued.
+        store.finish(EXP, 1, gone_on.claim_token, TrialState.DONE, ok(1.0))
+        changed = store.requeue_dead(EXP, {0: str(dead.claim_token),
+                                           1: str(gone_on.claim_token)}, max_attempts=3)
+        assert [(t.tid, t.state) for t in changed] == [(0, TrialState.NEW)]
+        t = store.get(EXP, 0)
+        assert t == changed[0]
+        assert (t.attempts, t.owner, t.claim_token) == (1, None, None)
+        assert [(h.attempt, h.owner, h.outcome) for h in t.history] == [(1, A, "worker died")]
+        assert store.get(EXP, 1).state is TrialState.DONE
+        assert store.get(EXP, 2).state is TrialState.RUNNING
+        # The token is spent: seen dead twice, requeued once.
+        assert store.requeue_dead(EXP, {0: str(dead.claim_token)}, max_attempts=3) == []
+        again = store.claim(EXP, 0, B, 600)
+        assert again is not None and again.attempts == 2
+        assert store.requeue_dead(EXP, {0: str(dead.claim_token)}, max_attempts=3) == []
+        assert store.get(EXP, 0).owner == B
+
+    def test_requeue_dead_gives_up_after_max_attempts(self, store: TrialStore) -> None:
+        store.insert_new(new(0))
+        for attempt in (1, 2):
+            t = store.claim(EXP, 0, A, 600)
+            assert t is not None and t.claim_token and t.attempts == attempt
+            [t] = store.requeue_dead(EXP, {0: t.claim_token}, max_attempts=2)
+        assert t.state is TrialState.ERROR and t.error is not None
+        assert t.error.type == "WorkerDied"
+        assert t.error.message.startswith("the worker running it died on attempt 2 of 2")
+        assert [h.outcome for h in t.history] == ["worker died", "worker died"]
+        assert store.get(EXP, 0) == t
 
     # ---- lease expiry ---------------------------------------------------------------------
 
@@ -417,6 +472,19 @@ class TrialStoreContract:
         assert [t.tid for t in store.find(EXP, sort="loss", descending=True, limit=5)] == \
             [0, 3, 4, 2, 5]
         assert [t.tid for t in store.find(EXP, [TrialState.DONE], sort="loss", limit=1)] == [2]
+
+    def test_find_by_loss_ranks_no_nan_or_infinite_loss(self, store: TrialStore) -> None:
+        # A NaN or infinite loss is recorded as returned (status ok, as hyperopt does) but
+        # ranks nowhere: it goes with the trials without a loss, so it is never the best.
+        self._finished(store, {0: math.nan, 1: 2.0, 2: -math.inf, 3: 1.0, 4: math.inf})
+        assert [t.tid for t in store.find(EXP, sort="loss")] == [3, 1, 0, 2, 4]
+        assert [t.tid for t in store.find(EXP, sort="loss", descending=True)] == \
+            [1, 3, 4, 2, 0]
+        assert [t.tid for t in store.find(EXP, [TrialState.DONE], sort="loss", limit=1)] == [3]
+        nan = store.get(EXP, 0)
+        assert nan.state is TrialState.DONE and nan.loss is None
+        assert nan.result["status"] == "ok" and math.isnan(nan.result["loss"])
+        assert store.get(EXP, 2).result["loss"] == -math.inf
 
     def test_find_filters_by_state_and_sorts_by_tid(self, store: TrialStore) -> None:
         self._finished(store, {0: 1.0, 1: None})

@@ -23,7 +23,7 @@ from parzen.store._documents import (
 from parzen.trial import Attempt, ErrorInfo, Intermediate, Owner, Trial, TrialState
 
 T0 = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)  # millisecond precision
-OWNER = Owner("w1", "host", 42)
+OWNER = Owner("w1", "host", 42, slot=2, pid_ns="boot/4026531836", pid_start=1234)
 
 
 def full_trial(state: TrialState = TrialState.DONE) -> Trial:
@@ -58,7 +58,8 @@ def test_document_layout() -> None:
     doc = trial_to_doc(full_trial())
     assert doc["schema_version"] == SCHEMA_VERSION
     assert doc["state"] == "done"
-    assert doc["owner"] == {"worker": "w1", "host": "host", "pid": 42}
+    assert doc["owner"] == {"worker": "w1", "slot": 2, "host": "host", "pid": 42,
+                            "pid_ns": "boot/4026531836", "pid_start": 1234}
     assert doc["misc"] == {"tid": 7, "idxs": {"lr": [7], "model": [7], "name": [7]},
                            "vals": {"lr": [0.01], "model": [1], "name": ["a"]}}
     assert doc["duration_s"] == 2.5
@@ -70,6 +71,27 @@ def test_document_layout() -> None:
                                    {"step": 2, "loss": 0.7, "attempt": 1},
                                    {"step": 1, "loss": 0.8, "attempt": 2}]
     assert trial_to_doc(full_trial(TrialState.PRUNED))["state"] == "pruned"
+
+
+def test_owner_worker_is_the_name_and_older_slot_names_are_split() -> None:
+    # A query on owner.worker finds the worker by the name it was given, all slots alike.
+    assert trial_to_doc(full_trial())["owner"]["worker"] == "w1"
+    # Documents written before owner.slot existed named the slot in the worker.
+    doc = trial_to_doc(full_trial())
+    doc["owner"] = {"worker": "gpu-1/slot-3", "host": "h", "pid": 5}
+    doc["history"][0]["owner"] = {"worker": "a/b/slot-12", "host": "h", "pid": 5}
+    t = trial_from_doc(doc)
+    assert t.owner == Owner("gpu-1", "h", 5, slot=3)
+    assert t.history[0].owner == Owner("a/b", "h", 5, slot=12)
+    # Names that only look alike are kept whole; hyperopt's owner is a bare string.
+    doc["owner"] = {"worker": "gpu-1/slot-x", "host": "h", "pid": 5}
+    assert trial_from_doc(doc).owner == Owner("gpu-1/slot-x", "h", 5)
+    doc["owner"] = {"worker": "w/slot-1", "slot": 4, "host": "h", "pid": 5}
+    assert trial_from_doc(doc).owner == Owner("w/slot-1", "h", 5, slot=4)
+    doc["owner"] = "host:1234"
+    assert trial_from_doc(doc).owner == Owner("host:1234", "", 0)
+    assert str(OWNER) == "w1 slot 2 (pid 42 on host)"
+    assert str(Owner("inline", "h", 1)) == "inline (pid 1 on h)"
 
 
 def test_hyperopt_integer_state_and_naive_datetimes_are_read() -> None:

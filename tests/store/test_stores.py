@@ -72,7 +72,8 @@ def test_documents_are_plain_bson_for_mongosh(mongo_case: StoreCase) -> None:
     # What a user types in mongosh: db.trials.find({exp_key: "exp", state: "done"})
     [doc] = store._db.trials.find({"exp_key": EXP, "state": "done"}).sort("result.loss", 1)
     assert doc["schema_version"] == 1
-    assert doc["owner"] == {"worker": "w", "host": "h", "pid": 1}
+    assert doc["owner"] == {"worker": "w", "slot": None, "host": "h", "pid": 1, "pid_ns": "",
+                            "pid_start": 0}
     assert doc["misc"] == {"tid": 1, "idxs": {"x": [1], "c": [1]}, "vals": {"x": [0.1], "c": [1]}}
     assert doc["duration_s"] >= 0
     names = {i["name"] for i in store._db.trials.list_indexes()}

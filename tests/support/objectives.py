@@ -28,3 +28,13 @@ def quadratic(p: dict[str, Any]) -> float:
 
 def raises(p: dict[str, Any]) -> float:
     raise ValueError(f"bad x={p['x']:.3f}")
+
+
+def nan_for_positive(p: dict[str, Any]) -> Any:
+    """A NaN loss for x > 0 (a diverged run), an infinite one in a dict for x < -0.5, else the
+    quadratic's loss."""
+    if p["x"] > 0:
+        return float("nan")
+    if p["x"] < -0.5:
+        return {"status": "ok", "loss": float("inf")}
+    return quadratic(p)

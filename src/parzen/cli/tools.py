@@ -1,23 +1,20 @@
-"""The experiment tools: ``parzen experiments | trials | best | status | errors | plot |
-cancel | requeue | delete``.
+"""The experiment tools that read: ``parzen experiments | trials | best | status | errors |
+plot`` (the ones that change an experiment are in ``mutate.py``).
 
 Each reads a MongoDB store (``--mongo``, default ``$PARZEN_MONGO_URL``) or a local run's file
-(``--file``, written by ``fmin(..., trials_save_file=...)``). Read-only commands work on
-both; ``cancel`` and ``requeue`` on a file re-save it atomically; ``delete`` refuses a file
-(remove the file instead). Tables go to people, ``--format json|csv`` to other programs.
+(``--file``, written by ``fmin(..., trials_save_file=...)``). Tables go to people,
+``--format json|csv`` to other programs.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
-import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -37,61 +34,22 @@ from parzen.cli._format import (
     terminal_width,
     timestamp,
 )
-from parzen.cli._registry import command
-from parzen.cli._source import Source, add_source_arguments, driver_state, experiment, opened
+from parzen.cli._registry import ALIAS_WORDS, STATE_WORDS, command, parse_states, setup
+from parzen.cli._source import add_source_arguments, driver_state, experiment, opened
 from parzen.exceptions import AllTrialsFailed, ConfigError, InvalidTrial
 from parzen.export import Table, trial_table
-from parzen.plotting import plot_experiment
-from parzen.runners.celery.driver import Driver
-from parzen.settings import TrialSettings
+from parzen.plotting import LossScale, plot_experiment
 from parzen.space.described import evaluate
-from parzen.store import Experiment, TrialStore, lease_seconds
+from parzen.store import TrialStore
 from parzen.trial import STATUS_OK, Trial, TrialState
 
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
-STATE_NAMES = {"new": TrialState.NEW, "queued": TrialState.NEW,
-               "running": TrialState.RUNNING, "done": TrialState.DONE,
-               "error": TrialState.ERROR, "failed": TrialState.ERROR,
-               "cancel": TrialState.CANCEL, "cancelled": TrialState.CANCEL,
-               "pruned": TrialState.PRUNED}
-Run = Callable[[argparse.Namespace], int]
 
 
-def _setup(p: argparse.ArgumentParser, run: Run, examples: str) -> None:
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = "examples:\n" + examples
-    p.set_defaults(run=_pipe_safe(run))
-
-
-def _pipe_safe(run: Run) -> Run:
-    """``parzen trials EXP | head`` closes the pipe early; that is not an error."""
-
-    @functools.wraps(run)
-    def wrapped(args: argparse.Namespace) -> int:
-        try:
-            return run(args)
-        except BrokenPipeError:
-            try:  # silence the interpreter's own flush of stdout at exit
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-            except (OSError, ValueError):
-                pass
-            return 0
-
-    return wrapped
-
-
-def _states(values: Sequence[str] | None) -> list[TrialState] | None:
-    if not values:
-        return None
-    states = []
-    for v in values:
-        for name in v.split(","):
-            name = name.strip().lower()
-            if name not in STATE_NAMES:
-                raise ConfigError(f"--state {name!r}: use one of {', '.join(STATE_NAMES)}")
-            states.append(STATE_NAMES[name])
-    return sorted(set(states))
+def _state_counts(counts: Mapping[TrialState, int]) -> dict[str, int]:
+    """``{"new": 2, "running": 3, "done": 40, "error": 1, "cancel": 0}``: the counts under
+    the states' own names, in lifecycle order (the keys of JSON and of table columns)."""
+    return {s.word: counts.get(s, 0) for s in TrialState}
 
 
 def _emit_table(table: Table, fmt: str, digits: dict[str, int] | None = None) -> None:
@@ -105,12 +63,12 @@ def _emit_table(table: Table, fmt: str, digits: dict[str, int] | None = None) ->
 
 # ---- experiments --------------------------------------------------------------------------
 
-@command("experiments", "list experiments: trial counts, best loss, last activity, coordinator")
+@command("experiments")
 def _configure_experiments(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p, experiment=False)
     add_format_argument(p)
-    _setup(p, run_experiments, "  parzen experiments --mongo mongodb://db.internal:27017/parzen\n"
-                               "  parzen experiments --format json | jq '.[].exp_key'\n")
+    setup(p, run_experiments, "  parzen experiments --mongo mongodb://db.internal:27017/parzen\n"
+                              "  parzen experiments --format json | jq '.[].exp_key'\n")
 
 
 def run_experiments(args: argparse.Namespace) -> int:
@@ -126,15 +84,16 @@ def run_experiments(args: argparse.Namespace) -> int:
                                         limit=1)), None)
             _, detail = driver_state(exp, now)
             rows.append({
-                "exp_key": exp.exp_key, "done": counts[TrialState.DONE],
-                "running": counts[TrialState.RUNNING], "queued": counts[TrialState.NEW],
-                "failed": counts[TrialState.ERROR], "cancelled": counts[TrialState.CANCEL],
+                "exp_key": exp.exp_key, **_state_counts(counts),
                 "max_evals": exp.max_evals,
                 "best_loss": best.loss if best is not None else None,
                 "last_activity": last_activity(store, exp.exp_key),
                 "coordinator": detail.split(" ")[0],  # alive, dead, gone or none
                 "coordinator_detail": detail,
             })
+        # Read after the trials, and never before the newest time they hold (each process
+        # estimates the store's clock): a last activity is never "in 0.19s" (see _status).
+        now = max([store.now(), *(r["last_activity"] for r in rows if r["last_activity"])])
     if args.format == "json":
         out(json_text(rows))
     elif args.format == "csv":
@@ -143,12 +102,13 @@ def run_experiments(args: argparse.Namespace) -> int:
     elif not rows:
         out(f"no experiments in {src.where}")
     else:
-        header = ["EXPERIMENT", "DONE", "RUNNING", "QUEUED", "FAILED", "CANCELLED", "BEST LOSS",
-                "LAST ACTIVITY", "COORDINATOR"]
-        text = [[r["exp_key"], str(r["done"]), str(r["running"]), str(r["queued"]),
-                 str(r["failed"]), str(r["cancelled"]), number(r["best_loss"], 6),
+        words = [s.word for s in TrialState]
+        header = ["EXPERIMENT", *(w.upper() for w in words), "BEST LOSS", "LAST ACTIVITY",
+                  "COORDINATOR"]
+        text = [[r["exp_key"], *(str(r[w]) for w in words), number(r["best_loss"], 6),
                  ago(r["last_activity"], now), _short_driver(r)] for r in rows]
-        out(render_table(header, text, right=header[1:7], width=terminal_width()))
+        out(render_table(header, text, right=header[1:1 + len(words)],
+                         width=terminal_width()))
     return 0
 
 
@@ -172,39 +132,59 @@ def last_activity(store: TrialStore, exp_key: str, recent: int = 50) -> datetime
 
 # ---- trials -------------------------------------------------------------------------------
 
-@command("trials", "list the trials of an experiment: state, loss, duration, worker, parameters")
+@command("trials")
 def _configure_trials(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     p.add_argument("--state", action="append", metavar="STATE",
-                   help="only trials in STATE: queued, running, done, failed, cancelled, pruned "
-                        "(repeat, or separate with commas)")
+                   help=f"only trials in STATE: {STATE_WORDS} (repeat, or separate with "
+                        f"commas; also accepted: {ALIAS_WORDS})")
     p.add_argument("--sort", choices=["tid", "loss"], default="tid",
                    help="order by tid (default) or by loss (trials without a loss last, "
                         "with --desc too)")
     p.add_argument("--desc", action="store_true", help="reverse the order")
     p.add_argument("--limit", type=int, metavar="N", help="at most N trials")
+    p.add_argument("--worker", metavar="NAME",
+                   help="only trials run (or running) by worker NAME (its --name)")
     add_format_argument(p)
-    _setup(p, run_trials, "  parzen trials mnist --sort loss --limit 10\n"
-                          "  parzen trials mnist --state failed,running\n"
-                          "  parzen trials --file run.pkl --format csv > trials.csv\n")
+    setup(p, run_trials, "  parzen trials mnist --sort loss --limit 10\n"
+                         "  parzen trials mnist --state error,running\n"
+                         "  parzen trials mnist --worker gpu-node-3 --state error\n"
+                         "  parzen trials --file run.pkl --format csv > trials.csv\n")
 
 
 def run_trials(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 0:
         raise ConfigError(f"--limit must be >= 0, got {args.limit}")
-    states = _states(args.state)
+    states = parse_states(args.state)
     with opened(args) as src:
         exp = experiment(src, args.exp)
-        rows = src.store.find(exp.exp_key, states=states, limit=args.limit, sort=args.sort,
-                              descending=args.desc)
+        if args.worker is None:
+            rows = src.store.find(exp.exp_key, states=states, limit=args.limit,
+                                  sort=args.sort, descending=args.desc)
+            if args.format == "table":
+                counts = src.store.count_by_state(exp.exp_key)
+                total = sum(n for s, n in counts.items() if states is None or s in states)
+        else:  # the store filters by state only: the worker's trials are picked here
+            rows = []
+            workers: set[str] = set()
+            for t in src.store.find(exp.exp_key, states=states, sort=args.sort,
+                                    descending=args.desc):
+                workers.add(t.owner.worker if t.owner is not None else "")
+                if t.owner is not None and t.owner.worker == args.worker:
+                    rows.append(t)
+            total = len(rows)
+            rows = rows[:args.limit]
+            if not rows and args.format == "table":
+                names = ", ".join(sorted(w for w in workers if w)) or "none"
+                print(f"note: no trial has worker {args.worker!r}; the workers of these "
+                      f"trials: {names}", file=sys.stderr)
         table = trial_table(rows, src.space(exp))
-        if args.format == "table":
-            counts = src.store.count_by_state(exp.exp_key)
-            total = sum(n for s, n in counts.items() if states is None or s in states)
     _emit_table(table, args.format, {"loss": 6, "duration_s": 3})
     if args.format == "table":
         if not rows:
-            out(f"(no trials{' in state ' + ', '.join(args.state) if args.state else ''})")
+            shown = ", ".join(s.word for s in states) if states else ""
+            out(f"(no trials{' in state ' + shown if shown else ''}"
+                f"{f' of worker {args.worker!r}' if args.worker else ''})")
         elif len(rows) < total:
             out(f"({len(rows)} of {total} trials shown)")
     return 0
@@ -212,12 +192,12 @@ def run_trials(args: argparse.Namespace) -> int:
 
 # ---- best ---------------------------------------------------------------------------------
 
-@command("best", "show the best trial: loss, raw parameters, and their space_eval values")
+@command("best")
 def _configure_best(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     add_format_argument(p, ("table", "json"))
-    _setup(p, run_best, "  parzen best mnist\n"
-                        "  parzen best --file run.pkl --format json | jq .value\n")
+    setup(p, run_best, "  parzen best mnist\n"
+                       "  parzen best --file run.pkl --format json | jq .value\n")
 
 
 def run_best(args: argparse.Namespace) -> int:
@@ -229,8 +209,8 @@ def run_best(args: argparse.Namespace) -> int:
             counts = src.store.count_by_state(exp.exp_key)
             raise AllTrialsFailed(
                 f"no trial of {exp.exp_key!r} has finished with a loss yet "
-                f"({counts[TrialState.ERROR]} failed, {counts[TrialState.RUNNING]} running, "
-                f"{counts[TrialState.NEW]} queued); see parzen errors / parzen status")
+                f"({counts[TrialState.ERROR]} error, {counts[TrialState.RUNNING]} running, "
+                f"{counts[TrialState.NEW]} new); see parzen errors / parzen status")
         space = src.space(exp)
     value: Any = None
     why = ""
@@ -268,20 +248,20 @@ def run_best(args: argparse.Namespace) -> int:
 
 # ---- status -------------------------------------------------------------------------------
 
-@command("status", "show progress: counts, throughput, workers, running trials, leases, ETA")
+@command("status")
 def _configure_status(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     p.add_argument("--watch", action="store_true",
-                   help="refresh until the run ends (nothing queued or running and no "
+                   help="refresh until the run ends (nothing new or running and no "
                         "coordinator), or Ctrl-C")
     p.add_argument("--interval", type=float, default=2.0, metavar="S",
                    help="seconds between refreshes with --watch (default 2)")
     p.add_argument("--window", type=float, default=10.0, metavar="MIN",
                    help="minutes of history for throughput and workers (default 10)")
     add_format_argument(p, ("table", "json"))
-    _setup(p, run_status, "  parzen status mnist\n"
-                          "  parzen status mnist --watch --interval 5\n"
-                          "  parzen status mnist --format json | jq .eta_s\n")
+    setup(p, run_status, "  parzen status mnist\n"
+                         "  parzen status mnist --watch --interval 5\n"
+                         "  parzen status mnist --format json | jq .eta_s\n")
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -314,7 +294,7 @@ def run_status(args: argparse.Namespace) -> int:
             return 0
         if args.format != "json":
             out(f"run ended: {snap.counts[TrialState.DONE]} done, "
-                f"{snap.counts[TrialState.ERROR]} failed")
+                f"{snap.counts[TrialState.ERROR]} error")
     return 0
 
 
@@ -328,12 +308,12 @@ def _compact_json(obj: Any) -> str:
 
 # ---- errors -------------------------------------------------------------------------------
 
-@command("errors", "group failed trials by exception type, with one traceback per group")
+@command("errors")
 def _configure_errors(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     add_format_argument(p, ("table", "json"))
-    _setup(p, run_errors, "  parzen errors mnist\n"
-                          "  parzen errors mnist --format json | jq '.[].count'\n")
+    setup(p, run_errors, "  parzen errors mnist\n"
+                         "  parzen errors mnist --format json | jq '.[].count'\n")
 
 
 def run_errors(args: argparse.Namespace) -> int:
@@ -364,10 +344,10 @@ def run_errors(args: argparse.Namespace) -> int:
         out(json_text(docs))
         return 0
     if not docs:
-        out(f"no failed trials in {exp.exp_key!r}"
+        out(f"no error trials in {exp.exp_key!r}"
             + (f" ({status_fail} returned status fail)" if status_fail else ""))
         return 0
-    lines = [f"{len(failed)} failed trials of {exp.exp_key!r} in {len(docs)} "
+    lines = [f"{len(failed)} error trials of {exp.exp_key!r} in {len(docs)} "
              f"group{'s' if len(docs) > 1 else ''}"]
     for d in docs:
         tids = ", ".join(str(t) for t in d["tids"][:12]) + (" ..." if d["count"] > 12 else "")
@@ -391,15 +371,24 @@ def run_errors(args: argparse.Namespace) -> int:
 
 # ---- plot ---------------------------------------------------------------------------------
 
-@command("plot", "plot loss by trial and loss against each parameter to an image file")
+@command("plot")
 def _configure_plot(p: argparse.ArgumentParser) -> None:
     add_source_arguments(p)
     p.add_argument("--out", required=True, metavar="FILE",
                    help="the image to write: .png (or .svg, .pdf)")
     p.add_argument("--dpi", type=int, default=110, help="resolution of a .png (default 110)")
-    _setup(p, run_plot, "  parzen plot mnist --out mnist.png\n"
-                        "  parzen plot --file run.pkl --out run.svg\n"
-                        "needs matplotlib: pip install 'parzen[plots]'\n")
+    scale = p.add_mutually_exclusive_group()
+    scale.add_argument("--log", dest="loss_scale", action="store_const",
+                       const=LossScale.LOG.value, default=LossScale.AUTO.value,
+                       help="a logarithmic loss axis (every loss must be positive)")
+    scale.add_argument("--linear", dest="loss_scale", action="store_const",
+                       const=LossScale.LINEAR.value,
+                       help="a linear loss axis. Default: log when every loss is positive and "
+                            "they span a decade or more, or when a linear axis would squash "
+                            "the best quarter of the trials at the bottom; else linear")
+    setup(p, run_plot, "  parzen plot mnist --out mnist.png\n"
+                       "  parzen plot --file run.pkl --out run.svg --linear\n"
+                       "needs matplotlib (the plots extra): pip install matplotlib\n")
 
 
 def run_plot(args: argparse.Namespace) -> int:
@@ -408,167 +397,10 @@ def run_plot(args: argparse.Namespace) -> int:
         exp = experiment(src, args.exp)
         rows = src.store.find(exp.exp_key)
         space = src.space(exp)
-    fig = plot_experiment(rows, space=space, title=None)
+    fig = plot_experiment(rows, space=space, title=None, loss_scale=args.loss_scale)
     try:
         fig.savefig(args.out, dpi=args.dpi)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"--out {args.out}: {exc}") from None
     out(f"wrote {args.out}: {len(fig.axes)} panels, {len(rows)} trials")
     return 0
-
-
-# ---- cancel / requeue / delete ------------------------------------------------------------
-
-@command("cancel", "cancel the queued trials of an experiment (and, with no coordinator, "
-                   "the running ones whose worker died)")
-def _configure_cancel(p: argparse.ArgumentParser) -> None:
-    add_source_arguments(p)
-    _setup(p, run_cancel, "  parzen cancel mnist\n")
-
-
-def run_cancel(args: argparse.Namespace) -> int:
-    with opened(args) as src:
-        exp = experiment(src, args.exp)
-        alive, detail = driver_state(exp, src.store.now())
-        expired: list[Trial] = []
-        max_attempts = TrialSettings.from_dict(exp.settings).max_attempts
-        if not alive:
-            # A running trial whose worker died (by the reaper's rule) is as good as queued:
-            # the next coordinator requeues it first thing, so it is cancelled with the
-            # queue. A live coordinator's reaper requeues (and runs) such trials itself.
-            expired = src.store.requeue_expired(exp.exp_key, max_attempts, lease_seconds(exp))
-        n = src.store.cancel(exp.exp_key, (TrialState.NEW,))
-        src.save()
-        was_running = sum(1 for t in expired if t.state is TrialState.NEW)
-        out(f"cancelled {n} queued trial{'s' if n != 1 else ''} of {exp.exp_key!r}"
-            + (f" ({was_running} of them were running on workers whose lease had expired)"
-               if was_running else "")
-            + (f"; {len(expired) - was_running} expired trials failed for good after "
-               f"{max_attempts} attempts" if len(expired) > was_running else ""))
-        if alive:
-            print(f"note: its coordinator is still running ({detail}) and queues new trials; "
-                  "stop that fmin to end the run", file=sys.stderr)
-    return 0
-
-
-@command("requeue", "give finished trials (failed ones by default) another try")
-def _configure_requeue(p: argparse.ArgumentParser) -> None:
-    add_source_arguments(p)
-    p.add_argument("--state", action="append", metavar="STATE",
-                   help="requeue trials in STATE: failed (default), cancelled or done "
-                        "(repeat, or separate with commas)")
-    p.add_argument("--expired", action="store_true",
-                   help="instead, put running trials whose lease expired (their worker died) "
-                        "back in the queue, as a live coordinator would")
-    _setup(p, run_requeue, "  parzen requeue mnist --state error\n"
-                           "  parzen requeue mnist --expired\n"
-                           "  parzen requeue --file run.pkl   # then resume the fmin\n")
-
-
-def run_requeue(args: argparse.Namespace) -> int:
-    states = _states(args.state) or [TrialState.ERROR]
-    bad = [s.name.lower() for s in states if not s.is_finished()]
-    if bad:
-        raise ConfigError(f"--state {', '.join(bad)}: only finished trials (failed, cancelled, "
-                          "done) can be requeued")
-    with opened(args) as src:
-        exp = experiment(src, args.exp)
-        if args.expired:
-            if args.state:
-                raise ConfigError("--expired requeues running trials; leave out --state")
-            max_attempts = TrialSettings.from_dict(exp.settings).max_attempts
-            changed = src.store.requeue_expired(exp.exp_key, max_attempts, lease_seconds(exp))
-            src.save()
-            n = sum(1 for t in changed if t.state is TrialState.NEW)
-            out(f"requeued {n} trials of {exp.exp_key!r} whose lease expired"
-                + (f"; {len(changed) - n} failed for good after {max_attempts} attempts"
-                   if len(changed) > n else ""))
-        else:
-            n = _requeue_finished(src, exp, states)
-            src.save()
-            words = "/".join(s.name.lower() for s in states)
-            out(f"requeued {n} {words} trial{'s' if n != 1 else ''} of {exp.exp_key!r}")
-        alive, _ = driver_state(exp, src.store.now())
-        if n and not alive:
-            # Only a coordinator publishes trials: without one they wait in the store.
-            how = (f"fmin(..., trials_save_file={src.file!r})" if src.file else
-                   f"fmin with MongoTrials(..., exp_key={exp.exp_key!r})")
-            print(f"note: no coordinator is running; the trials run when you resume {how}",
-                  file=sys.stderr)
-    return 0
-
-
-def _requeue_finished(src: Source, exp: Experiment, states: Sequence[TrialState]) -> int:
-    """Requeue ``exp``'s trials in ``states``, refused while a coordinator drives it.
-
-    A live coordinator reads back only the trials it queued itself and cancels every NEW
-    trial when it ends: trials requeued under it would never run, and their results would be
-    lost. The driver lease is held while requeueing, so no coordinator starts (and reads the
-    experiment) halfway through.
-
-    Raises:
-        ConfigError: a live coordinator drives the experiment.
-        ExperimentLocked: a coordinator took the experiment since it was read.
-    """
-    key = exp.exp_key
-    alive, detail = driver_state(exp, src.store.now())
-    if alive:
-        raise ConfigError(
-            f"{key!r} has a live coordinator ({detail}); stop its fmin first, then requeue "
-            "and resume it: a running coordinator never runs trials requeued under it and "
-            f"cancels them when it ends. (parzen requeue {key} --expired is safe meanwhile; "
-            "the coordinator requeues expired leases itself)")
-    if src.file is not None:
-        # A local run has no driver lease; save() refuses a file an fmin changed meanwhile.
-        return src.store.requeue(key, states)
-    driver = Driver(src.store, key)
-    driver.acquire()
-    try:
-        return src.store.requeue(key, states)
-    finally:
-        driver.release()
-
-
-@command("delete", "delete an experiment: its trials, its document and its GridFS payload")
-def _configure_delete(p: argparse.ArgumentParser) -> None:
-    add_source_arguments(p)
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    _setup(p, run_delete, "  parzen delete old-mnist\n  parzen delete old-mnist --yes\n")
-
-
-def run_delete(args: argparse.Namespace) -> int:
-    if args.file:
-        raise ConfigError(f"a local run is just its file: remove {args.file} to delete it")
-    if args.exp is None:
-        raise ConfigError("name the experiment to delete (EXP is required here)")
-    with opened(args) as src:
-        exp = experiment(src, args.exp)
-        alive, detail = driver_state(exp, src.store.now())
-        if alive:
-            raise ConfigError(f"{exp.exp_key!r} has a live coordinator ({detail}); stop its "
-                              "fmin first")
-        n = sum(src.store.count_by_state(exp.exp_key).values())
-        pid = exp.objective.payload_id if exp.objective is not None else None
-        payloads = [str(pid)] if pid else []
-        what = (f"experiment {exp.exp_key!r} in {src.where} ({n} trials"
-                + (f", {len(payloads)} objective payload)" if payloads else ")"))
-        if not args.yes and not _confirm(f"delete {what}?"):
-            print("nothing deleted", file=sys.stderr)
-            return 1
-        for pid in payloads:
-            src.store.delete_payload(pid)
-        removed = src.store.delete_experiment(exp.exp_key)
-        out(f"deleted {exp.exp_key!r}: {removed} trials"
-            + (f", {len(payloads)} payload" if payloads else ""))
-    return 0
-
-
-def _confirm(question: str) -> bool:
-    if not sys.stdin.isatty():
-        raise ConfigError(f"refusing to {question.rstrip('?')} without confirmation: stdin is "
-                          "not a terminal; pass --yes")
-    try:
-        answer = input(f"{question} [y/N] ")
-    except EOFError:
-        return False
-    return answer.strip().lower() in ("y", "yes")

@@ -36,7 +36,7 @@ _MONGO = _URLOption("MongoDB", "--mongo", "--mongo-file", "PARZEN_MONGO_URL")
 _BROKER = _URLOption("broker", "--broker", "--broker-file", "PARZEN_BROKER_URL")
 
 
-@command("worker", "start a worker that evaluates trials (a Celery worker, threads pool)")
+@command("worker")
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mongo-file", metavar="FILE",
                    help="file holding the MongoDB URL (keeps its password out of `ps`)")
@@ -57,8 +57,13 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "MongoTrials(queue=...) (default $PARZEN_QUEUE, else parzen)")
     p.add_argument("--name", default=os.environ.get("PARZEN_WORKER_NAME", ""),
                    help="worker name shown in trial owners (default: host-pid)")
-    p.add_argument("--secret-file", default=os.environ.get("PARZEN_SECRET_FILE"),
-                   help="file holding the signing key (or set $PARZEN_SECRET)")
+    p.add_argument("--secret-file", metavar="FILE",
+                   help="file holding the signing key (default $PARZEN_SECRET_FILE; or set "
+                        "$PARZEN_SECRET)")
+    p.add_argument("--health-file", metavar="FILE",
+                   default=os.environ.get("PARZEN_HEALTH_FILE", ""),
+                   help="keep FILE fresh while connected to the broker, for container probes "
+                        "(parzen health FILE); default $PARZEN_HEALTH_FILE")
     p.add_argument("--loglevel", default="INFO",
                    help="DEBUG, INFO (default), WARNING or ERROR: the worker's and Celery's "
                         "log level")
@@ -101,6 +106,19 @@ def _read_url_file(opt: _URLOption, path: str) -> str:
         raise ConfigError(f"{opt.file_option} {path!r} is empty; it must hold the {opt.what} "
                           "URL on one line")
     return url
+
+
+def _check_secret_file(path: str) -> None:
+    """Refuse an unreadable or empty ``--secret-file`` in the option's own name (the worker
+    reads the key from ``$PARZEN_SECRET_FILE``, which the person did not type)."""
+    try:
+        with open(path, "rb") as f:
+            empty = not f.read().strip()
+    except OSError as exc:
+        raise ConfigError(f"--secret-file {path!r} cannot be read: {exc}") from None
+    if empty:
+        raise ConfigError(f"--secret-file {path!r} is empty; it must hold the signing key, "
+                          "the same as the coordinator's")
 
 
 def _url(opt: _URLOption, given: str | None, path: str | None) -> tuple[str, str]:
@@ -147,16 +165,21 @@ def run(args: argparse.Namespace) -> int:
     os.environ["PARZEN_QUEUE"] = args.queue
     if args.name:
         os.environ["PARZEN_WORKER_NAME"] = args.name
-    if args.secret_file:
-        os.environ["PARZEN_SECRET_FILE"] = args.secret_file
-    if os.environ.get("PARZEN_SECRET") and os.environ.get("PARZEN_SECRET_FILE"):
+    if args.health_file:
+        os.environ["PARZEN_HEALTH_FILE"] = args.health_file
+    if os.environ.get("PARZEN_SECRET") and (args.secret_file
+                                            or os.environ.get("PARZEN_SECRET_FILE")):
         raise ConfigError("both PARZEN_SECRET and a secret file (--secret-file or "
                           "PARZEN_SECRET_FILE) are set; keep one so there is no doubt which "
                           "key the worker uses")
+    if args.secret_file:
+        _check_secret_file(args.secret_file)
+        os.environ["PARZEN_SECRET_FILE"] = args.secret_file
     built = worker_app.build()  # reads and validates the environment
     built.celery.worker_main([
         "worker", "--pool=threads", f"--concurrency={args.concurrency}",
         f"--queues={args.queue}", f"--loglevel={args.loglevel}",
+        f"--hostname={built.node_name}",
         # Gossip, mingle and worker heartbeats are Celery's cluster chatter; parzen's
         # liveness is the trial lease, so they only cost broker traffic.
         "--without-gossip", "--without-mingle", "--without-heartbeat",

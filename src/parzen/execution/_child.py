@@ -15,7 +15,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +34,7 @@ from parzen.execution.messages import (
     Verdict,
 )
 from parzen.execution.payload import import_objective
+from parzen.execution.tracebacks import objective_error
 from parzen.reporting import TrialPruned, reporting_to
 from parzen.trial import ErrorInfo
 
@@ -162,8 +162,7 @@ def _child_main(conn: multiprocessing.connection.Connection) -> None:
             except TrialPruned as exc:
                 conn.send(Pruned(str(exc)))
             except Exception as exc:  # the objective's failure is the trial's ERROR
-                conn.send(Raised(ErrorInfo(type(exc).__name__, str(exc), "".join(
-                    traceback.format_exception(type(exc), exc, exc.__traceback__)))))
+                conn.send(Raised(objective_error(exc)))
 
 
 def _exit_with_supervisor(poll_s: float = 0.5) -> None:

@@ -15,11 +15,14 @@ unpickling it (``refuse_python_skew``) instead of crashing on it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import importlib
 import io
 import json
+import linecache
+import marshal
 import os
 import platform
 import secrets
@@ -52,7 +55,13 @@ SECRET_FILE_ENV = "PARZEN_SECRET_FILE"
 # The header key naming the code pickled by value ("" for none); payloads written before it
 # existed lack it, and are treated as holding some.
 BY_VALUE = "by_value"
+# The header key naming the signing key by its fingerprint (``key_fingerprint``); payloads
+# written before it existed lack it.
+KEY = "key"
 _BY_VALUE_NAMED = 5  # how many pieces of code the header names; the rest are counted
+# The source of a file whose code is pickled by value travels with it up to this size; a
+# larger file (generated code) travels without, and its traceback lines show no source.
+MAX_SOURCE_CHARS = 1_000_000
 
 
 def stamp() -> dict[str, str]:
@@ -107,6 +116,15 @@ def load_secret(secret: str | bytes | None = None, *, required: bool = True,
     return key
 
 
+@functools.lru_cache(maxsize=8)
+def key_fingerprint(key: bytes) -> str:
+    """A short name for a signing key, to tell keys apart in logs and messages without
+    revealing them: 8 hex digits of PBKDF2-HMAC-SHA256 over the key (100,000 rounds, a fixed
+    salt). Two keys with the same fingerprint are, in all likelihood, the same key; the slow
+    hash and the 32 bits kept make the fingerprint useless for guessing a weak key."""
+    return hashlib.pbkdf2_hmac("sha256", key, b"parzen key fingerprint", 100_000)[:4].hex()
+
+
 def generate_secret() -> bytes:
     """A fresh random key, for runs that never leave this machine."""
     return secrets.token_hex(32).encode()
@@ -131,17 +149,56 @@ class Payload:
 class _CodeNoting(cloudpickle.Pickler):  # type: ignore[misc]  # cloudpickle is untyped
     """cloudpickle's pickler, noting each code object it pickles: the code of what it pickles
     by value. What it pickles by reference (importable functions, classes) has no code object
-    in the pickle."""
+    in the pickle.
+
+    It also pickles that code so that a traceback through it reads as on the coordinator:
+    cloudpickle renames every file to ``<dynamic-code>``, and a worker may not have the file
+    at all. Each code object travels as ``marshal`` bytes (as in a ``.pyc``: file name and
+    line numbers kept) with its file's source, which ``_code`` hands to ``linecache`` when the
+    payload is unpickled. The source is signed with the rest.
+    """
 
     def __init__(self, file: io.BytesIO) -> None:
         super().__init__(file)
         self.by_value: list[str] = []
+        # One str per file, so pickle's memo stores each file's source once.
+        self._sources: dict[str, str | None] = {}
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, types.CodeType):
-            name = getattr(obj, "co_qualname", obj.co_name)  # co_qualname: Python 3.11+
-            self.by_value.append(f"{name} ({obj.co_filename}:{obj.co_firstlineno})")
+            self._note(obj)
+            return _code, (marshal.dumps(obj), obj.co_filename, self._source(obj.co_filename))
         return super().reducer_override(obj)
+
+    def _note(self, code: types.CodeType) -> None:
+        """Note ``code`` and the functions, lambdas and classes defined in it (marshal packs
+        them with it)."""
+        name = getattr(code, "co_qualname", code.co_name)  # co_qualname: Python 3.11+
+        self.by_value.append(f"{name} ({code.co_filename}:{code.co_firstlineno})")
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                self._note(const)
+
+    def _source(self, filename: str) -> str | None:
+        if filename not in self._sources:
+            # linecache knows files, and the cells of IPython and Jupyter, which it registers.
+            text = "".join(linecache.getlines(filename))
+            self._sources[filename] = text if 0 < len(text) <= MAX_SOURCE_CHARS else None
+        return self._sources[filename]
+
+
+def _code(data: bytes, filename: str, source: str | None) -> types.CodeType:
+    """Unpickle a code object of a payload: register its file's source with ``linecache``
+    (so tracebacks show the lines, also where the file does not exist), then load it."""
+    if source is not None:
+        entry = linecache.cache.get(filename)
+        if entry is None or len(entry) != 4 or entry[1] is not None or entry[0] != len(source):
+            # No modification time: linecache.checkcache then leaves the entry alone.
+            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    code = marshal.loads(data)
+    if not isinstance(code, types.CodeType):
+        raise TypeError(f"a payload's code for {filename} unpickled as {type(code).__name__}")
+    return code
 
 
 def _by_value_text(names: list[str]) -> str:
@@ -155,7 +212,8 @@ def _by_value_text(names: list[str]) -> str:
 def build(obj: Any, key: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Payload:
     """Cloudpickle ``obj``, stamp and sign it.
 
-    The signed header holds ``stamp()`` and, under ``BY_VALUE``, the code pickled by value.
+    The signed header holds ``stamp()``, under ``BY_VALUE`` the code pickled by value, and
+    under ``KEY`` the signing key's fingerprint (``key_fingerprint``).
 
     Raises:
         ObjectiveNotPicklable: cloudpickle failed; the message names what it could not pickle.
@@ -183,8 +241,8 @@ def build(obj: Any, key: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Payloa
             "Load large data inside the objective (from a file or URL the workers can reach) "
             "instead of capturing it, or raise the limit with max_payload_bytes"
         )
-    header = json.dumps({**stamp(), BY_VALUE: _by_value_text(pickler.by_value)},
-                        sort_keys=True).encode()
+    header = json.dumps({**stamp(), BY_VALUE: _by_value_text(pickler.by_value),
+                         KEY: key_fingerprint(key)}, sort_keys=True).encode()
     mac = _mac(key, header, body)
     data = MAGIC + len(header).to_bytes(4, "big") + header + mac + body
     return Payload(data, hashlib.sha256(data).hexdigest())
@@ -262,12 +320,32 @@ def verify(data: bytes, key: bytes) -> tuple[dict[str, str], bytes]:
     mac = data[8 + n:8 + n + 32]
     body = data[8 + n + 32:]
     if not hmac.compare_digest(mac, _mac(key, header, body)):
-        raise PayloadSignatureError(
-            "the objective payload's signature does not match this worker's key; either the "
-            f"coordinator and the worker use different {SECRET_ENV} values, or the payload in "
-            "the database was tampered with. Nothing was unpickled"
-        )
+        raise PayloadSignatureError(_mismatch(header, key))
     return json.loads(header), body
+
+
+def _mismatch(header: bytes, key: bytes) -> str:
+    """Why a signature does not match, from the fingerprint the (unverified) header names."""
+    mine = key_fingerprint(key)
+    try:
+        theirs = json.loads(header).get(KEY)
+    except (ValueError, AttributeError, RecursionError):  # not JSON, or not an object
+        theirs = None
+    fix = (f"Give this worker the coordinator's key: the same {SECRET_ENV}, or "
+           f"{SECRET_FILE_ENV} naming a file that holds it, on the coordinator and every "
+           "worker, then restart the worker")
+    if theirs == mine:
+        return ("the objective payload's signature does not match, although it names this "
+                f"worker's key (fingerprint {mine}): it was changed after it was signed, "
+                "tampered with in the database or corrupted. Nothing was unpickled")
+    if isinstance(theirs, str) and theirs:
+        return (f"the objective payload was signed with the key of fingerprint {theirs:.16}, "
+                f"and this worker's key has fingerprint {mine}: the coordinator and the worker "
+                f"use different {SECRET_ENV} values. {fix}. Nothing was unpickled")
+    return ("the objective payload's signature does not match this worker's key (fingerprint "
+            f"{mine}); either the coordinator and the worker use different {SECRET_ENV} "
+            f"values ({fix}), or the payload in the database was tampered with. Nothing was "
+            "unpickled")
 
 
 def _minor(version: str) -> str:

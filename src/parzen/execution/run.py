@@ -7,6 +7,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,12 +23,13 @@ from parzen.execution.sandbox import (
     EvaluationTimeout,
     ObjectiveFailed,
 )
+from parzen.execution.tracebacks import objective_error
 from parzen.pruners import Pruner
 from parzen.reporting import TrialPruned
-from parzen.store import TrialStore
+from parzen.store import LEASE_EXPIRED, TrialStore
 from parzen.store.retry import retry_unavailable
 from parzen.store.uri import redact_text
-from parzen.trial import ErrorInfo, Owner, Trial, TrialState
+from parzen.trial import ErrorInfo, ErrorOrigin, Owner, Trial, TrialState
 
 log = logging.getLogger("parzen.execution")
 
@@ -65,11 +67,18 @@ class Outcome:
         trial: the trial as claimed (None when not claimed).
         exception: the objective's exception for ``ERROR``, the cause for ``UNLOADABLE`` and
             ``CRASHED``.
+        result: the result recorded for ``DONE``, ``PRUNED`` and ``ERROR``.
+        error: the error recorded for ``ERROR``.
+        seconds: from the claim to the recorded outcome (``DONE``, ``PRUNED``, ``ERROR``),
+            on this process's clock.
     """
 
     status: OutcomeStatus
     trial: Trial | None = None
     exception: BaseException | None = None
+    result: Mapping[str, Any] | None = None
+    error: ErrorInfo | None = None
+    seconds: float | None = None
 
 
 _STATUS_OF = {TrialState.DONE: OutcomeStatus.DONE, TrialState.ERROR: OutcomeStatus.ERROR,
@@ -147,7 +156,7 @@ def lost_because(now: Trial | None, trial: Trial) -> str:
     if now.state in (TrialState.DONE, TrialState.ERROR):
         if now.claim_token == trial.claim_token:
             return "this attempt's own result is recorded (the store's reply to it was lost)"
-        if now.error is not None and now.error.type == "LeaseExpired":
+        if now.error is not None and now.error.type == LEASE_EXPIRED:
             return "the coordinator gave up on it: its lease expired on every attempt"
         return "another attempt finished it"
     return "its lease expired and it was requeued (this worker stalled or lost the store)"
@@ -189,6 +198,7 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
     trial = store.claim(exp_key, tid, owner, lease_s)
     if trial is None:
         return Outcome(OutcomeStatus.NOT_CLAIMED)
+    claimed_at = time.monotonic()
     token = trial.claim_token
     assert token is not None
     # Batched in memory too: each write copies the trial, and a loop reporting every
@@ -216,7 +226,8 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
                 log.warning("lease lost on trial %s of %r: %s; result discarded", tid,
                             exp_key, lost_because(now, trial))
                 return Outcome(OutcomeStatus.LEASE_LOST, trial)
-        return Outcome(_STATUS_OF[state], trial, exc)
+        return Outcome(_STATUS_OF[state], trial, exc, result, error,
+                       time.monotonic() - claimed_at)
 
     def finish(state: TrialState, result: Mapping[str, Any], error: ErrorInfo | None,
                exc: BaseException | None) -> Outcome:
@@ -246,7 +257,8 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
                       "recording the trial as ERROR instead", tid, exp_key, why)
             info = ErrorInfo(type(refused).__name__,
                              f"the store refused to record the result: {why}",
-                             redact_text(error_info(refused).traceback))
+                             redact_text(error_info(refused).traceback),
+                             origin=ErrorOrigin.SYSTEM)
             failed = refused
         try:
             return write(TrialState.ERROR, {"status": "fail"}, info, failed)
@@ -322,7 +334,7 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
         return finish(TrialState.ERROR, {"status": "fail"}, exc.info, exc)
     except Exception as exc:  # the in-process objective's failure: see the docstring
         log.info("trial %s of %r raised %s: %.2000s", tid, exp_key, type(exc).__name__, exc)
-        return finish(TrialState.ERROR, {"status": "fail"}, error_info(exc), exc)
+        return finish(TrialState.ERROR, {"status": "fail"}, objective_error(exc), exc)
     except BaseException as exc:
         # KeyboardInterrupt / SystemExit: give the trial back instead of leaving it RUNNING
         # with no one to finish it (a resumed run would wait for it forever), then propagate.

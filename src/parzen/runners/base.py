@@ -62,6 +62,16 @@ class Runner(Protocol):
     def close(self, closing: Closing) -> None:
         """Release resources and settle the leftover trials as ``closing`` says."""
 
+    def stop_requested(self) -> str | None:
+        """Why the run was asked to stop from outside (``parzen stop``, read from the store
+        by ``maintain``), or None. The loop then ends the run as Ctrl-C would: it cancels
+        the queued and running trials and returns the best one."""
+
+    def queue_hint(self) -> str:
+        """Where queued trials wait to be picked up and how to add an evaluator there, for
+        an error about trials nobody picked up (``"on queue 'gpu': start a worker with
+        ..."``); "" when there is nothing to add."""
+
 
 def cancel_queued(store: TrialStore, exp_key: str, states: Sequence[TrialState]) -> int:
     """Cancel the experiment's trials in ``states``, riding out a short store outage."""

@@ -3,8 +3,6 @@ hyperopt's ``Trials`` does."""
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Sequence
 
 from parzen.domain import Domain
@@ -32,7 +30,7 @@ class InlineRunner:
         self._trials = trials
         self._catch = catch_eval_exceptions
         self._queue: list[int] = []
-        self._owner = Owner(worker="inline", host=socket.gethostname(), pid=os.getpid())
+        self._owner = Owner.here("inline")
 
     def start(self) -> None:
         return None
@@ -56,6 +54,12 @@ class InlineRunner:
 
     def maintain(self) -> None:
         return None
+
+    def stop_requested(self) -> str | None:
+        return None  # a run in this process is stopped with Ctrl-C
+
+    def queue_hint(self) -> str:
+        return ""
 
     def close(self, closing: Closing) -> None:
         self._queue.clear()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import socket
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -66,7 +65,7 @@ class LocalProcessRunner:
 
     def _serve(self, i: int) -> None:
         sandbox = Sandbox(sys_path=[os.getcwd(), *sys.path])
-        owner = Owner(worker=f"local-{i}", host=socket.gethostname(), pid=os.getpid())
+        owner = Owner.here("local", slot=i + 1)
         trials = self._trials
         try:
             while True:
@@ -111,6 +110,13 @@ class LocalProcessRunner:
 
     def start(self) -> None:
         return None
+
+    def stop_requested(self) -> str | None:
+        return None  # a run in this process is stopped with Ctrl-C
+
+    def queue_hint(self) -> str:
+        n = self._backend.parallelism
+        return f"(the {n} local process{'es were' if n != 1 else ' was'} busy)"
 
     def close(self, closing: Closing) -> None:
         # The slots stop first: run_trial gives the trials they were running back to NEW

@@ -77,6 +77,12 @@ class History:
         losses: shape (n,); the loss of trials finished with status ok (of a pruned trial,
             its last reported loss: ``_pruned.py``), NaN otherwise.
         pending: shape (n,); True for trials queued or running (no result yet).
+        failed: shape (n,); True for trials whose objective failed at their point
+            (``Trial.failed_here``: it raised, returned status ``fail`` or a loss that is not
+            finite). Their ``losses`` are NaN; the TPE counts them as worse than every
+            completed trial (``samplers/tpe/_sampler.py``). A pruned trial is never failed:
+            a row is failed or has a loss, not both. None: no trial failed (a history built
+            by hand).
         memo: the ``Memo`` of the builder this is a view of, where samplers may keep what
             they derive from the rows' values; None for histories built by hand, whose
             arrays may be changed in place.
@@ -85,6 +91,7 @@ class History:
     values: Mapping[str, FloatArray]
     losses: FloatArray
     pending: BoolArray
+    failed: BoolArray | None = None
     memo: Memo | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -100,18 +107,27 @@ class History:
     def n_completed(self) -> int:
         return int(np.count_nonzero(self.completed))
 
+    @property
+    def failed_mask(self) -> BoolArray:
+        """``failed``, or all False when the history says nothing of failures."""
+        if self.failed is None:
+            return np.zeros(self.n, dtype=bool)
+        return self.failed
+
     @classmethod
     def empty(cls, space: Space) -> History:
         return cls({lab: np.empty(0) for lab in space.labels}, np.empty(0),
                    np.empty(0, dtype=bool))
 
     @classmethod
-    def from_rows(cls, space: Space, rows: list[tuple[Mapping[str, Any], float | None, bool]]
-                  ) -> History:
-        """Build from ``(params, loss or None, pending)`` rows; convenient in tests."""
+    def from_rows(cls, space: Space,
+                  rows: list[tuple[Mapping[str, Any], float | None, bool]],
+                  failed: tuple[int, ...] = ()) -> History:
+        """Build from ``(params, loss or None, pending)`` rows, the rows numbered in
+        ``failed`` marked as failed; convenient in tests."""
         b = HistoryBuilder(space)
         for i, (params, loss, pending) in enumerate(rows):
-            b.set_row(i, params, loss, pending)
+            b.set_row(i, params, loss, pending, failed=i in failed)
         return b.view()
 
 
@@ -125,6 +141,7 @@ class HistoryBuilder:
         self._values = {lab: np.full(capacity, np.nan) for lab in self._labels}
         self._losses = np.full(capacity, np.nan)
         self._pending = np.zeros(capacity, dtype=bool)
+        self._failed = np.zeros(capacity, dtype=bool)
         self._row_of: dict[int, int] = {}
         self._memo = Memo()
 
@@ -137,11 +154,12 @@ class HistoryBuilder:
             self._values[lab] = _grown(self._values[lab], cap, np.nan)
         self._losses = _grown(self._losses, cap, np.nan)
         self._pending = _grown(self._pending, cap, False)
+        self._failed = _grown(self._failed, cap, False)
         self._cap = cap
 
     def set_row(self, key: int, params: Mapping[str, Any], loss: float | None,
-                pending: bool) -> None:
-        """Insert or overwrite the row for ``key`` (a tid)."""
+                pending: bool, failed: bool = False) -> None:
+        """Insert or overwrite the row for ``key`` (a tid); ``failed`` as in ``History``."""
         row = self._row_of.get(key)
         if row is None:
             if self._n == self._cap:
@@ -154,14 +172,16 @@ class HistoryBuilder:
                 self._values[lab][row] = np.nan if v is None else float(v)
         self._losses[row] = np.nan if loss is None else float(loss)
         self._pending[row] = pending
+        self._failed[row] = failed
 
     def add(self, trial: Trial) -> None:
         """Insert or update the row for ``trial``."""
         loss = trial.loss if trial.state is not TrialState.PRUNED else pruned_loss(trial)
         if loss is not None and not np.isfinite(loss):
             loss = None
-        self.set_row(trial.tid, trial.params, loss, trial.state in
-                     (TrialState.NEW, TrialState.RUNNING))
+        self.set_row(trial.tid, trial.params, loss,
+                     trial.state in (TrialState.NEW, TrialState.RUNNING),
+                     failed=trial.failed_here)
 
     def view(self) -> History:
         """Read-only views of the first n rows, with this builder's ``Memo``; valid until the
@@ -174,7 +194,7 @@ class HistoryBuilder:
             return v
 
         return History({lab: ro(a) for lab, a in self._values.items()}, ro(self._losses),
-                       ro(self._pending), self._memo)
+                       ro(self._pending), ro(self._failed), self._memo)
 
 
 def _grown(a: npt.NDArray[Any], cap: int, fill: Any) -> npt.NDArray[Any]:

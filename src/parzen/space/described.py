@@ -41,12 +41,15 @@ class ParamInfo:
             the space is unknown and only the trials' values are.
         options: a choice's option descriptions.
         cast: ``"int"`` or ``"float"`` when the parameter is wrapped in ``scope.int/float``.
+        settings: the distribution's other arguments as described (``low``, ``high``, ``q``,
+            ``probs``, ...), in the description's order; unset ones (None) are left out.
     """
 
     label: str
     kind: str = ""
     options: tuple[Any, ...] = ()
     cast: str | None = None
+    settings: tuple[tuple[str, Any], ...] = ()
 
     @property
     def is_choice(self) -> bool:
@@ -64,6 +67,14 @@ class ParamInfo:
         """A short text for each option of a choice (tick labels, table cells)."""
         return [shorten(short_text(o), width) for o in self.options]
 
+    def distribution_text(self) -> str:
+        """The distribution as a person reads it: ``uniform(low=0.0, high=1.0)``,
+        ``choice(relu, tanh, {kind: leaky, slope: <slope>})``, ``int(quniform(...))``."""
+        args = [short_text(o) for o in self.options]
+        args += [f"{k}={value_text(v)}" for k, v in self.settings]
+        text = f"{self.kind}({', '.join(args)})"
+        return f"{self.cast}({text})" if self.cast else text
+
 
 def params_of(desc: Any) -> dict[str, ParamInfo]:
     """The parameters of a description, parents before children (as ``compile_space``)."""
@@ -79,7 +90,10 @@ def params_of(desc: Any) -> dict[str, ParamInfo]:
             elif _is_param(d):
                 label = str(d["label"])
                 options = tuple(d.get("options") or ())
-                out.setdefault(label, ParamInfo(label, str(d["kind"]), options, cast))
+                settings = tuple((str(k), v) for k, v in d.items() if v is not None
+                                 and k not in ("kind", "label", "options", "n_options"))
+                out.setdefault(label, ParamInfo(label, str(d["kind"]), options, cast,
+                                                settings))
                 for o in options:
                     walk(o, None)
             elif len(d) == 1 and "dict" in d and isinstance(d["dict"], Mapping):

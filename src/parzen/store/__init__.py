@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from parzen.store._base import (
+    LEASE_EXPIRED,
+    MAX_REFUSALS,
     DriverLease,
     Experiment,
     ObjectiveKind,
     ObjectiveSpec,
+    Refusal,
+    StopRequest,
     TrialStore,
     back_to_new,
     lease_ended,
@@ -15,5 +19,7 @@ from parzen.store._base import (
 from parzen.store._memory import InMemoryTrialStore
 from parzen.store._mongo import MongoTrialStore
 
-__all__ = ["DriverLease", "Experiment", "InMemoryTrialStore", "MongoTrialStore", "ObjectiveKind",
-           "ObjectiveSpec", "TrialStore", "back_to_new", "lease_ended", "lease_seconds"]
+__all__ = ["LEASE_EXPIRED", "DriverLease", "Experiment", "InMemoryTrialStore", "MongoTrialStore",
+           "ObjectiveKind", "ObjectiveSpec", "TrialStore", "back_to_new", "lease_ended",
+           "lease_seconds"]
+__all__ += ["MAX_REFUSALS", "Refusal", "StopRequest"]

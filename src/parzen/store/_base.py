@@ -19,7 +19,15 @@ from datetime import datetime, timedelta
 from parzen.exceptions import UnreadableDocument
 from parzen.processes import pid_alive
 from parzen.settings import TrialSettings
-from parzen.trial import Attempt, ErrorInfo, Intermediate, Owner, Trial, TrialState
+from parzen.trial import (
+    Attempt,
+    ErrorInfo,
+    ErrorOrigin,
+    Intermediate,
+    Owner,
+    Trial,
+    TrialState,
+)
 
 # The lease of an experiment that records none (see ``lease_seconds``).
 DEFAULT_LEASE_S = TrialSettings().lease_s
@@ -85,6 +93,51 @@ class ObjectiveSpec:
     space_inline: bytes | None = None
 
 
+# How many refusals an experiment document keeps (the latest): enough to name every worker
+# of a large cluster, bounded so a flapping fleet cannot grow the document.
+MAX_REFUSALS = 200
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A worker's record that it cannot load an experiment's objective (``record_refusal``).
+
+    Attributes:
+        worker: the worker's name (``PARZEN_WORKER_NAME``, by default ``<host>-<pid>``).
+        host: its host name.
+        pid: its process id.
+        objective: the ``sha256`` of the objective it cannot load: a refusal holds for that
+            payload only, and says nothing of a payload signed later (another key, another
+            objective).
+        reason: why, as the worker logged it: the error's type and message (never a key).
+        at: when it was recorded (the store's clock); set by the store.
+    """
+
+    worker: str
+    host: str
+    pid: int
+    objective: str
+    reason: str
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    """A request that the coordinator of one run end it, as Ctrl-C would (``parzen stop``).
+
+    Attributes:
+        holder: the driver lease holder it is addressed to, that is one fmin call: another
+            run of the experiment, with another holder, ignores it, so a request never
+            outlives the run it was meant for.
+        by: who asked, e.g. ``"alice@laptop (pid 4242)"``.
+        at: when (the store's clock); set by the store.
+    """
+
+    holder: str
+    by: str
+    at: datetime | None = None
+
+
 @dataclass(frozen=True)
 class Experiment:
     """What a store keeps about one experiment (one ``exp_key``).
@@ -98,6 +151,10 @@ class Experiment:
         settings: run settings the workers need (lease, heartbeat, trial timeout, max_attempts).
         driver: the coordinator holding the driver lease, or None.
         next_tid: the next tid the counter will hand out.
+        refusals: the workers that cannot load the objective, one record each, oldest first
+            (``record_refusal``).
+        stop_request: a request that the run of the driver lease holder it names end
+            (``request_stop``), or None.
     """
 
     exp_key: str
@@ -110,6 +167,29 @@ class Experiment:
     next_tid: int = 0
     created: datetime | None = None
     max_evals: int | None = None
+    refusals: tuple[Refusal, ...] = ()
+    stop_request: StopRequest | None = None
+
+
+# The history outcome of an attempt whose worker's process was seen to have ended, and the
+# error of a trial whose workers ended that way on every attempt (``worker_died``).
+WORKER_DIED = "worker died"
+WORKER_DIED_ERROR = "WorkerDied"
+
+
+def worker_died(t: Trial, now: datetime, max_attempts: int) -> Trial:
+    """``t``, whose worker's process has ended (``Owner.known_dead``), back to NEW with the
+    attempt counted, or ERROR once ``max_attempts`` are used: what an expired lease does
+    (``given_up``), without waiting for it. The worker, not the objective (which runs in a
+    process of its own), failed: ``ErrorOrigin.SYSTEM``."""
+    new = back_to_new(t, now, WORKER_DIED, True)
+    if t.attempts < max_attempts:
+        return new
+    return dataclasses.replace(
+        new, state=TrialState.ERROR, end_time=now, result={"status": "fail"},
+        error=ErrorInfo(WORKER_DIED_ERROR, f"the worker running it died on attempt "
+                        f"{t.attempts} of {max_attempts} ({t.owner}: its process ended); "
+                        "giving up", origin=ErrorOrigin.SYSTEM))
 
 
 def inserted_state(trial: Trial) -> TrialState:
@@ -160,6 +240,20 @@ def back_to_new(t: Trial, now: datetime, outcome: str, count_attempt: bool) -> T
     )
 
 
+LEASE_EXPIRED = "LeaseExpired"  # ErrorInfo.type of a trial whose lease expired every time
+
+
+def given_up(t: Trial, now: datetime, max_attempts: int) -> Trial:
+    """``t``, whose lease expired on its last allowed attempt, as an ERROR trial. The system
+    failed (its workers died or stalled), not the objective: ``ErrorOrigin.SYSTEM``."""
+    return dataclasses.replace(
+        back_to_new(t, now, "lease expired", True), state=TrialState.ERROR, end_time=now,
+        result={"status": "fail"},
+        error=ErrorInfo(LEASE_EXPIRED, f"lease expired on attempt {t.attempts} of "
+                        f"{max_attempts}; the worker died or stalled each time, giving up",
+                        origin=ErrorOrigin.SYSTEM))
+
+
 class TrialStore(abc.ABC):
     """History of trials, shared by the coordinator and all workers.
 
@@ -184,7 +278,8 @@ class TrialStore(abc.ABC):
     def put_experiment(self, experiment: Experiment) -> Experiment:
         """Create the experiment, or update its descriptive fields if it exists.
 
-        The tid counter and the driver lease are never overwritten by this call.
+        The tid counter, the driver lease, the refusals and the stop request are never
+        overwritten by this call.
         """
 
     @abc.abstractmethod
@@ -203,7 +298,19 @@ class TrialStore(abc.ABC):
 
     @abc.abstractmethod
     def release_driver(self, exp_key: str, holder_id: str) -> None:
-        """Give up the driver lease if ``holder_id`` holds it."""
+        """Give up the driver lease if ``holder_id`` holds it, and drop a stop request
+        addressed to it."""
+
+    @abc.abstractmethod
+    def request_stop(self, exp_key: str, holder_id: str, by: str) -> bool:
+        """Ask the coordinator holding the driver lease ``holder_id`` to end its run
+        (``Experiment.stop_request``; the store sets its time). Written only while that
+        holder's lease is live.
+
+        Returns:
+            False, writing nothing, when ``holder_id`` holds no live lease on the experiment
+            (the run ended, or another took over).
+        """
 
     @abc.abstractmethod
     def allocate_tids(self, exp_key: str, n: int) -> list[int]:
@@ -305,6 +412,21 @@ class TrialStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def requeue_dead(self, exp_key: str, attempts: Mapping[int, str], max_attempts: int
+                     ) -> list[Trial]:
+        """Requeue RUNNING trials whose worker is known to have died (``Owner.known_dead``)
+        at once, as ``requeue_expired`` would once their lease ran out: back to NEW, or to
+        ERROR (``WorkerDied``) once they have used ``max_attempts`` attempts; the attempt
+        ends in the history as ``"worker died"``.
+
+        Args:
+            attempts: ``{tid: claim_token}`` of the attempts seen dead. Each is fenced on its
+                token: a trial finished, released or claimed again since is left alone.
+        Returns:
+            The trials changed, in their new state.
+        """
+
+    @abc.abstractmethod
     def cancel(self, exp_key: str, states: Iterable[TrialState] = (TrialState.NEW,)) -> int:
         """Move trials in ``states`` to CANCEL; returns how many."""
 
@@ -314,6 +436,17 @@ class TrialStore(abc.ABC):
 
         The previous outcome is kept in the history. Returns how many were requeued.
         """
+
+    @abc.abstractmethod
+    def record_refusal(self, exp_key: str, refusal: Refusal) -> None:
+        """Record that ``refusal.worker`` cannot load the experiment's objective, replacing
+        that worker's earlier record, in ``Experiment.refusals`` (the latest
+        ``MAX_REFUSALS``). The store sets ``refusal.at``. A no-op for an unknown experiment.
+        """
+
+    @abc.abstractmethod
+    def clear_refusal(self, exp_key: str, worker: str) -> None:
+        """Forget ``worker``'s refusal (it loads the objective now); a no-op if it has none."""
 
     # ---- objective payloads -------------------------------------------------------------
 
@@ -380,3 +513,14 @@ class TrialStore(abc.ABC):
     @abc.abstractmethod
     def count_by_state(self, exp_key: str) -> dict[TrialState, int]:
         """How many trials are in each state (every state present, zero included)."""
+
+    @abc.abstractmethod
+    def census(self, exp_key: str, states: Iterable[TrialState]
+               ) -> tuple[dict[TrialState, int], list[Trial]]:
+        """``count_by_state`` and the trials in ``states`` (in tid order) from one read, so
+        the two agree: the trials listed are the ones counted in those states. Two reads
+        would each see the trials that changed state between them once, or not at all
+        (``parzen status`` said "running 6" over a table of 4 running trials).
+
+        A document counted but unreadable as a trial (see ``get``) is not listed.
+        """

@@ -14,6 +14,7 @@ integer state are still read.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -32,8 +33,24 @@ from parzen.exceptions import (
     UnreadableDocument,
     UnreadableTrials,
 )
-from parzen.store._base import DriverLease, Experiment, ObjectiveKind, ObjectiveSpec
-from parzen.trial import Attempt, ErrorInfo, Intermediate, Owner, Trial, TrialState
+from parzen.store._base import (
+    LEASE_EXPIRED,
+    DriverLease,
+    Experiment,
+    ObjectiveKind,
+    ObjectiveSpec,
+    Refusal,
+    StopRequest,
+)
+from parzen.trial import (
+    Attempt,
+    ErrorInfo,
+    ErrorOrigin,
+    Intermediate,
+    Owner,
+    Trial,
+    TrialState,
+)
 
 SCHEMA_VERSION = 1
 
@@ -244,21 +261,35 @@ def to_millis(value: datetime) -> datetime:
 
 # ---- parts of a trial --------------------------------------------------------------------
 
+# How documents written before ``owner.slot`` existed named a worker's slot: "w1/slot-2".
+_OLD_SLOT = re.compile(r"(?P<worker>.+)/slot-(?P<slot>[0-9]+)")
+
+
 def owner_to_doc(owner: Owner | None) -> dict[str, Any] | None:
-    """``{worker, host, pid}`` or None."""
+    """``{worker, slot, host, pid, pid_ns, pid_start}`` or None."""
     if owner is None:
         return None
-    return {"worker": owner.worker, "host": owner.host, "pid": int(owner.pid)}
+    return {"worker": owner.worker, "slot": owner.slot, "host": owner.host,
+            "pid": int(owner.pid), "pid_ns": owner.pid_ns, "pid_start": int(owner.pid_start)}
 
 
 def owner_from_doc(doc: Any) -> Owner | None:
-    """Inverse of ``owner_to_doc``; a bare string (hyperopt's owner) becomes the worker name."""
+    """Inverse of ``owner_to_doc``; a bare string (hyperopt's owner) becomes the worker name,
+    and an older document's ``worker: "w1/slot-2"`` (no ``slot`` field) reads as worker
+    ``w1``, slot 2."""
     if doc is None:
         return None
     if isinstance(doc, str):
         return Owner(worker=doc, host="", pid=0)
-    return Owner(worker=str(doc.get("worker", "")), host=str(doc.get("host", "")),
-                 pid=int(doc.get("pid", 0)))
+    worker = str(doc.get("worker", ""))
+    slot = doc.get("slot")
+    old = _OLD_SLOT.fullmatch(worker) if slot is None else None
+    if old is not None:
+        worker, slot = old["worker"], int(old["slot"])
+    return Owner(worker=worker, host=str(doc.get("host", "")), pid=int(doc.get("pid", 0)),
+                 slot=None if slot is None else _integer(slot, "owner.slot"),
+                 pid_ns=str(doc.get("pid_ns") or ""),
+                 pid_start=_integer(doc.get("pid_start") or 0, "owner.pid_start"))
 
 
 def error_to_doc(error: ErrorInfo | None) -> dict[str, Any] | None:
@@ -273,15 +304,27 @@ def error_to_doc(error: ErrorInfo | None) -> dict[str, Any] | None:
     if len(traceback) > MAX_ERROR_CHARS:
         traceback = (f"[{len(traceback) - MAX_ERROR_CHARS} characters not stored ...] "
                      f"{traceback[-MAX_ERROR_CHARS:]}")
-    return {"type": error.type, "message": message, "traceback": traceback}
+    return {"type": error.type, "message": message, "traceback": traceback,
+            "origin": error.origin.value}
 
 
 def error_from_doc(doc: Any) -> ErrorInfo | None:
     """Inverse of ``error_to_doc``."""
     if doc is None:
         return None
-    return ErrorInfo(type=str(doc.get("type", "")), message=str(doc.get("message", "")),
-                     traceback=str(doc.get("traceback", "")))
+    etype = str(doc.get("type", ""))
+    return ErrorInfo(type=etype, message=str(doc.get("message", "")),
+                     traceback=str(doc.get("traceback", "")),
+                     origin=_origin(doc.get("origin"), etype))
+
+
+def _origin(value: Any, etype: str) -> ErrorOrigin:
+    """The stored ``error.origin``; documents written before it existed (and hyperopt's)
+    have none, and then only an expired lease was the system's doing."""
+    try:
+        return ErrorOrigin(value)
+    except ValueError:
+        return ErrorOrigin.SYSTEM if etype == LEASE_EXPIRED else ErrorOrigin.OBJECTIVE
 
 
 def attempt_to_doc(attempt: Attempt) -> dict[str, Any]:
@@ -531,6 +574,47 @@ def driver_from_doc(doc: Mapping[str, Any] | None) -> DriverLease | None:
                        started=str(doc.get("started", "")), expires=utc(doc.get("expires")))
 
 
+def refusal_to_doc(refusal: Refusal) -> dict[str, Any]:
+    """One entry of the ``refusals`` field: ``{worker, host, pid, objective, reason, at}``."""
+    return {"worker": refusal.worker, "host": refusal.host, "pid": refusal.pid,
+            "objective": refusal.objective, "reason": refusal.reason, "at": refusal.at}
+
+
+def refusals_from_doc(docs: Any) -> tuple[Refusal, ...]:
+    """The ``Refusal`` records of a ``refusals`` field, the latest of each worker (two
+    processes under one name may both have written); entries that are not documents (an
+    edit by hand) are left out."""
+    if not isinstance(docs, list):
+        return ()
+    latest: dict[str, Refusal] = {}
+    for d in docs:
+        if isinstance(d, Mapping):
+            pid = d.get("pid")
+            r = Refusal(
+                worker=str(d.get("worker", "")), host=str(d.get("host", "")),
+                pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else -1,
+                objective=str(d.get("objective", "")), reason=str(d.get("reason", "")),
+                at=utc(d.get("at")))
+            latest.pop(r.worker, None)  # the later entry, at the later place
+            latest[r.worker] = r
+    return tuple(latest.values())
+
+
+def stop_to_doc(request: StopRequest | None) -> dict[str, Any] | None:
+    """The ``stop`` field: ``{holder, by, at}`` or None."""
+    if request is None:
+        return None
+    return {"holder": request.holder, "by": request.by, "at": request.at}
+
+
+def stop_from_doc(doc: Any) -> StopRequest | None:
+    """The ``StopRequest`` of a ``stop`` field, or None (also for one edited into another
+    shape: a request nobody can be sure of is not obeyed)."""
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("holder"), str):
+        return None
+    return StopRequest(holder=doc["holder"], by=str(doc.get("by", "")), at=utc(doc.get("at")))
+
+
 def experiment_from_doc(doc: Mapping[str, Any]) -> Experiment:
     """The ``Experiment`` stored in ``doc``."""
     _check_schema(doc, "experiment")
@@ -546,6 +630,8 @@ def experiment_from_doc(doc: Mapping[str, Any]) -> Experiment:
         next_tid=int(doc.get("next_tid", 0)),
         created=utc(doc.get("created")),
         max_evals=None if max_evals is None else int(max_evals),
+        refusals=refusals_from_doc(doc.get("refusals")),
+        stop_request=stop_from_doc(doc.get("stop")),
     )
 
 

@@ -16,13 +16,18 @@ from typing import Any
 
 from parzen.exceptions import StoreError, TrialNotFound
 from parzen.store._base import (
+    MAX_REFUSALS,
     DriverLease,
     Experiment,
+    Refusal,
+    StopRequest,
     TrialStore,
     back_to_new,
+    given_up,
     inserted_state,
     lease_ended,
     lease_seconds,
+    worker_died,
 )
 from parzen.trial import ErrorInfo, Intermediate, Owner, Trial, TrialState
 
@@ -59,7 +64,9 @@ class InMemoryTrialStore(TrialStore):
             old = self._experiments.get(experiment.exp_key)
             if old is not None:
                 experiment = dataclasses.replace(experiment, next_tid=old.next_tid,
-                                                 driver=old.driver, created=old.created)
+                                                 driver=old.driver, created=old.created,
+                                                 refusals=old.refusals,
+                                                 stop_request=old.stop_request)
             elif experiment.created is None:
                 experiment = dataclasses.replace(experiment, created=self.now())
             self._experiments[experiment.exp_key] = experiment
@@ -88,6 +95,39 @@ class InMemoryTrialStore(TrialStore):
             if exp is not None and exp.driver is not None \
                     and exp.driver.holder == holder_id:
                 self._experiments[exp_key] = dataclasses.replace(exp, driver=None)
+            exp = self._experiments.get(exp_key)
+            if exp is not None and exp.stop_request is not None \
+                    and exp.stop_request.holder == holder_id:
+                self._experiments[exp_key] = dataclasses.replace(exp, stop_request=None)
+
+    def request_stop(self, exp_key: str, holder_id: str, by: str) -> bool:
+        with self._lock:
+            exp = self._experiments.get(exp_key)
+            now = self.now()
+            d = exp.driver if exp is not None else None
+            if exp is None or d is None or d.holder != holder_id or d.expires is None \
+                    or d.expires <= now:
+                return False
+            self._experiments[exp_key] = dataclasses.replace(
+                exp, stop_request=StopRequest(holder=holder_id, by=by, at=now))
+            return True
+
+    def record_refusal(self, exp_key: str, refusal: Refusal) -> None:
+        with self._lock:
+            exp = self._experiments.get(exp_key)
+            if exp is None:
+                return
+            kept = [r for r in exp.refusals if r.worker != refusal.worker]
+            kept.append(dataclasses.replace(refusal, at=self.now()))
+            self._experiments[exp_key] = dataclasses.replace(
+                exp, refusals=tuple(kept[-MAX_REFUSALS:]))
+
+    def clear_refusal(self, exp_key: str, worker: str) -> None:
+        with self._lock:
+            exp = self._experiments.get(exp_key)
+            if exp is not None:
+                self._experiments[exp_key] = dataclasses.replace(
+                    exp, refusals=tuple(r for r in exp.refusals if r.worker != worker))
 
     def allocate_tids(self, exp_key: str, n: int) -> list[int]:
         with self._lock:
@@ -216,15 +256,23 @@ class InMemoryTrialStore(TrialStore):
                 if not lease_ended(t, now, lease_s):
                     continue
                 if t.attempts >= max_attempts:
-                    new = dataclasses.replace(
-                        back_to_new(t, now, "lease expired", True), state=TrialState.ERROR,
-                        end_time=now, result={"status": "fail"},
-                        error=ErrorInfo("LeaseExpired", f"lease expired on attempt "
-                                        f"{t.attempts} of {max_attempts}; the worker died or "
-                                        "stalled each time, giving up"),
-                    )
+                    new = given_up(t, now, max_attempts)
                 else:
                     new = back_to_new(t, now, "lease expired", True)
+                self._put(new)
+                changed.append(new)
+            return changed
+
+    def requeue_dead(self, exp_key: str, attempts: Mapping[int, str], max_attempts: int
+                     ) -> list[Trial]:
+        with self._lock:
+            now = self.now()
+            changed: list[Trial] = []
+            for tid, token in sorted(attempts.items()):
+                t = self._trials.get(exp_key, {}).get(tid)
+                if t is None or t.state is not TrialState.RUNNING or t.claim_token != token:
+                    continue
+                new = worker_died(t, now, max_attempts)
                 self._put(new)
                 changed.append(new)
             return changed
@@ -312,3 +360,8 @@ class InMemoryTrialStore(TrialStore):
             for t in self._trials.get(exp_key, {}).values():
                 counts[t.state] += 1
         return counts
+
+    def census(self, exp_key: str, states: Iterable[TrialState]
+               ) -> tuple[dict[TrialState, int], list[Trial]]:
+        with self._lock:
+            return self.count_by_state(exp_key), self.find(exp_key, states)

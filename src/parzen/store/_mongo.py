@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import math
 import threading
 import time
 import uuid
@@ -57,13 +58,18 @@ from parzen.exceptions import (
     UnreadableTrials,
 )
 from parzen.store._base import (
+    MAX_REFUSALS,
     DriverLease,
     Experiment,
+    Refusal,
+    StopRequest,
     TrialStore,
     back_to_new,
+    given_up,
     inserted_state,
     lease_ended,
     lease_seconds,
+    worker_died,
 )
 from parzen.store._documents import (
     driver_to_doc,
@@ -73,8 +79,10 @@ from parzen.store._documents import (
     intermediate_from_doc,
     intermediate_to_doc,
     owner_to_doc,
+    refusal_to_doc,
     state_from_doc,
     state_values,
+    stop_to_doc,
     to_millis,
     trial_from_doc,
     trial_to_doc,
@@ -87,8 +95,10 @@ from parzen.trial import ErrorInfo, Intermediate, Owner, Trial, TrialState
 PAYLOAD_CHUNK_BYTES = 255 * 1024
 # Bounds the size of one ``$in`` query; the refresh asks for few tids, a repair may ask many.
 _GET_MANY_BATCH = 5000
+# A loss that ranks: a finite number (NaN and the infinities fail the range, as they make
+# Trial.loss None), so sorting by loss puts them with the trials without one.
 _HAS_LOSS = {"state": {"$in": state_values([TrialState.DONE])}, "result.status": "ok",
-             "result.loss": {"$type": "number"}}
+             "result.loss": {"$type": "number", "$gt": -math.inf, "$lt": math.inf}}
 
 # What count_by_state can check server-side of what trial_from_doc requires: a state, a
 # numeric tid, a result that is an object, and a number as the loss of a successful trial.
@@ -344,6 +354,32 @@ class MongoTrialStore(TrialStore):
         with self._op():
             self._experiments.update_one({"_id": exp_key, "driver.holder": holder_id},
                                          {"$set": {"driver": None}})
+            self._experiments.update_one({"_id": exp_key, "stop.holder": holder_id},
+                                         {"$set": {"stop": None}})
+
+    def request_stop(self, exp_key: str, holder_id: str, by: str) -> bool:
+        with self._op():
+            now = self._now()
+            request = stop_to_doc(StopRequest(holder=holder_id, by=by, at=to_millis(now)))
+            return self._experiments.update_one(
+                {"_id": exp_key, "driver.holder": holder_id, "driver.expires": {"$gt": now}},
+                {"$set": {"stop": request}}).matched_count == 1
+
+    def record_refusal(self, exp_key: str, refusal: Refusal) -> None:
+        with self._op():
+            doc = refusal_to_doc(dataclasses.replace(refusal, at=to_millis(self._now())))
+            # Two writes: the worker's old record out, the new one in at the end. Only that
+            # worker writes its record, so nothing can land in between but its own next one.
+            self._experiments.update_one({"_id": exp_key},
+                                         {"$pull": {"refusals": {"worker": refusal.worker}}})
+            self._experiments.update_one(
+                {"_id": exp_key},
+                {"$push": {"refusals": {"$each": [doc], "$slice": -MAX_REFUSALS}}})
+
+    def clear_refusal(self, exp_key: str, worker: str) -> None:
+        with self._op():
+            self._experiments.update_one({"_id": exp_key},
+                                         {"$pull": {"refusals": {"worker": worker}}})
 
     def allocate_tids(self, exp_key: str, n: int) -> list[int]:
         if n < 0:
@@ -512,13 +548,8 @@ class MongoTrialStore(TrialStore):
             for doc, t in readable:
                 if not lease_ended(t, now, lease_s or 0.0):
                     continue  # no lease date, but a recent heartbeat: its worker lives
-                new = back_to_new(t, now, "lease expired", True)
-                if t.attempts >= max_attempts:
-                    new = dataclasses.replace(
-                        new, state=TrialState.ERROR, end_time=now, result={"status": "fail"},
-                        error=ErrorInfo("LeaseExpired", f"lease expired on attempt "
-                                        f"{t.attempts} of {max_attempts}; the worker died or "
-                                        "stalled each time, giving up"))
+                new = (given_up(t, now, max_attempts) if t.attempts >= max_attempts
+                       else back_to_new(t, now, "lease expired", True))
                 # Fenced on the token *and* a still-expired lease (or the same last
                 # heartbeat, for one without a lease date): a heartbeat or finish that lands
                 # after our read wins, and the trial is left alone.
@@ -533,6 +564,21 @@ class MongoTrialStore(TrialStore):
                                     "by hand, or written by hyperopt) and %s, past its %g s "
                                     "lease: requeued as expired", t.tid, exp_key,
                                     _last_sign(t, now), lease_s)
+        return changed
+
+    def requeue_dead(self, exp_key: str, attempts: Mapping[int, str], max_attempts: int
+                     ) -> list[Trial]:
+        changed: list[Trial] = []
+        with self._op():
+            now = self._now()
+            for tid, token in sorted(attempts.items()):
+                fence = self._held(exp_key, tid, token)
+                doc = self._trials.find_one(fence)
+                if doc is None:
+                    continue  # finished, released or requeued since it was seen
+                new = worker_died(trial_from_doc(doc), now, max_attempts)
+                if self._swap(fence, new):
+                    changed.append(new)
         return changed
 
     def cancel(self, exp_key: str, states: Iterable[TrialState] = (TrialState.NEW,)) -> int:
@@ -649,6 +695,34 @@ class MongoTrialStore(TrialStore):
         for row in rows:
             counts[state_from_doc(row["_id"])] += int(row["n"])
         return counts
+
+    def census(self, exp_key: str, states: Iterable[TrialState]
+               ) -> tuple[dict[TrialState, int], list[Trial]]:
+        wanted = set(states)
+        # One aggregation: its facets share one pass over the experiment's documents, so
+        # every document is counted and listed as the same version of itself. Its reply is
+        # one document, at most 16 MB: some ten thousand listed trials (``misc`` repeats
+        # ``params``, and is left out to keep it small).
+        with self._op():
+            [facets] = list(self._trials.aggregate([
+                {"$match": {"exp_key": exp_key}},
+                {"$facet": {
+                    "counts": [{"$match": _WELL_FORMED},
+                               {"$group": {"_id": "$state", "n": {"$sum": 1}}}],
+                    "listed": [{"$match": {"$and": [
+                        _WELL_FORMED, {"state": {"$in": state_values(wanted)}}]}},
+                        {"$sort": {"tid": 1}}, {"$project": {"misc": 0}}],
+                    "odd": [{"$match": {"$nor": [_WELL_FORMED]}}, {"$sort": {"_id": 1}}],
+                }}]))
+        counts = dict.fromkeys(TrialState, 0)
+        for row in facets["counts"]:
+            counts[state_from_doc(row["_id"])] += int(row["n"])
+        listed = self._decode(facets["listed"])
+        for t in self._decode(facets["odd"]):  # as count_by_state: named, or skipped
+            counts[t.state] += 1
+            if t.state in wanted:
+                listed.append(t)
+        return counts, sorted(listed, key=lambda t: t.tid)
 
     # ---- payloads ----------------------------------------------------------------------
 

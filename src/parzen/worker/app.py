@@ -5,13 +5,14 @@
 
 ``parzen worker --mongo ... --broker ...`` sets the same variables and starts the same app.
 Optional: ``PARZEN_QUEUE``, ``PARZEN_CONCURRENCY``, ``PARZEN_VISIBILITY_TIMEOUT``,
-``PARZEN_WORKER_NAME``, ``PARZEN_SECRET_FILE``.
+``PARZEN_WORKER_NAME``, ``PARZEN_SECRET_FILE``, ``PARZEN_HEALTH_FILE`` (``worker/health.py``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -22,9 +23,11 @@ from celery.worker.consumer import Consumer
 from celery.worker.state import maybe_shutdown
 
 from parzen.exceptions import ConfigError, StoreUnavailable
+from parzen.execution.payload import key_fingerprint
 from parzen.execution.run import OutcomeStatus
 from parzen.store import MongoTrialStore
 from parzen.store.uri import redact
+from parzen.worker import health
 from parzen.worker.celery_app import (
     DEFAULT_VISIBILITY_TIMEOUT_S,
     TASK_NAME,
@@ -32,7 +35,8 @@ from parzen.worker.celery_app import (
     refusal_hint,
     refuse_tls_to_a_plain_port,
 )
-from parzen.worker.runtime import WorkerConfig, WorkerRuntime
+from parzen.worker.runtime import WorkerConfig, WorkerRuntime, worker_name
+from parzen.worker.trial_log import node_name, quiet_celery, trial_line
 from parzen.worker.wakeup import FinishedSignal
 
 log = logging.getLogger("parzen.worker")
@@ -124,6 +128,11 @@ class WorkerApp:
         self._runtime: WorkerRuntime | None = None
         self._register()
 
+    @property
+    def node_name(self) -> str:
+        """This worker's Celery node name (``parzen worker`` passes it as --hostname)."""
+        return node_name(worker_name(self.config.name), socket.gethostname())
+
     def runtime(self) -> WorkerRuntime:
         """The process's runtime, connecting to MongoDB on first use.
 
@@ -166,20 +175,28 @@ class WorkerApp:
                                   OutcomeStatus.PRUNED) \
                     and worker._finished is not None:
                 worker._finished.push(exp_key, int(tid))  # wakes the coordinator now
+            line = trial_line(exp_key, int(tid), outcome)
+            if line is not None:
+                log.info("%s", line)
+
+        @signals.after_setup_logger.connect(weak=False)
+        def _quiet(loglevel: int | str = logging.INFO, **_: Any) -> None:
+            quiet_celery(loglevel)
 
         @signals.worker_ready.connect(weak=False)
         def _ready(**_: Any) -> None:
             # MongoDB first: "ready" followed by an error buries the error among Celery's
             # own lines.
             try:
-                worker.runtime()
+                worker.runtime().siblings.start(worker._republish, worker._shutdown)
             except StoreUnavailable as exc:
                 log.error("parzen worker NOT ready, it cannot evaluate trials: %s. It keeps "
                           "listening on queue %s (broker %s) and retries MongoDB when trials "
                           "arrive", exc, config.queue, redact(config.broker_url))
                 return
-            log.info("parzen worker ready: mongo=%s broker=%s queue=%s",
-                     redact(config.mongo_url), redact(config.broker_url), config.queue)
+            log.info("parzen worker ready: mongo=%s broker=%s queue=%s key fingerprint=%s",
+                     redact(config.mongo_url), redact(config.broker_url), config.queue,
+                     key_fingerprint(config.secret))
 
         @signals.worker_shutting_down.connect(weak=False)
         def _shutting_down(**_: Any) -> None:
@@ -210,7 +227,10 @@ def build(env: Mapping[str, str] | None = None) -> WorkerApp:
     config = WorkerConfig.from_env(e)
     # Before Celery starts: it would sit silent in the TLS handshake, even through SIGTERM.
     refuse_tls_to_a_plain_port(config.broker_url)
-    return WorkerApp(config, concurrency, visibility or DEFAULT_VISIBILITY_TIMEOUT_S)
+    built = WorkerApp(config, concurrency, visibility or DEFAULT_VISIBILITY_TIMEOUT_S)
+    if e.get("PARZEN_HEALTH_FILE"):
+        health.install(built.celery, e["PARZEN_HEALTH_FILE"], config.name)
+    return built
 
 
 _built: WorkerApp | None = None

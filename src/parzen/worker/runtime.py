@@ -32,6 +32,8 @@ from parzen.settings import TrialSettings
 from parzen.store import Experiment, ObjectiveKind, TrialStore
 from parzen.store.uri import check_broker_url, parse_mongo_url
 from parzen.trial import Owner
+from parzen.worker.refusals import Refusals, objective_id
+from parzen.worker.siblings import SiblingWatch
 
 log = logging.getLogger("parzen.worker")
 
@@ -103,6 +105,12 @@ class _Objective:
         self.settings = settings
 
 
+def worker_name(name: str = "") -> str:
+    """The worker's name in trial owners and in its Celery node name: ``name`` (``--name``,
+    ``PARZEN_WORKER_NAME``), else ``<host>-<pid>``."""
+    return name or f"{socket.gethostname()}-{os.getpid()}"
+
+
 class WorkerRuntime:
     """Per-process state shared by the worker's concurrent slots.
 
@@ -118,17 +126,19 @@ class WorkerRuntime:
         self.store = store
         self._secret = secret
         self.host = socket.gethostname()
-        self.name = name or f"{self.host}-{os.getpid()}"
+        self.name = worker_name(name)
         self.shutdown = shutdown or threading.Event()
         self._local = threading.local()
         self._lock = threading.Lock()
         self._objectives: dict[tuple[str, str], _Objective] = {}
         self._sandboxes: list[Sandbox] = []
         self._slots = 0
+        self._refusals = Refusals(store, self.name, self.host, os.getpid(), self.shutdown)
+        self.siblings = SiblingWatch(store, self.name)
 
     def _slot(self) -> int:
-        """This thread's slot number (1, 2, ...), fixed for the thread's life: trial owners
-        read ``gpu-1/slot-2`` rather than the executor's thread names."""
+        """This thread's slot number (1, 2, ...), fixed for the thread's life: a trial's
+        ``owner.slot``, rather than the executor's thread names."""
         slot: int | None = getattr(self._local, "slot", None)
         if slot is None:
             with self._lock:
@@ -166,7 +176,7 @@ class WorkerRuntime:
             raise ObjectiveUnloadable(
                 f"experiment {exp.exp_key!r} has no objective; was it created by a parzen "
                 "coordinator?")
-        fingerprint = obj.sha256 or obj.path or ""
+        fingerprint = objective_id(exp)
         key = (exp.exp_key, fingerprint)
         with self._lock:
             cached = self._objectives.get(key)
@@ -193,6 +203,7 @@ class WorkerRuntime:
         loaded = _Objective(ref, settings)
         with self._lock:
             self._objectives[key] = loaded
+        self._refusals.loaded(exp)
         return loaded
 
     def evaluate_trial(self, exp_key: str, tid: int,
@@ -203,11 +214,15 @@ class WorkerRuntime:
             log.warning("trial %s: experiment %r does not exist (deleted?); dropping the "
                         "message", tid, exp_key)
             return Outcome(OutcomeStatus.NOT_CLAIMED)
+        if self._refusals.refuses(exp):
+            # This worker cannot load the objective: the trial is for the other workers.
+            self._refusals.pass_on(exp, tid, republish)
+            return Outcome(OutcomeStatus.NOT_CLAIMED)
         settings = TrialSettings.from_dict(exp.settings)
+        self.siblings.watch(exp_key, settings.max_attempts)
         pruner = _pruner(exp)
         sandbox = self._sandbox()
-        owner = Owner(worker=f"{self.name}/slot-{self._slot()}", host=self.host,
-                      pid=os.getpid())
+        owner = Owner.here(self.name, slot=self._slot())
 
         def evaluate(params: Mapping[str, Any], tid: int,
                      abort: AbortCheck) -> dict[str, Any]:
@@ -216,8 +231,7 @@ class WorkerRuntime:
             except PayloadSignatureError as exc:
                 # This worker's key (or the payload) is wrong, not the trial: an ERROR would
                 # burn a trial per delivery, and a misconfigured worker fails them fastest.
-                # Released uncounted, the coordinator stops the run naming this worker.
-                log.error("experiment %r: %s", exp_key, exc)
+                # Released uncounted; this worker then refuses the experiment (below).
                 raise ObjectiveUnloadable(f"PayloadSignatureError: {exc}") from exc
             except StoreError as exc:
                 if isinstance(exc, StoreUnavailable):
@@ -247,4 +261,9 @@ class WorkerRuntime:
             republish(exp_key, tid)  # back to NEW with an attempt counted: run it again now
         if outcome.status is OutcomeStatus.RELEASED and republish is not None:
             republish(exp_key, tid)  # shutdown: let another worker take it at once
+        if outcome.status is OutcomeStatus.UNLOADABLE:
+            # Released uncounted: this worker stops taking the experiment's trials, records
+            # that it cannot load it, and gives this one to the other workers.
+            self._refusals.refuse(exp, outcome.exception)
+            self._refusals.pass_on(exp, tid, republish)
         return outcome

@@ -1,8 +1,9 @@
 """``CeleryRunner``: trials published to Celery workers that share a MongoDB store.
 
 Composed of parts with one job each: ``driver`` (the driver lease), ``experiment`` (the signed
-objective and the experiment document), ``dispatch`` (publish, republish, wake-ups) and
-``reaper`` (expired leases back to NEW). Construction only reads and checks (signing key,
+objective and the experiment document), ``dispatch`` (publish, republish, wake-ups),
+``reaper`` (expired leases back to NEW) and ``refusals`` (workers that cannot load the
+objective). Construction only reads and checks (signing key,
 payload, broker, changed space or objective, a live driver); the first writes wait for
 ``start()``, so a run refused before then, a bad ``points_to_evaluate`` included, leaves
 nothing behind.
@@ -16,38 +17,21 @@ from collections.abc import Sequence
 
 from parzen.backends import CeleryBackend
 from parzen.domain import Domain
-from parzen.exceptions import (
-    ConfigError,
-    ObjectiveUnloadable,
-    StoreUnavailable,
-    UnreadableTrials,
-)
+from parzen.exceptions import ConfigError, StoreUnavailable, UnreadableTrials
 from parzen.execution import payload
-from parzen.execution.run import UNLOADABLE
 from parzen.pruners import Pruner
 from parzen.runners.base import Closing, cancel_queued
 from parzen.runners.celery import experiment
-from parzen.runners.celery.dispatch import Dispatcher
+from parzen.runners.celery.dispatch import Dispatcher, queue_hint
 from parzen.runners.celery.driver import Driver
 from parzen.runners.celery.reaper import reap
+from parzen.runners.celery.refusals import RefusalWatch
+from parzen.store import Experiment
 from parzen.store.retry import patiently
 from parzen.trial import TrialState
 from parzen.trials import Trials
 
 log = logging.getLogger("parzen.runners.celery")
-
-
-def unloadable(trials: Trials) -> ObjectiveUnloadable | None:
-    """The error to stop the run with when a worker released a trial because it could not
-    load the objective (a missing module, version skew, a wrong signing key), else None."""
-    for tid in trials.in_flight:
-        t = trials.known(tid)
-        if t.state is TrialState.NEW and t.history \
-                and t.history[-1].outcome.startswith(UNLOADABLE):
-            return ObjectiveUnloadable(
-                f"trial {tid} of {trials.exp_key!r}: worker {t.history[-1].owner} reported "
-                f"{t.history[-1].outcome}")
-    return None
 
 
 class CeleryRunner:
@@ -106,6 +90,8 @@ class CeleryRunner:
                      n[TrialState.ERROR], n[TrialState.CANCEL],
                      n[TrialState.NEW] + n[TrialState.RUNNING], old.next_tid)
         self._dispatcher = Dispatcher(backend, self._exp_key)
+        self._refusals = RefusalWatch(self._exp_key, backend.dispatch_timeout)
+        self._stop = ""  # why ``parzen stop`` asked this run to end, once it did
         self._started = False
         self._last_reap = 0.0
         self._requeued = 0
@@ -126,6 +112,7 @@ class CeleryRunner:
             self._driver.release()
             raise
         self._started = True
+        self._refusals.start(self._objective.sha256, self._store.now())
         self._adopt_changes()
 
     def _adopt_changes(self) -> None:
@@ -160,15 +147,35 @@ class CeleryRunner:
             self._driver.renew_if_due(now)
             if now - self._last_reap > min(1.0, settings.heartbeat_s):
                 self._last_reap = now
-                self._requeued += reap(self._store, self._exp_key, settings.max_attempts,
-                                       self._dispatcher.publish)
+                self._requeued += reap(
+                    self._store, self._exp_key, settings.max_attempts,
+                    self._dispatcher.publish,
+                    [self._trials.known(tid) for tid in self._trials.in_flight])
+                exp = self._store.get_experiment(self._exp_key)
+                self._refusals.update(exp)
+                self._stop_request(exp)
         except StoreUnavailable as exc:
             log.warning("%s; retrying", exc)
             return
-        problem = unloadable(self._trials)
-        if problem is not None:
-            raise problem
-        self._dispatcher.republish_waiting(self._trials)
+        self._refusals.check(self._trials, now)
+        self._dispatcher.republish_waiting(self._trials, idle_warning=not self._refusals.refusals)
+
+    def _stop_request(self, exp: Experiment | None) -> None:
+        """Take note of a ``parzen stop`` addressed to this run (a request to another run,
+        an earlier one, is not ours to obey)."""
+        asked = exp.stop_request if exp is not None else None
+        if asked is None or asked.holder != self._driver.lease.holder or self._stop:
+            return
+        when = asked.at.isoformat(timespec="seconds") if asked.at is not None else "?"
+        self._stop = f"stopped by parzen stop (asked by {asked.by} at {when})"
+        log.warning("%s: ending the run of %r as Ctrl-C would: cancelling its queued and "
+                    "running trials and returning the best so far", self._stop, self._exp_key)
+
+    def stop_requested(self) -> str | None:
+        return self._stop or None
+
+    def queue_hint(self) -> str:
+        return queue_hint(self._backend)
 
     def close(self, closing: Closing) -> None:
         if not self._started:

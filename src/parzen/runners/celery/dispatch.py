@@ -34,6 +34,13 @@ log = logging.getLogger("parzen.runners.celery")
 IDLE_REPEAT_S = 600.0
 
 
+def queue_hint(backend: CeleryBackend) -> str:
+    """Where this run's trials wait, and the command that starts a worker there."""
+    return (f"on queue {backend.queue!r}: start a worker with `parzen worker --queue "
+            f"{backend.queue}` (PARZEN_MONGO_URL, PARZEN_BROKER_URL and PARZEN_SECRET set as "
+            "for this run)")
+
+
 class Dispatcher:
     """The Celery side of one run: publish, republish, wait.
 
@@ -88,9 +95,10 @@ class Dispatcher:
                         str(exc).rstrip("."), refusal_hint(exc),
                         self._backend.dispatch_timeout)
 
-    def republish_waiting(self, trials: Trials) -> None:
+    def republish_waiting(self, trials: Trials, idle_warning: bool = True) -> None:
         """Republish the NEW trials whose message has waited a whole dispatch timeout, and
-        say so when trials wait while none runs (no worker listens on the queue)."""
+        say so when trials wait while none runs (no worker listens on the queue), unless not
+        ``idle_warning`` (workers that cannot load the objective are said to be the cause)."""
         now = time.monotonic()
         waited = running = 0
         in_flight = trials.in_flight
@@ -108,7 +116,7 @@ class Dispatcher:
                 waited += tid in self._dispatched
                 self.republished += 1
                 self.publish(tid)
-        if waited and not running:
+        if waited and not running and idle_warning:
             self._warn_idle(waited, now)
 
     def _warn_idle(self, waited: int, now: float) -> None:
@@ -119,11 +127,12 @@ class Dispatcher:
         self._idle_warned = now
         b = self._backend
         log.warning(
-            "%d trials of %r waited %g s on queue %r and no worker is running any of them: no "
+            "%d trial%s of %r waited %g s on queue %r and no worker is running any of them: no "
             "worker listens on that queue, or all are busy with other experiments. To add "
             "one: PARZEN_MONGO_URL='%s' PARZEN_BROKER_URL='%s' parzen worker --queue %s "
             "(passwords shown as ***; the environment, or --mongo-file and --broker-file, keep "
-            "them out of `ps`). The messages are republished every %g s", waited, self._exp_key,
+            "them out of `ps`). The messages are republished every %g s; fmin waits for a "
+            "worker until its timeout", waited, "s" if waited != 1 else "", self._exp_key,
             b.dispatch_timeout, b.queue, redact(b.url), redact(str(b.broker)), b.queue,
             b.dispatch_timeout)
 

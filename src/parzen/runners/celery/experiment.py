@@ -66,10 +66,11 @@ def build_objective(domain: Domain, backend: CeleryBackend, key: bytes,
     inline = built.size <= payload.INLINE_MAX_BYTES
     big = built.size > 1e6
     (log.warning if big else log.info)(
-        "objective payload for %r: %.2f MB, stored %s%s", exp_key, built.size / 1e6,
+        "objective payload for %r: %.2f MB, stored %s%s; signed with the key of fingerprint "
+        "%s", exp_key, built.size / 1e6,
         "inline" if inline else "GridFS",
         "; large payloads slow every worker's start, consider loading data inside the "
-        "objective" if big else "")
+        "objective" if big else "", payload.key_fingerprint(key))
     spec = ObjectiveSpec(kind=ObjectiveKind.PICKLE, sha256=built.sha256,
                          fingerprint=objective_fingerprint(domain.fn), size=built.size,
                          versions=payload.stamp(), inline=built.data if inline else None)
@@ -91,17 +92,8 @@ def refuse_changes(store: TrialStore, old: Experiment | None, domain: Domain,
     space_fp = domain.space.fingerprint()
     problems = []
     if old.space_fingerprint != space_fp:
-        old_labels = set(params_of(old.space))
-        new_labels = set(domain.space.labels)
-        diff = []
-        if old_labels - new_labels:
-            diff.append(f"removed {sorted(old_labels - new_labels)}")
-        if new_labels - old_labels:
-            diff.append(f"added {sorted(new_labels - old_labels)}")
-        if not diff:
-            diff.append("same labels, different distributions or options")
         problems.append(f"space fingerprint {old.space_fingerprint} -> {space_fp} "
-                        f"({'; '.join(diff)})")
+                        f"({space_changes(old.space, describe(domain.expr))})")
     old_obj = old.objective.fingerprint if old.objective is not None else ""
     if old_obj and old_obj != objective.fingerprint:
         problems.append(f"objective fingerprint {old_obj} -> {objective.fingerprint}")
@@ -112,6 +104,26 @@ def refuse_changes(store: TrialStore, old: Experiment | None, domain: Domain,
             + ". Use a new exp_key, or pass MongoTrials(..., allow_space_change=True) to "
             "resume anyway"
         )
+
+
+def space_changes(old: Any, new: Any) -> str:
+    """What differs between two space descriptions, label by label: ``'lr': loguniform(low=-9,
+    high=-2) -> loguniform(low=-9, high=0); added ['momentum']``."""
+    if not old:
+        return "the stored experiment has no space description to compare with"
+    before, after = params_of(old), params_of(new)
+    diff = [f"{label!r}: {before[label].distribution_text()} -> "
+            f"{after[label].distribution_text()}" for label in before
+            if label in after
+            and before[label].distribution_text() != after[label].distribution_text()]
+    removed = [label for label in before if label not in after]
+    added = [label for label in after if label not in before]
+    if removed:
+        diff.append(f"removed {removed}")
+    if added:
+        diff.append(f"added {added}")
+    return "; ".join(diff) or ("the same labels and distributions; what is built from them "
+                               "changed (an expression, a constant or a dict key)")
 
 
 def write_experiment(store: TrialStore, exp_key: str, domain: Domain,

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from parzen.samplers.tpe._encode import snap
+from parzen.samplers.tpe._failures import Screen
 from parzen.samplers.tpe._probes import SAME, Around, ProbeSettings, probe
 from parzen.samplers.tpe._quadratic import quadratic_step
 from parzen.samplers.tpe._work import Pick
@@ -66,7 +67,9 @@ def local_step(settings: LocalSettings, probes: ProbeSettings, pick: Pick, c0: I
         return None
     n0 = work.n0
     design, codes = work.history_rows(g)
-    done = np.isfinite(work.losses[:n0]) & active[:n0]
+    # Fitted to measured losses only: a failure's imputed worst loss would bend the
+    # quadratic by scale, not shape (_failures.py). Failed trials still count as seen below.
+    done = work.measured(n0) & active[:n0]
     if g.categorical:
         done &= (codes[:n0] == c0[None, :]).all(axis=1)
     dn = len(g.numeric)
@@ -82,6 +85,7 @@ def local_step(settings: LocalSettings, probes: ProbeSettings, pick: Pick, c0: I
             [d.encode(work.values[d.label][new]) for d in g.numeric], axis=1)])
     waiting = work.pending[seen] & ~np.isfinite(work.losses[seen])
     y = work.losses[idx]
+    screen = Screen.of(pick)
     reach = pick.reach
     for size in SIZES[:settings.parallel_local] if batch else SIZES[:1]:
         key = (g.labels, c0.tobytes(), size)
@@ -90,7 +94,11 @@ def local_step(settings: LocalSettings, probes: ProbeSettings, pick: Pick, c0: I
         got = work.fits[key]
         if got is None:
             continue
-        x: FloatArray = snap(g, got[0][None, :])[0][0]
+        step = got[0] if screen is None else screen.back_off(got[0], u[int(np.argmin(y))],
+                                                             c0)
+        if step is None:
+            continue
+        x: FloatArray = snap(g, step[None, :])[0][0]
         radius = got[1]
         gap = np.sqrt(((seen_u - x) ** 2).sum(axis=1))
         short = size == SIZES[0] and probes.gate(
@@ -106,9 +114,10 @@ def local_step(settings: LocalSettings, probes: ProbeSettings, pick: Pick, c0: I
                 # instead of the larger neighbourhoods' steps (_probes.py says why).
                 center = seen_u[np.flatnonzero(busy)[np.argmin(gap[busy])]]
                 return probe(probes, g, Around(center, seen_u, seen_u[waiting], reach),
-                             pick.rng)
+                             pick.rng, None if screen is None else (screen, c0))
             continue
         if (gap < SAME).any():
             continue
         return x
     return None
+

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from parzen.samplers.tpe._encode import snap
+from parzen.samplers.tpe._failures import Screen
 from parzen.samplers.tpe._pending import near_pending
 from parzen.samplers.tpe._rerank import Ranker
 from parzen.samplers.tpe._work import Candidates, Pick
@@ -63,6 +64,13 @@ def polish(settings: PolishSettings, pick: Pick, ranker: Ranker, start: Candidat
         near = near_pending(pick, cn, cc)
         near[0] = False
         score[near] = -np.inf
+    screen = Screen.of(pick)
+    if screen is not None:
+        # The surrogate smooths over a crash region's edge: moves towards a failed trial
+        # are out (_failures.py); x0, the proposal's own choice, stays.
+        off = ~screen.passes(cn, cc)
+        off[0] = False
+        score[off] = -np.inf
     cands = Candidates(cn, cc, raw, score)
     i = ranker.pick(g, cands, 0, pick.point, top=cn.shape[0])
     return Candidates(cn[i:i + 1], cc[i:i + 1], raw[i:i + 1], score[i:i + 1])

@@ -19,8 +19,10 @@ import numpy as np
 import numpy.typing as npt
 
 from parzen.samplers.tpe._encode import Group, snap
+from parzen.samplers.tpe._failures import Screen
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
 
 # Probes go in when the step is shorter than this fraction of its neighbourhood's radius.
 PROBE_GATE = 0.35
@@ -69,10 +71,11 @@ class Around:
     reach: float
 
 
-def probe(settings: ProbeSettings, g: Group, around: Around, rng: np.random.Generator
-          ) -> FloatArray | None:
+def probe(settings: ProbeSettings, g: Group, around: Around, rng: np.random.Generator,
+          screen: tuple[Screen, IntArray] | None = None) -> FloatArray | None:
     """The next probe around ``around.center``, or None when it has ``parallel_probes``
-    already or every direction would duplicate a trial."""
+    already or every direction would duplicate a trial or lie nearer a failed trial than a
+    completed one (``screen``, with the step's categories)."""
     h = PROBE_REACH * around.reach
     pending_u, seen_u = around.pending, around.seen
     near = np.sqrt(((pending_u - around.center) ** 2).sum(axis=1)) < 1.5 * h
@@ -86,6 +89,8 @@ def probe(settings: ProbeSettings, g: Group, around: Around, rng: np.random.Gene
         if (np.sqrt(((pending_u - x) ** 2).sum(axis=1)) < around.reach).any():
             continue
         if (np.sqrt(((seen_u - x) ** 2).sum(axis=1)) < SAME).any():
+            continue
+        if screen is not None and not screen[0].passes(x[None, :], screen[1][None, :])[0]:
             continue
         return x
     return None

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from parzen.samplers.tpe._encode import Group, encode_group, snap
+from parzen.samplers.tpe._failures import Screen
 from parzen.samplers.tpe._parzen import Bandwidth, ParzenEstimator, fit, log_ratio
 from parzen.samplers.tpe._pending import near_pending, push_out
 from parzen.samplers.tpe._scratch import buffer
@@ -121,6 +122,12 @@ def propose(settings: ProposalSettings, prior_weight: float, pick: Pick, sp: Spl
             near = near_pending(pick, cn, cc)
         if not near.all():
             score = np.where(near, -np.inf, score)
+    screen = Screen.of(pick)
+    if screen is not None:
+        # Nearer a failed trial than a completed one: ranked last (_failures.py).
+        off = ~screen.passes(cn, cc)
+        if not off.all():
+            score = np.where(off, -np.inf, score)
     return Proposal(Candidates(cn, cc, raw, score), int(np.argmax(score)), l_est)
 
 

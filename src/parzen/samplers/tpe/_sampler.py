@@ -13,6 +13,7 @@ from parzen.samplers._base import Point
 from parzen.samplers._history import History
 from parzen.samplers._prior import sample_prior, to_points
 from parzen.samplers.tpe._encode import snap
+from parzen.samplers.tpe._failures import Imputed, impute
 from parzen.samplers.tpe._local import SIZES, LocalSettings, local_step
 from parzen.samplers.tpe._pending import PendingSettings, split_rows
 from parzen.samplers.tpe._polish import PolishSettings, polish
@@ -214,7 +215,8 @@ class TPESampler:
         if n <= 0:
             return []
         s = self.settings
-        n_done = history.n_completed
+        imputed = impute(history)
+        n_done = imputed.n_done
         n_pend = int(np.count_nonzero(history.pending & ~history.completed))
         n_random = s.prior.n_random(n, n_done, n_pend)
         if n_random == n or not space.params:
@@ -222,7 +224,7 @@ class TPESampler:
         head = to_points(space, sample_prior(space, n_random, rng)) if n_random else []
         state = state_of(history)
         layout = state.layout(space, s.proposal.multivariate)
-        work = _work(space, history, n, n_done, layout, state.scratch)
+        work = _work(space, history, imputed, n, layout, state.scratch)
         batch = n > 1 or n_pend > 0
         points: list[Point] = []
         for i, drawn in enumerate(head):
@@ -276,24 +278,24 @@ class TPESampler:
             pick.point[c.label] = int(c.decode(cands.codes[best:best + 1, j])[0])
 
 
-def _work(space: Space, history: History, n: int, n_done: int, layout: Layout,
+def _work(space: Space, history: History, imputed: Imputed, n: int, layout: Layout,
           scratch: Scratch) -> Work:
-    """The history's rows (``n_done`` of them completed) with room for the ``n`` points of
-    the batch."""
+    """The history's rows, their losses as the model sees them (``imputed``: failed rows at
+    the worst loss), with room for the ``n`` points of the batch."""
     if n == 1:
         # One point: nothing is written back before it is returned, so the history's own
         # arrays serve (read only) without copies.
         return Work({lab: np.asarray(history.values[lab], dtype=np.float64)
                      for lab in space.labels},
-                    np.asarray(history.losses, dtype=np.float64),
-                    np.asarray(history.pending, dtype=bool), history.n, n_done,
-                    dict(history.values), layout, scratch)
+                    imputed.losses, np.asarray(history.pending, dtype=bool), history.n,
+                    imputed.n_done, dict(history.values), layout, scratch,
+                    failed=imputed.failed)
     return Work({lab: np.concatenate([np.asarray(history.values[lab], dtype=np.float64),
                                       np.full(n, np.nan)]) for lab in space.labels},
-                np.concatenate([np.asarray(history.losses, dtype=np.float64),
-                                np.full(n, np.nan)]),
+                np.concatenate([imputed.losses, np.full(n, np.nan)]),
                 np.concatenate([np.asarray(history.pending, dtype=bool), np.zeros(n, bool)]),
-                history.n, n_done, dict(history.values), layout, scratch)
+                history.n, imputed.n_done, dict(history.values), layout, scratch,
+                failed=np.concatenate([imputed.failed, np.zeros(n, bool)]))
 
 
 def _hand_out(work: Work, row: int, point: Point) -> None:

@@ -32,7 +32,8 @@ class Work:
 
     Attributes:
         values: per label, every row's raw value (NaN where inactive).
-        losses: every row's loss (NaN without one).
+        losses: every row's loss as the model sees it: a failed trial's is the worst
+            completed loss (``_failures.py``); NaN without one.
         pending: rows without a result yet: running trials and the batch's points.
         n0: how many rows are the history's; their encoding is kept (``_state.py``).
         n_done: how many of them are completed trials.
@@ -42,6 +43,7 @@ class Work:
         scratch: buffers for the large temporaries (``_scratch.py``); None allocates afresh.
         fits: local fits by (group, categories, neighbourhood size). They use completed
             trials only, so every point of a batch would otherwise refit the same quadratics.
+        failed: rows whose loss is a failure's imputed one; None: none.
     """
 
     values: dict[str, FloatArray]
@@ -54,6 +56,14 @@ class Work:
     scratch: Scratch | None = None
     fits: dict[tuple[tuple[str, ...], bytes, float], tuple[FloatArray, float] | None] = field(
         default_factory=dict)
+    failed: BoolArray | None = None
+
+    def measured(self, rows: int) -> BoolArray:
+        """The first ``rows`` rows with a loss of their own (completed, not imputed)."""
+        out = np.isfinite(self.losses[:rows])
+        if self.failed is not None:
+            out &= ~self.failed[:rows]
+        return out
 
     def history_rows(self, g: Group) -> tuple[FloatArray, IntArray]:
         """The first ``n0`` rows encoded for ``g`` (design rows, codes)."""
