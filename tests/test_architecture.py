@@ -53,11 +53,11 @@ LAYERS: list[tuple[str, ...]] = [
     ("parzen.trials",),
     ("parzen.export", "parzen.backends", "parzen.domain", "parzen.progress",
      "parzen.early_stop", "parzen.pyll.stochastic"),
-    ("parzen.samplers", "parzen.tpe", "parzen.rand", "parzen.anneal"),
+    ("parzen.samplers", "parzen.tpe", "parzen.rand", "parzen.anneal", "parzen.pruners"),
     ("parzen.store",),
     ("parzen.space", "parzen.hp", "parzen.pyll"),
     ("parzen.trial", "parzen.settings", "parzen.validation", "parzen.exceptions", "parzen.health",
-     "parzen.processes", "parzen.version"),
+     "parzen.processes", "parzen.version", "parzen.reporting"),
 ]
 
 

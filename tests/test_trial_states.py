@@ -34,7 +34,7 @@ def test_an_unknown_word_lists_the_names_and_aliases() -> None:
     with pytest.raises(ConfigError) as err:
         TrialState.parse("finished")
     assert str(err.value) == (
-        "'finished' is not a trial state: use one of new, running, done, error, cancel "
+        "'finished' is not a trial state: use one of new, running, done, error, cancel, pruned "
         "(also accepted: queued = new, failed = error, cancelled = cancel, canceled = cancel, "
         "ok = done)")
 

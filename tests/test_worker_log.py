@@ -28,9 +28,16 @@ CLAIMED = Trial("exp", 7, TrialState.RUNNING, {"x": 0.5}, attempts=2)
     (Outcome(OutcomeStatus.ERROR, CLAIMED, result={"status": "fail"},
              error=ErrorInfo("ValueError", "bad x=0.5"), seconds=0.01),
      "trial 7 of 'mnist': error, ValueError: bad x=0.5 in 0.01 s (attempt 2)"),
+    (Outcome(OutcomeStatus.PRUNED, CLAIMED,
+             result={"status": "fail", "pruned": {"step": 9, "loss": 0.4213}}, seconds=2.5),
+     "trial 7 of 'mnist': pruned at step 9, loss 0.4213 in 2.50 s (attempt 2)"),
+    (Outcome(OutcomeStatus.PRUNED, CLAIMED,
+             result={"status": "fail", "pruned": {"step": None, "loss": None}}, seconds=0.1),
+     "trial 7 of 'mnist': pruned before its first report in 0.10 s (attempt 2)"),
     (Outcome(OutcomeStatus.NOT_CLAIMED), None),
     (Outcome(OutcomeStatus.RELEASED, CLAIMED), None),
-], ids=["done", "nan", "status-fail", "error", "not-claimed", "released"])
+], ids=["done", "nan", "status-fail", "error", "pruned", "pruned-unreported", "not-claimed",
+        "released"])
 def test_one_line_per_finished_trial(outcome: Outcome, line: str | None) -> None:
     assert trial_line("mnist", 7, outcome) == line
 

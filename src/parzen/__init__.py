@@ -22,7 +22,7 @@ import typing
 from parzen.version import __version__
 
 if typing.TYPE_CHECKING:  # for type checkers; at run time, _load() binds the same names
-    from parzen import anneal, base, exceptions, hp, progress, pyll, rand, tpe
+    from parzen import anneal, base, exceptions, hp, progress, pruners, pyll, rand, tpe
     from parzen.domain import Domain
     from parzen.early_stop import no_progress_loss
     from parzen.exceptions import (
@@ -34,16 +34,19 @@ if typing.TYPE_CHECKING:  # for type checkers; at run time, _load() binds the sa
         InvalidAnnotatedParameter,
         InvalidDistribution,
         InvalidLoss,
+        InvalidReport,
         InvalidResult,
         InvalidResultStatus,
         InvalidTrial,
         ParzenError,
+        ReportOutsideTrial,
         SpaceError,
         UnsupportedExpression,
     )
     from parzen.fmin import fmin
     from parzen.mongoexp import MongoTrials
     from parzen.parallel import ParallelTrials
+    from parzen.reporting import TrialHandle, TrialPruned, report
     from parzen.samplers import grid
     from parzen.space import space_eval
     from parzen.spark import SparkTrials
@@ -73,7 +76,7 @@ if typing.TYPE_CHECKING:  # for type checkers; at run time, _load() binds the sa
 _MODULES: dict[str, str] = {
     "anneal": "parzen.anneal", "base": "parzen.base", "exceptions": "parzen.exceptions",
     "grid": "parzen.samplers.grid", "hp": "parzen.hp", "progress": "parzen.progress",
-    "pyll": "parzen.pyll", "rand": "parzen.rand", "tpe": "parzen.tpe",
+    "pruners": "parzen.pruners", "pyll": "parzen.pyll", "rand": "parzen.rand", "tpe": "parzen.tpe",
 }
 _NAMES: dict[str, str] = {
     "Domain": "parzen.domain", "no_progress_loss": "parzen.early_stop",
@@ -82,12 +85,15 @@ _NAMES: dict[str, str] = {
     "ExpressionError": "parzen.exceptions",
     "InvalidAnnotatedParameter": "parzen.exceptions",
     "InvalidDistribution": "parzen.exceptions", "InvalidLoss": "parzen.exceptions",
+    "InvalidReport": "parzen.exceptions", "ReportOutsideTrial": "parzen.exceptions",
     "InvalidResult": "parzen.exceptions", "InvalidResultStatus": "parzen.exceptions",
     "InvalidTrial": "parzen.exceptions", "ParzenError": "parzen.exceptions",
     "SpaceError": "parzen.exceptions", "UnsupportedExpression": "parzen.exceptions",
     "fmin": "parzen.fmin", "MongoTrials": "parzen.mongoexp",
     "ParallelTrials": "parzen.parallel", "space_eval": "parzen.space",
     "SparkTrials": "parzen.spark",
+    "TrialHandle": "parzen.reporting", "TrialPruned": "parzen.reporting",
+    "report": "parzen.reporting",
     "STATUS_FAIL": "parzen.trial", "STATUS_NEW": "parzen.trial", "STATUS_OK": "parzen.trial",
     "STATUS_RUNNING": "parzen.trial", "STATUS_STRINGS": "parzen.trial",
     "JOB_STATE_CANCEL": "parzen.trials", "JOB_STATE_DONE": "parzen.trials",
@@ -156,14 +162,18 @@ __all__ = [
     "InvalidAnnotatedParameter",
     "InvalidDistribution",
     "InvalidLoss",
+    "InvalidReport",
     "InvalidResult",
     "InvalidResultStatus",
     "InvalidTrial",
     "MongoTrials",
     "ParallelTrials",
     "ParzenError",
+    "ReportOutsideTrial",
     "SpaceError",
     "SparkTrials",
+    "TrialHandle",
+    "TrialPruned",
     "Trials",
     "UnsupportedExpression",
     "__version__",
@@ -176,8 +186,10 @@ __all__ = [
     "hp",
     "no_progress_loss",
     "progress",
+    "pruners",
     "pyll",
     "rand",
+    "report",
     "space_eval",
     "tpe",
     "trials_from_docs",

@@ -64,6 +64,7 @@ class Counts:
     error: int
     best: float | None
     ok: int = 0  # finished with a loss
+    pruned: int = 0  # stopped early by the pruner: finished, counted by max_evals, not failed
 
     @property
     def in_flight(self) -> int:
@@ -71,12 +72,13 @@ class Counts:
 
     @property
     def finished(self) -> int:
-        return self.done + self.error
+        return self.done + self.error + self.pruned
 
     @property
     def failed(self) -> int:
-        """Finished without a loss: ERROR, status fail, or a NaN or infinite loss."""
-        return self.finished - self.ok
+        """Finished without a loss: ERROR, status fail, or a NaN or infinite loss. A pruned
+        trial is not a failure: the pruner stopped it, not the objective."""
+        return self.done + self.error - self.ok
 
     @property
     def counted(self) -> int:
@@ -88,7 +90,8 @@ def count(trials: Trials) -> Counts:
     """The loop's view of ``trials`` after a refresh; O(1), kept incrementally by Trials."""
     by = trials.state_counts()
     return Counts(by[TrialState.NEW], by[TrialState.RUNNING], by[TrialState.DONE],
-                  by[TrialState.ERROR], trials.best_loss, trials.ok_count)
+                  by[TrialState.ERROR], trials.best_loss, trials.ok_count,
+                  by[TrialState.PRUNED])
 
 
 def algo_seed(rstate: np.random.Generator, first_tid: int) -> int:
@@ -303,7 +306,7 @@ def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
             runner.maintain()
             patiently(trials.refresh, "refreshing trials")
             c = count(trials)
-            progress.update(c.finished, c.running, c.failed, c.best)
+            progress.update(c.finished, c.running, c.failed, c.best, pruned=c.pruned)
             watch.check(trials.recent_finished())
             reason = stop_reason(c, settings, time.monotonic() - start)
             if reason is None and settings.early_stop_fn is not None and c.finished:
@@ -351,7 +354,7 @@ def run(domain: Domain, trials: Trials, proposer: Proposer, runner: Runner,
         runner.close(closing)
         patiently(trials.refresh, "refreshing trials", CLOSE_PATIENCE_S)
         c = count(trials)
-        progress.update(c.finished, c.running, c.failed, c.best)
+        progress.update(c.finished, c.running, c.failed, c.best, pruned=c.pruned)
         progress.close()
         if settings.save_file:
             save_trials(trials, settings.save_file)

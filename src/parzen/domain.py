@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 
 from parzen.exceptions import InvalidLoss, InvalidResult, InvalidResultStatus
+from parzen.reporting import handle_for, wants_handle
 from parzen.space import Param, Space, compile_space, space_eval
 from parzen.trial import STATUS_FAIL, STATUS_NEW, STATUS_OK
 
-Objective = Callable[[Any], Any]
+Objective = Callable[..., Any]
 
 
 class Domain:
@@ -47,6 +48,8 @@ class Domain:
         # The fingerprint names the experiment in stores and keys the samplers' caches; taken
         # here, once per fmin call, it stays off the suggestion path (~50 us on a 10-D space).
         self.space.fingerprint()
+        # ``objective(params, trial)`` gets a trial handle (``parzen.reporting``).
+        self._pass_handle = wants_handle(fn)
 
     @property
     def params(self) -> dict[str, Param]:
@@ -58,7 +61,8 @@ class Domain:
         Raises:
             ExpressionError: an expression of the space raised for these values.
         """
-        value = self.fn(space_eval(self.space, params))
+        point = space_eval(self.space, params)
+        value = self.fn(point, handle_for(tid)) if self._pass_handle else self.fn(point)
         return normalize_result(value, tid)
 
     def memo_from_config(self, config: Mapping[str, Any]) -> Any:

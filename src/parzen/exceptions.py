@@ -6,12 +6,13 @@
     ├── SpaceError ── DuplicateLabel, InvalidDistribution, UnsupportedExpression,
     │                 InvalidAnnotatedParameter
     ├── TrialError ── InvalidTrial, InvalidResultStatus, InvalidLoss, ExpressionError,
-    │                 InvalidResult ── ResultTooLarge
+    │                 InvalidReport, InvalidResult ── ResultTooLarge
     ├── StoreError ── StoreUnavailable, TrialNotFound, ExperimentLocked,
     │                 SpaceChanged, UnreadableTrials
     ├── PayloadError ── PayloadSignatureError, PayloadTooLarge, ObjectiveNotPicklable,
     │                   ObjectiveUnloadable
     ├── ConfigError
+    ├── ReportOutsideTrial
     └── AllTrialsFailed ── NoTrialFinished
 
 Every error is a ``ParzenError``; the ones a user can cause by passing a wrong value are also
@@ -84,6 +85,14 @@ class ResultTooLarge(InvalidResult):
 class ExpressionError(TrialError):
     """An expression of the space (arithmetic, a ``scope`` function) raised for one sample:
     that trial's error, with the expression named."""
+
+
+class InvalidReport(TrialError):
+    """``parzen.report(loss, step)`` with a non-finite loss or a step that does not increase."""
+
+
+class ReportOutsideTrial(ParzenError, RuntimeError):
+    """``parzen.report`` was called while no trial runs (outside ``fmin``'s objective)."""
 
 
 class StoreError(ParzenError):

@@ -3,13 +3,14 @@
 One row per trial, always with the same columns, so a CSV written from Python and one piped
 from the command line can be compared or concatenated:
 
-``tid, state, loss, duration_s, worker, attempts``, then one column per parameter label with
-the raw trial value (a choice's option *index*, as hyperopt stores it, so the value can be fed
-back through ``points_to_evaluate``), and after each choice a ``<label>_value`` column with the
-option's value (``space_eval``'s answer for that option). Value columns need the space's
-description (the experiment document's ``space``, or ``trials.attachments
-["space_description"]`` for a local run); without it they are left out. A parameter that is
-inactive in a trial (under another choice) is empty.
+``tid, state, loss, step, duration_s, worker, attempts`` (``step``: the last step the trial
+reported with ``parzen.report``; a pruned trial's ``loss`` is its loss at that step), then
+one column per parameter label with the raw trial value (a choice's option *index*, as
+hyperopt stores it, so the value can be fed back through ``points_to_evaluate``), and after
+each choice a ``<label>_value`` column with the option's value (``space_eval``'s answer for
+that option). Value columns need the space's description (the experiment document's
+``space``, or ``trials.attachments["space_description"]`` for a local run); without it they
+are left out. A parameter that is inactive in a trial (under another choice) is empty.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from typing import IO, Any
 
 from parzen.exceptions import ConfigError
 from parzen.space.described import ParamInfo, choice_value, params_of
-from parzen.trial import Trial
+from parzen.trial import Trial, TrialState
 
-FIXED_COLUMNS = ("tid", "state", "loss", "duration_s", "worker", "attempts")
+FIXED_COLUMNS = ("tid", "state", "loss", "step", "duration_s", "worker", "attempts")
 VALUE_SUFFIX = "_value"
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -62,7 +63,8 @@ def trial_table(trials: Sequence[Trial], space: Any = None) -> Table:
     rows = []
     for t in trials:
         row: dict[str, Any] = {
-            "tid": t.tid, "state": t.state.name.lower(), "loss": _finite(t.loss),
+            "tid": t.tid, "state": t.state.name.lower(), "loss": _finite(_loss(t)),
+            "step": t.curve()[-1].step if t.intermediate else None,
             "duration_s": _finite(t.duration), "worker": t.owner.worker if t.owner else None,
             "attempts": t.attempts,
         }
@@ -145,6 +147,13 @@ def _format_for(path: str, format: str | None) -> str:
         raise ConfigError(f"cannot tell the export format of {path!r}: name it *.csv or *.jsonl, "
                           "or pass format='csv' or format='jsonl'")
     return FORMATS[suffix]
+
+
+def _loss(t: Trial) -> float | None:
+    """The loss column: a pruned trial's is its last reported loss (at ``step``)."""
+    if t.state is TrialState.PRUNED and t.intermediate:
+        return t.curve()[-1].loss
+    return t.loss
 
 
 def _finite(x: float | None) -> float | None:

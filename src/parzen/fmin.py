@@ -20,6 +20,7 @@ from parzen.coordinator import Proposer, RunSettings, run
 from parzen.domain import Domain
 from parzen.exceptions import ConfigError, InvalidAnnotatedParameter, UnsupportedExpression
 from parzen.progress import ProgressCallback
+from parzen.pruners import check_pruner
 from parzen.runners import build_runner, prepare_settings
 from parzen.samplers import sampler_for, tpe
 from parzen.space import Node, describe, space_eval
@@ -118,6 +119,8 @@ def fmin(
     show_progressbar: bool | ProgressCallback = True,
     early_stop_fn: Callable[..., Any] | None = None,
     trials_save_file: str = "",
+    *,
+    pruner: Any = None,
 ) -> Any:
     """Minimise ``fn`` over ``space``; hyperopt's ``fmin`` with the same semantics.
 
@@ -148,6 +151,9 @@ def fmin(
             manager factory taking ``initial`` and ``total``).
         early_stop_fn: ``early_stop_fn(trials, *state) -> (stop, state)``.
         trials_save_file: pickle ``trials`` here as the run goes, and resume from it.
+        pruner: stop trials whose reported losses (``parzen.report``) say they are
+            hopeless: ``parzen.pruners.MedianPruner``, ``AshaPruner`` or
+            ``HyperbandPruner``; None (the default) stops none.
 
     Returns:
         The best trial's parameters (``space_eval(space, best)`` gives values), or, when
@@ -225,8 +231,10 @@ def fmin(
     trials.attachments["space_description"] = describe(space)  # for the parzen tools
     if backend.parallelism > settings.max_queue_len:
         settings = dataclasses.replace(settings, max_queue_len=backend.parallelism)
+    checked_pruner = check_pruner(pruner, shipped=isinstance(backend, CeleryBackend))
     runner = build_runner(backend, trials, domain, catch_eval_exceptions=catch_eval_exceptions,
-                          max_evals=settings.max_evals if settings.max_evals < 2**62 else None)
+                          max_evals=settings.max_evals if settings.max_evals < 2**62 else None,
+                          pruner=checked_pruner)
     proposer = Proposer(algo_fn, sampler_for(algo_fn))
     try:
         run(domain, trials, proposer, runner, rng, settings, points_to_evaluate)

@@ -61,6 +61,7 @@ CMAP = "viridis"
 BEST_COLOR = "#d62728"
 FAIL_COLOR = "#d62728"
 LINE_COLOR = "#ff7f0e"
+PRUNED_COLOR = "#b0b0b0"
 PANEL_W, HISTORY_H, PANEL_H = 4.2, 3.4, 3.1
 MakeFigure = Callable[[float, float], "Figure"]
 
@@ -129,24 +130,65 @@ def _params(trials: Trials | Sequence[Trial], space: Any, ncols: int,
 def plot_experiment(trials: Trials | Sequence[Trial], *, space: Any = None,
                     title: str | None = None, ncols: int = 3,
                     loss_scale: LossScale | str = LossScale.AUTO) -> Figure:
-    """The history panel across the top, then one panel per parameter: ``1 + n_params``
-    axes. ``space`` and ``loss_scale`` as in ``plot_params``."""
+    """The history panel across the top, the learning curves under it when trials reported
+    any (``parzen.report``), then one panel per parameter: ``1 + n_params`` axes (one more
+    with curves). ``space`` and ``loss_scale`` as in ``plot_params``."""
     data = _data(trials, space, loss_scale)
     n = len(data.infos)
     cols = max(1, min(ncols, n))
     rows = math.ceil(n / cols)
-    fig = _figure(max(PANEL_W * cols, 9.0), HISTORY_H + PANEL_H * rows + 0.5)
-    grid = fig.add_gridspec(1 + rows, cols, height_ratios=[HISTORY_H] + [PANEL_H] * rows)
+    top = 2 if any(t.intermediate for t in data.trials) else 1
+    fig = _figure(max(PANEL_W * cols, 9.0), HISTORY_H * top + PANEL_H * rows + 0.5)
+    grid = fig.add_gridspec(top + rows, cols,
+                            height_ratios=[HISTORY_H] * top + [PANEL_H] * rows)
     history = fig.add_subplot(grid[0, :])
     _draw_history(history, data)
+    if top == 2:
+        _draw_curves(fig.add_subplot(grid[1, :]), data)
     for i, info in enumerate(data.infos.values()):
         r, c = divmod(i, cols)
         # One loss scale in every panel, so heights compare across parameters.
-        _draw_param(fig.add_subplot(grid[1 + r, c], sharey=history), data, info,
+        _draw_param(fig.add_subplot(grid[top + r, c], sharey=history), data, info,
                     first_col=c == 0)
     _finish_loss_axis(history, data)
     fig.suptitle(title or _title(trials, data), fontsize=12, fontweight="bold")
     return fig
+
+
+def plot_learning_curves(trials: Trials | Sequence[Trial], *,
+                         title: str | None = None) -> Figure:
+    """Loss against step for every trial that reported (``parzen.report``): completed ones
+    coloured by trial number, pruned ones grey, the best trial red."""
+    data = _data(trials, None)
+    fig = _figure(9.0, HISTORY_H + 0.5)
+    _draw_curves(fig.add_subplot(), data)
+    fig.suptitle(title or _title(trials, data), fontsize=12, fontweight="bold")
+    return fig
+
+
+def _draw_curves(ax: Axes, d: _Data) -> None:
+    _style(ax)
+    ax.set_title("learning curves (parzen.report)", fontsize=10, loc="left")
+    ax.set_title("grey: pruned, ending at x; colour = trial number; red: best", fontsize=8,
+                 loc="right", color="#666666")
+    ax.set_xlabel("step", fontsize=9)
+    _loss_axis(ax, d, label=True)
+    reported = [t for t in d.trials if t.intermediate]
+    colors = list(_colors(d, reported)) if reported else []
+    for t, color in zip(reported, colors, strict=True):
+        curve = t.curve()
+        steps, losses = [r.step for r in curve], [r.loss for r in curve]
+        if t.state is TrialState.PRUNED:
+            ax.plot(steps, losses, color=PRUNED_COLOR, linewidth=0.8, zorder=2)
+            ax.scatter(steps[-1:], losses[-1:], marker="x", s=14, color=PRUNED_COLOR,
+                       zorder=2)
+        elif d.best is not None and t.tid == d.best.tid:
+            ax.plot(steps, losses, color=BEST_COLOR, linewidth=2.0, zorder=4)
+        else:
+            ax.plot(steps, losses, color=color, linewidth=1.1, zorder=3)
+    if not reported:
+        ax.text(0.5, 0.5, "no trial has reported intermediate losses", ha="center",
+                va="center", transform=ax.transAxes, color="#777777")
 
 
 # ---- hyperopt's names ---------------------------------------------------------------------
@@ -306,6 +348,9 @@ def _title(trials: Trials | Sequence[Trial], d: _Data) -> str:
     parts = [f"{len(d.ok)} done"]
     if d.failed:
         parts.append(f"{len(d.failed)} failed")
+    pruned = sum(t.state is TrialState.PRUNED for t in d.trials)
+    if pruned:
+        parts.append(f"{pruned} pruned")
     if d.best is not None:
         parts.append(f"best loss {d.best.loss:.4g} (trial {d.best.tid})")
     return f"{key}: " + ", ".join(parts)

@@ -38,23 +38,26 @@ class Tally:
     """What a progress report shows.
 
     Attributes:
-        finished: trials that ended (ok or failed), resumed ones included.
+        finished: trials that ended (ok, failed or pruned), resumed ones included.
         running: trials a worker is evaluating now.
         failed: finished trials that failed.
         best: the lowest finite loss so far, or None.
+        pruned: finished trials the pruner stopped early (shown when there are any).
     """
 
     finished: int
     running: int
     failed: int
     best: float | None
+    pruned: int = 0
 
     def figures(self) -> str:
-        """``best loss: 0.0123, running: 4, failed: 2``; the failure count is always shown,
-        so a log that says ``failed: 0`` answers the question too."""
+        """``best loss: 0.0123, running: 4, failed: 2, pruned: 7``; the failure count is
+        always shown, so a log that says ``failed: 0`` answers the question too."""
         best = f"{self.best:.6g}" if self.best is not None and math.isfinite(self.best) \
             else "-"
-        counts = [("running", self.running), ("failed", self.failed)]
+        counts = [("running", self.running), ("failed", self.failed),
+                  ("pruned", self.pruned)]
         return ", ".join([f"best loss: {best}"]
                          + [f"{name}: {n}" for name, n in counts
                             if n or name == "failed"])
@@ -188,9 +191,10 @@ class Progress:
             self._view = _Bar(total, initial, out) if is_terminal(out) \
                 else _Lines(total, initial, out, clock)
 
-    def update(self, finished: int, running: int, failed: int, best: float | None) -> None:
+    def update(self, finished: int, running: int, failed: int, best: float | None,
+               pruned: int = 0) -> None:
         """Show the counts after a refresh."""
-        self._last = Tally(finished, running, failed, best)
+        self._last = Tally(finished, running, failed, best, pruned)
         if self._view is not None:
             self._view.show(self._last)
 

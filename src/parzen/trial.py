@@ -34,10 +34,14 @@ class TrialState(enum.IntEnum):
     DONE = 2
     ERROR = 3
     CANCEL = 4
+    # parzen's own: stopped early by a pruner (``parzen.report``). Not a hyperopt number:
+    # hyperopt documents show a pruned trial as DONE with status fail (``trials.py``).
+    PRUNED = 5
 
     def is_finished(self) -> bool:
         """True once the trial can never change again."""
-        return self in (TrialState.DONE, TrialState.ERROR, TrialState.CANCEL)
+        return self in (TrialState.DONE, TrialState.ERROR, TrialState.CANCEL,
+                        TrialState.PRUNED)
 
     def is_pending(self) -> bool:
         """True while a result may still come (new or running)."""
@@ -46,7 +50,7 @@ class TrialState(enum.IntEnum):
     @property
     def word(self) -> str:
         """The state's one name: stored in trial documents, shown and accepted by the CLI,
-        used in the docs (``new``, ``running``, ``done``, ``error``, ``cancel``)."""
+        used in the docs (``new``, ``running``, ``done``, ``error``, ``cancel``, ``pruned``)."""
         return self.name.lower()
 
     @classmethod
@@ -153,6 +157,24 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class Intermediate:
+    """One value the objective reported while it ran (``parzen.report(loss, step)``).
+
+    Attributes:
+        step: the objective's step (an epoch, a number of samples...): increases within an
+            attempt.
+        loss: the loss at that step (finite).
+        attempt: the attempt that reported it (``Trial.attempts`` when it ran): a trial run
+            again after its worker died starts its curve afresh, and the earlier attempt's
+            values are kept.
+    """
+
+    step: int
+    loss: float
+    attempt: int
+
+
+@dataclass(frozen=True)
 class Trial:
     """One point of the search and, once finished, its result.
 
@@ -168,6 +190,8 @@ class Trial:
         lease_expires: when the current attempt is presumed dead (store's clock).
         error: set when ``state`` is ERROR.
         history: earlier attempts that ended without a result.
+        intermediate: the values the objective reported while it ran, every attempt's, in
+            the order reported (see ``curve``).
     """
 
     exp_key: str
@@ -186,6 +210,14 @@ class Trial:
     error: ErrorInfo | None = None
     history: tuple[Attempt, ...] = ()
     origin: str = ""
+    intermediate: tuple[Intermediate, ...] = ()
+
+    def curve(self) -> tuple[Intermediate, ...]:
+        """The reported values of the latest attempt that reported any (its learning curve)."""
+        if not self.intermediate:
+            return ()
+        last = max(r.attempt for r in self.intermediate)
+        return tuple(r for r in self.intermediate if r.attempt == last)
 
     @property
     def loss(self) -> float | None:

@@ -46,6 +46,12 @@ log = logging.getLogger("parzen.trials")
 # How many of the last trials to finish ``Trials.recent_finished`` keeps.
 RECENT_FINISHED = 20
 
+# hyperopt has no pruned state, and its readers drop documents in a state they do not know
+# (its Trials.refresh keeps JOB_VALID_STATES only). A pruned trial therefore shows as DONE with
+# ``result["status"] == "fail"`` and ``result["pruned"] == {"step": ..., "loss": ...}``:
+# finished, never the best, never a loss for hyperopt's samplers.
+_JOB_STATE_OF = {TrialState.PRUNED: JOB_STATE_DONE}
+
 
 def hyperopt_document(t: Trial, tid: Any = None) -> dict[str, Any]:
     """A trial as hyperopt's trial document (``misc.idxs``/``misc.vals`` per label).
@@ -58,7 +64,7 @@ def hyperopt_document(t: Trial, tid: Any = None) -> dict[str, Any]:
     idxs = {lab: [shown] for lab in t.params}
     vals = {lab: [v] for lab, v in t.params.items()}
     doc: dict[str, Any] = {
-        "state": int(t.state),
+        "state": _JOB_STATE_OF.get(t.state, int(t.state)),
         "tid": shown,
         "spec": None,
         "result": dict(t.result),
@@ -77,6 +83,8 @@ def hyperopt_document(t: Trial, tid: Any = None) -> dict[str, Any]:
                         "traceback": t.error.traceback}
     if t.origin:
         doc["misc"]["origin"] = t.origin
+    if t.intermediate:
+        doc["intermediate"] = [{"step": r.step, "loss": r.loss} for r in t.curve()]
     return doc
 
 

@@ -71,7 +71,7 @@ def test_missing_or_bad_sources_are_explained(cli: Cli, tmp_path: Path, local_fi
     assert "holds the experiment 'default', not 'other'" in cli("best", "other", "--file",
                                                                  local_file, code=2)
     assert "--state: 'bogus' is not a trial state: use one of new, running, done, error, " \
-        "cancel (also accepted: queued = new, failed = error" in cli(
+        "cancel, pruned (also accepted: queued = new, failed = error" in cli(
             "trials", "--file", local_file, "--state", "bogus", code=2)
     assert "mongodb://" in cli("trials", "x", "--mongo", "http://host/db", code=2)
 

@@ -67,7 +67,11 @@ def _fmin(fn: Any = _loss, space: Any = None, **kw: Any) -> Any:
 
 def test_fmin_signature_matches_hyperopt() -> None:
     params = inspect.signature(fmin).parameters
-    assert list(params) == HYPEROPT_FMIN_PARAMS
+    # parzen's own arguments come after hyperopt's, keyword-only, so no hyperopt call
+    # (positional or not) can reach them.
+    own = [k for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert own == ["pruner"]
+    assert [k for k in params if k not in own] == HYPEROPT_FMIN_PARAMS
     positional = [p.name for p in params.values()
                   if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
     assert positional == HYPEROPT_FMIN_PARAMS  # hyperopt code passes some positionally

@@ -93,7 +93,7 @@ class TrialStoreContract:
         store.claim(EXP, 0, A, 60)
         assert store.count_by_state(EXP) == {TrialState.NEW: 2, TrialState.RUNNING: 1,
                                              TrialState.DONE: 0, TrialState.ERROR: 0,
-                                             TrialState.CANCEL: 0}
+                                             TrialState.CANCEL: 0, TrialState.PRUNED: 0}
 
     def test_census_counts_and_lists_from_one_read(self, store: TrialStore) -> None:
         store.insert_new(new(0, 1, 2, 3))

@@ -20,7 +20,7 @@ from parzen.store._documents import (
     trial_from_doc,
     trial_to_doc,
 )
-from parzen.trial import Attempt, ErrorInfo, Owner, Trial, TrialState
+from parzen.trial import Attempt, ErrorInfo, Intermediate, Owner, Trial, TrialState
 
 T0 = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)  # millisecond precision
 OWNER = Owner("w1", "host", 42, slot=2, pid_ns="boot/4026531836", pid_start=1234)
@@ -36,6 +36,7 @@ def full_trial(state: TrialState = TrialState.DONE) -> Trial:
         history=(Attempt(1, OWNER, T0, T0 + timedelta(seconds=1), "lease expired"),
                  Attempt(1, None, None, T0, "released")),
         origin="tpe",
+        intermediate=(Intermediate(1, 0.9, 1), Intermediate(2, 0.7, 1), Intermediate(1, 0.8, 2)),
     )
 
 
@@ -66,6 +67,10 @@ def test_document_layout() -> None:
                                  "end_time": T0 + timedelta(seconds=1),
                                  "outcome": "lease expired"}
     assert trial_to_doc(full_trial(TrialState.CANCEL))["duration_s"] is None
+    assert doc["intermediate"] == [{"step": 1, "loss": 0.9, "attempt": 1},
+                                   {"step": 2, "loss": 0.7, "attempt": 1},
+                                   {"step": 1, "loss": 0.8, "attempt": 2}]
+    assert trial_to_doc(full_trial(TrialState.PRUNED))["state"] == "pruned"
 
 
 def test_owner_worker_is_the_name_and_older_slot_names_are_split() -> None:

@@ -29,7 +29,8 @@ from parzen.settings import TrialSettings
 from parzen.store import Experiment, TrialStore, lease_ended, lease_seconds
 from parzen.trial import Trial, TrialState
 
-FINISHED = (TrialState.DONE, TrialState.ERROR)
+# A pruned trial finished too: it counts toward max_evals, and its slot is free again.
+FINISHED = (TrialState.DONE, TrialState.ERROR, TrialState.PRUNED)
 _FIRST_PAGE = 200
 _MAX_RECENT = 20_000
 _MAX_RUNNING_SHOWN = 15
@@ -92,7 +93,7 @@ class Snapshot:
 
     @property
     def finished(self) -> int:
-        return self.counts[TrialState.DONE] + self.counts[TrialState.ERROR]
+        return sum(self.counts.get(state, 0) for state in FINISHED)
 
     @property
     def in_flight(self) -> int:
@@ -111,7 +112,7 @@ class Snapshot:
 
     @property
     def per_minute(self) -> float:
-        """Trials finished (done or failed) per minute over the window."""
+        """Trials finished (done, failed or pruned) per minute over the window."""
         return 60.0 * len(self.recent) / self.span_s if self.span_s > 0 else 0.0
 
     @property

@@ -25,13 +25,17 @@ from parzen.execution.messages import (
     Evaluate,
     Load,
     Loaded,
+    Pruned,
     Raised,
+    Report,
     Returned,
     ToChild,
     Unloadable,
+    Verdict,
 )
 from parzen.execution.payload import import_objective
 from parzen.execution.tracebacks import objective_error
+from parzen.reporting import TrialPruned, reporting_to
 from parzen.trial import ErrorInfo
 
 # How deep ``_deepest`` measures a result's parts: past Python's recursion limit (1000 by
@@ -115,6 +119,20 @@ def _send_result(conn: multiprocessing.connection.Connection, result: Any) -> No
     conn.send(Raised(ErrorInfo("InvalidResult", message)))
 
 
+class _SupervisorSink:
+    """Carries the objective's reports to the supervisor and waits for its verdict."""
+
+    def __init__(self, conn: multiprocessing.connection.Connection) -> None:
+        self._conn = conn
+
+    def report(self, step: int, loss: float) -> bool:
+        self._conn.send(Report(step, loss))
+        answer = self._conn.recv()
+        if not isinstance(answer, Verdict):
+            raise RuntimeError(f"the supervisor answered a report with {answer!r}")
+        return answer.prune
+
+
 def _child_main(conn: multiprocessing.connection.Connection) -> None:
     cache: dict[str, Domain] = {}
     while True:
@@ -138,7 +156,11 @@ def _child_main(conn: multiprocessing.connection.Connection) -> None:
                 conn.send(Unloadable(type(exc).__name__, str(exc), getattr(exc, "name", None)))
         elif isinstance(msg, Evaluate):
             try:
-                _send_result(conn, cache[msg.key].evaluate(msg.params, msg.tid))
+                with reporting_to(_SupervisorSink(conn), msg.tid):
+                    result = cache[msg.key].evaluate(msg.params, msg.tid)
+                _send_result(conn, result)
+            except TrialPruned as exc:
+                conn.send(Pruned(str(exc)))
             except Exception as exc:  # the objective's failure is the trial's ERROR
                 conn.send(Raised(objective_error(exc)))
 

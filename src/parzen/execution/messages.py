@@ -81,5 +81,28 @@ class Raised:
     error: ErrorInfo
 
 
-ToChild = Load | Evaluate
-FromChild = Loaded | Unloadable | Returned | Raised
+@dataclass(frozen=True)
+class Report:
+    """Child to supervisor, while the objective runs: ``parzen.report(loss, step)``. The
+    child waits for a ``Verdict`` before the objective goes on."""
+
+    step: int
+    loss: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Supervisor to child, answering a ``Report``: whether the trial should stop."""
+
+    prune: bool
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """Child to supervisor: the objective stopped with ``TrialPruned``."""
+
+    message: str
+
+
+ToChild = Load | Evaluate | Verdict
+FromChild = Loaded | Unloadable | Returned | Raised | Report | Pruned

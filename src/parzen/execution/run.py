@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from parzen.exceptions import InvalidResult, ObjectiveUnloadable, StoreError, StoreUnavailable
+from parzen.execution.judge import REPORT_BATCH_S, Judge, judging, pruned_result
 from parzen.execution.sandbox import (
     AbortCheck,
     AbortReason,
@@ -23,6 +24,8 @@ from parzen.execution.sandbox import (
     ObjectiveFailed,
 )
 from parzen.execution.tracebacks import objective_error
+from parzen.pruners import Pruner
+from parzen.reporting import TrialPruned
 from parzen.store import LEASE_EXPIRED, TrialStore
 from parzen.store.retry import retry_unavailable
 from parzen.store.uri import redact_text
@@ -46,6 +49,7 @@ class OutcomeStatus(enum.Enum):
     """What became of one delivery of a trial, for the runner that made it."""
 
     DONE = "done"  # the result is recorded: the trial is DONE
+    PRUNED = "pruned"  # stopped early (TrialPruned) and recorded as PRUNED: the slot is free
     ERROR = "error"  # the objective failed (raised, timed out, crashed too often): ERROR
     NOT_CLAIMED = "not claimed"  # another worker has it, or it was finished or cancelled
     LEASE_LOST = "lease lost"  # another attempt owns the trial now; our result was discarded
@@ -63,10 +67,10 @@ class Outcome:
         trial: the trial as claimed (None when not claimed).
         exception: the objective's exception for ``ERROR``, the cause for ``UNLOADABLE`` and
             ``CRASHED``.
-        result: the result recorded for ``DONE`` and ``ERROR``.
+        result: the result recorded for ``DONE``, ``PRUNED`` and ``ERROR``.
         error: the error recorded for ``ERROR``.
-        seconds: from the claim to the recorded outcome (``DONE``, ``ERROR``), on this
-            process's clock.
+        seconds: from the claim to the recorded outcome (``DONE``, ``PRUNED``, ``ERROR``),
+            on this process's clock.
     """
 
     status: OutcomeStatus
@@ -75,6 +79,10 @@ class Outcome:
     result: Mapping[str, Any] | None = None
     error: ErrorInfo | None = None
     seconds: float | None = None
+
+
+_STATUS_OF = {TrialState.DONE: OutcomeStatus.DONE, TrialState.ERROR: OutcomeStatus.ERROR,
+              TrialState.PRUNED: OutcomeStatus.PRUNED}
 
 
 def error_info(exc: BaseException) -> ErrorInfo:
@@ -91,7 +99,8 @@ class Heartbeat:
     """
 
     def __init__(self, store: TrialStore, trial: Trial, lease_s: float,
-                 interval_s: float) -> None:
+                 interval_s: float, judge: Judge | None = None) -> None:
+        self._judge = judge  # reported values ride the heartbeat
         self._store = store
         self._trial = trial
         self._lease_s = lease_s
@@ -114,7 +123,8 @@ class Heartbeat:
         assert t.claim_token is not None
         while not self._stop.wait(self._interval_s):
             try:
-                ok = self._store.heartbeat(t.exp_key, t.tid, t.claim_token, self._lease_s)
+                ok = self._judge.beat() if self._judge is not None else \
+                    self._store.heartbeat(t.exp_key, t.tid, t.claim_token, self._lease_s)
             except Exception as exc:  # a transient store outage must not kill the trial
                 log.warning("heartbeat for trial %s of %r failed: %s; retrying in %.1fs",
                             t.tid, t.exp_key, exc, self._interval_s)
@@ -154,7 +164,8 @@ def lost_because(now: Trial | None, trial: Trial) -> str:
 
 def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate: Evaluate,
               *, lease_s: float = 3600.0, heartbeat_s: float | None = None,
-              max_attempts: int = 3, shutdown: threading.Event | None = None) -> Outcome:
+              max_attempts: int = 3, shutdown: threading.Event | None = None,
+              pruner: Pruner | None = None) -> Outcome:
     """Claim trial ``tid``, evaluate it, and record its outcome.
 
     Safe to call twice for the same trial: the claim decides who runs it, so a second
@@ -163,6 +174,8 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
     Outcomes by what the evaluation does:
 
     - returns a result: DONE.
+    - raises ``TrialPruned`` (``parzen.report`` does, when ``pruner`` says so): PRUNED, with
+      the last reported step and loss in its result; the values reported are kept.
     - the objective raises (or returns an invalid result): ERROR with its traceback.
     - hits the hard time limit: ERROR("timeout after N s").
     - its process dies (signal, exit, OOM): released to NEW with the attempt counted, or ERROR
@@ -188,7 +201,11 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
     claimed_at = time.monotonic()
     token = trial.claim_token
     assert token is not None
-    hb = Heartbeat(store, trial, lease_s, heartbeat_s) if heartbeat_s else None
+    # Batched in memory too: each write copies the trial, and a loop reporting every
+    # microsecond would spend its time copying. Decision points are written at once.
+    judge = Judge(store, trial, pruner, lease_s,
+                  min(REPORT_BATCH_S, heartbeat_s) if heartbeat_s else REPORT_BATCH_S)
+    hb = Heartbeat(store, trial, lease_s, heartbeat_s, judge) if heartbeat_s else None
 
     def abort() -> AbortReason | None:
         if hb is not None and hb.lost.is_set():
@@ -209,14 +226,15 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
                 log.warning("lease lost on trial %s of %r: %s; result discarded", tid,
                             exp_key, lost_because(now, trial))
                 return Outcome(OutcomeStatus.LEASE_LOST, trial)
-        return Outcome(OutcomeStatus.DONE if state is TrialState.DONE else OutcomeStatus.ERROR,
-                       trial, exc, result, error, time.monotonic() - claimed_at)
+        return Outcome(_STATUS_OF[state], trial, exc, result, error,
+                       time.monotonic() - claimed_at)
 
     def finish(state: TrialState, result: Mapping[str, Any], error: ErrorInfo | None,
                exc: BaseException | None) -> Outcome:
         """Record the outcome. Nothing the store raises may leave the trial RUNNING: the
         heartbeat has stopped, so it would wait out its lease, run again, and end as
         LeaseExpired max_attempts later with the cause only in this worker's log."""
+        judge.flush()  # the values reported since the last write, before the trial closes
         try:
             return write(state, result, error, exc)
         except StoreUnavailable:
@@ -270,11 +288,16 @@ def run_trial(store: TrialStore, exp_key: str, tid: int, owner: Owner, evaluate:
             f"releasing trial {tid} of {exp_key!r}", RECORD_PATIENCE_S)
 
     try:
-        if hb is not None:
-            with hb:
+        with judging(judge):
+            if hb is not None:
+                with hb:
+                    result = evaluate(trial.params, tid, abort)
+            else:
                 result = evaluate(trial.params, tid, abort)
-        else:
-            result = evaluate(trial.params, tid, abort)
+    except TrialPruned as exc:
+        step, loss = judge.last
+        log.info("trial %s of %r stopped early: %s", tid, exp_key, exc)
+        return finish(TrialState.PRUNED, pruned_result(step, loss), None, None)
     except EvaluationAborted as exc:
         if exc.reason is AbortReason.LEASE_LOST:
             return Outcome(OutcomeStatus.LEASE_LOST, trial)

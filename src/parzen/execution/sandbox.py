@@ -37,16 +37,21 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from parzen.exceptions import ObjectiveUnloadable
+from parzen.execution.judge import current_judge
 from parzen.execution.messages import (
     Evaluate,
     FromChild,
     Load,
     ObjectiveRef,
+    Pruned,
     Raised,
+    Report,
     Returned,
     ToChild,
     Unloadable,
+    Verdict,
 )
+from parzen.reporting import Sink, TrialPruned
 from parzen.trial import ErrorInfo
 
 log = logging.getLogger("parzen.execution.sandbox")
@@ -139,6 +144,7 @@ class Sandbox:
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: multiprocessing.connection.Connection | None = None
         self._loaded: str | None = None
+        self._judge: Sink | None = None
 
     def _alive(self) -> bool:
         return self._proc is not None and not _exited(self._proc)
@@ -198,7 +204,13 @@ class Sandbox:
             try:
                 if conn.poll(0.02):
                     reply: FromChild = conn.recv()
-                    return reply
+                    if not isinstance(reply, Report):
+                        return reply
+                    self._answer(reply)
+                    # An objective reporting every millisecond must still meet its time
+                    # limit, and stop when the lease is lost or the worker shuts down.
+                    self._check_deadlines(timeout_s, abort, started)
+                    continue
             except (EOFError, OSError):
                 pass  # the child died mid-message; reported below
             else:
@@ -206,6 +218,15 @@ class Sandbox:
                     self._check_deadlines(timeout_s, abort, started)
                     continue
             raise self._crashed()
+
+    def _answer(self, report: Report) -> None:
+        """Judge the child's report and send the verdict; the objective waits for it."""
+        try:
+            prune = self._judge is not None and self._judge.report(report.step, report.loss)
+        except BaseException:
+            self.kill()  # the child waits for a verdict that will not come
+            raise
+        self._send(Verdict(prune))
 
     def _crashed(self) -> EvaluationCrashed:
         """Reap the dead (or dying) child and describe how it ended."""
@@ -239,12 +260,16 @@ class Sandbox:
 
     def evaluate(self, ref: ObjectiveRef, params: Mapping[str, Any], tid: int, *,
                  timeout_s: float | None = None,
-                 abort: AbortCheck = lambda: None) -> dict[str, Any]:
+                 abort: AbortCheck = lambda: None, judge: Sink | None = None
+                 ) -> dict[str, Any]:
         """Evaluate the objective at ``params`` in the child.
 
         Raises:
             ObjectiveUnloadable: the child cannot load the objective (missing module, ...).
             ObjectiveFailed: the objective raised (or returned an invalid result).
+            TrialPruned: the objective stopped with ``TrialPruned``. Its reports go to
+                ``judge`` (default: the judge ``run_trial`` set up for this thread), which
+                answers each.
             EvaluationCrashed: the child died.
             EvaluationTimeout: ``timeout_s`` passed; the child was killed.
             EvaluationAborted: ``abort()`` returned a reason; the child was killed.
@@ -264,9 +289,15 @@ class Sandbox:
             self._loaded = ref.key
         self._send(Evaluate(ref.key, tid, dict(params)))
         # The time limit covers the evaluation only, not the child's start-up or loading.
-        reply = self._await(timeout_s, abort, time.monotonic())
+        self._judge = judge if judge is not None else current_judge()
+        try:
+            reply = self._await(timeout_s, abort, time.monotonic())
+        finally:
+            self._judge = None
         if isinstance(reply, Returned):
             return reply.result
+        if isinstance(reply, Pruned):
+            raise TrialPruned(reply.message)
         if isinstance(reply, Raised):
             raise ObjectiveFailed(reply.error)
         raise EvaluationCrashed(f"the objective's process answered out of turn: {reply!r}")

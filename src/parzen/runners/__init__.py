@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from parzen.backends import Backend, CeleryBackend, InlineBackend, LocalBackend, SparkBackend
 from parzen.domain import Domain
+from parzen.exceptions import ConfigError
+from parzen.pruners import Pruner
 from parzen.runners.base import Closing, Runner
 from parzen.runners.celery import CeleryRunner
 from parzen.runners.inline import InlineRunner
@@ -25,23 +27,30 @@ if TYPE_CHECKING:  # the coordinator imports the runners package; only a type is
 
 
 def build_runner(backend: Backend, trials: Trials, domain: Domain, *,
-                 catch_eval_exceptions: bool, max_evals: int | None) -> Runner:
+                 catch_eval_exceptions: bool, max_evals: int | None,
+                 pruner: Pruner | None = None) -> Runner:
     """The runner for ``backend`` (what ``trials.backend()`` returned).
 
     Args:
         catch_eval_exceptions: inline only: record the objective's exception and go on,
             instead of raising it (hyperopt's flag; other runners always record).
         max_evals: the run's budget, for the experiment document (None: none).
+        pruner: stops trials whose reports say they are hopeless (None: none).
     Raises:
         ConfigError: the backend's settings cannot work (no broker, no key, ...).
     """
     if isinstance(backend, InlineBackend):
-        return InlineRunner(domain, trials, catch_eval_exceptions)
+        return InlineRunner(domain, trials, catch_eval_exceptions, pruner)
     if isinstance(backend, LocalBackend):
-        return LocalProcessRunner(trials, domain, backend)
+        return LocalProcessRunner(trials, domain, backend, pruner)
     if isinstance(backend, CeleryBackend):
-        return CeleryRunner(trials, domain, backend, max_evals)
+        return CeleryRunner(trials, domain, backend, max_evals, pruner)
     if isinstance(backend, SparkBackend):
+        if pruner is not None:
+            # The executors' tasks do not carry reports to a judge yet (issue 20).
+            raise ConfigError(f"pruner={pruner!r} does not work with SparkTrials yet: its "
+                              "trials cannot report to a pruner. Run without a pruner, or "
+                              "use ParallelTrials or MongoTrials to prune")
         return SparkRunner(trials, domain, backend, max_evals)
     raise TypeError(f"no runner for backend {backend!r}")
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from parzen.domain import Domain
 from parzen.exceptions import ExpressionError
 from parzen.execution.run import run_trial
+from parzen.pruners import Pruner
 from parzen.runners.base import Closing, cancel_queued
 from parzen.trial import Owner, TrialState
 from parzen.trials import Trials
@@ -22,7 +23,9 @@ class InlineRunner:
             ``ExpressionError`` (the space's own expression failed) never does.
     """
 
-    def __init__(self, domain: Domain, trials: Trials, catch_eval_exceptions: bool) -> None:
+    def __init__(self, domain: Domain, trials: Trials, catch_eval_exceptions: bool,
+                 pruner: Pruner | None = None) -> None:
+        self._pruner = pruner
         self._domain = domain
         self._trials = trials
         self._catch = catch_eval_exceptions
@@ -40,7 +43,8 @@ class InlineRunner:
         store, exp_key = self._trials.store, self._trials.exp_key
         for i, tid in enumerate(queue):
             outcome = run_trial(store, exp_key, tid, self._owner,
-                                lambda params, tid, _abort: self._domain.evaluate(params, tid))
+                                lambda params, tid, _abort: self._domain.evaluate(params, tid),
+                                pruner=self._pruner)
             # An expression of the space that failed for this sample is the trial's error,
             # not the objective's: the run goes on.
             if outcome.exception is not None and not self._catch \

@@ -22,6 +22,7 @@ from parzen.execution import payload
 from parzen.execution.messages import ObjectiveRef
 from parzen.execution.run import Outcome, OutcomeStatus, run_trial
 from parzen.execution.sandbox import AbortCheck, Sandbox
+from parzen.pruners import Pruner
 from parzen.runners.base import Closing, cancel_queued
 from parzen.trial import Owner, TrialState
 from parzen.trials import Trials
@@ -32,7 +33,9 @@ log = logging.getLogger("parzen.runners.local")
 class LocalProcessRunner:
     """Slot threads, each supervising one sandbox process, fed from a queue of tids."""
 
-    def __init__(self, trials: Trials, domain: Domain, backend: LocalBackend) -> None:
+    def __init__(self, trials: Trials, domain: Domain, backend: LocalBackend,
+                 pruner: Pruner | None = None) -> None:
+        self._pruner = pruner
         key = payload.generate_secret()  # this run's key never leaves the process
         built = payload.build((domain.fn, domain.expr), key,
                               max_bytes=backend.max_payload_bytes)
@@ -77,7 +80,7 @@ class LocalProcessRunner:
 
                 outcome = run_trial(trials.store, trials.exp_key, tid, owner, evaluate,
                                     max_attempts=self._backend.max_attempts,
-                                    shutdown=self._shutdown)
+                                    shutdown=self._shutdown, pruner=self._pruner)
                 self._after(tid, outcome)
         finally:
             sandbox.close()

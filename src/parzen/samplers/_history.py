@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 import numpy as np
 import numpy.typing as npt
 
+from parzen.samplers._pruned import pruned_loss
 from parzen.space import Space
 from parzen.trial import Trial, TrialState
 
@@ -73,13 +74,15 @@ class History:
     Attributes:
         values: per label, float64 array of shape (n,); NaN where the parameter was inactive.
             Choices and randint hold their index/integer as a float.
-        losses: shape (n,); the loss of trials finished with status ok, NaN otherwise.
+        losses: shape (n,); the loss of trials finished with status ok (of a pruned trial,
+            its last reported loss: ``_pruned.py``), NaN otherwise.
         pending: shape (n,); True for trials queued or running (no result yet).
         failed: shape (n,); True for trials whose objective failed at their point
             (``Trial.failed_here``: it raised, returned status ``fail`` or a loss that is not
             finite). Their ``losses`` are NaN; the TPE counts them as worse than every
-            completed trial (``samplers/tpe/_sampler.py``). None: no trial failed (a history
-            built by hand).
+            completed trial (``samplers/tpe/_sampler.py``). A pruned trial is never failed:
+            a row is failed or has a loss, not both. None: no trial failed (a history built
+            by hand).
         memo: the ``Memo`` of the builder this is a view of, where samplers may keep what
             they derive from the rows' values; None for histories built by hand, whose
             arrays may be changed in place.
@@ -173,7 +176,7 @@ class HistoryBuilder:
 
     def add(self, trial: Trial) -> None:
         """Insert or update the row for ``trial``."""
-        loss = trial.loss
+        loss = trial.loss if trial.state is not TrialState.PRUNED else pruned_loss(trial)
         if loss is not None and not np.isfinite(loss):
             loss = None
         self.set_row(trial.tid, trial.params, loss,

@@ -19,7 +19,15 @@ from datetime import datetime, timedelta
 from parzen.exceptions import UnreadableDocument
 from parzen.processes import pid_alive
 from parzen.settings import TrialSettings
-from parzen.trial import Attempt, ErrorInfo, ErrorOrigin, Owner, Trial, TrialState
+from parzen.trial import (
+    Attempt,
+    ErrorInfo,
+    ErrorOrigin,
+    Intermediate,
+    Owner,
+    Trial,
+    TrialState,
+)
 
 # The lease of an experiment that records none (see ``lease_seconds``).
 DEFAULT_LEASE_S = TrialSettings().lease_s
@@ -353,9 +361,26 @@ class TrialStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def report(self, exp_key: str, tid: int, claim_token: str,
+               values: Sequence[Intermediate], lease_s: float) -> bool:
+        """Append ``values`` (reported by the objective) to the trial's ``intermediate`` and
+        extend the lease, as one write fenced like ``heartbeat``: a batch of reports rides
+        the heartbeat.
+
+        Returns:
+            False if the lease was lost; the values are then dropped.
+        """
+
+    def reported(self, exp_key: str) -> list[Trial]:
+        """The trials of ``exp_key`` that have reported intermediate values, any state: what
+        a pruner compares a trial with. Only ``tid``, ``state`` and ``intermediate`` are
+        read (a store may leave the other fields at their defaults)."""
+        return [t for t in self.find(exp_key) if t.intermediate]
+
+    @abc.abstractmethod
     def finish(self, exp_key: str, tid: int, claim_token: str, state: TrialState,
                result: Mapping[str, object], error: ErrorInfo | None = None) -> bool:
-        """Record the outcome (DONE or ERROR) of the attempt holding ``claim_token``.
+        """Record the outcome (DONE, ERROR or PRUNED) of the attempt holding ``claim_token``.
 
         Returns:
             False if the lease was lost; the result is then discarded, never stored twice.

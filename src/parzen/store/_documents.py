@@ -42,7 +42,15 @@ from parzen.store._base import (
     Refusal,
     StopRequest,
 )
-from parzen.trial import Attempt, ErrorInfo, ErrorOrigin, Owner, Trial, TrialState
+from parzen.trial import (
+    Attempt,
+    ErrorInfo,
+    ErrorOrigin,
+    Intermediate,
+    Owner,
+    Trial,
+    TrialState,
+)
 
 SCHEMA_VERSION = 1
 
@@ -333,6 +341,20 @@ def attempt_from_doc(doc: Mapping[str, Any]) -> Attempt:
                    outcome=str(doc.get("outcome", "")))
 
 
+def intermediate_to_doc(values: Iterable[Intermediate]) -> list[dict[str, Any]]:
+    """The ``intermediate`` array: ``[{step, loss, attempt}, ...]`` in the order reported."""
+    return [{"step": int(v.step), "loss": float(v.loss), "attempt": int(v.attempt)}
+            for v in values]
+
+
+def intermediate_from_doc(doc: Any) -> tuple[Intermediate, ...]:
+    """Inverse of ``intermediate_to_doc``; a missing field is no values."""
+    return tuple(Intermediate(step=_integer(v["step"], "intermediate.step"),
+                              loss=float(v["loss"]),
+                              attempt=_integer(v.get("attempt", 0), "intermediate.attempt"))
+                 for v in doc or ())
+
+
 # ---- trials ------------------------------------------------------------------------------
 
 def trial_to_doc(trial: Trial) -> dict[str, Any]:
@@ -370,6 +392,7 @@ def trial_to_doc(trial: Trial) -> dict[str, Any]:
         "error": error_to_doc(trial.error),
         "history": [attempt_to_doc(a) for a in trial.history],
         "origin": trial.origin,
+        "intermediate": intermediate_to_doc(trial.intermediate),
     }
     size = len(bson.encode(doc))
     if size > MAX_DOCUMENT_BYTES:
@@ -436,6 +459,7 @@ def _trial(doc: Mapping[str, Any]) -> Trial:
         error=error_from_doc(doc.get("error")),
         history=tuple(attempt_from_doc(a) for a in doc.get("history") or ()),
         origin=str(doc.get("origin", "")),
+        intermediate=intermediate_from_doc(doc.get("intermediate")),
     )
 
 

@@ -29,7 +29,7 @@ from parzen.store._base import (
     lease_seconds,
     worker_died,
 )
-from parzen.trial import ErrorInfo, Owner, Trial, TrialState
+from parzen.trial import ErrorInfo, Intermediate, Owner, Trial, TrialState
 
 
 def _utcnow() -> datetime:
@@ -212,10 +212,22 @@ class InMemoryTrialStore(TrialStore):
                                           lease_expires=now + timedelta(seconds=lease_s)))
             return True
 
+    def report(self, exp_key: str, tid: int, claim_token: str,
+               values: Sequence[Intermediate], lease_s: float) -> bool:
+        with self._lock:
+            t = self._held(exp_key, tid, claim_token)
+            if t is None:
+                return False
+            now = self.now()
+            self._put(dataclasses.replace(t, heartbeat_time=now,
+                                          lease_expires=now + timedelta(seconds=lease_s),
+                                          intermediate=(*t.intermediate, *values)))
+            return True
+
     def finish(self, exp_key: str, tid: int, claim_token: str, state: TrialState,
                result: Mapping[str, Any], error: ErrorInfo | None = None) -> bool:
-        if state not in (TrialState.DONE, TrialState.ERROR):
-            raise ValueError(f"finish() takes DONE or ERROR, got {state!r}")
+        if state not in (TrialState.DONE, TrialState.ERROR, TrialState.PRUNED):
+            raise ValueError(f"finish() takes DONE, ERROR or PRUNED, got {state!r}")
         with self._lock:
             t = self._held(exp_key, tid, claim_token)
             if t is None:

@@ -76,6 +76,8 @@ from parzen.store._documents import (
     encode_result,
     experiment_fields,
     experiment_from_doc,
+    intermediate_from_doc,
+    intermediate_to_doc,
     owner_to_doc,
     refusal_to_doc,
     state_from_doc,
@@ -87,7 +89,7 @@ from parzen.store._documents import (
     utc,
 )
 from parzen.store.uri import parse_mongo_url, redact_text
-from parzen.trial import ErrorInfo, Owner, Trial, TrialState
+from parzen.trial import ErrorInfo, Intermediate, Owner, Trial, TrialState
 
 # GridFS's default chunk size: 255 KiB keeps a chunk plus overhead under 256 KiB.
 PAYLOAD_CHUNK_BYTES = 255 * 1024
@@ -472,10 +474,33 @@ class MongoTrialStore(TrialStore):
                 self._require(exp_key, tid)
             return hit == 1
 
+    def report(self, exp_key: str, tid: int, claim_token: str,
+               values: Sequence[Intermediate], lease_s: float) -> bool:
+        with self._op():
+            now = self._now()
+            hit = self._trials.update_one(
+                self._held(exp_key, tid, claim_token),
+                {"$set": {"heartbeat_time": now, "lease_expires": self._lease_end(now, lease_s)},
+                 "$push": {"intermediate": {"$each": intermediate_to_doc(values)}}}
+            ).matched_count
+            if not hit:
+                self._require(exp_key, tid)
+            return hit == 1
+
+    def reported(self, exp_key: str) -> list[Trial]:
+        # A rung's decision reads every curve of the experiment: the three fields only.
+        with self._op():
+            docs = list(self._trials.find(
+                {"exp_key": exp_key, "intermediate.0": {"$exists": True}},
+                {"_id": 0, "tid": 1, "state": 1, "intermediate": 1}))
+        return [Trial(exp_key, int(d["tid"]), state_from_doc(d.get("state")), {},
+                      intermediate=intermediate_from_doc(d.get("intermediate")))
+                for d in docs]
+
     def finish(self, exp_key: str, tid: int, claim_token: str, state: TrialState,
                result: Mapping[str, Any], error: ErrorInfo | None = None) -> bool:
-        if state not in (TrialState.DONE, TrialState.ERROR):
-            raise ValueError(f"finish() takes DONE or ERROR, got {state!r}")
+        if state not in (TrialState.DONE, TrialState.ERROR, TrialState.PRUNED):
+            raise ValueError(f"finish() takes DONE, ERROR or PRUNED, got {state!r}")
         encode_result(result)  # reject an unstorable result before touching the store
         with self._op():
             fence, held = self._read_held(exp_key, tid, claim_token)

@@ -171,7 +171,8 @@ class WorkerApp:
                 delay = min(60, 2 ** min(self.request.retries, 6))
                 log.warning("trial %s of %r: %s; retrying in %ds", tid, exp_key, exc, delay)
                 raise self.retry(countdown=delay, exc=exc) from exc
-            if outcome.status in (OutcomeStatus.DONE, OutcomeStatus.ERROR) \
+            if outcome.status in (OutcomeStatus.DONE, OutcomeStatus.ERROR,
+                                  OutcomeStatus.PRUNED) \
                     and worker._finished is not None:
                 worker._finished.push(exp_key, int(tid))  # wakes the coordinator now
             line = trial_line(exp_key, int(tid), outcome)

@@ -27,6 +27,7 @@ from parzen.execution import payload
 from parzen.execution.messages import ObjectiveRef
 from parzen.execution.run import Outcome, OutcomeStatus, run_trial
 from parzen.execution.sandbox import AbortCheck, Sandbox
+from parzen.pruners import Pruner, pruner_from_dict
 from parzen.settings import TrialSettings
 from parzen.store import Experiment, ObjectiveKind, TrialStore
 from parzen.store.uri import check_broker_url, parse_mongo_url
@@ -83,6 +84,17 @@ def _skew(theirs: Any) -> str:
     diffs = [f"{k} {theirs.get(k)} on the coordinator vs {mine[k]} here" for k in sorted(mine)
              if theirs.get(k) != mine[k]]
     return (". Version skew: " + "; ".join(diffs)) if diffs else ""
+
+
+def _pruner(exp: Experiment) -> Pruner | None:
+    """The experiment's pruner, rebuilt from its settings; None (trials run to their end)
+    when this worker cannot rebuild it, with the reason logged."""
+    try:
+        return pruner_from_dict(exp.settings.get("pruner"))  # type: ignore[arg-type]
+    except (ConfigError, TypeError) as exc:
+        log.error("experiment %r: cannot use its pruner (%s); running its trials without "
+                  "pruning", exp.exp_key, exc)
+        return None
 
 
 class _Objective:
@@ -208,6 +220,7 @@ class WorkerRuntime:
             return Outcome(OutcomeStatus.NOT_CLAIMED)
         settings = TrialSettings.from_dict(exp.settings)
         self.siblings.watch(exp_key, settings.max_attempts)
+        pruner = _pruner(exp)
         sandbox = self._sandbox()
         owner = Owner.here(self.name, slot=self._slot())
 
@@ -236,7 +249,8 @@ class WorkerRuntime:
         try:
             outcome = run_trial(self.store, exp_key, tid, owner, evaluate,
                                 lease_s=settings.lease_s, heartbeat_s=settings.heartbeat_s,
-                                max_attempts=settings.max_attempts, shutdown=self.shutdown)
+                                max_attempts=settings.max_attempts, shutdown=self.shutdown,
+                                pruner=pruner)
         except TrialNotFound:
             # A replayed or stale message whose trial was deleted (or never existed): like
             # the missing experiment above, drop it instead of failing the task noisily.

@@ -6,6 +6,8 @@ task ("received", then "succeeded in 1.2s: None"), which name a task id, not the
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from parzen.execution.run import Outcome, OutcomeStatus
 from parzen.trial import STATUS_OK
@@ -24,12 +26,14 @@ def node_name(worker: str, host: str) -> str:
 
 def trial_line(exp_key: str, tid: int, outcome: Outcome) -> str | None:
     """``trial 12 of 'mnist': done, loss 0.0123 in 1.16 s (attempt 1)`` for a trial this
-    worker finished (done or error); None for any other delivery, which run_trial logs
+    worker finished (done, pruned or error); None for any other delivery, which run_trial logs
     itself when it matters (released, crashed, lease lost) or which is nobody's business (a
     duplicate message, a trial another worker has)."""
-    if outcome.status not in (OutcomeStatus.DONE, OutcomeStatus.ERROR):
+    if outcome.status not in (OutcomeStatus.DONE, OutcomeStatus.PRUNED, OutcomeStatus.ERROR):
         return None
-    if outcome.status is OutcomeStatus.ERROR:
+    if outcome.status is OutcomeStatus.PRUNED:
+        what = _pruned(outcome.result)
+    elif outcome.status is OutcomeStatus.ERROR:
         err = outcome.error
         message = f"{err.type}: {err.message}" if err is not None else "no error recorded"
         if len(message) > _MESSAGE_CHARS:
@@ -46,6 +50,17 @@ def trial_line(exp_key: str, tid: int, outcome: Outcome) -> str | None:
     took = f" in {outcome.seconds:.2f} s" if outcome.seconds is not None else ""
     attempt = f" (attempt {outcome.trial.attempts})" if outcome.trial is not None else ""
     return f"trial {tid} of {exp_key!r}: {what}{took}{attempt}"
+
+
+def _pruned(result: Mapping[str, Any] | None) -> str:
+    """``pruned at step 8, loss 0.42``: where the pruner stopped the trial (its last report;
+    none when it was stopped before reporting anything)."""
+    where = (result or {}).get("pruned")
+    if not isinstance(where, Mapping) or where.get("step") is None:
+        return "pruned before its first report"
+    loss = where.get("loss")
+    shown = f"{loss:.6g}" if isinstance(loss, (int, float)) else repr(loss)
+    return f"pruned at step {where['step']}, loss {shown}"
 
 
 def quiet_celery(loglevel: int | str) -> None:

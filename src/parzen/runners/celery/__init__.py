@@ -19,6 +19,7 @@ from parzen.backends import CeleryBackend
 from parzen.domain import Domain
 from parzen.exceptions import ConfigError, StoreUnavailable, UnreadableTrials
 from parzen.execution import payload
+from parzen.pruners import Pruner
 from parzen.runners.base import Closing, cancel_queued
 from parzen.runners.celery import experiment
 from parzen.runners.celery.dispatch import Dispatcher, queue_hint
@@ -50,7 +51,9 @@ class CeleryRunner:
     """
 
     def __init__(self, trials: Trials, domain: Domain, backend: CeleryBackend,
-                 max_evals: int | None) -> None:
+                 max_evals: int | None, pruner: Pruner | None = None) -> None:
+        # Workers rebuild the pruner from its settings in the experiment document.
+        self._pruner = pruner.to_dict() if pruner is not None else None
         if not backend.broker:
             raise ConfigError(
                 "MongoTrials needs a broker to reach the workers: pass "
@@ -102,7 +105,7 @@ class CeleryRunner:
         try:
             self._objective = experiment.write_experiment(
                 self._store, self._exp_key, self._domain, self._objective, self._gridfs_data,
-                self._backend.trial_settings, self._max_evals, old)
+                self._backend.trial_settings, self._max_evals, old, self._pruner)
             self._gridfs_data = None
         except BaseException:
             # Don't keep others off an experiment this run never started.

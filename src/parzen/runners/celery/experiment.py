@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from parzen.backends import CeleryBackend
@@ -128,7 +129,8 @@ def space_changes(old: Any, new: Any) -> str:
 def write_experiment(store: TrialStore, exp_key: str, domain: Domain,
                      objective: ObjectiveSpec, gridfs_data: bytes | None,
                      settings: TrialSettings, max_evals: int | None,
-                     old: Experiment | None) -> ObjectiveSpec:
+                     old: Experiment | None,
+                     pruner: Mapping[str, Any] | None = None) -> ObjectiveSpec:
     """Store the payload (GridFS when large) and the experiment document, then drop the
     previous run's GridFS payload if it was replaced.
 
@@ -141,7 +143,8 @@ def write_experiment(store: TrialStore, exp_key: str, domain: Domain,
     store.put_experiment(Experiment(
         exp_key=exp_key, space_fingerprint=domain.space.fingerprint(),
         space=describe(domain.expr), objective=objective, algo={},
-        settings=settings.to_dict(), max_evals=max_evals))
+        settings={**settings.to_dict(), "pruner": dict(pruner) if pruner else None},
+        max_evals=max_evals))
     old_id = old.objective.payload_id if old is not None and old.objective else None
     if old_id and old_id != objective.payload_id:
         store.delete_payload(old_id)
