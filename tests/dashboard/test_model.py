@@ -179,7 +179,7 @@ def test_trial_detail_has_the_traceback_and_rows_have_the_export_columns() -> No
     detail = view.trial(40)
     assert detail is not None and detail["error"]["traceback"] == "Traceback ..."
     cols = view.changes_since(0)[0]["columns"]
-    assert cols[:6] == ["tid", "state", "loss", "duration_s", "worker", "attempts"]
+    assert cols[:7] == ["tid", "state", "loss", "step", "duration_s", "worker", "attempts"]
     assert view.trial(10_000) is None
 
 

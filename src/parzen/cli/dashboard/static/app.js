@@ -588,7 +588,7 @@ function drawParallel(canvas, done, labels, byLabel) {
 // ---- trials table ------------------------------------------------------------------------------
 
 function exportColumns() {
-  const cols = new Set(["tid", "state", "loss", "duration_s", "worker", "attempts"]);
+  const cols = new Set(["tid", "state", "loss", "step", "duration_s", "worker", "attempts"]);
   for (const m of paramMeta()) { cols.add(m.label); if (m.choice) cols.add(`${m.label}_value`); }
   return [...cols];
 }
@@ -656,7 +656,7 @@ function renderTrials(pane, changed) {
     pane.replaceChildren(box);
   }
   const thead = box.querySelector("thead");
-  thead.replaceChildren(h("tr", {}, cols.map(c => h("th", {class: ["tid", "loss", "duration_s", "attempts"].includes(c) ? "num click" : "click",
+  thead.replaceChildren(h("tr", {}, cols.map(c => h("th", {class: ["tid", "loss", "step", "duration_s", "attempts"].includes(c) ? "num click" : "click",
     style: "cursor:pointer", "data-col": c, onclick: () => {
       S.sort = {col: c, desc: S.sort.col === c ? !S.sort.desc : false}; renderTrials(pane, true); }},
     c, S.sort.col === c ? (S.sort.desc ? " ▼" : " ▲") : ""))));
