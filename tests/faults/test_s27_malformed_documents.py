@@ -86,8 +86,9 @@ def test_s27_read_tools_skip_bad_documents_and_name_them(
     assert set(rows) == {BAD, GOOD}, "one bad document broke the whole listing"
     assert rows[GOOD]["done"] == 2 and rows[GOOD]["best_loss"] == 0.8
     assert rows[BAD]["best_loss"] == 0.3
-    assert f"{BAD!r} _id {mongosh_id(ids['state 7'])}: unknown trial state 7: expected " \
-           "one of 'new', 'running', 'done', 'error', 'cancel' (or hyperopt's 0-4)" in err, err
+    assert (f"{BAD!r} _id {mongosh_id(ids['state 7'])}: unknown trial state 7: expected "
+            "one of 'new', 'running', 'done', 'error', 'cancel', 'pruned' (or their numbers "
+            "0-5, hyperopt's 0-4 and pruned's 5)") in err, err
 
     out, err = parzen(capsys, "trials", BAD, "--mongo", url, "--format", "json")
     assert [r["tid"] for r in json.loads(out)] == [0, 1, 2]

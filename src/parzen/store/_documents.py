@@ -90,8 +90,8 @@ def state_from_doc(value: Any) -> TrialState:
     if isinstance(value, int) and not isinstance(value, bool) and value in _BY_NUMBER:
         return _BY_NUMBER[value]
     raise StoreError(f"unknown trial state {_shown(value)}: expected one of "
-                     f"{', '.join(repr(w) for w in _WORDS.values())} (or hyperopt's "
-                     f"{min(_BY_NUMBER)}-{max(_BY_NUMBER)})")
+                     f"{', '.join(repr(w) for w in _WORDS.values())} (or their numbers "
+                     f"{min(_BY_NUMBER)}-{max(_BY_NUMBER)}, hyperopt's 0-4 and pruned's 5)")
 
 
 def state_values(states: Iterable[TrialState]) -> list[Any]:
