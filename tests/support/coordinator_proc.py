@@ -21,9 +21,11 @@ the queue and returns the best trial so far.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import os
+import signal
 import sys
 import traceback
 from typing import Any
@@ -32,6 +34,9 @@ import numpy as np
 
 
 def main(config_path: str) -> int:
+    # SIGUSR1 dumps every thread's stack to the log: how a test shows where a coordinator
+    # that will not end is stuck (faults.Coordinator.wait sends it before killing).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     cfg: dict[str, Any] = json.loads(open(config_path).read())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s", stream=sys.stdout)

@@ -288,7 +288,11 @@ class Coordinator:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            # Where is it stuck? The coordinator dumps its threads' stacks on SIGUSR1.
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
             self.proc.kill()
+            self.proc.wait()  # reaped: no "subprocess still running" in a later test
             raise AssertionError(f"coordinator still running after {timeout}s:\n"
                                  f"{self.log_text()}") from None
 
