@@ -253,10 +253,6 @@ def test_s20_early_stops_cancel_the_queue_and_return_the_best(
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-@pytest.mark.xfail(strict=False, reason=(
-    "known: in the full suite (not alone) the coordinator has not ended 90 s after SIGINT "
-    "(seen three times on 2026-12-07, at any load); the cause is not found yet. The failure "
-    "prints the coordinator's thread stacks (faulthandler on SIGUSR1)"))
 def test_s20_ctrl_c_returns_the_best_so_far(cluster: FaultCluster, tmp_path: Any) -> None:
     cluster.start_ready(2)
     # Ctrl-C: KeyboardInterrupt reaches fmin in the coordinator process, which returns the

@@ -37,6 +37,11 @@ def main(config_path: str) -> int:
     # SIGUSR1 dumps every thread's stack to the log: how a test shows where a coordinator
     # that will not end is stuck (faults.Coordinator.wait sends it before killing).
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # A process started from a shell's background job inherits SIGINT *ignored* (POSIX:
+    # without job control, background commands ignore SIGINT and SIGQUIT), and Python then
+    # installs no KeyboardInterrupt handler: a test's Ctrl-C would do nothing. Ctrl-C at a
+    # terminal is what the tests mean, so give the coordinator Python's own handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     cfg: dict[str, Any] = json.loads(open(config_path).read())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s", stream=sys.stdout)
