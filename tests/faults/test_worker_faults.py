@@ -172,8 +172,10 @@ def test_s04_redelivery_while_running_is_acked_and_runs_nothing(
     # Redis redelivers an unacknowledged message after PARZEN_VISIBILITY_TIMEOUT (1 s
     # here); the trial takes 4 s, so its message comes back while it still runs.
     env = {"PARZEN_VISIBILITY_TIMEOUT": "1", "FAULT_FAST_RESTORE": "1"}
-    first = cluster.start_worker(entry=HOOKED, **env)
-    second = cluster.start_worker(entry=HOOKED, **env)
+    # DEBUG: the test reads Celery's own "succeeded" line for the redelivered message, which
+    # parzen worker shows only at DEBUG (one parzen line per trial otherwise).
+    first = cluster.start_worker(entry=HOOKED, loglevel="DEBUG", **env)
+    second = cluster.start_worker(entry=HOOKED, loglevel="DEBUG", **env)
     for w in (first, second):
         cluster.wait_ready(w)
     run = start_fmin(cluster, "s04", max_evals=1, sleep=4.0, parallelism=1)

@@ -160,13 +160,14 @@ class FaultCluster(Cluster):
         self.kills = 0
 
     def start_worker(self, concurrency: int = 1, *, entry: Sequence[str] | None = None,
-                     **env: str) -> subprocess.Popen[bytes]:
-        """Start a worker; ``entry`` replaces ``python -m parzen`` (e.g. a hooked script)."""
+                     loglevel: str = "INFO", **env: str) -> subprocess.Popen[bytes]:
+        """Start a worker; ``entry`` replaces ``python -m parzen`` (e.g. a hooked script);
+        ``loglevel`` DEBUG shows Celery's own per-task lines (received, succeeded)."""
         log = self.side_effects.parent / f"worker-{len(self.workers)}.log"
         out = open(log, "wb")  # noqa: SIM115  (closed with the process)
         cmd = [*(entry or PARZEN), "worker", "--mongo", self.mongo_url, "--broker",
                self.redis_url, "--queue", self.queue, "--concurrency", str(concurrency),
-               "--loglevel", "INFO"]
+               "--loglevel", loglevel]
         proc = subprocess.Popen(cmd, env=self.env(**env), stdout=out,
                                 stderr=subprocess.STDOUT)
         out.close()
