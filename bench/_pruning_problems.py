@@ -119,8 +119,10 @@ def _borrow_sklearn() -> None:
     except ImportError:
         here = os.path.dirname(os.path.abspath(__file__))
         for root in (os.path.join(here, "..", ".venv"), "/work/main/.venv"):
-            lib = os.path.join(root, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}",
-                               "site-packages")
+            # Absolute: ``site.addsitedir`` puts the normalised path on sys.path.
+            lib = os.path.abspath(os.path.join(
+                root, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}",
+                "site-packages"))
             if os.path.isdir(lib):
                 site.addsitedir(lib)
                 sys.path.remove(lib)
@@ -267,7 +269,10 @@ def run_optuna(problem: Problem, pruner_name: str, seed: int, budget: int) -> di
                                                           reduction_factor=3),
               "median": optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
               }[pruner_name]
-    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
+    # A fixed study name: optuna's HyperbandPruner assigns brackets by a hash of the study's
+    # name, and a random name made its figures change from one run of this script to the next.
+    study = optuna.create_study(study_name=f"pruning-{problem.name}-{seed}",
+                                sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
     led = Ledger(budget)
 
     def objective(trial: Any) -> float:

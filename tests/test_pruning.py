@@ -364,6 +364,27 @@ def test_the_trials_table_shows_the_last_step_and_the_pruned_state() -> None:
             assert row["state"] == "done" and row["step"] == STEPS and row["loss"] == t.loss
 
 
+def test_parzen_trials_shows_the_step_column_only_when_a_trial_reported(
+        tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from parzen.cli import main
+
+    def table(trials_file: str, *extra: str) -> list[str]:
+        assert main(["trials", "--file", trials_file, *extra]) == 0
+        return capsys.readouterr().out.splitlines()
+
+    pruned, plain = str(tmp_path / "pruned.pkl"), str(tmp_path / "plain.pkl")
+    fmin(learning, SPACE, max_evals=12, pruner=AshaPruner(1, 3, STEPS), show_progressbar=False,
+         rstate=np.random.default_rng(0), trials_save_file=pruned)
+    fmin(lambda p: p["x"], SPACE, max_evals=3, show_progressbar=False,
+         rstate=np.random.default_rng(0), trials_save_file=plain)
+    head, *rows = table(pruned)
+    assert head.split()[:4] == ["tid", "state", "loss", "step"]
+    assert any(r.split()[1] == "pruned" for r in rows)
+    assert "step" not in table(plain)[0].split()
+    # Scripts get the same columns whether or not a trial reported.
+    assert table(plain, "--format", "csv")[0].startswith("tid,state,loss,step,")
+
+
 def test_plots_draw_learning_curves_with_pruned_ones_grey() -> None:
     pytest.importorskip("matplotlib")
     from parzen.plotting import PRUNED_COLOR, plot_experiment, plot_learning_curves
@@ -378,6 +399,9 @@ def test_plots_draw_learning_curves_with_pruned_ones_grey() -> None:
     assert len(grey) == n_pruned
     assert f"{n_pruned} pruned" in fig.texts[0].get_text()
     assert len(plot_experiment(trials).axes) == 3  # history, curves, x
+    # The loss axis is the caller's to choose, as in every other plot.
+    assert plot_learning_curves(trials, loss_scale="log").axes[0].get_yscale() == "log"
+    assert plot_learning_curves(trials, loss_scale="linear").axes[0].get_yscale() == "linear"
     assert len(plot_experiment(run(Trials(), None, lambda p: p["x"], n=3)).axes) == 2
 
 

@@ -155,11 +155,12 @@ def plot_experiment(trials: Trials | Sequence[Trial], *, space: Any = None,
     return fig
 
 
-def plot_learning_curves(trials: Trials | Sequence[Trial], *,
-                         title: str | None = None) -> Figure:
+def plot_learning_curves(trials: Trials | Sequence[Trial], *, title: str | None = None,
+                         loss_scale: LossScale | str = LossScale.AUTO) -> Figure:
     """Loss against step for every trial that reported (``parzen.report``): completed ones
-    coloured by trial number, pruned ones grey, the best trial red."""
-    data = _data(trials, None)
+    coloured by trial number, pruned ones grey, the best trial red. ``loss_scale`` as in
+    ``plot_params``."""
+    data = _data(trials, None, loss_scale)
     fig = _figure(9.0, HISTORY_H + 0.5)
     _draw_curves(fig.add_subplot(), data)
     fig.suptitle(title or _title(trials, data), fontsize=12, fontweight="bold")

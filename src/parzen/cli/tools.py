@@ -179,6 +179,10 @@ def run_trials(args: argparse.Namespace) -> int:
                 print(f"note: no trial has worker {args.worker!r}; the workers of these "
                       f"trials: {names}", file=sys.stderr)
         table = trial_table(rows, src.space(exp))
+    if args.format == "table" and not any(r["step"] is not None for r in table.rows):
+        # People read the table: a column of dashes for objectives that never call
+        # parzen.report is noise. json and csv keep every column, for scripts.
+        table = Table(tuple(c for c in table.columns if c != "step"), table.rows)
     _emit_table(table, args.format, {"loss": 6, "duration_s": 3})
     if args.format == "table":
         if not rows:
