@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 from parzen.backends import Backend, CeleryBackend, InlineBackend, LocalBackend, SparkBackend
 from parzen.domain import Domain
-from parzen.exceptions import ConfigError
 from parzen.pruners import Pruner
 from parzen.runners.base import Closing, Runner
 from parzen.runners.celery import CeleryRunner
@@ -46,12 +45,7 @@ def build_runner(backend: Backend, trials: Trials, domain: Domain, *,
     if isinstance(backend, CeleryBackend):
         return CeleryRunner(trials, domain, backend, max_evals, pruner)
     if isinstance(backend, SparkBackend):
-        if pruner is not None:
-            # The executors' tasks do not carry reports to a judge yet (issue 20).
-            raise ConfigError(f"pruner={pruner!r} does not work with SparkTrials yet: its "
-                              "trials cannot report to a pruner. Run without a pruner, or "
-                              "use ParallelTrials or MongoTrials to prune")
-        return SparkRunner(trials, domain, backend, max_evals)
+        return SparkRunner(trials, domain, backend, max_evals, pruner)
     raise TypeError(f"no runner for backend {backend!r}")
 
 

@@ -11,6 +11,21 @@ Spark, a job per trial cost about a quarter of a second of scheduling for each t
 kept 0.5 s trials busy 70 % of the time at best; a trial handed over a link costs a
 message (``bench/spark.py --designs``).
 
+**Pruning.** ``parzen.report`` and the ``TrialHandle`` work as in every other mode. The
+report is made on the executor, in the sandbox child, whose supervisor is the slot's task;
+the judge that ``run_trial`` made for the attempt (with the run's pruner) lives in the
+driver's slot thread. The task forwards each report over the slot's link (``Progress``),
+the slot thread hands it to that judge and answers with its ``Decision``, and the task
+passes it to the child, where ``parzen.report`` raises ``TrialPruned`` on a prune. The
+child's ``Pruned`` comes back over the link and ``run_trial`` records the trial PRUNED
+with its last step and loss. The link is the one every message already travels, opened
+with the run's key (an HMAC challenge each way), so a report adds a round trip on an open
+connection: a report took 0.25 to 0.5 ms (medians) on a local[2] Spark on 2 busy cores,
+0.1 to 0.3 ms more than with ``ParallelTrials`` (``tests/spark/pruning_objectives.py``'s
+``timed_reports``: 200 reports in a tight loop, timed in the objective). The slot thread
+asks ``abort()`` after each report, so a run that stops also stops a trial that reports
+without pause.
+
 What happens when:
 
 - **the objective raises**: the trial is ERROR with its traceback, as in ``ParallelTrials``.
@@ -44,7 +59,8 @@ from parzen.backends import SparkBackend
 from parzen.domain import Domain
 from parzen.exceptions import ObjectiveUnloadable, ParzenError
 from parzen.execution import payload
-from parzen.execution.messages import Raised, Returned
+from parzen.execution.judge import current_judge
+from parzen.execution.messages import Pruned, Raised, Returned
 from parzen.execution.run import Outcome, OutcomeStatus, run_trial
 from parzen.execution.sandbox import (
     AbortCheck,
@@ -54,13 +70,17 @@ from parzen.execution.sandbox import (
     EvaluationTimeout,
     ObjectiveFailed,
 )
+from parzen.pruners import Pruner
+from parzen.reporting import Sink, TrialPruned
 from parzen.runners.base import Closing, cancel_queued
 from parzen.runners.spark._job import SlotJob, is_cancellation
 from parzen.runners.spark._link import Link, Listener
 from parzen.runners.spark._wire import (
     Assign,
+    Decision,
     Failed,
     FailureKind,
+    Progress,
     Refused,
     SlotSpec,
     Welcome,
@@ -161,7 +181,8 @@ class SparkRunner:
     """Slot threads in the driver, each feeding one long-lived Spark task from a queue."""
 
     def __init__(self, trials: Trials, domain: Domain, backend: SparkBackend,
-                 max_evals: int | None) -> None:
+                 max_evals: int | None, pruner: Pruner | None = None) -> None:
+        self._pruner = pruner
         self._key = payload.generate_secret()  # this run's key travels only to its tasks
         # Built here, so an objective that cannot travel is refused before anything runs.
         self._payload = payload.build((domain.fn, domain.expr), self._key,
@@ -298,7 +319,7 @@ class SparkRunner:
                 outcome = run_trial(trials.store, trials.exp_key, tid, owner,
                                     functools.partial(self._evaluate, slot),
                                     max_attempts=self._backend.max_attempts,
-                                    shutdown=self._shutdown)
+                                    shutdown=self._shutdown, pruner=self._pruner)
                 self._after(tid, outcome)
         except BaseException as exc:
             # A slot that dies must stop the run loudly, not leave fmin waiting forever.
@@ -377,19 +398,43 @@ class SparkRunner:
                 break
             slot.busy = False
             # Lost before the trial reached it: no attempt was made; try the next task.
-        reply, reason = link.receive(abort)
-        if reason is not None:
-            raise EvaluationAborted(reason)  # busy stays set: close() waits for the task
+        judge = current_judge()  # run_trial's, for this attempt: it answers the reports
+        while True:
+            reply, reason = link.receive(abort)
+            if reason is None and isinstance(reply, Progress):
+                # A tight report loop keeps the link readable, so receive() would never get
+                # to ask abort(): ask it after each report, as the sandbox does.
+                reason = abort()
+                if reason is None:
+                    self._decide(link, judge, reply)
+                    continue
+                link.stop()
+            if reason is not None:
+                raise EvaluationAborted(reason)  # busy stays set: close() waits for the task
+            break
         slot.busy = False
         if reply is None:
             raise self._lost(slot, link)
         if isinstance(reply, Returned):
             return reply.result
+        if isinstance(reply, Pruned):
+            raise TrialPruned(reply.message)
         if isinstance(reply, Raised):
             raise ObjectiveFailed(reply.error)
         if isinstance(reply, Failed):
             raise _FAILURES[reply.kind](reply.message)
         raise EvaluationCrashed(f"the Spark task answered out of turn: {reply!r}")
+
+    @staticmethod
+    def _decide(link: Link, judge: Sink | None, progress: Progress) -> None:
+        """Hand the task's report to the trial's judge and send its decision back; the
+        objective on the executor waits for it. A lost link is seen by the next receive."""
+        try:
+            prune = judge is not None and judge.report(progress.step, progress.loss)
+        except BaseException:
+            link.stop()  # the task waits for a decision that will not come: it ends the trial
+            raise
+        link.send(Decision(prune))
 
     def _lost(self, slot: _Slot, link: Link) -> Exception:
         """Why the link to a task running a trial dropped: Spark's error when its job ended

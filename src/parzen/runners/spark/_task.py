@@ -9,6 +9,12 @@ attempt, not the Spark Python worker. When the driver closes the link (the run e
 stopped or interrupted), the task kills the evaluation it is running and returns, which
 ends its Spark job.
 
+Reports (``parzen.report``) travel the same link: the sandbox child sends each to the task,
+which forwards it to the driver as ``Progress`` and hands the driver's ``Decision`` back to
+the child. The pruner and the trial's judge live in the driver's slot thread, which waits on
+this link for the trial's reply anyway, so a report costs one more round trip on a
+connection that is already open and authenticated.
+
 The sandbox child is kept warm in the Python worker for ``KEEP_WARM_S`` after a task ends:
 Spark reuses its Python workers, so the next run's tasks (a second ``fmin`` in a notebook)
 find a child that has imported parzen already. It is closed after that, so an objective's
@@ -28,7 +34,7 @@ from collections.abc import Iterable, Iterator
 
 from parzen.exceptions import ObjectiveUnloadable, PayloadSignatureError
 from parzen.execution import payload
-from parzen.execution.messages import ObjectiveRef, Raised, Returned
+from parzen.execution.messages import ObjectiveRef, Pruned, Raised, Returned
 from parzen.execution.sandbox import (
     AbortReason,
     EvaluationAborted,
@@ -37,11 +43,14 @@ from parzen.execution.sandbox import (
     ObjectiveFailed,
     Sandbox,
 )
+from parzen.reporting import TrialPruned
 from parzen.runners.spark._wire import (
     Assign,
+    Decision,
     Failed,
     FailureKind,
     Hello,
+    Progress,
     SlotSpec,
     Welcome,
 )
@@ -140,17 +149,43 @@ def _serve(conn: multiprocessing.connection.Connection, spec: SlotSpec,
         _WARM.park(paths, sandbox)
 
 
+class _DriverSink:
+    """The judge of the sandbox's evaluation, as seen from the task: each report goes to
+    the driver, and its decision comes back. The sandbox calls it from the task's thread
+    while the child waits for the verdict."""
+
+    def __init__(self, conn: multiprocessing.connection.Connection) -> None:
+        self._conn = conn
+
+    def report(self, step: int, loss: float) -> bool:
+        try:
+            self._conn.send(Progress(step, loss))
+            answer = self._conn.recv()
+        except (EOFError, OSError):
+            # The driver closed the link (the run stopped, the lease was lost): the sandbox
+            # kills the child, which waits for this answer, and the task ends.
+            raise EvaluationAborted(AbortReason.SHUTDOWN) from None
+        if not isinstance(answer, Decision):
+            # Only a Decision answers a Progress; anything else means the two ends disagree
+            # on where they are, and nothing this evaluation sends could be trusted.
+            raise EvaluationAborted(AbortReason.SHUTDOWN)
+        return answer.prune
+
+
 def _evaluate(conn: multiprocessing.connection.Connection, sandbox: Sandbox,
               ref: ObjectiveRef, msg: Assign, trial_timeout: float | None
-              ) -> Returned | Raised | Failed | None:
+              ) -> Returned | Raised | Pruned | Failed | None:
     def abort() -> AbortReason | None:
-        # The driver sends nothing while a trial runs: anything readable is the link closing.
+        # The driver sends nothing while a trial runs but the answer to each Progress, which
+        # the sink reads at once: anything else readable is the link closing.
         return AbortReason.SHUTDOWN if conn.poll(0) else None
 
     where = f"executor {socket.gethostname()}"
     try:
         return Returned(sandbox.evaluate(ref, msg.params, msg.tid, timeout_s=trial_timeout,
-                                         abort=abort))
+                                         abort=abort, judge=_DriverSink(conn)))
+    except TrialPruned as exc:
+        return Pruned(str(exc))
     except ObjectiveFailed as exc:
         return Raised(exc.info)
     except ObjectiveUnloadable as exc:

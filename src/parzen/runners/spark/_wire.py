@@ -8,7 +8,9 @@ way) before anything is unpickled. The messages below then travel pickled over t
     task -> driver   Hello
     driver -> task   Welcome (the signed payload) or Refused
     driver -> task   Assign (one trial at a time)
-    task -> driver   Returned | Raised (``parzen.execution.messages``) | Failed
+    task -> driver   Progress, while the trial runs: ``parzen.report`` in the objective
+    driver -> task   Decision, answering each Progress (the run's pruner, in the driver)
+    task -> driver   Returned | Raised | Pruned (``parzen.execution.messages``) | Failed
 
 Closing the link is the only stop signal: the task kills the evaluation it is running, if
 any, and its Spark job ends.
@@ -97,6 +99,24 @@ class Assign:
 
     tid: int
     params: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Task to driver, while trial ``Assign.tid`` runs: the objective reported ``loss`` at
+    ``step`` (checked already by its ``parzen.reporting.Session``). The objective waits
+    until the task reads the driver's ``Decision``."""
+
+    step: int
+    loss: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Driver to task, answering one ``Progress``: whether the trial should stop (the
+    judge that ``run_trial`` made for it, in the driver, applied the run's pruner)."""
+
+    prune: bool
 
 
 class FailureKind(enum.Enum):
