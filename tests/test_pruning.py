@@ -85,6 +85,9 @@ def test_a_step_that_does_not_increase_is_an_error(steps: tuple[Any, ...]) -> No
     (lambda: AshaPruner(min_resource=10, max_resource=5), "min_resource=10"),
     (lambda: HyperbandPruner(min_resource=100, max_resource=81), "min_resource=100"),
     (lambda: HyperbandPruner(reduction_factor=1), "reduction_factor=1"),
+    # A first rung at or past the last step: a pruner that could never prune.
+    (lambda: AshaPruner(1, 3, 9, min_early_stopping_rate=5), "min_early_stopping_rate"),
+    (lambda: AshaPruner(min_resource=9, max_resource=9), "max_resource=9"),
     (lambda: MedianPruner(n_startup_trials=0), "n_startup_trials=0"),
 ])
 def test_impossible_pruner_settings_fail_at_fmin_start_naming_the_value(
@@ -98,6 +101,15 @@ def test_impossible_pruner_settings_fail_at_fmin_start_naming_the_value(
     with pytest.raises(ConfigError, match=named):
         fmin(fn, SPACE, max_evals=3, pruner=make(), show_progressbar=False)
     assert not calls
+
+
+def test_when_every_trial_was_pruned_the_error_says_so() -> None:
+    def always_pruned(params: dict[str, Any]) -> float:
+        parzen.report(1.0, 1)
+        raise TrialPruned()
+
+    with pytest.raises(parzen.AllTrialsFailed, match="5 of 5 were pruned"):
+        fmin(always_pruned, SPACE, max_evals=5, show_progressbar=False)
 
 
 def test_a_pruner_of_another_type_is_refused() -> None:
@@ -241,6 +253,33 @@ def test_parallel_trials_carry_reports_from_the_sandbox() -> None:
             assert t.result["pruned"]["step"] == t.curve()[-1].step < STEPS
 
 
+def test_a_script_objective_that_calls_parzen_report_runs_in_parallel_trials(
+        tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    # A script's objective is pickled by value with the globals it uses, ``parzen`` among
+    # them: the README's ``import parzen`` ... ``parzen.report`` under ParallelTrials.
+    script = tmp_path / "tune.py"
+    script.write_text(
+        "import parzen\n"
+        "from parzen import ParallelTrials, fmin, hp\n"
+        "from parzen.pruners import AshaPruner\n"
+        "def objective(params):\n"
+        "    for step in range(1, 10):\n"
+        "        parzen.report((params['x'] - 0.3) ** 2 + 1 / step, step)\n"
+        "    return (params['x'] - 0.3) ** 2\n"
+        "if __name__ == '__main__':\n"
+        "    trials = ParallelTrials(parallelism=2)\n"
+        "    fmin(objective, {'x': hp.uniform('x', 0, 1)}, max_evals=12, trials=trials,\n"
+        "         pruner=AshaPruner(1, 3, 9), show_progressbar=False)\n"
+        "    print(sorted(t.state.word for t in trials.all_trials()))\n")
+    got = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path, check=False)
+    assert got.returncode == 0, got.stderr[-2000:]
+    assert "'pruned'" in got.stdout and "'done'" in got.stdout
+
+
 def test_the_progress_bar_counts_pruned_trials(capsys: pytest.CaptureFixture[str]) -> None:
     bar = Progress(total=3, initial=0, enabled=True)
     bar.update(3, 0, 0, 0.5, pruned=2)
@@ -302,6 +341,27 @@ def test_a_requeued_trial_keeps_the_values_of_its_dead_attempt() -> None:
     assert not store.report("e", 0, first.claim_token, [Intermediate(3, 0.1, 1)], 60)
 
 
+def test_a_trial_requeued_by_the_operator_starts_a_new_curve() -> None:
+    # parzen requeue restarts attempts at 0 and keeps the reports: the next run's curve must
+    # not extend the old one with steps from 1 again.
+    store = InMemoryTrialStore()
+    first = _claimed(store)
+    judge = Judge(store, first, None, lease_s=60, batch_s=0)
+    for step in (1, 2, 3):
+        judge.report(step, 1.0 / step)
+    assert first.claim_token is not None
+    store.finish("e", 0, first.claim_token, TrialState.PRUNED,
+                 {"status": "fail", "pruned": {"step": 3, "loss": 1 / 3}})
+    assert store.requeue("e", [TrialState.PRUNED]) == 1
+    again = store.claim("e", 0, Owner("w2", "h", 2), 60)
+    assert again is not None and again.attempts == 1
+    judge = Judge(store, again, None, lease_s=60, batch_s=0)
+    judge.report(1, 0.9)
+    t = store.get("e", 0)
+    assert [(r.step, r.attempt) for r in t.curve()] == [(1, 2)]
+    assert Curve.of(t).steps == (1,)
+
+
 # ---- the sampler ---------------------------------------------------------------------------
 
 def test_the_sampler_learns_a_pruned_trial_by_its_last_reported_loss() -> None:
@@ -357,6 +417,7 @@ def test_the_trials_table_shows_the_last_step_and_the_pruned_state() -> None:
     for t in trials.all_trials():
         row = rows[t.tid]
         assert row["step"] == t.curve()[-1].step
+        assert row["duration_s"] is not None and row["duration_s"] >= 0
         if t.state is TrialState.PRUNED:
             assert row["state"] == "pruned" and row["step"] < STEPS
             assert row["loss"] == t.result["pruned"]["loss"]

@@ -138,6 +138,13 @@ class _Package(types.ModuleType):
             value = getattr(value, name)
         super().__setattr__(name, value)
 
+    def __reduce__(self) -> tuple[typing.Any, tuple[str]]:
+        # An objective defined in a script or notebook is pickled by value, with the globals
+        # it uses; ``parzen`` (for ``parzen.report``) is one. cloudpickle sends a module by
+        # name only when its type is exactly ModuleType, so without this the subclass made
+        # every such objective unpicklable for ParallelTrials, MongoTrials and SparkTrials.
+        return importlib.import_module, (self.__name__,)
+
 
 sys.modules[__name__].__class__ = _Package
 

@@ -258,9 +258,10 @@ class Trial:
 
     @property
     def duration(self) -> float | None:
-        """Seconds from claim to end of a DONE or ERROR trial; None for any other (a
-        cancelled trial's evaluation did not finish)."""
-        if self.state not in (TrialState.DONE, TrialState.ERROR) \
+        """Seconds from claim to end of a DONE, ERROR or PRUNED trial (the time a pruned
+        trial used before its pruner stopped it); None for any other (a cancelled trial's
+        evaluation did not finish)."""
+        if self.state not in (TrialState.DONE, TrialState.ERROR, TrialState.PRUNED) \
                 or self.book_time is None or self.end_time is None:
             return None
         return (self.end_time - self.book_time).total_seconds()

@@ -596,6 +596,12 @@ class Trials:
             msg += (f"; {len(failed)} of {len(self._known)} raised, the first (trial "
                     f"{failed[0].tid}) with "
                     f"{e.type}: {e.message}\n{e.traceback}")
+        pruned = sum(1 for t in self._known.values() if t.state is TrialState.PRUNED)
+        if pruned:
+            msg += (f"; {pruned} of {len(self._known)} were pruned, which ends a trial without a "
+                    "final loss: let some trials complete (a larger min_resource or "
+                    "n_startup_trials for the pruner); the pruned trials' last reported "
+                    "losses are in parzen trials --state pruned and Trials.all_trials()")
         raise AllTrialsFailed(msg)
 
     @property

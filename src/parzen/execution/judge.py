@@ -82,6 +82,11 @@ class Judge:
         self._lease_s = lease_s
         self._batch_s = batch_s
         self._lock = threading.Lock()  # the heartbeat thread flushes too
+        # The curve's number: the attempt, but never one an earlier curve used. ``parzen
+        # requeue`` restarts a trial's attempts at 0 and keeps its reports, so its next run
+        # would otherwise extend the old curve with steps from 1 again.
+        self._attempt = max(trial.attempts,
+                            1 + max((r.attempt for r in trial.intermediate), default=0))
         self._steps: list[int] = []
         self._losses: list[float] = []
         self._pending: list[Intermediate] = []
@@ -102,7 +107,7 @@ class Judge:
             previous = self._steps[-1] if self._steps else None
             self._steps.append(step)
             self._losses.append(loss)
-            self._pending.append(Intermediate(step, loss, t.attempts))
+            self._pending.append(Intermediate(step, loss, self._attempt))
         deciding = self._pruner is not None and not self.pruned \
             and self._pruner.decides_at(t.tid, previous, step)
         if deciding:

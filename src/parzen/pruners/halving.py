@@ -83,6 +83,14 @@ class AshaPruner(Pruner):
     def __post_init__(self) -> None:
         _check("AshaPruner", self.min_resource, self.reduction_factor, self.max_resource,
                self.min_early_stopping_rate)
+        if self.max_resource is not None and self._base >= float(self.max_resource):
+            # No rung before the last step: a pruner that can never stop a trial.
+            raise ConfigError(
+                f"AshaPruner: the first rung, min_resource * reduction_factor ** "
+                f"min_early_stopping_rate = {self.min_resource!r} * "
+                f"{self.reduction_factor!r} ** {self.min_early_stopping_rate!r} = "
+                f"{self._base:g}, is not before max_resource={self.max_resource!r}, so no "
+                "trial could ever be pruned; lower min_early_stopping_rate or min_resource")
 
     @property
     def _base(self) -> float:
@@ -168,14 +176,22 @@ class HyperbandPruner(Pruner):
             slot -= w
         return len(weights) - 1
 
-    def _asha(self, tid: int) -> AshaPruner:
-        return AshaPruner(self.min_resource, self.reduction_factor, self.max_resource,
-                          self.bracket(tid))
+    def _asha(self, tid: int) -> AshaPruner | None:
+        """The successive halving of ``tid``'s bracket; None for a bracket whose first rung
+        would be at or past ``max_resource``: the paper's bracket without early stopping."""
+        s = self.bracket(tid)
+        base = float(self.min_resource) * float(self.reduction_factor) ** s
+        if base >= float(self.max_resource):
+            return None
+        return AshaPruner(self.min_resource, self.reduction_factor, self.max_resource, s)
 
     def decides_at(self, tid: int, previous: int | None, step: int) -> bool:
-        return self._asha(tid).decides_at(tid, previous, step)
+        asha = self._asha(tid)
+        return asha is not None and asha.decides_at(tid, previous, step)
 
     def should_prune(self, own: Curve, peers: Sequence[Curve]) -> bool:
+        asha = self._asha(own.tid)
+        if asha is None:
+            return False
         mine = self.bracket(own.tid)
-        return self._asha(own.tid).should_prune(
-            own, [p for p in peers if self.bracket(p.tid) == mine])
+        return asha.should_prune(own, [p for p in peers if self.bracket(p.tid) == mine])
