@@ -168,6 +168,22 @@ def _db_url(server: str, db: str) -> str:
     return f"{base}/{db}?{query}" if query else f"{base.rstrip('/')}/{db}"
 
 
+def start_worker(mongo_url: str, redis_url: str, queue: str, log: Path, *,
+                 concurrency: int = 1, secret: str = SECRET,
+                 env_extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """A ``parzen worker`` on ``queue`` with its output in ``log``; its key comes from the
+    environment (never the command line), as a deployment's would."""
+    env = dict(os.environ)
+    env.pop("PARZEN_SECRET_FILE", None)
+    env.update(PARZEN_SECRET=secret, **(env_extra or {}),
+               PYTHONPATH=os.pathsep.join([str(BENCH_DIR), env.get("PYTHONPATH", "")]))
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "parzen", "worker", "--mongo", mongo_url, "--broker",
+             redis_url, "--queue", queue, "--concurrency", str(concurrency), "--loglevel",
+             "INFO"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(REPO))
+
+
 class _Workers:
     """``parzen worker`` processes (concurrency 1) that the killer may SIGKILL."""
 
@@ -182,19 +198,11 @@ class _Workers:
         self._lock = threading.Lock()
 
     def start(self) -> subprocess.Popen[bytes]:
-        env = dict(os.environ)
-        env.pop("PARZEN_SECRET_FILE", None)
-        env.update(PARZEN_SECRET=SECRET, PARZEN_CHAOS_EXECUTIONS=str(self.executions),
-                   PYTHONPATH=os.pathsep.join([str(BENCH_DIR), env.get("PYTHONPATH", "")]))
         with self._lock:
             log = self.workdir / f"worker-{self._started}.log"
             self._started += 1
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "parzen", "worker", "--mongo", self.mongo_url,
-                 "--broker", self.redis_url, "--queue", self.queue, "--concurrency", "1",
-                 "--loglevel", "INFO"],
-                env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(REPO))
+        proc = start_worker(self.mongo_url, self.redis_url, self.queue, log,
+                            env_extra={"PARZEN_CHAOS_EXECUTIONS": str(self.executions)})
         with self._lock:
             self.procs.append(proc)
         return proc

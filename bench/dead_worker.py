@@ -18,9 +18,7 @@ requeued at once; ``lease expired``: waited out the lease) and how long after th
 from __future__ import annotations
 
 import argparse
-import os
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,20 +30,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
-from chaos import REPO, SECRET, _db_url, _Redis, _wait_ready, _WireServer  # noqa: E402
-
-
-def _worker(mongo_url: str, redis_url: str, queue: str, log: Path,
-            concurrency: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.pop("PARZEN_SECRET_FILE", None)
-    env.update(PARZEN_SECRET=SECRET,
-               PYTHONPATH=os.pathsep.join([str(BENCH_DIR), env.get("PYTHONPATH", "")]))
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "parzen", "worker", "--mongo", mongo_url, "--broker",
-             redis_url, "--queue", queue, "--concurrency", str(concurrency), "--loglevel",
-             "INFO"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(REPO))
+from chaos import SECRET, _db_url, _Redis, _wait_ready, _WireServer, start_worker  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     wire = _WireServer()
     mongo_url = _db_url(wire.url, f"dead_worker_{uuid.uuid4().hex[:8]}")
     queue = f"dead-{uuid.uuid4().hex[:8]}"
-    procs = [_worker(mongo_url, redis.url, queue, workdir / f"worker-{i}.log",
-                     args.concurrency) for i in range(args.workers)]
+    procs = [start_worker(mongo_url, redis.url, queue, workdir / f"worker-{i}.log",
+                          concurrency=args.concurrency) for i in range(args.workers)]
     store = MongoTrialStore.from_url(mongo_url)
     exp_key = "dead-worker"
     try:

@@ -18,7 +18,6 @@ Reported: wall time of each run, the medians and their ratio; the wrong-key work
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import statistics
 import subprocess
@@ -31,22 +30,15 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
-from chaos import REPO, SECRET, _db_url, _Redis, _wait_ready, _WireServer  # noqa: E402
+from chaos import SECRET, _db_url, _Redis, _wait_ready, _WireServer, start_worker  # noqa: E402
 
 WRONG = "a-key-that-is-not-the-coordinators-" + "9" * 8
 
 
 def _worker(mongo_url: str, redis_url: str, queue: str, log: Path, concurrency: int,
             key: str, name: str) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.pop("PARZEN_SECRET_FILE", None)
-    env.update(PARZEN_SECRET=key, PARZEN_WORKER_NAME=name,
-               PYTHONPATH=os.pathsep.join([str(BENCH_DIR), env.get("PYTHONPATH", "")]))
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "parzen", "worker", "--mongo", mongo_url, "--broker",
-             redis_url, "--queue", queue, "--concurrency", str(concurrency), "--loglevel",
-             "INFO"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(REPO))
+    return start_worker(mongo_url, redis_url, queue, log, concurrency=concurrency, secret=key,
+                        env_extra={"PARZEN_WORKER_NAME": name})
 
 
 def main(argv: list[str] | None = None) -> int:
