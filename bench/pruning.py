@@ -5,8 +5,11 @@ Four learning-curve problems (``_pruning_problems.py``), cost counted in steps (
 complete trial is R = 27 steps. For each of ``--seeds`` seeds:
 
 - parzen TPE without pruning, for the full budget FULL = 45 complete trials (1215 steps);
-- parzen TPE with each pruner (ASHA, Hyperband, median), for FULL / 3 steps;
-- optuna 5.0 TPE with its SuccessiveHalving and Hyperband pruners, for FULL / 3 steps.
+- parzen TPE with each pruner (ASHA, Hyperband, median), for FULL steps;
+- optuna 5.0 TPE with its SuccessiveHalving and Hyperband pruners, for FULL steps.
+
+The runs are sequential and deterministic, so a run's first FULL / 3 steps are the run a
+budget of FULL / 3 would have made: one run per seed gives the regret at every budget.
 
 The regret of a run at a budget of b steps is the true final loss of the completed trial it
 reports as best among those completed within b steps, minus the problem's best. Printed:
@@ -14,13 +17,13 @@ reports as best among those completed within b steps, minus the problem's best. 
 - median regret of each method at FULL / 3 (and parzen without pruning at FULL);
 - *saving*: the fewest steps at which parzen with its best pruner reaches (median over
   seeds) the final median regret of parzen without pruning, as a fraction of FULL (target:
-  <= 1/3 on every problem);
+  <= 1/3 on every problem; "never": not within FULL); the same for optuna's best pruner;
 - parzen's best pruner against optuna's best pruner at FULL / 3 (target: no worse on >= 3
   of 4 problems).
 
 Run from the repo root (parzen from this tree, optuna from bench/.anchors-venv)::
 
-    .venv/bin/python bench/pruning.py --seeds 15            # ~30 min on 2 cores
+    .venv/bin/python bench/pruning.py --seeds 15            # ~10 min on 2 cores
     .venv/bin/python bench/pruning.py --seeds 15 --impute   # also parzen without learning
                                                              # from pruned trials
 """
@@ -104,10 +107,10 @@ def main() -> None:
     jobs: list[tuple[str, str, str, int]] = []
     for name in names:
         jobs.append(("parzen", "none", name, FULL))
-        jobs += [("parzen", p, name, THIRD) for p in PARZEN_PRUNERS]
-        jobs += [("optuna", p, name, THIRD) for p in OPTUNA_PRUNERS]
+        jobs += [("parzen", p, name, FULL) for p in PARZEN_PRUNERS]
+        jobs += [("optuna", p, name, FULL) for p in OPTUNA_PRUNERS]
         if args.impute:
-            jobs.append(("parzen-noimpute", "asha", name, THIRD))
+            jobs.append(("parzen-noimpute", "asha", name, FULL))
     started = time.time()
     # One process per (method, problem, half of the seeds): 2 cores, 2 at a time.
     halves = [seeds[0::2], seeds[1::2]]
@@ -126,7 +129,7 @@ def main() -> None:
               + " ".join(f"{'p-' + p:>11}" for p in PARZEN_PRUNERS)
               + (f" {'p-asha-noimp':>12}" if args.impute else "")
               + " ".join(f"{'o-' + p:>12}" for p in OPTUNA_PRUNERS)
-              + f" {'saving':>8} {'vs optuna':>10}")
+              + f" {'saving':>8} {'o-saving':>8} {'vs optuna':>10}")
     lines += ["median regret (lower is better); saving = steps for parzen's best pruner to "
               "reach none@FULL, / FULL", header]
     met_saving, met_optuna = 0, 0
@@ -146,8 +149,13 @@ def main() -> None:
         best_p = min(PARZEN_PRUNERS, key=lambda p: row[f"parzen_{p}"])
         best_o = min(OPTUNA_PRUNERS, key=lambda p: row[f"optuna_{p}"])
         reach = steps_to_reach(results[("parzen", best_p, name)], target, best)
+        o_reach = steps_to_reach(results[("optuna", best_o, name)], target, best)
         row["best_parzen_pruner"], row["best_optuna_pruner"] = best_p, best_o
         row["saving"] = None if reach is None else reach / FULL
+        row["optuna_saving"] = None if o_reach is None else o_reach / FULL
+        for lib, pruners in (("parzen", PARZEN_PRUNERS), ("optuna", OPTUNA_PRUNERS)):
+            for p in pruners:
+                row[f"{lib}_{p}_at_full"] = median_regret(results[(lib, p, name)], FULL, best)
         row["beats_optuna"] = bool(row[f"parzen_{best_p}"] <= row[f"optuna_{best_o}"])
         row["trials"] = {f"{lib}_{p}": statistics.median(r["trials"] for r in runs)
                          for (lib, p, n), runs in results.items() if n == name}
@@ -157,12 +165,42 @@ def main() -> None:
         met_optuna += row["beats_optuna"]
         report["problems"][name] = row
         saving = "never" if row["saving"] is None else f"{row['saving']:.3f}"
+        o_saving = "never" if row["optuna_saving"] is None else f"{row['optuna_saving']:.3f}"
         lines.append(
             f"{name:<12} {row['none_full']:>10.4f} {row['none_third']:>9.4f} "
             + " ".join(f"{row['parzen_' + p]:>11.4f}" for p in PARZEN_PRUNERS)
             + (f" {row['parzen_asha_noimpute']:>12.4f}" if args.impute else "")
             + " ".join(f"{row['optuna_' + p]:>12.4f}" for p in OPTUNA_PRUNERS)
-            + f" {saving:>8} {('yes' if row['beats_optuna'] else 'no'):>10}")
+            + f" {saving:>8} {o_saving:>8} {('yes' if row['beats_optuna'] else 'no'):>10}")
+    lines += ["", "median regret at FULL (the pruners given the whole budget too)",
+              f"{'problem':<12} {'none':>8} " + " ".join(
+                  f"{lib[0]}-{p:>9}" for lib, ps in (("parzen", PARZEN_PRUNERS),
+                                                     ("optuna", OPTUNA_PRUNERS)) for p in ps)]
+    for name in names:
+        row = report["problems"][name]
+        lines.append(f"{name:<12} {row['none_full']:>8.4f} " + " ".join(
+            f"{row[f'{lib}_{p}_at_full']:>11.4f}" for lib, ps in
+            (("parzen", PARZEN_PRUNERS), ("optuna", OPTUNA_PRUNERS)) for p in ps))
+    # The comparison with optuna at every budget, not only at FULL / 3: each library's best
+    # pruner at that budget, per problem.
+    budgets = [(f"{k}/6", FULL * k // 6) for k in range(2, 7)]
+    lines += ["", "parzen's best pruner vs optuna's best pruner at equal budgets "
+              "(median regret; '<=' where parzen's is no worse)",
+              f"{'problem':<12} " + " ".join(f"{label + ' FULL':>21}" for label, _ in budgets)]
+    wins = {label: 0 for label, _ in budgets}
+    for name in names:
+        best, cells = probs[name].best, []
+        for label, b in budgets:
+            p_best = min(median_regret(results[("parzen", p, name)], b, best)
+                         for p in PARZEN_PRUNERS)
+            o_best = min(median_regret(results[("optuna", p, name)], b, best)
+                         for p in OPTUNA_PRUNERS)
+            wins[label] += p_best <= o_best
+            report["problems"][name].setdefault("by_budget", {})[label] = [p_best, o_best]
+            cells.append(f"{p_best:.4f} {'<=' if p_best <= o_best else '> '} {o_best:.4f}")
+        lines.append(f"{name:<12} " + " ".join(f"{c:>21}" for c in cells))
+    lines.append(f"{'no worse on':<12} " + " ".join(
+        f"{f'{wins[label]} of {len(names)}':>21}" for label, _ in budgets))
     lines += ["", f"saving <= 1/3 on {met_saving} of {len(names)} problems (target: all); "
               f"parzen + best pruner <= optuna + best pruner at FULL/3 on {met_optuna} of "
               f"{len(names)} (target: >= 3 of 4)", f"({report['seconds']} s)"]
