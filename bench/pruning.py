@@ -173,8 +173,8 @@ def main() -> None:
             + " ".join(f"{row['optuna_' + p]:>12.4f}" for p in OPTUNA_PRUNERS)
             + f" {saving:>8} {o_saving:>8} {('yes' if row['beats_optuna'] else 'no'):>10}")
     lines += ["", "median regret at FULL (the pruners given the whole budget too)",
-              f"{'problem':<12} {'none':>8} " + " ".join(
-                  f"{lib[0]}-{p:>9}" for lib, ps in (("parzen", PARZEN_PRUNERS),
+              f"{'problem':<12} {'none':>8}  " + " ".join(
+                  f"{lib[0] + '-' + p:>11}" for lib, ps in (("parzen", PARZEN_PRUNERS),
                                                      ("optuna", OPTUNA_PRUNERS)) for p in ps)]
     for name in names:
         row = report["problems"][name]

@@ -45,6 +45,7 @@ from tests.support.faults import (
     lease_expiries,
     wait_for,
 )
+from tests.support.processes import alive
 
 pytestmark = [pytest.mark.integration]
 
@@ -66,14 +67,6 @@ def run(cluster: FaultCluster, exp_key: str, fn: Any, max_evals: int, *,
         trials.close()
     return trials
 
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def worker_pids(cluster: FaultCluster) -> set[int]:

@@ -4,7 +4,6 @@ second-parameter handle in objectives that run on the executors, judged in the d
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from parzen.trial import TrialState
 from parzen.trials import JOB_STATE_DONE
 from tests.spark import pruning_objectives as objectives
 from tests.spark.pruning_objectives import STEPS, loss_at
+from tests.support.processes import alive
 
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(300)]
 
@@ -149,13 +149,6 @@ def test_a_stopped_run_stops_a_trial_that_reports_in_a_tight_loop(
     started = list(tmp_path.glob("started-*"))
     assert len(started) == 1, started
     pid = int(started[0].read_text())
-    assert not _alive(pid)
+    assert not alive(pid)
     assert not (tmp_path / "finished").exists()
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

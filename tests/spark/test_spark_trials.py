@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import pickle
 import signal
 import time
@@ -24,6 +23,7 @@ from parzen.pyll import scope
 from parzen.trial import TrialState
 from tests.spark import objectives
 from tests.spark.conftest import SLOTS
+from tests.support.processes import alive
 
 pytestmark = [pytest.mark.spark, pytest.mark.timeout(300)]
 
@@ -189,18 +189,11 @@ def test_a_stopped_run_cancels_its_running_trials_and_returns_the_best(
         # worker before the task kills the evaluation; the evaluation then follows its
         # supervisor within half a second.
         deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-    assert not _alive(pid)  # killed before fmin returned (Ctrl-C: right after)
+    assert not alive(pid)  # killed before fmin returned (Ctrl-C: right after)
     assert not (marks / "finished").exists()
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 # Last: new Python workers replace the killed ones, which the tests after it would wait for.

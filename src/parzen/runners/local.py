@@ -9,29 +9,30 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from parzen.backends import LocalBackend
 from parzen.domain import Domain
-from parzen.exceptions import ObjectiveUnloadable
 from parzen.execution import payload
 from parzen.execution.messages import ObjectiveRef
-from parzen.execution.run import Outcome, OutcomeStatus, run_trial
+from parzen.execution.run import run_trial
 from parzen.execution.sandbox import AbortCheck, Sandbox
 from parzen.pruners import Pruner
 from parzen.runners.base import Closing, cancel_queued
+from parzen.runners.slots import SlotThreads
 from parzen.trial import Owner, TrialState
 from parzen.trials import Trials
 
 log = logging.getLogger("parzen.runners.local")
 
 
-class LocalProcessRunner:
+class LocalProcessRunner(SlotThreads):
     """Slot threads, each supervising one sandbox process, fed from a queue of tids."""
+
+    MODE = "ParallelTrials"
 
     def __init__(self, trials: Trials, domain: Domain, backend: LocalBackend,
                  pruner: Pruner | None = None) -> None:
@@ -43,10 +44,7 @@ class LocalProcessRunner:
         self._ref = ObjectiveRef(key=built.sha256, pickle=body)
         self._trials = trials
         self._backend = backend
-        self._queue: queue.Queue[int | None] = queue.Queue()
-        self._changed = threading.Condition()
-        self._shutdown = threading.Event()
-        self._problem: Exception | None = None
+        self._init_slots()
         self._threads = [threading.Thread(target=self._slot, args=(i,), daemon=True,
                                           name=f"parzen-slot-{i}")
                          for i in range(backend.parallelism)]
@@ -59,9 +57,7 @@ class LocalProcessRunner:
         except BaseException as exc:
             # A slot that dies must stop the run loudly, not leave fmin waiting forever.
             log.exception("parallel slot %d failed", i)
-            self._problem = exc if isinstance(exc, Exception) else RuntimeError(repr(exc))
-            with self._changed:
-                self._changed.notify_all()
+            self._fail(exc)
 
     def _serve(self, i: int) -> None:
         sandbox = Sandbox(sys_path=[os.getcwd(), *sys.path])
@@ -84,29 +80,6 @@ class LocalProcessRunner:
                 self._after(tid, outcome)
         finally:
             sandbox.close()
-
-    def _after(self, tid: int, outcome: Outcome) -> None:
-        if outcome.status is OutcomeStatus.CRASHED and not self._shutdown.is_set():
-            self._queue.put(tid)  # released to NEW with the attempt counted: run it again
-        if outcome.status is OutcomeStatus.UNLOADABLE and isinstance(outcome.exception, Exception):
-            self._problem = outcome.exception
-        with self._changed:
-            self._changed.notify_all()
-
-    def dispatch(self, tids: Sequence[int]) -> None:
-        for tid in tids:
-            self._queue.put(tid)
-
-    def wait(self, timeout_s: float) -> None:
-        with self._changed:
-            self._changed.wait(timeout_s)
-
-    def maintain(self) -> None:
-        if self._problem is not None:
-            problem, self._problem = self._problem, None
-            if isinstance(problem, ObjectiveUnloadable):
-                raise ObjectiveUnloadable(str(problem))
-            raise RuntimeError(f"a ParallelTrials slot failed: {problem!r}") from problem
 
     def start(self) -> None:
         return None

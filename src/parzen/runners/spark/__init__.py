@@ -61,7 +61,7 @@ from parzen.exceptions import ObjectiveUnloadable, ParzenError
 from parzen.execution import payload
 from parzen.execution.judge import current_judge
 from parzen.execution.messages import Pruned, Raised, Returned
-from parzen.execution.run import Outcome, OutcomeStatus, run_trial
+from parzen.execution.run import OutcomeStatus, run_trial
 from parzen.execution.sandbox import (
     AbortCheck,
     AbortReason,
@@ -73,6 +73,7 @@ from parzen.execution.sandbox import (
 from parzen.pruners import Pruner
 from parzen.reporting import Sink, TrialPruned
 from parzen.runners.base import Closing, cancel_queued
+from parzen.runners.slots import SlotThreads
 from parzen.runners.spark._job import SlotJob, is_cancellation
 from parzen.runners.spark._link import Link, Listener
 from parzen.runners.spark._wire import (
@@ -177,8 +178,13 @@ class _Slot:
         self.failures = 0  # launches in a row whose task never reached the driver
 
 
-class SparkRunner:
+class SparkRunner(SlotThreads):
     """Slot threads in the driver, each feeding one long-lived Spark task from a queue."""
+
+    MODE = "SparkTrials"
+    # Released: the link to its task dropped before the trial reached it (no attempt made).
+    RUN_AGAIN = (OutcomeStatus.CRASHED, OutcomeStatus.RELEASED)
+    PASSED_THROUGH = (ObjectiveUnloadable, SparkTaskError)
 
     def __init__(self, trials: Trials, domain: Domain, backend: SparkBackend,
                  max_evals: int | None, pruner: Pruner | None = None) -> None:
@@ -194,10 +200,7 @@ class SparkRunner:
             max(1, min(backend.parallelism, max_evals))
         self._slots = [_Slot(i) for i in range(n)]
         self._run = secrets.token_hex(4)
-        self._queue: queue.Queue[int | None] = queue.Queue()
-        self._changed = threading.Condition()
-        self._shutdown = threading.Event()
-        self._problem: Exception | None = None
+        self._init_slots()
         self._listener: Listener | None = None
         self._address: tuple[str, int] = ("", 0)
         self._sys_path = driver_paths()
@@ -222,23 +225,6 @@ class SparkRunner:
                          for slot in self._slots]
         for t in self._threads:
             t.start()
-
-    def dispatch(self, tids: Sequence[int]) -> None:
-        for tid in tids:
-            self._queue.put(tid)
-
-    def wait(self, timeout_s: float) -> None:
-        with self._changed:
-            self._changed.wait(timeout_s)
-
-    def maintain(self) -> None:
-        if self._problem is not None:
-            problem, self._problem = self._problem, None
-            if isinstance(problem, ObjectiveUnloadable):
-                raise ObjectiveUnloadable(str(problem))
-            if isinstance(problem, SparkTaskError):
-                raise SparkTaskError(str(problem))
-            raise RuntimeError(f"a SparkTrials slot failed: {problem!r}") from problem
 
     def stop_requested(self) -> str | None:
         return None  # a run in this driver is stopped with Ctrl-C (or the notebook's stop)
@@ -292,10 +278,6 @@ class SparkRunner:
     def _stopping(self) -> AbortReason | None:
         return AbortReason.SHUTDOWN if self._shutdown.is_set() else None
 
-    def _notify(self) -> None:
-        with self._changed:
-            self._changed.notify_all()
-
     def _launch(self, slot: _Slot) -> None:
         slot.generation += 1
         slot.connected = False
@@ -324,16 +306,7 @@ class SparkRunner:
         except BaseException as exc:
             # A slot that dies must stop the run loudly, not leave fmin waiting forever.
             log.exception("SparkTrials slot %d failed", slot.index)
-            self._problem = exc if isinstance(exc, Exception) else RuntimeError(repr(exc))
-            self._notify()
-
-    def _after(self, tid: int, outcome: Outcome) -> None:
-        stopping = self._shutdown.is_set()
-        if outcome.status in (OutcomeStatus.CRASHED, OutcomeStatus.RELEASED) and not stopping:
-            self._queue.put(tid)  # back to NEW (a crash with the attempt counted): again
-        if outcome.status is OutcomeStatus.UNLOADABLE and isinstance(outcome.exception, Exception):
-            self._problem = outcome.exception
-        self._notify()
+            self._fail(exc)
 
     def _link(self, slot: _Slot, abort: AbortCheck) -> Link | None:
         """The slot's live link, launching its Spark job again and waiting for the task as
