@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from parzen.exceptions import UnreadableDocument
+from parzen.exceptions import ExperimentLocked, UnreadableDocument
 from parzen.processes import pid_alive
 from parzen.settings import TrialSettings
 from parzen.trial import (
@@ -254,6 +254,19 @@ def given_up(t: Trial, now: datetime, max_attempts: int) -> Trial:
                         origin=ErrorOrigin.SYSTEM))
 
 
+def lost_driver_lease(exp_key: str, now: DriverLease | None,
+                      tids: Iterable[int]) -> ExperimentLocked:
+    """The refusal of an insert fenced by ``TrialStore.fence_inserts`` whose holder no
+    longer drives ``exp_key`` (``now`` does, or nobody)."""
+    who = (f"pid {now.pid} on host {now.host!r} drives it now" if now is not None
+           else "nobody drives it now")
+    return ExperimentLocked(
+        f"lost the driver lease on {exp_key!r} to another coordinator ({who}; this one "
+        f"stalled for longer than the lease): trials {sorted(tids)} were not inserted, so "
+        "the new driver alone decides how many trials the experiment runs; stopping"
+    )
+
+
 class TrialStore(abc.ABC):
     """History of trials, shared by the coordinator and all workers.
 
@@ -263,6 +276,9 @@ class TrialStore(abc.ABC):
     None/False; breaking the contract raises. Times come from the store's clock (``now``), so
     workers with skewed clocks agree on lease expiry.
     """
+
+    # The driver lease holder whose inserts each experiment accepts (``fence_inserts``).
+    _insert_fences: dict[str, str]
 
     # ---- experiments -------------------------------------------------------------------
 
@@ -297,6 +313,19 @@ class TrialStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def renew_driver(self, exp_key: str, holder_id: str, lease_s: float) -> bool:
+        """Extend ``holder_id``'s driver lease to ``lease_s`` seconds from now (the store's
+        clock), expired or not, as long as nobody took it since.
+
+        Unlike ``acquire_driver`` this never takes a lease that is free: a lease that another
+        coordinator (or ``parzen requeue``) took and then let go is lost all the same, since
+        the experiment changed behind this holder's back.
+
+        Returns:
+            False, writing nothing, when ``holder_id`` no longer holds the lease.
+        """
+
+    @abc.abstractmethod
     def release_driver(self, exp_key: str, holder_id: str) -> None:
         """Give up the driver lease if ``holder_id`` holds it, and drop a stop request
         addressed to it."""
@@ -311,6 +340,30 @@ class TrialStore(abc.ABC):
             False, writing nothing, when ``holder_id`` holds no live lease on the experiment
             (the run ended, or another took over).
         """
+
+    def fence_inserts(self, exp_key: str, holder_id: str | None) -> None:
+        """From now on, let this store object insert trials of ``exp_key`` (``insert_new``)
+        only while ``holder_id`` holds its driver lease; None lifts the fence.
+
+        The coordinator checks its lease before it inserts, but it can be paused (SIGSTOP, a
+        VM freeze, a long GC) between that check and the write. By then another coordinator
+        may have taken the experiment over and read it: a trial written late is one the new
+        driver never counts, so the experiment would run more than ``max_evals`` trials.
+        A fenced ``insert_new`` raises ``ExperimentLocked`` instead and leaves no trial
+        behind. Only this object's inserts are fenced (one fmin call's), not other clients'.
+        """
+        fences = self._fences()
+        if holder_id is None:
+            fences.pop(exp_key, None)
+        else:
+            fences[exp_key] = holder_id
+
+    def _fences(self) -> dict[str, str]:
+        try:
+            return self._insert_fences
+        except AttributeError:  # subclasses need not call a base __init__
+            self._insert_fences = {}
+            return self._insert_fences
 
     @abc.abstractmethod
     def allocate_tids(self, exp_key: str, n: int) -> list[int]:
@@ -335,6 +388,12 @@ class TrialStore(abc.ABC):
         A trial that is already finished (DONE, ERROR or CANCEL: a result imported from
         elsewhere, as hyperopt's ``insert_trial_docs`` allows for warm starts) keeps its state
         and result; see ``inserted_state``.
+
+        Raises:
+            ExperimentLocked: the experiment is fenced (``fence_inserts``) and its driver
+                lease holder is no longer the fence's; no trial of this call is left in the
+                store (one that another coordinator already handed to a worker excepted: that
+                coordinator counts it).
         """
 
     @abc.abstractmethod

@@ -27,6 +27,7 @@ from parzen.store._base import (
     inserted_state,
     lease_ended,
     lease_seconds,
+    lost_driver_lease,
     worker_died,
 )
 from parzen.trial import ErrorInfo, Intermediate, Owner, Trial, TrialState
@@ -86,6 +87,16 @@ class InMemoryTrialStore(TrialStore):
                     and cur.expires is not None and cur.expires > now:
                 return False
             driver = dataclasses.replace(lease, expires=now + timedelta(seconds=lease_s))
+            self._experiments[exp_key] = dataclasses.replace(exp, driver=driver)
+            return True
+
+    def renew_driver(self, exp_key: str, holder_id: str, lease_s: float) -> bool:
+        with self._lock:
+            exp = self._experiments.get(exp_key)
+            if exp is None or exp.driver is None or exp.driver.holder != holder_id:
+                return False
+            driver = dataclasses.replace(exp.driver,
+                                         expires=self.now() + timedelta(seconds=lease_s))
             self._experiments[exp_key] = dataclasses.replace(exp, driver=driver)
             return True
 
@@ -152,6 +163,13 @@ class InMemoryTrialStore(TrialStore):
     def insert_new(self, trials: Sequence[Trial]) -> None:
         with self._lock:
             now = self.now()
+            # Checked under the lock that the inserts take: no takeover can come in between.
+            for exp_key, holder in self._fences().items():
+                tids = [t.tid for t in trials if t.exp_key == exp_key]
+                exp = self._experiments.get(exp_key)
+                driver = exp.driver if exp is not None else None
+                if tids and (driver is None or driver.holder != holder):
+                    raise lost_driver_lease(exp_key, driver, tids)
             for t in trials:
                 table = self._trials.setdefault(t.exp_key, {})
                 if t.tid in table:

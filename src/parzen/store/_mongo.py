@@ -69,9 +69,11 @@ from parzen.store._base import (
     inserted_state,
     lease_ended,
     lease_seconds,
+    lost_driver_lease,
     worker_died,
 )
 from parzen.store._documents import (
+    driver_from_doc,
     driver_to_doc,
     encode_result,
     experiment_fields,
@@ -350,6 +352,13 @@ class MongoTrialStore(TrialStore):
                 return False
             return True
 
+    def renew_driver(self, exp_key: str, holder_id: str, lease_s: float) -> bool:
+        with self._op():
+            end = self._lease_end(self._now(), lease_s)
+            return self._experiments.update_one(
+                {"_id": exp_key, "driver.holder": holder_id},
+                {"$set": {"driver.expires": end}}).matched_count == 1
+
     def release_driver(self, exp_key: str, holder_id: str) -> None:
         with self._op():
             self._experiments.update_one({"_id": exp_key, "driver.holder": holder_id},
@@ -430,6 +439,13 @@ class MongoTrialStore(TrialStore):
             top: dict[str, int] = {}
             for t in trials:
                 top[t.exp_key] = max(top.get(t.exp_key, -1), t.tid)
+            fenced = {k: h for k, h in self._fences().items() if k in top}
+            for exp_key, holder in fenced.items():
+                # Before writing: the usual refusal, with nothing to undo.
+                driver = self._driver_of(exp_key)
+                if driver is None or driver.holder != holder:
+                    raise lost_driver_lease(
+                        exp_key, driver, [t.tid for t in trials if t.exp_key == exp_key])
             # Bump the counters first, so the counter is never behind an inserted tid even if
             # we crash between the two writes (hyperopt-style callers choose their own tids).
             for exp_key, tid in top.items():
@@ -437,6 +453,7 @@ class MongoTrialStore(TrialStore):
                           "$setOnInsert": self._new_experiment(exp_key, now, "next_tid")}
                 _retry_duplicate(functools.partial(self._experiments.update_one,
                                                    {"_id": exp_key}, update, upsert=True))
+            existed: set[int] = set()
             try:
                 self._trials.insert_many(docs, ordered=False)
             except BulkWriteError as exc:
@@ -445,6 +462,39 @@ class MongoTrialStore(TrialStore):
                 if details.get("writeConcernErrors") or any(
                         e.get("code") != 11000 for e in details.get("writeErrors", ())):
                     raise
+                existed = {int(e["index"]) for e in details.get("writeErrors", ())}
+            for exp_key, holder in fenced.items():
+                # And after: the process may have been paused between the check above and
+                # the write. Holding the lease now means nobody took the experiment over
+                # since the check (only this loop renews it), so a later driver reads these
+                # trials when it takes over; otherwise they are withdrawn.
+                driver = self._driver_of(exp_key)
+                if driver is None or driver.holder != holder:
+                    mine = [(d["tid"], d["state"]) for i, d in enumerate(docs)
+                            if i not in existed and d["exp_key"] == exp_key]
+                    self._withdraw(exp_key, mine)
+                    raise lost_driver_lease(exp_key, driver, [tid for tid, _ in mine])
+
+    def _driver_of(self, exp_key: str) -> DriverLease | None:
+        """The driver lease of ``exp_key``, expired or not: a fenced insert goes on while its
+        holder's lease, even expired, was not taken, since nobody else has written."""
+        doc = self._experiments.find_one({"_id": exp_key}, {"driver": 1})
+        return driver_from_doc(doc.get("driver")) if doc is not None else None
+
+    def _withdraw(self, exp_key: str, inserted: Sequence[tuple[int, Any]]) -> None:
+        """Delete the trials a fenced ``insert_new`` wrote after its lease was lost, each
+        only while it is still as inserted. One that the new driver read in the meantime,
+        published and a worker claimed stays: that driver counts it as its own."""
+        kept = []
+        for tid, state in inserted:
+            if not self._trials.delete_one(
+                    {"exp_key": exp_key, "tid": tid, "state": state}).deleted_count:
+                kept.append(tid)
+        if kept:
+            log.warning("experiment %r: trials %s were written after this coordinator lost "
+                        "the driver lease and were claimed before they could be withdrawn; "
+                        "the coordinator that drives the experiment now counts them",
+                        exp_key, kept)
 
     def claim(self, exp_key: str, tid: int, owner: Owner, lease_s: float) -> Trial | None:
         with self._op():

@@ -71,7 +71,7 @@ class Driver:
         """
         store, exp_key = self._store, self._exp_key
         if store.acquire_driver(exp_key, self.lease, DRIVER_LEASE_S):
-            self._last_renew = time.monotonic()
+            self._taken()
             return
         exp = store.get_experiment(exp_key)
         cur = exp.driver if exp is not None else None
@@ -80,9 +80,16 @@ class Driver:
                         cur.pid)
             store.release_driver(exp_key, cur.holder)
             if store.acquire_driver(exp_key, self.lease, DRIVER_LEASE_S):
-                self._last_renew = time.monotonic()
+                self._taken()
                 return
         raise locked_error(exp_key, cur)
+
+    def _taken(self) -> None:
+        self._last_renew = time.monotonic()
+        # The lease is checked before each insert (renew_if_due), but this process can be
+        # paused between that check and the write; the store refuses the write itself once
+        # another coordinator holds the lease.
+        self._store.fence_inserts(self._exp_key, self.lease.holder)
 
     def renew_if_due(self, now: float) -> None:
         """Renew the lease once a third of it has passed.
@@ -94,7 +101,8 @@ class Driver:
         """
         if now - self._last_renew <= DRIVER_LEASE_S / 3:
             return
-        if not self._store.acquire_driver(self._exp_key, self.lease, DRIVER_LEASE_S):
+        # renew, not acquire: a lease taken by another and let go since is not ours again.
+        if not self._store.renew_driver(self._exp_key, self.lease.holder, DRIVER_LEASE_S):
             raise ExperimentLocked(
                 f"lost the driver lease on {self._exp_key!r} to another coordinator "
                 "(this one stalled for longer than the lease); stopping"
@@ -103,5 +111,8 @@ class Driver:
 
     def release(self) -> None:
         """Give the lease up (a no-op if another coordinator holds it now)."""
+        # A MongoTrials may outlive this run: its later inserts (a warm start, the next fmin
+        # with its own lease) are not this run's to fence.
+        self._store.fence_inserts(self._exp_key, None)
         patiently(lambda: self._store.release_driver(self._exp_key, self.lease.holder),
                   "releasing the driver lease", CLOSE_PATIENCE_S)
