@@ -149,3 +149,44 @@ def test_s34_a_coordinator_paused_while_another_took_the_experiment_and_let_it_g
     assert top, "the coordinator never paused"
     late = [t.tid for t in cluster.trials(exp_key) if t.tid > top[0]]
     assert late == [], f"trials {late} were inserted after the experiment was taken"
+
+
+@pytest.mark.timeout(120)
+def test_s34_a_coordinator_paused_on_its_way_to_close_leaves_the_new_drivers_queue_alone(
+        shared_cluster: FaultCluster, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The run ended (max_evals); paused before it cancelled its queue, the coordinator
+    wakes after another took the experiment and queued a trial of its own. Cancelling the
+    queue then would cancel the new driver's trial: the lease is asked for again first."""
+    cluster = shared_cluster
+    exp_key = "s34-close"
+    monkeypatch.setattr(celery_driver, "DRIVER_LEASE_S", LEASE_S)
+    trials = MongoTrials(cluster.mongo_url, exp_key=exp_key, parallelism=1, **cluster.kwargs())
+    still_held = celery_driver.Driver.still_held
+    queued: list[int] = []
+
+    def paused(self: celery_driver.Driver) -> bool:
+        def expired() -> bool:
+            exp = cluster.store.get_experiment(exp_key)
+            assert exp is not None and exp.driver is not None
+            return exp.driver.expires is not None and exp.driver.expires <= cluster.store.now()
+        wait_for(expired, 10, "this coordinator's driver lease to run out")
+        assert cluster.store.acquire_driver(exp_key, TAKER, 60.0)
+        # The new driver's own queued trial (not published: no worker takes it here).
+        tid = 1000
+        cluster.store.insert_new([Trial(exp_key, tid, TrialState.NEW, {"x": 0.5, "y": 0.5})])
+        queued.append(tid)
+        return still_held(self)
+    monkeypatch.setattr(celery_driver.Driver, "still_held", paused)
+
+    try:
+        fmin(sleepy, space(0.1), algo=tpe.suggest, max_evals=3, trials=trials,
+             show_progressbar=False, rstate=np.random.default_rng(34))
+    finally:
+        trials.close()
+    assert queued, "the coordinator never reached its close"
+    t = cluster.store.get(exp_key, queued[0])
+    assert t is not None and t.state is TrialState.NEW, "the new driver's trial was cancelled"
+    assert "another coordinator took the experiment over" in caplog.text
+    exp = cluster.store.get_experiment(exp_key)
+    assert exp is not None and exp.driver is not None and exp.driver.holder == TAKER.holder

@@ -182,8 +182,13 @@ class CeleryRunner:
             return  # nothing was written, and the driver lease was never taken
         try:
             # While we still hold the driver lease: cancelled after releasing it, the queue
-            # could already belong to a coordinator that took over.
-            if closing is Closing.STOPPED:
+            # could already belong to a coordinator that took over. Asked again here, since
+            # this process may have been paused since the loop last renewed it.
+            if closing in (Closing.STOPPED, Closing.FINISHED) and not self._driver.still_held():
+                log.warning("coordinator for %r: another coordinator took the experiment "
+                            "over while this one was paused; its queued and running trials "
+                            "are left to it", self._exp_key)
+            elif closing is Closing.STOPPED:
                 cancel_queued(self._store, self._exp_key, (TrialState.NEW, TrialState.RUNNING))
             elif closing is Closing.FINISHED:
                 cancel_queued(self._store, self._exp_key, (TrialState.NEW,))

@@ -109,6 +109,13 @@ class Driver:
             )
         self._last_renew = now
 
+    def still_held(self) -> bool:
+        """Whether this coordinator still holds the lease (renewing it): asked right before
+        a write that only the driver may make, such as cancelling the experiment's queue."""
+        return bool(patiently(
+            lambda: self._store.renew_driver(self._exp_key, self.lease.holder, DRIVER_LEASE_S),
+            "renewing the driver lease", CLOSE_PATIENCE_S))
+
     def release(self) -> None:
         """Give the lease up (a no-op if another coordinator holds it now)."""
         # A MongoTrials may outlive this run: its later inserts (a warm start, the next fmin
