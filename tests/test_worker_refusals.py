@@ -201,3 +201,24 @@ def test_only_this_payloads_recent_refusals_count() -> None:
                     refusal("other-payload", 1, objective="another sha"),
                     refusal("now", 1))
     assert [r.worker for r in watch.refusals] == ["now"]
+
+
+def test_parzen_status_names_the_workers_that_refuse_this_objective() -> None:
+    from parzen.cli import _status
+
+    store = InMemoryTrialStore()
+    spec = experiment(store)
+    store.record_refusal("e", Refusal(worker="wrong-key", host="node-7", pid=7,
+                                      objective=spec.sha256,
+                                      reason="PayloadSignatureError: signature mismatch"))
+    # A refusal of an earlier payload (another key, another objective) is not about now.
+    store.record_refusal("e", Refusal(worker="fixed-since", host="node-8", pid=8,
+                                      objective="an older payload", reason="bad key"))
+    exp = store.get_experiment("e")
+    assert exp is not None
+    snap = _status.gather(store, exp, 60)
+    text = _status.render(snap)
+    assert "workers that cannot load this objective (1)" in text
+    assert "wrong-key" in text and "node-7" in text and "signature mismatch" in text
+    assert "fixed-since" not in text
+    assert [r["worker"] for r in snap.to_dict()["refusals"]] == ["wrong-key"]

@@ -26,8 +26,9 @@ from parzen.cli._format import ago, duration, number, render_table, timestamp
 from parzen.cli._source import driver_state
 from parzen.exceptions import ConfigError
 from parzen.settings import TrialSettings
-from parzen.store import Experiment, TrialStore, lease_ended, lease_seconds
+from parzen.store import Experiment, Refusal, TrialStore, lease_ended, lease_seconds
 from parzen.trial import Trial, TrialState
+from parzen.worker.refusals import objective_id
 
 # A pruned trial finished too: it counts toward max_evals, and its slot is free again.
 FINISHED = (TrialState.DONE, TrialState.ERROR, TrialState.PRUNED)
@@ -90,6 +91,7 @@ class Snapshot:
     heartbeat_s: float = 10.0
     unreadable: int = 0
     clock_ahead_s: float = 0.0
+    refusals: tuple[Refusal, ...] = ()
 
     @property
     def finished(self) -> int:
@@ -180,6 +182,8 @@ class Snapshot:
             "expired_leases": [t.tid for t in self.expired],
             "unreadable": self.unreadable,
             "clock_ahead_s": self.clock_ahead_s,
+            "refusals": [{"worker": r.worker, "host": r.host, "pid": r.pid, "reason": r.reason,
+                          "at": r.at} for r in self.refusals],
             "ended": self.ended,
         }
 
@@ -211,7 +215,10 @@ def gather(store: TrialStore, exp: Experiment, window_s: float) -> Snapshot:
                     workers=workers_seen(running, recent, now, beat), best=best,
                     coordinator_alive=alive, coordinator=detail, lease_s=lease_seconds(exp),
                     heartbeat_s=beat, unreadable=unreadable,
-                    clock_ahead_s=ahead if ahead > CLOCK_TOLERANCE_S else 0.0)
+                    clock_ahead_s=ahead if ahead > CLOCK_TOLERANCE_S else 0.0,
+                    # Only those about this payload: an older refusal (another key, another
+                    # objective) says nothing of the workers now.
+                    refusals=tuple(r for r in exp.refusals if r.objective == objective_id(exp)))
 
 
 def _recent_finished(store: TrialStore, key: str, since: datetime
@@ -282,6 +289,10 @@ def _running_row(t: Trial, now: datetime) -> dict[str, Any]:
             "heartbeat_time": t.heartbeat_time, "lease_expires": t.lease_expires}
 
 
+# Refusing workers listed in the table; the rest are counted (all are in --format json).
+_MAX_REFUSALS_SHOWN = 10
+
+
 def render(s: Snapshot, width: int | None = None) -> str:
     """The snapshot as text for a terminal."""
     c = s.counts
@@ -330,6 +341,16 @@ def render(s: Snapshot, width: int | None = None) -> str:
         lines += _lost_lines(s)
     else:
         lines.append(f"workers seen in the last {win}: none")
+    if s.refusals:
+        lines.append(f"workers that cannot load this objective ({len(s.refusals)}): they pass "
+                     "its trials on to the others, and run none")
+        latest = s.refusals[-_MAX_REFUSALS_SHOWN:]
+        lines.append(render_table(
+            ["WORKER", "HOST", "SINCE", "REASON"],
+            [[r.worker, r.host, ago(r.at, s.now), r.reason] for r in latest],
+            width=width, indent="  "))
+        if len(s.refusals) > len(latest):
+            lines.append(f"  ... and {len(s.refusals) - len(latest)} more (--format json)")
 
     lines.append("")
     if s.running:
