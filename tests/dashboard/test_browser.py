@@ -114,7 +114,7 @@ def test_pages_show_the_stored_numbers_and_a_new_result_by_the_second_poll(
     trials = store.find(MONGO_EXP)
     done = [t for t in trials if t.loss is not None]
     failed = [t for t in trials if t.state is TrialState.ERROR]
-    best = min(done, key=lambda t: t.loss or math.inf)
+    best = min(done, key=lambda t: math.inf if t.loss is None else t.loss)
     assert best.loss is not None
     with serving(mongo_url=url) as d:
         # The experiment list.
@@ -181,7 +181,9 @@ def test_pages_show_the_stored_numbers_and_a_new_result_by_the_second_poll(
         _show(browser, d, "#/exp/mnist-tpe/history",
               "document.querySelector('#history-plot canvas')")
         queued = store.find(MONGO_EXP, states=[TrialState.NEW])[0]
-        new_best = best.loss / 2
+        # Strictly below the best, so the page has something new to show (TPE can reach a
+        # loss of exactly 0 here, and half of it is the same number).
+        new_best = best.loss / 2 if best.loss > 0 else best.loss - 1.0
         polls = browser.js("window.parzenDash.polls")
         claimed = store.claim(MONGO_EXP, queued.tid, Owner("gpu-4", "node-4", 104), 60)
         assert claimed is not None and claimed.claim_token
