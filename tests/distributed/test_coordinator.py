@@ -12,7 +12,7 @@ import pytest
 
 import parzen.mongoexp as distributed
 import parzen.runners.celery.driver as celery_driver
-from parzen import fmin, hp, tpe
+from parzen import fmin, hp, processes, tpe
 from parzen.exceptions import ConfigError, ExperimentLocked, SpaceChanged
 from parzen.execution import payload
 from parzen.execution.run import OutcomeStatus
@@ -61,7 +61,8 @@ def test_dead_coordinator_on_this_host_is_taken_over_at_once(cluster):
     store = cluster.store
     store.put_experiment(Experiment("crashed"))
     dead_pid = 2**22 + 12345  # above the default pid_max: no such process
-    holder = DriverLease(holder="dead", host=socket.gethostname(), pid=dead_pid, started="t")
+    holder = DriverLease(holder="dead", host=socket.gethostname(), pid=dead_pid, started="t",
+                         pid_ns=processes.pid_namespace(), pid_start=1)
     assert store.acquire_driver("crashed", holder, 600)
     trials = run(cluster, "crashed")
     assert trials.state_counts()[TrialState.DONE] == 3

@@ -13,6 +13,7 @@ from parzen.exceptions import ConfigError, InvalidResult, InvalidTrial, StoreErr
 from parzen.store import DriverLease, Experiment, ObjectiveKind, ObjectiveSpec
 from parzen.store._documents import (
     SCHEMA_VERSION,
+    driver_from_doc,
     driver_to_doc,
     encode_result,
     experiment_fields,
@@ -151,9 +152,30 @@ def test_experiment_round_trip() -> None:
                      objective=ObjectiveSpec(ObjectiveKind.IMPORT, sha256="s", fingerprint="m:f",
                                              path="m:f", space_inline=b"space"),
                      algo={"name": "tpe"}, settings={"lease_s": 30.0},
-                     driver=DriverLease(holder="c1", host="h", pid=1, started="t", expires=T0),
+                     driver=DriverLease(holder="c1", host="h", pid=1, started="t", expires=T0,
+                                        pid_ns="boot/4026531836", pid_start=4711),
                      next_tid=12, created=T0, max_evals=100)
     doc = {"_id": "rf", **experiment_fields(exp), "driver": driver_to_doc(exp.driver),
            "next_tid": 12,
            "created": T0}
     assert experiment_from_doc(through_bson(doc)) == exp
+
+
+def test_a_coordinator_is_seen_dead_only_from_its_own_pid_namespace() -> None:
+    import socket
+
+    from parzen import processes
+
+    gone_pid = 2**22 + 12345  # above the default pid_max: no such process
+    here = DriverLease(holder="c", host=socket.gethostname(), pid=gone_pid, started="t",
+                       pid_ns=processes.pid_namespace(), pid_start=1)
+    assert here.dead_here() == bool(processes.pid_namespace())
+    # Another container with the same host name: its pids are not ours to look up.
+    other = DriverLease(holder="c", host=socket.gethostname(), pid=gone_pid, started="t",
+                        pid_ns="another-boot/4026531999", pid_start=1)
+    assert not other.dead_here()
+    # Written without a namespace (an older parzen): only the lease running out tells.
+    old = DriverLease(holder="c", host=socket.gethostname(), pid=gone_pid, started="t")
+    assert not old.dead_here()
+    assert driver_from_doc({"holder": "c", "host": "h", "pid": 3}) == DriverLease(
+        holder="c", host="h", pid=3, started="")

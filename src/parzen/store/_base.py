@@ -11,13 +11,12 @@ from __future__ import annotations
 import abc
 import dataclasses
 import enum
-import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from parzen import processes
 from parzen.exceptions import ExperimentLocked, UnreadableDocument
-from parzen.processes import pid_alive
 from parzen.settings import TrialSettings
 from parzen.trial import (
     Attempt,
@@ -43,6 +42,8 @@ class DriverLease:
         pid: the coordinator's process id.
         started: when that fmin call started (ISO 8601, the coordinator's clock).
         expires: when the lease runs out unless renewed (the store's clock); set by the store.
+        pid_ns: the coordinator's pid namespace (``processes.pid_namespace``); "" unknown.
+        pid_start: its process's start time (``processes.start_ticks``); 0 unknown.
     """
 
     holder: str
@@ -50,12 +51,17 @@ class DriverLease:
     pid: int
     started: str
     expires: datetime | None = None
+    pid_ns: str = ""
+    pid_start: int = 0
 
     def dead_here(self) -> bool:
-        """True when the holder ran on this host and its process is gone: then nobody
-        renews the lease, and waiting for it to run out would only delay a resume. (On
-        another host only the lease running out tells.)"""
-        return self.host == socket.gethostname() and self.pid > 0 and not pid_alive(self.pid)
+        """True when the holder's process has certainly ended, as seen from here: it ran in
+        this pid namespace and its pid is gone (or names a process started since). Then
+        nobody renews the lease, and waiting for it to run out would only delay a resume.
+        Elsewhere, and for a lease written without a namespace, only the lease running out
+        tells: a host name cannot, since containers on one host may share it, each with
+        pids of its own, and a coordinator there would look dead to every other."""
+        return processes.gone(self.pid_ns, self.pid, self.pid_start)
 
 
 class ObjectiveKind(enum.Enum):

@@ -557,10 +557,12 @@ def objective_from_doc(doc: Mapping[str, Any] | None) -> ObjectiveSpec | None:
 
 
 def driver_to_doc(driver: DriverLease | None) -> dict[str, Any] | None:
-    """The ``driver`` field: ``{holder, host, pid, started, expires}`` or None."""
+    """The ``driver`` field: ``{holder, host, pid, pid_ns, pid_start, started, expires}``
+    or None."""
     if driver is None:
         return None
     return {"holder": driver.holder, "host": driver.host, "pid": driver.pid,
+            "pid_ns": driver.pid_ns, "pid_start": driver.pid_start,
             "started": driver.started, "expires": driver.expires}
 
 
@@ -568,10 +570,13 @@ def driver_from_doc(doc: Mapping[str, Any] | None) -> DriverLease | None:
     """The ``DriverLease`` of a ``driver`` field, or None."""
     if not doc:
         return None
-    pid = doc.get("pid")
+    def integer(v: Any, default: int) -> int:
+        return v if isinstance(v, int) and not isinstance(v, bool) else default
+
     return DriverLease(holder=str(doc.get("holder", "")), host=str(doc.get("host", "")),
-                       pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else -1,
-                       started=str(doc.get("started", "")), expires=utc(doc.get("expires")))
+                       pid=integer(doc.get("pid"), -1), started=str(doc.get("started", "")),
+                       expires=utc(doc.get("expires")), pid_ns=str(doc.get("pid_ns") or ""),
+                       pid_start=integer(doc.get("pid_start"), 0))
 
 
 def refusal_to_doc(refusal: Refusal) -> dict[str, Any]:

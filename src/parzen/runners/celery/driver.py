@@ -14,6 +14,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 
+from parzen import processes
 from parzen.exceptions import ExperimentLocked
 from parzen.store import DriverLease, Experiment, TrialStore
 from parzen.store.retry import CLOSE_PATIENCE_S, patiently
@@ -43,9 +44,11 @@ class Driver:
     def __init__(self, store: TrialStore, exp_key: str) -> None:
         self._store = store
         self._exp_key = exp_key
+        pid = os.getpid()
         self.lease = DriverLease(
-            holder=uuid.uuid4().hex, host=socket.gethostname(), pid=os.getpid(),
-            started=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            holder=uuid.uuid4().hex, host=socket.gethostname(), pid=pid,
+            started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            pid_ns=processes.pid_namespace(), pid_start=processes.start_ticks(pid))
         self._last_renew = time.monotonic()
 
     def refuse_if_held(self, old: Experiment | None) -> None:
