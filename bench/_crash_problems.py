@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from problems import Param, branin, hartmann6
+from problems import Param, branin, hartmann6, random_point
 
 
 class Crash(RuntimeError):
@@ -74,7 +74,7 @@ class CrashProblem:
         """Short hash of the space, the stated optimum and the objective at probe points
         (crash or value), so a changed problem invalidates cached anchor runs."""
         rng = np.random.default_rng(20240607)
-        probes = [dict(self.feasible_argmin)] + [_prior_point(self.params, rng)
+        probes = [dict(self.feasible_argmin)] + [random_point(self.params, rng)
                                                 for _ in range(64)]
         seen = []
         for pt in probes:
@@ -82,21 +82,6 @@ class CrashProblem:
             seen.append(type(exc).__name__ if exc is not None else f"{self.value(pt):.12g}")
         blob = repr((self.params, self.feasible_optimum, seen))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def _prior_point(params: tuple[Param, ...], rng: np.random.Generator) -> dict[str, Any]:
-    """A point drawn as hyperopt's ``hp`` draws it (quniform: round(uniform / q) * q)."""
-    pt: dict[str, Any] = {}
-    for p in params:
-        if p.kind == "choice":
-            pt[p.name] = p.options[int(rng.integers(len(p.options)))]
-        elif p.kind == "loguniform":
-            pt[p.name] = float(np.exp(rng.uniform(math.log(p.low), math.log(p.high))))
-        elif p.kind == "quniform":
-            pt[p.name] = int(round(float(rng.uniform(p.low, p.high)) / p.q) * p.q)
-        else:
-            pt[p.name] = float(rng.uniform(p.low, p.high))
-    return pt
 
 
 # --------------------------------------------------------------------------

@@ -78,13 +78,14 @@ class Problem:
         reformatting while still catching any change to the function.
         """
         rng = np.random.default_rng(20240601)
-        probes = [dict(self.argmin)] + [_random_point(self.params, rng) for _ in range(32)]
+        probes = [dict(self.argmin)] + [random_point(self.params, rng) for _ in range(32)]
         values = [f"{self.objective(pt):.12g}" for pt in probes]
         blob = repr((self.params, self.optimum, values))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def _random_point(params: Sequence[Param], rng: np.random.Generator) -> dict[str, Any]:
+def random_point(params: Sequence[Param], rng: np.random.Generator) -> dict[str, Any]:
+    """A point drawn as hyperopt's ``hp`` draws it (quniform: round(uniform / q) * q)."""
     pt: dict[str, Any] = {}
     for p in params:
         if p.kind == "choice":
