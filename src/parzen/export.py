@@ -31,6 +31,9 @@ from parzen.trial import Trial, TrialState
 FIXED_COLUMNS = ("tid", "state", "loss", "step", "duration_s", "worker", "attempts")
 VALUE_SUFFIX = "_value"
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+# Cell values ``_plain`` returns as they are, told by their exact type (a subclass, such as a
+# numpy scalar, goes through ``_plain``).
+_AS_IS = frozenset({int, str, bool})
 
 
 @dataclass(frozen=True)
@@ -56,23 +59,60 @@ def trial_table(trials: Sequence[Trial], space: Any = None) -> Table:
     """The rows of ``trials`` in the module's column layout."""
     infos = parameter_infos(trials, space)
     columns = list(FIXED_COLUMNS)
-    for label, info in infos.items():
+    # What each parameter adds to a row, worked out once per table, not once per trial (the
+    # dashboard's first read builds 20,000 rows): its label, and for a choice the key its
+    # value goes to, whether that key is a column of its own (else it is another
+    # parameter's label, written before this one: the value overwrites that cell), and the
+    # value of each option that is a plain constant (``"relu"``, ``64``), by index.
+    plan: list[tuple[str, ParamInfo | None, str, bool, dict[int, Any]]] = []
+    order = {label: i for i, label in enumerate(infos)}
+    for i, (label, info) in enumerate(infos.items()):
         columns.append(label)
-        if info.is_choice and f"{label}{VALUE_SUFFIX}" not in infos:
-            columns.append(f"{label}{VALUE_SUFFIX}")
+        key = f"{label}{VALUE_SUFFIX}"
+        # (Any other option, a dict or list that may hold parameters, is evaluated per trial;
+        # and its value is a container each row must have its own copy of.)
+        constants = {n: _plain(o) for n, o in enumerate(info.options)
+                     if o is None or isinstance(o, (str, int, float))}
+        if not info.is_choice:
+            plan.append((label, None, key, False, {}))
+        elif key not in infos:
+            columns.append(key)
+            plan.append((label, info, key, True, constants))
+        else:
+            # A later parameter's cell of that name is written after this value: it wins.
+            plan.append((label, info if order[key] < i else None, key, False, constants))
+    words = {s: s.word for s in TrialState}
+    isfinite = math.isfinite
     rows = []
+    # Cells are written in column order, so each row's keys are the columns' (a label that
+    # repeats a fixed column's name overwrites that cell in place, as a later column would).
     for t in trials:
+        duration = t.duration
         row: dict[str, Any] = {
-            "tid": t.tid, "state": t.state.name.lower(), "loss": _finite(_loss(t)),
+            "tid": t.tid, "state": words[t.state], "loss": _finite(_loss(t)),
             "step": t.curve()[-1].step if t.intermediate else None,
-            "duration_s": _finite(t.duration), "worker": t.owner.worker if t.owner else None,
+            "duration_s": duration if duration is None or isfinite(duration) else None,
+            "worker": t.owner.worker if t.owner else None,
             "attempts": t.attempts,
         }
-        for label, info in infos.items():
-            row[label] = _plain(t.params.get(label))
-            if info.is_choice and label in t.params:
-                row[f"{label}{VALUE_SUFFIX}"] = _plain(choice_value(info, t.params))
-        rows.append({c: row.get(c) for c in columns})
+        params = t.params
+        for label, choice, key, own_column, constants in plan:
+            value = params.get(label)
+            # The common cells inline (``_plain``'s answer for them); anything else through it.
+            if type(value) is float:
+                row[label] = value if isfinite(value) else None
+            elif value is None or type(value) in _AS_IS:
+                row[label] = value
+            else:
+                row[label] = _plain(value)
+            if choice is not None:
+                if type(value) is int and value in constants:
+                    row[key] = constants[value]
+                elif label in params:
+                    row[key] = _plain(choice_value(choice, params))
+                elif own_column:
+                    row[key] = None
+        rows.append(row)
     return Table(tuple(columns), tuple(rows))
 
 

@@ -238,3 +238,30 @@ def test_a_poll_gets_the_changed_rows_column_by_column_in_tid_order() -> None:
     assert changed["tid"] == [44, 46] and changed["loss"] == [2.0, 3.0]
     assert changed["state"] == ["done", "done"]
     assert _answer(view, view.seq)["tid"] == []
+
+
+def test_rows_name_each_choice_option_as_the_export_does() -> None:
+    """The rows' choice values, worked out once per option where the option is a constant,
+    are ``space_eval``'s answer per trial: a nested option evaluated with the trial's
+    values, an index out of range or not a number left empty, as ``parzen trials`` has it."""
+    import numpy as np
+
+    from parzen import hp
+    from parzen.cli.dashboard.model import trial_rows
+    from parzen.space import describe
+
+    space = describe({"act": hp.choice("act", ["relu", {"kind": "leaky",
+                                                        "slope": hp.uniform("slope", 0, 1)}]),
+                      "bs": hp.choice("bs", [16, 32]), "lr": hp.uniform("lr", 0, 1)})
+    params: list[dict[str, Any]] = [
+        {"act": 0, "bs": 1, "lr": 0.5}, {"act": 1, "slope": 0.25, "bs": np.int64(0)},
+        {"act": 5, "bs": True, "lr": float("nan")}, {"act": "x"}, {}]
+    trials = [Trial(KEY, tid, TrialState.DONE, p, result={"status": "ok", "loss": 1.0})
+              for tid, p in enumerate(params)]
+    columns, rows = trial_rows(trials, space)
+    assert columns[7:] == ["act", "act_value", "slope", "bs", "bs_value", "lr"]
+    assert all(list(row) == columns for row in rows)
+    assert [(r["act_value"], r["bs_value"], r["lr"]) for r in rows] == [
+        ("relu", 32, 0.5), ({"kind": "leaky", "slope": 0.25}, 16, None),
+        (None, 32, None), (None, None, None), (None, None, None)]
+    assert type(rows[1]["bs"]) is int  # a numpy index is a plain int in the row

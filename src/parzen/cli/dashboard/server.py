@@ -8,8 +8,10 @@ in-process, parsed and run as the command line does, so they follow its rules an
 exactly, and only when the dashboard was started with ``--allow-actions``.
 
 A thread started with the server reads the most recently active experiments ahead of the
-pages (``Dashboard.warm_up``): the first read of a 20,000-trial experiment takes about a
-second, and a page asking meanwhile is told the experiment is being read, and asks again.
+pages (``Dashboard.warm_up``): the first read of a 20,000-trial experiment takes a few
+tenths of a second (more over MongoDB, which decodes every document, or on a busy machine),
+and a page asking meanwhile waits up to ``LOAD_WAIT_S``, then is told the experiment is
+being read, and asks again.
 
 Safety: any request failing (MongoDB down, an unknown experiment, a document that cannot be
 read) answers a JSON error with a message for the page and never stops the server; no
