@@ -22,7 +22,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from parzen.exceptions import ConfigError
 from parzen.space.described import ParamInfo, choice_value, params_of
@@ -34,6 +34,25 @@ FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 # Cell values ``_plain`` returns as they are, told by their exact type (a subclass, such as a
 # numpy scalar, goes through ``_plain``).
 _AS_IS = frozenset({int, str, bool})
+
+
+class _Cells(NamedTuple):
+    """What one parameter adds to a row of ``trial_table``.
+
+    Attributes:
+        label: the parameter's column.
+        choice: the parameter's description when its option's value goes to ``key``, else
+            None (not a choice, or a later parameter's cell of that name wins).
+        key: ``<label>_value``.
+        own_column: ``key`` is a column of its own (not another parameter's label).
+        constants: the value of each option that is a plain constant, by index.
+    """
+
+    label: str
+    choice: ParamInfo | None
+    key: str
+    own_column: bool
+    constants: dict[int, Any]
 
 
 @dataclass(frozen=True)
@@ -64,7 +83,7 @@ def trial_table(trials: Sequence[Trial], space: Any = None) -> Table:
     # value goes to, whether that key is a column of its own (else it is another
     # parameter's label, written before this one: the value overwrites that cell), and the
     # value of each option that is a plain constant (``"relu"``, ``64``), by index.
-    plan: list[tuple[str, ParamInfo | None, str, bool, dict[int, Any]]] = []
+    plan: list[_Cells] = []
     order = {label: i for i, label in enumerate(infos)}
     for i, (label, info) in enumerate(infos.items()):
         columns.append(label)
@@ -74,13 +93,13 @@ def trial_table(trials: Sequence[Trial], space: Any = None) -> Table:
         constants = {n: _plain(o) for n, o in enumerate(info.options)
                      if o is None or isinstance(o, (str, int, float))}
         if not info.is_choice:
-            plan.append((label, None, key, False, {}))
+            plan.append(_Cells(label, None, key, False, {}))
         elif key not in infos:
             columns.append(key)
-            plan.append((label, info, key, True, constants))
+            plan.append(_Cells(label, info, key, True, constants))
         else:
             # A later parameter's cell of that name is written after this value: it wins.
-            plan.append((label, info if order[key] < i else None, key, False, constants))
+            plan.append(_Cells(label, info if order[key] < i else None, key, False, constants))
     words = {s: s.word for s in TrialState}
     isfinite = math.isfinite
     rows = []
