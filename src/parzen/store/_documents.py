@@ -74,6 +74,11 @@ MAX_ERROR_CHARS = 32 * 1024
 
 # ---- values ------------------------------------------------------------------------------
 
+# The driver lease holder whose fenced ``insert_new`` wrote a trial document (MongoDB only):
+# a refused insert withdraws exactly its own trials, and only while no worker touched them.
+INSERTED_BY = "inserted_by"
+
+
 def state_word(state: TrialState) -> str:
     """The stored form of ``state``: ``"new"``, ``"running"``, ..."""
     return _WORDS[state]

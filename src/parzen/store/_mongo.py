@@ -73,6 +73,7 @@ from parzen.store._base import (
     worker_died,
 )
 from parzen.store._documents import (
+    INSERTED_BY,
     driver_from_doc,
     driver_to_doc,
     encode_result,
@@ -84,6 +85,7 @@ from parzen.store._documents import (
     refusal_to_doc,
     state_from_doc,
     state_values,
+    state_word,
     stop_to_doc,
     to_millis,
     trial_from_doc,
@@ -440,12 +442,20 @@ class MongoTrialStore(TrialStore):
             for t in trials:
                 top[t.exp_key] = max(top.get(t.exp_key, -1), t.tid)
             fenced = {k: h for k, h in self._fences().items() if k in top}
+            for d in docs:
+                holder = fenced.get(d["exp_key"])
+                if holder is not None:
+                    # Whose insert this was, so that a refusal withdraws only its own trials.
+                    d[INSERTED_BY] = holder
             for exp_key, holder in fenced.items():
-                # Before writing: the usual refusal, with nothing to undo.
+                # Before writing. Usually nothing to undo; but this may be the retry of a call
+                # whose write landed before a store outage (``patiently`` retries the whole
+                # call): that write is withdrawn too.
                 driver = self._driver_of(exp_key)
                 if driver is None or driver.holder != holder:
-                    raise lost_driver_lease(
-                        exp_key, driver, [t.tid for t in trials if t.exp_key == exp_key])
+                    tids = [t.tid for t in trials if t.exp_key == exp_key]
+                    self._withdraw(exp_key, holder, tids)
+                    raise lost_driver_lease(exp_key, driver, tids)
             # Bump the counters first, so the counter is never behind an inserted tid even if
             # we crash between the two writes (hyperopt-style callers choose their own tids).
             for exp_key, tid in top.items():
@@ -470,10 +480,10 @@ class MongoTrialStore(TrialStore):
                 # trials when it takes over; otherwise they are withdrawn.
                 driver = self._driver_of(exp_key)
                 if driver is None or driver.holder != holder:
-                    mine = [(d["tid"], d["state"]) for i, d in enumerate(docs)
+                    tids = [int(d["tid"]) for i, d in enumerate(docs)
                             if i not in existed and d["exp_key"] == exp_key]
-                    self._withdraw(exp_key, mine)
-                    raise lost_driver_lease(exp_key, driver, [tid for tid, _ in mine])
+                    self._withdraw(exp_key, holder, tids)
+                    raise lost_driver_lease(exp_key, driver, tids)
 
     def _driver_of(self, exp_key: str) -> DriverLease | None:
         """The driver lease of ``exp_key``, expired or not: a fenced insert goes on while its
@@ -481,14 +491,20 @@ class MongoTrialStore(TrialStore):
         doc = self._experiments.find_one({"_id": exp_key}, {"driver": 1})
         return driver_from_doc(doc.get("driver")) if doc is not None else None
 
-    def _withdraw(self, exp_key: str, inserted: Sequence[tuple[int, Any]]) -> None:
-        """Delete the trials a fenced ``insert_new`` wrote after its lease was lost, each
-        only while it is still as inserted. One that the new driver read in the meantime,
-        published and a worker claimed stays: that driver counts it as its own."""
+    def _withdraw(self, exp_key: str, holder: str, tids: Sequence[int]) -> None:
+        """Delete the trials of ``tids`` that ``holder``'s fenced ``insert_new`` wrote after
+        its lease was lost, each only while no worker has touched it: still NEW, never
+        claimed (no attempt, no owner). One that the new driver read in the meantime,
+        published and a worker claimed (even one since requeued, with its attempt's record)
+        stays: that driver counts it as its own."""
         kept = []
-        for tid, state in inserted:
-            if not self._trials.delete_one(
-                    {"exp_key": exp_key, "tid": tid, "state": state}).deleted_count:
+        for tid in tids:
+            gone = self._trials.delete_one(
+                {"exp_key": exp_key, "tid": tid, INSERTED_BY: holder,
+                 "state": state_word(TrialState.NEW), "attempts": 0,
+                 "owner": None}).deleted_count
+            if not gone and self._trials.count_documents(
+                    {"exp_key": exp_key, "tid": tid, INSERTED_BY: holder}, limit=1):
                 kept.append(tid)
         if kept:
             log.warning("experiment %r: trials %s were written after this coordinator lost "
