@@ -358,11 +358,14 @@ class TrialStore(abc.ABC):
         A fenced ``insert_new`` raises ``ExperimentLocked`` instead and leaves no trial
         behind. Only this object's inserts are fenced (one fmin call's), not other clients'.
         """
-        fences = self._fences()
+        # A new dict each time, never changed in place: an insert_new in another thread
+        # reads the one it got, whole.
+        fences = dict(self._fences())
         if holder_id is None:
             fences.pop(exp_key, None)
         else:
             fences[exp_key] = holder_id
+        self._insert_fences = fences
 
     def _fences(self) -> dict[str, str]:
         try:
