@@ -57,3 +57,29 @@ def test_gone_is_certain_only_in_this_pid_namespace() -> None:
         child.kill()
         child.wait()
     assert not processes.gone(here, os.getpid(), processes.start_ticks(os.getpid()))
+
+
+def test_on_macos_the_host_is_one_pid_space_and_a_gone_pid_is_dead(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # macOS has no pid namespaces and no /proc start times: the host name scopes a pid,
+    # and a coordinator or worker killed on this Mac is taken for dead at once, as before
+    # leases recorded a namespace.
+    import socket
+
+    from parzen.store import DriverLease
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    processes.pid_namespace.cache_clear()
+    try:
+        here = processes.pid_namespace()
+        assert here == f"darwin:{socket.gethostname()}"
+        gone_pid = 2**22 + 12345  # above the default pid_max: no such process
+        assert processes.gone(here, gone_pid, 0)
+        assert not processes.gone(here, os.getpid(), 0)  # alive
+        assert not processes.gone("darwin:another-mac", gone_pid, 0)
+        lease = DriverLease("c", socket.gethostname(), gone_pid, "t", pid_ns=here)
+        assert lease.dead_here()
+    finally:
+        monkeypatch.undo()
+        processes.pid_namespace.cache_clear()
+    assert not processes.pid_namespace().startswith("darwin:")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
+import sys
 
 
 def pid_alive(pid: int) -> bool:
@@ -53,7 +55,13 @@ def pid_namespace() -> str:
     Two processes with the same value see the same pids: the same kernel boot and the same
     pid namespace. The host name cannot tell that: containers on one host may share it, each
     with pids of its own.
+
+    On macOS, which has no pid namespaces, every process of the host shares one pid space:
+    ``"darwin:<host name>"`` (no start time can be read there, so ``gone`` trusts the pid
+    alone; a pid reused meanwhile reads as alive, which only means waiting for a lease).
     """
+    if sys.platform == "darwin":
+        return f"darwin:{socket.gethostname()}"
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
             boot = f.read().strip()
@@ -83,7 +91,11 @@ def gone(namespace: str, pid: int, started: int) -> bool:
     namespace is this process's own, and no process has that pid, or only a zombie, or
     another process started since (the pid was reused). Anything unknown is False: a
     process recorded elsewhere, or without a namespace or start time, may well live."""
-    if not namespace or pid <= 0 or started <= 0 or namespace != pid_namespace():
+    if not namespace or pid <= 0 or namespace != pid_namespace():
+        return False
+    if namespace.startswith("darwin:"):
+        return not pid_alive(pid)
+    if started <= 0:
         return False
     if not pid_alive(pid):
         return True
