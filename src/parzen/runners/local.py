@@ -92,12 +92,6 @@ class LocalProcessRunner(SlotThreads):
         return f"(the {n} local process{'es were' if n != 1 else ' was'} busy)"
 
     def close(self, closing: Closing) -> None:
-        # The slots stop first: run_trial gives the trials they were running back to NEW
-        # (uncounted), so the cancel below reaches them too.
-        self._shutdown.set()
-        for _ in self._threads:
-            self._queue.put(None)
-        for t in self._threads:
-            t.join(30)
+        self._stop_slots()
         if closing is not Closing.HANDS_OFF:
             cancel_queued(self._trials.store, self._trials.exp_key, (TrialState.NEW,))

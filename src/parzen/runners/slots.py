@@ -36,6 +36,7 @@ class SlotThreads:
     _changed: threading.Condition
     _shutdown: threading.Event
     _problem: Exception | None
+    _threads: list[threading.Thread]
 
     def _init_slots(self) -> None:
         self._queue = queue.Queue()
@@ -59,6 +60,16 @@ class SlotThreads:
         if outcome.status is OutcomeStatus.UNLOADABLE and isinstance(outcome.exception, Exception):
             self._problem = outcome.exception
         self._notify()
+
+    def _stop_slots(self) -> None:
+        """Stop the slot threads (``_threads``), first thing in ``close``: ``run_trial``
+        gives the trials they were running back to NEW (uncounted), so a cancel of the
+        queue after it reaches them too."""
+        self._shutdown.set()
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            t.join(30)
 
     def dispatch(self, tids: Sequence[int]) -> None:
         for tid in tids:

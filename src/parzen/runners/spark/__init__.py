@@ -239,13 +239,7 @@ class SparkRunner(SlotThreads):
         return f"(the {n} Spark task{'s were' if n != 1 else ' was'} busy)"
 
     def close(self, closing: Closing) -> None:
-        # The slots stop first: run_trial gives the trials they were running back to NEW
-        # (uncounted), so the cancel below reaches them too.
-        self._shutdown.set()
-        for _ in self._threads:
-            self._queue.put(None)
-        for t in self._threads:
-            t.join(30)
+        self._stop_slots()
         # A task stopped mid-trial must be gone before fmin returns: its link was stopped
         # (run_trial's abort), and its end closing says the evaluation was killed; a task
         # that does not answer in time has its job group cancelled. The idle tasks end once
