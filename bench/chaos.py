@@ -168,6 +168,27 @@ def _db_url(server: str, db: str) -> str:
     return f"{base}/{db}?{query}" if query else f"{base.rstrip('/')}/{db}"
 
 
+@dataclass
+class PrivateCluster:
+    """A run's own services: a ``redis-server`` on a free port, the MongoDB wire-protocol test
+    server, a fresh database and a queue of its own, and a work directory for the logs."""
+
+    workdir: Path
+    redis: _Redis
+    wire: _WireServer
+    mongo_url: str
+    queue: str
+
+    @classmethod
+    def start(cls, name: str) -> PrivateCluster:
+        workdir = Path(tempfile.mkdtemp(prefix=f"parzen-{name}-"))
+        redis = _Redis(workdir)
+        wire = _WireServer()
+        tag = uuid.uuid4().hex[:8]
+        return cls(workdir, redis, wire, _db_url(wire.url, f"{name.replace('-', '_')}_{tag}"),
+                   f"{name}-{tag}")
+
+
 def start_worker(mongo_url: str, redis_url: str, queue: str, log: Path, *,
                  concurrency: int = 1, secret: str = SECRET,
                  env_extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:

@@ -20,17 +20,15 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
-from chaos import SECRET, _db_url, _Redis, _wait_ready, _WireServer, start_worker  # noqa: E402
+from chaos import SECRET, PrivateCluster, _wait_ready, start_worker  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,11 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     from parzen.store._mongo import MongoTrialStore
     from parzen.trial import TrialState
 
-    workdir = Path(tempfile.mkdtemp(prefix="parzen-dead-worker-"))
-    redis = _Redis(workdir)
-    wire = _WireServer()
-    mongo_url = _db_url(wire.url, f"dead_worker_{uuid.uuid4().hex[:8]}")
-    queue = f"dead-{uuid.uuid4().hex[:8]}"
+    cluster = PrivateCluster.start("dead-worker")
+    workdir, redis, wire = cluster.workdir, cluster.redis, cluster.wire
+    mongo_url, queue = cluster.mongo_url, cluster.queue
     procs = [start_worker(mongo_url, redis.url, queue, workdir / f"worker-{i}.log",
                           concurrency=args.concurrency) for i in range(args.workers)]
     store = MongoTrialStore.from_url(mongo_url)

@@ -22,15 +22,13 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
-from chaos import SECRET, _db_url, _Redis, _wait_ready, _WireServer, start_worker  # noqa: E402
+from chaos import SECRET, PrivateCluster, _wait_ready, start_worker  # noqa: E402
 
 WRONG = "a-key-that-is-not-the-coordinators-" + "9" * 8
 
@@ -60,11 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     from parzen.mongoexp import MongoTrials
     from parzen.store._mongo import MongoTrialStore
 
-    workdir = Path(tempfile.mkdtemp(prefix="parzen-wrong-key-"))
-    redis = _Redis(workdir)
-    wire = _WireServer()
-    mongo_url = _db_url(wire.url, f"wrong_key_{uuid.uuid4().hex[:8]}")
-    queue = f"wrong-{uuid.uuid4().hex[:8]}"
+    cluster = PrivateCluster.start("wrong-key")
+    workdir, redis, wire = cluster.workdir, cluster.redis, cluster.wire
+    mongo_url, queue = cluster.mongo_url, cluster.queue
     good = [] if args.alone else [
         _worker(mongo_url, redis.url, queue, workdir / f"good-{i}.log", args.concurrency,
                 SECRET, f"good-{i}") for i in range(args.good)]
