@@ -174,6 +174,30 @@ def _sgd_final(p: Mapping[str, Any]) -> float:
     return _SGD_FINAL[key]
 
 
+ORACLE = "@oracle"  # the suffix of a problem's name that runs it ``with_oracle``
+
+
+def with_oracle(problem: Problem) -> Problem:
+    """``problem`` with perfect early information: every step of a trial reports the trial's
+    true final loss. No predictor could tell a pruner or a sampler more after a trial's first
+    step, so a pruner's saving here is the most its rule could save on the problem, however
+    well the final loss were predicted (``pruning.py --oracle``)."""
+    def flat(p: Mapping[str, Any], seed: int) -> Iterator[float]:
+        final = problem.true_final(p)
+        for _ in range(R):
+            yield final
+
+    return Problem(f"{problem.name}{ORACLE}", problem.params, flat, problem.true_final,
+                   problem.best, f"{problem.note}; every report is the final loss")
+
+
+def problem_named(name: str) -> Problem:
+    """The problem ``name``; ``<problem>@oracle`` is that problem ``with_oracle``."""
+    base = name.removesuffix(ORACLE)
+    problem = problems()[base]
+    return with_oracle(problem) if name != base else problem
+
+
 def problems() -> dict[str, Problem]:
     def box(low: float, high: float, n: int) -> tuple[Param, ...]:
         return tuple(Param(f"x{i}", "uniform", low, high) for i in range(n))
@@ -310,7 +334,7 @@ def main() -> None:
     import json
 
     lib, pruner, name, budget, *seeds = sys.argv[1:]
-    problem = problems()[name]
+    problem = problem_named(name)
     if lib == "parzen-noimpute":
         # The alternative to the sampler's choice: pruned trials teach it nothing.
         import parzen.samplers._history as history

@@ -26,6 +26,15 @@ Run from the repo root (parzen from this tree, optuna from bench/.anchors-venv):
     .venv/bin/python bench/pruning.py --seeds 15            # ~25 min on 2 cores
     .venv/bin/python bench/pruning.py --seeds 15 --impute   # also parzen without learning
                                                              # from pruned trials
+    .venv/bin/python bench/pruning.py --seeds 15 --oracle   # the same pruners with perfect
+                                                             # early information
+
+``--oracle`` runs every pruner of both libraries on the problems with perfect early
+information (``_pruning_problems.with_oracle``: each report is the trial's final loss) and
+prints their saving there, against the same target (parzen without pruning on the real
+curves, at FULL). It separates the two reasons a pruner saves little: what a trial's first
+steps say about its end (the problem), and how many steps the rule spends on the trials it
+keeps (the pruner and the sampler). Written to ``pruning_oracle.json`` / ``.txt``.
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 from _anchors import ensure_anchor_venv  # noqa: E402
-from _pruning_problems import R, problems  # noqa: E402
+from _pruning_problems import ORACLE, R, problems  # noqa: E402
 
 FULL = 45 * R
 THIRD = FULL // 3
@@ -94,24 +103,9 @@ def steps_to_reach(runs: list[dict[str, Any]], target: float, best: float) -> in
     return None
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", type=int, default=15)
-    ap.add_argument("--problems", default=",".join(problems()))
-    ap.add_argument("--impute", action="store_true",
-                    help="also run parzen + ASHA with pruned trials left out of the sampler")
-    ap.add_argument("--out", default=str(BENCH / "results" / "pruning.json"))
-    args = ap.parse_args()
-    seeds = list(range(args.seeds))
-    names = args.problems.split(",")
-    jobs: list[tuple[str, str, str, int]] = []
-    for name in names:
-        jobs.append(("parzen", "none", name, FULL))
-        jobs += [("parzen", p, name, FULL) for p in PARZEN_PRUNERS]
-        jobs += [("optuna", p, name, FULL) for p in OPTUNA_PRUNERS]
-        if args.impute:
-            jobs.append(("parzen-noimpute", "asha", name, FULL))
-    started = time.time()
+def _run(jobs: list[tuple[str, str, str, int]], seeds: list[int]
+         ) -> dict[tuple[str, str, str], list[Any]]:
+    """Every job's runs over ``seeds``, keyed by (library, pruner, problem)."""
     # One process per (method, problem, half of the seeds): 2 cores, 2 at a time.
     halves = [seeds[0::2], seeds[1::2]]
     with ThreadPoolExecutor(2) as pool:
@@ -120,6 +114,73 @@ def main() -> None:
         results: dict[tuple[str, str, str], list[Any]] = {}
         for (job, _), fut in futures.items():
             results.setdefault(job[:3], []).extend(fut.result())
+    return results
+
+
+def oracle(names: list[str], seeds: list[int], out: Path) -> None:
+    """Every pruner's saving with perfect early information (``--oracle``)."""
+    pruners = [("parzen", p) for p in PARZEN_PRUNERS] + [("optuna", p) for p in OPTUNA_PRUNERS]
+    jobs = [("parzen", "none", name, FULL) for name in names]
+    jobs += [(lib, p, name + ORACLE, FULL) for name in names for lib, p in pruners]
+    started = time.time()
+    results = _run(jobs, seeds)
+    probs = problems()
+    report: dict[str, Any] = {"full": FULL, "seeds": len(seeds), "problems": {}}
+    lines = [f"pruning with perfect early information ({ORACLE}: every report is the trial's "
+             f"final loss), {len(seeds)} seeds, FULL = {FULL} steps",
+             "saving = steps to reach the median regret of parzen without pruning on the "
+             "real curves at FULL, / FULL ('never': not within FULL)",
+             f"{'problem':<12} {'target':>8} " + " ".join(
+                 f"{lib[0] + '-' + p:>12}" for lib, p in pruners)]
+    for name in names:
+        best = probs[name].best
+        target = median_regret(results[("parzen", "none", name)], FULL, best)
+        row: dict[str, Any] = {"target": target}
+        cells = []
+        for lib, p in pruners:
+            runs = results[(lib, p, name + ORACLE)]
+            reach = steps_to_reach(runs, target, best)
+            row[f"{lib}_{p}"] = {"saving": None if reach is None else reach / FULL,
+                                 "regret_third": median_regret(runs, THIRD, best),
+                                 "regret_full": median_regret(runs, FULL, best)}
+            cells.append("never" if reach is None else f"{reach / FULL:.3f}")
+        report["problems"][name] = row
+        lines.append(f"{name:<12} {target:>8.4f} " + " ".join(f"{c:>12}" for c in cells))
+    lines.append(f"({round(time.time() - started)} s)")
+    text = "\n".join(lines)
+    print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    out.with_suffix(".txt").write_text(text + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, default=15)
+    ap.add_argument("--problems", default=",".join(problems()))
+    ap.add_argument("--impute", action="store_true",
+                    help="also run parzen + ASHA with pruned trials left out of the sampler")
+    ap.add_argument("--oracle", action="store_true",
+                    help="instead, every pruner with perfect early information")
+    ap.add_argument("--out", default=None,
+                    help="JSON file (default bench/results/pruning.json, or "
+                         "pruning_oracle.json with --oracle); a .txt is written beside it")
+    args = ap.parse_args()
+    seeds = list(range(args.seeds))
+    names = args.problems.split(",")
+    if args.oracle:
+        oracle(names, seeds, Path(args.out or BENCH / "results" / "pruning_oracle.json"))
+        return
+    args.out = args.out or str(BENCH / "results" / "pruning.json")
+    jobs: list[tuple[str, str, str, int]] = []
+    for name in names:
+        jobs.append(("parzen", "none", name, FULL))
+        jobs += [("parzen", p, name, FULL) for p in PARZEN_PRUNERS]
+        jobs += [("optuna", p, name, FULL) for p in OPTUNA_PRUNERS]
+        if args.impute:
+            jobs.append(("parzen-noimpute", "asha", name, FULL))
+    started = time.time()
+    results = _run(jobs, seeds)
     probs = problems()
     report: dict[str, Any] = {"full": FULL, "third": THIRD, "R": R, "seeds": args.seeds,
                               "seconds": round(time.time() - started), "problems": {}}
