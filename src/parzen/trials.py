@@ -267,8 +267,12 @@ class Trials:
     def _forget(self, tids: set[int]) -> None:
         """Drop the in-flight ``tids``, which the store no longer holds."""
         for tid in sorted(tids):
-            log.warning("trial %d of %r is no longer in the store (its document was deleted?): "
-                        "dropped from this run, it will not be published again or waited for",
+            # Two causes, told apart by nobody: an operator's delete, or the withdrawal of a
+            # late insert by a coordinator that had lost the experiment to this one.
+            log.warning("trial %d of %r is no longer in the store: deleted by hand, or "
+                        "withdrawn by an earlier coordinator of the experiment that found it "
+                        "had lost the driver lease (docs/schema.md, inserted_by); dropped "
+                        "from this run, it will not be published again or waited for",
                         tid, self._exp_key)
             self._count(self._known.pop(tid), -1)
             self._in_flight.discard(tid)

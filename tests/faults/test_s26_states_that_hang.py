@@ -187,7 +187,7 @@ def test_s26c_a_queued_trial_deleted_by_hand_is_dropped_not_republished_forever(
     done = assert_clean_end(cluster, "s26c", done=4)
     assert gone not in {t.tid for t in done}
     # The message published before the delete is dropped once; nothing republishes it.
-    assert cluster.log_of(worker).count("does not exist (deleted?)") <= 1
+    assert cluster.log_of(worker).count("does not exist (deleted by hand") <= 1
     dropped = [r.getMessage() for r in caplog.records if "no longer in the store" in
                r.getMessage()]
     assert len(dropped) == 1 and "it will not be published again" in dropped[0], dropped

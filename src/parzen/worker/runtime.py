@@ -254,7 +254,8 @@ class WorkerRuntime:
         except TrialNotFound:
             # A replayed or stale message whose trial was deleted (or never existed): like
             # the missing experiment above, drop it instead of failing the task noisily.
-            log.warning("trial %s of %r does not exist (deleted?); dropping the message",
+            log.warning("trial %s of %r does not exist (deleted by hand, or withdrawn by a "
+                        "coordinator that had lost the driver lease); dropping the message",
                         tid, exp_key)
             return Outcome(OutcomeStatus.NOT_CLAIMED)
         if outcome.status is OutcomeStatus.CRASHED and republish is not None:
