@@ -27,6 +27,12 @@ from problems import ackley5, hartmann6, levy5
 R = 27  # steps of a complete trial: rungs 1, 3, 9 with reduction factor 3
 
 
+def eta() -> float:
+    """The pruners' reduction factor: 3, or ``pruning.py --eta`` (passed in the environment
+    so that both interpreters read it the same way)."""
+    return float(os.environ.get("PARZEN_BENCH_ETA", "3"))
+
+
 @dataclass(frozen=True)
 class Param:
     name: str
@@ -250,7 +256,8 @@ def run_parzen(problem: Problem, pruner_name: str, seed: int, budget: int) -> di
     from parzen import hp
     from parzen.pruners import AshaPruner, HyperbandPruner, MedianPruner
 
-    pruner = {"none": None, "asha": AshaPruner(1, 3, R), "hyperband": HyperbandPruner(1, R, 3),
+    pruner = {"none": None, "asha": AshaPruner(1, eta(), R),
+              "hyperband": HyperbandPruner(1, R, eta()),
               "median": MedianPruner(n_startup_trials=5, n_warmup_steps=1)}[pruner_name]
     space = {}
     for prm in problem.params:
@@ -288,9 +295,10 @@ def run_optuna(problem: Problem, pruner_name: str, seed: int, budget: int) -> di
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     pruner = {"none": optuna.pruners.NopPruner(),
-              "sha": optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
+              "sha": optuna.pruners.SuccessiveHalvingPruner(min_resource=1,
+                                                            reduction_factor=int(eta())),
               "hyperband": optuna.pruners.HyperbandPruner(min_resource=1, max_resource=R,
-                                                          reduction_factor=3),
+                                                          reduction_factor=int(eta())),
               "median": optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
               }[pruner_name]
     # A fixed study name: optuna's HyperbandPruner assigns brackets by a hash of the study's

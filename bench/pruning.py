@@ -28,6 +28,7 @@ Run from the repo root (parzen from this tree, optuna from bench/.anchors-venv):
                                                              # from pruned trials
     .venv/bin/python bench/pruning.py --seeds 15 --oracle   # the same pruners with perfect
                                                              # early information
+    .venv/bin/python bench/pruning.py --seeds 15 --eta 9    # every pruner's reduction factor
 
 ``--oracle`` runs every pruner of both libraries on the problems with perfect early
 information (``_pruning_problems.with_oracle``: each report is the trial's final loss) and
@@ -55,7 +56,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 from _anchors import ensure_anchor_venv  # noqa: E402
-from _pruning_problems import ORACLE, R, problems  # noqa: E402
+from _pruning_problems import ORACLE, R, eta, problems  # noqa: E402
 
 FULL = 45 * R
 THIRD = FULL // 3
@@ -67,7 +68,9 @@ RUNS = Path("/tmp/parzen-pruning-runs")  # each job's seeds, so a stopped run ca
 
 
 def _job(lib: str, pruner: str, problem: str, budget: int, seeds: list[int]) -> list[Any]:
-    cached = RUNS / f"{lib}-{pruner}-{problem}-{budget}-{'_'.join(map(str, seeds))}.jsonl"
+    # The reduction factor changes every pruner's runs, not the runs without pruning.
+    factor = "" if pruner == "none" or eta() == 3 else f"-eta{eta():g}"
+    cached = RUNS / f"{lib}-{pruner}{factor}-{problem}-{budget}-{'_'.join(map(str, seeds))}.jsonl"
     if cached.exists():
         return [json.loads(line) for line in cached.read_text().splitlines() if line.strip()]
     python = str(ensure_anchor_venv(quiet=True)) if lib == "optuna" else sys.executable
@@ -127,7 +130,8 @@ def oracle(names: list[str], seeds: list[int], out: Path) -> None:
     probs = problems()
     report: dict[str, Any] = {"full": FULL, "seeds": len(seeds), "problems": {}}
     lines = [f"pruning with perfect early information ({ORACLE}: every report is the trial's "
-             f"final loss), {len(seeds)} seeds, FULL = {FULL} steps",
+             f"final loss), {len(seeds)} seeds, FULL = {FULL} steps, reduction factor "
+             f"{eta():g}",
              "saving = steps to reach the median regret of parzen without pruning on the "
              "real curves at FULL, / FULL ('never': not within FULL)",
              f"{'problem':<12} {'target':>8} " + " ".join(
@@ -162,16 +166,25 @@ def main() -> None:
                     help="also run parzen + ASHA with pruned trials left out of the sampler")
     ap.add_argument("--oracle", action="store_true",
                     help="instead, every pruner with perfect early information")
+    ap.add_argument("--eta", type=int, default=3,
+                    help="every pruner's reduction factor (both libraries; default 3)")
     ap.add_argument("--out", default=None,
                     help="JSON file (default bench/results/pruning.json, or "
-                         "pruning_oracle.json with --oracle); a .txt is written beside it")
+                         "pruning_oracle.json with --oracle, _eta<N> added for --eta other "
+                         "than 3); a .txt is written beside it")
     args = ap.parse_args()
+    if args.eta < 2:
+        ap.error(f"--eta {args.eta}: a reduction factor must be 2 or more (at 1 every "
+                 "trial goes on)")
+    os.environ["PARZEN_BENCH_ETA"] = str(args.eta)  # read by every run's process
     seeds = list(range(args.seeds))
     names = args.problems.split(",")
+    suffix = "" if args.eta == 3 else f"_eta{args.eta}"
     if args.oracle:
-        oracle(names, seeds, Path(args.out or BENCH / "results" / "pruning_oracle.json"))
+        oracle(names, seeds,
+               Path(args.out or BENCH / "results" / f"pruning_oracle{suffix}.json"))
         return
-    args.out = args.out or str(BENCH / "results" / "pruning.json")
+    args.out = args.out or str(BENCH / "results" / f"pruning{suffix}.json")
     jobs: list[tuple[str, str, str, int]] = []
     for name in names:
         jobs.append(("parzen", "none", name, FULL))
@@ -185,7 +198,7 @@ def main() -> None:
     report: dict[str, Any] = {"full": FULL, "third": THIRD, "R": R, "seeds": args.seeds,
                               "seconds": round(time.time() - started), "problems": {}}
     lines = [f"pruning benchmark: {args.seeds} seeds, R = {R} steps per complete trial, "
-             f"FULL = {FULL} steps, FULL/3 = {THIRD} steps", ""]
+             f"FULL = {FULL} steps, FULL/3 = {THIRD} steps, reduction factor {args.eta}", ""]
     header = (f"{'problem':<12} {'none@FULL':>10} {'none@1/3':>9} "
               + " ".join(f"{'p-' + p:>11}" for p in PARZEN_PRUNERS)
               + (f" {'p-asha-noimp':>12}" if args.impute else "")
