@@ -23,7 +23,7 @@ reports as best among those completed within b steps, minus the problem's best. 
 
 Run from the repo root (parzen from this tree, optuna from bench/.anchors-venv)::
 
-    .venv/bin/python bench/pruning.py --seeds 15            # ~25 min on 2 cores
+    .venv/bin/python bench/pruning.py --seeds 15            # 7-25 min on 2 cores
     .venv/bin/python bench/pruning.py --seeds 15 --impute   # also parzen without learning
                                                              # from pruned trials
     .venv/bin/python bench/pruning.py --seeds 15 --oracle   # the same pruners with perfect
