@@ -75,22 +75,32 @@ class _TakeoverBeforeWrite:
         return getattr(self._inner, name)
 
 
-def test_a_fenced_insert_that_lands_after_a_takeover_is_withdrawn(
-        mongo_case: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def _take_over(store: MongoTrialStore) -> None:
+    """Another coordinator takes the experiment over: its lease written into the document."""
+    taken = dataclasses.replace(NEW, expires=to_millis(datetime.now(timezone.utc)
+                                                       + timedelta(seconds=5)))
+    store._experiments.update_one({"_id": EXP}, {"$set": {"driver": driver_to_doc(taken)}})
+
+
+def _fenced_by_old(mongo_case: Any, lease_s: float) -> MongoTrialStore:
+    """A Mongo store whose experiment OLD drives (a lease of ``lease_s``), inserts fenced."""
     store = mongo_case.store
     assert isinstance(store, MongoTrialStore)
     store.put_experiment(Experiment(EXP))
-    assert store.acquire_driver(EXP, OLD, 0.2)
+    assert store.acquire_driver(EXP, OLD, lease_s)
     store.fence_inserts(EXP, OLD.holder)
+    return store
+
+
+def test_a_fenced_insert_that_lands_after_a_takeover_is_withdrawn(
+        mongo_case: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _fenced_by_old(mongo_case, 0.2)
     store.insert_new(new_trials(store, 0))
 
-    def take() -> None:
-        # Another coordinator's takeover, written straight into the document: the store's
-        # own lock is held here, inside insert_new.
-        taken = dataclasses.replace(NEW, expires=to_millis(datetime.now(timezone.utc)
-                                                           + timedelta(seconds=5)))
-        store._experiments.update_one({"_id": EXP}, {"$set": {"driver": driver_to_doc(taken)}})
-    monkeypatch.setattr(store, "_trials", _TakeoverBeforeWrite(store._trials, take))
+    # Another coordinator's takeover, written straight into the document: the store's own
+    # lock is held here, inside insert_new.
+    monkeypatch.setattr(store, "_trials",
+                        _TakeoverBeforeWrite(store._trials, lambda: _take_over(store)))
     with pytest.raises(ExperimentLocked, match=r"trials \[1\] were not inserted"):
         # 0 is there already (a retry after a lost reply): only 1 is this call's to withdraw.
         store.insert_new(new_trials(store, 0, 1))
@@ -118,19 +128,9 @@ class _LostReplyAfterTakeover:
         return getattr(self._inner, name)
 
 
-def _take_over(store: MongoTrialStore) -> None:
-    taken = dataclasses.replace(NEW, expires=to_millis(datetime.now(timezone.utc)
-                                                       + timedelta(seconds=5)))
-    store._experiments.update_one({"_id": EXP}, {"$set": {"driver": driver_to_doc(taken)}})
-
-
 def test_a_retried_insert_withdraws_what_its_lost_first_write_left(
         mongo_case: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = mongo_case.store
-    assert isinstance(store, MongoTrialStore)
-    store.put_experiment(Experiment(EXP))
-    assert store.acquire_driver(EXP, OLD, 5.0)
-    store.fence_inserts(EXP, OLD.holder)
+    store = _fenced_by_old(mongo_case, 5.0)
     monkeypatch.setattr(store, "_trials",
                         _LostReplyAfterTakeover(store._trials, lambda: _take_over(store)))
     with pytest.raises(ExperimentLocked, match=r"trials \[7\] were not inserted"):
